@@ -1,0 +1,32 @@
+# Set-up is automatic: every target below creates .venv and installs the package when needed.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+EXTRAS ?= test
+comma  := ,
+STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+
+.PHONY: check test lint bench mutants clean setup
+
+setup: $(STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $@
+
+check: $(STAMP)
+	$(PY) -m gradcheck check --all --out reports
+
+test: $(STAMP)
+	$(PY) -m ruff check gradcheck nets tests examples benchmarks
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(PY) -m ruff check gradcheck nets tests examples benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info

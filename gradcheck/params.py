@@ -1,0 +1,203 @@
+"""The user's parameters: validated, perturbed one element at a time, always restored bitwise.
+
+The loss is called with a dict built here (``ParamSet.view``). Writable float arrays in it are
+the user's own arrays, perturbed in place so that code reading them through closures or
+attributes sees the perturbation too; Python floats and read-only arrays are replaced in the
+view instead (the user's objects are never written). Every write is undone right after the
+evaluation that needed it, and :meth:`ParamSet.restore_all` copies the snapshot back bit for bit
+on every way out (``finally``), KeyboardInterrupt included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from numbers import Real
+from typing import Any
+
+import numpy as np
+
+from gradcheck.errors import InputError
+
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+@dataclass
+class Param:
+    """One named parameter as the engine sees it."""
+
+    name: str
+    original: Any  # exactly what the user passed
+    array: np.ndarray  # what gets perturbed: the user's array, or a private writable copy
+    snapshot: np.ndarray  # bitwise copy taken before anything ran
+    python_scalar: bool  # the user passed a Python/NumPy scalar, not an array
+    in_place: bool  # ``array`` is the user's own array
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.array.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.array.dtype
+
+    @property
+    def size(self) -> int:
+        return self.array.size
+
+
+def _as_param(name: Any, value: Any) -> Param:
+    if not isinstance(name, str):
+        raise InputError(f"parameter names must be strings, got {name!r} ({type(name).__name__})")
+    notes: list[str] = []
+    if isinstance(value, np.ndarray):
+        array = value
+        python_scalar = False
+    elif isinstance(value, (bool, np.bool_)):
+        raise InputError(f"parameter {name!r} is a bool; expected a float or a float ndarray")
+    elif isinstance(value, (Real, np.number)) and not isinstance(value, np.complexfloating):
+        if isinstance(value, (int, np.integer)):
+            notes.append(f"{name!r} was the integer {value!r}; checked as float64 {float(value)!r}")
+        array = np.array(float(value) if isinstance(value, (int, np.integer)) else value)
+        if array.dtype not in SUPPORTED_DTYPES:
+            array = array.astype(np.float64)
+        python_scalar = True
+    elif isinstance(value, complex) or isinstance(value, np.complexfloating):
+        raise InputError(
+            f"parameter {name!r} is complex; gradcheck checks real parameters: pass the real "
+            "and imaginary parts as two float parameters"
+        )
+    else:
+        raise InputError(
+            f"parameter {name!r} is a {type(value).__name__}; expected a float or a float ndarray"
+        )
+    if array.dtype not in SUPPORTED_DTYPES:
+        kind = array.dtype
+        if np.issubdtype(kind, np.integer) or kind == np.bool_:
+            hint = (
+                "a finite difference on integers is always 0; convert it with "
+                f"params[{name!r}] = params[{name!r}].astype(float) if it is a real parameter"
+            )
+        elif np.issubdtype(kind, np.complexfloating):
+            hint = "pass the real and imaginary parts as two float parameters"
+        elif kind == np.float16:
+            hint = "float16 keeps 3 significant digits, too few for finite differences; use float32"
+        else:
+            hint = "expected float32 or float64"
+        raise InputError(f"parameter {name!r} has dtype {kind}; {hint}")
+    if array.size == 0:
+        raise InputError(f"parameter {name!r} is empty (shape {array.shape}); nothing to check")
+    in_place = not python_scalar and array.flags.writeable
+    if not python_scalar and not in_place:
+        notes.append(f"{name!r} is read-only; perturbed on a private copy")
+    working = array if in_place else np.array(array, copy=True)
+    return Param(
+        name=name,
+        original=value,
+        array=working,
+        snapshot=np.array(array, copy=True),
+        python_scalar=python_scalar,
+        in_place=in_place,
+        notes=notes,
+    )
+
+
+class ParamSet:
+    """Validated parameters with element-wise perturbation and bitwise restoration."""
+
+    def __init__(self, params: Mapping[str, Any]):
+        if not isinstance(params, Mapping):
+            raise InputError(
+                f"params must be a dict of name -> float or ndarray, got {type(params).__name__}"
+            )
+        if not params:
+            raise InputError("params is empty; pass at least one parameter")
+        self.params: dict[str, Param] = {n: _as_param(n, v) for n, v in params.items()}
+        self._check_aliasing()
+        self.view: dict[str, Any] = {}
+        for p in self.params.values():
+            self.view[p.name] = self._public(p)
+
+    def _check_aliasing(self) -> None:
+        arrays = [p for p in self.params.values() if p.in_place]
+        for i, a in enumerate(arrays):
+            for b in arrays[i + 1 :]:
+                if np.shares_memory(a.array, b.array):
+                    raise InputError(
+                        f"parameters {a.name!r} and {b.name!r} share memory (one is a view of "
+                        "the other, or both view one array); perturbing one would move the "
+                        "other: pass each parameter once"
+                    )
+
+    @staticmethod
+    def _public(p: Param) -> Any:
+        """What the loss sees for ``p`` when it is not perturbed."""
+        if p.python_scalar:
+            return p.original if not isinstance(p.original, (int, np.integer)) else float(
+                p.original
+            )
+        return p.array
+
+    # -- element access -------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return list(self.params)
+
+    def __getitem__(self, name: str) -> Param:
+        return self.params[name]
+
+    def flat_values(self, name: str) -> np.ndarray:
+        """The parameter's values as a flat array in its own dtype (a copy)."""
+        return self.params[name].snapshot.reshape(-1).copy()
+
+    def set(self, name: str, index: int, value: Any) -> None:
+        """Write ``value`` at flat ``index`` of parameter ``name`` (visible to the loss)."""
+        p = self.params[name]
+        if p.python_scalar:
+            plain = isinstance(p.original, (float, int)) and not isinstance(p.original, np.generic)
+            self.view[name] = float(value) if plain else p.array.dtype.type(value)
+        else:
+            p.array.flat[index] = value
+
+    def reset(self, name: str, index: int) -> None:
+        """Put element ``index`` of ``name`` back to its snapshot bits."""
+        p = self.params[name]
+        if p.python_scalar:
+            self.view[name] = self._public(p)
+        else:
+            p.array.flat[index] = p.snapshot.flat[index]
+
+    def restore_all(self) -> None:
+        """Copy every snapshot back, bit for bit, and put the view back to the originals."""
+        for p in self.params.values():
+            if not p.python_scalar:
+                np.copyto(p.array, p.snapshot, casting="no")
+            self.view[p.name] = self._public(p)
+
+    def changed(self) -> list[str]:
+        """Names whose value differs, bit for bit, from the snapshot.
+
+        Catches a loss or gradient function that writes into its parameters, and one that
+        rebinds an entry of the dict it was given.
+        """
+        out = []
+        for p in self.params.values():
+            current = self.view.get(p.name)
+            if not p.python_scalar:
+                if current is not p.array:
+                    out.append(p.name)
+                    continue
+                current = p.array
+            elif current is not p.original:
+                current = np.asarray(current)
+                if current.dtype != p.snapshot.dtype or current.shape != ():
+                    out.append(p.name)
+                    continue
+            if np.asarray(current).tobytes() != p.snapshot.tobytes():
+                out.append(p.name)
+        return out
+
+    @property
+    def notes(self) -> list[str]:
+        return [n for p in self.params.values() for n in p.notes]

@@ -1,0 +1,141 @@
+"""Text and Markdown renderings of a :class:`~gradcheck.report.Report` (pure functions)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from tabulate import tabulate
+
+from gradcheck.compare import FAILING, ParamResult
+from gradcheck.report import Report
+
+MARK = {"ok": "", "uncertain": "?", "wrong": "X", "nonfinite": "X", "shape_mismatch": "X",
+        "no_gradient": "X"}
+
+
+def fmt_value(value: float | None) -> str:
+    """Partials: 6 significant digits, signed, so a flipped sign stands out."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    return f"{value:+.6g}"
+
+
+def fmt_error(value: float | None) -> str:
+    """Errors: 2 significant digits in scientific notation."""
+    if value is None or np.isnan(value):
+        return "-"
+    return f"{value:.1e}"
+
+
+def fmt_shape(shape: tuple[int, ...] | None) -> str:
+    if shape is None:
+        return "none"
+    return "()" if not shape else "(" + ", ".join(map(str, shape)) + (",)" if len(shape) == 1
+                                                                       else ")")
+
+
+def headline(report: Report) -> str:
+    """One line: the verdict, how many parameters failed, the cost."""
+    n = len(report.params)
+    failed = report.failed_params
+    uncertain = sum(p.count("uncertain") for p in report.params)
+    verdict = "PASSED" if report.passed else "FAILED"
+    parts = [f"gradcheck {verdict}: {len(failed)} of {n} parameters with wrong partials"]
+    if uncertain:
+        parts.append(f"{uncertain} elements at kinks (uncertain)")
+    parts.append(f"loss {report.loss:.6g}, {report.evaluations} loss evaluations")
+    return ", ".join(parts)
+
+
+def summary_rows(report: Report) -> list[list[str]]:
+    rows = []
+    for p in report.params:
+        rows.append([
+            MARK[p.status], p.name, fmt_shape(p.shape), fmt_shape(p.grad_shape), p.status,
+            f"{p.n_wrong}/{p.size}", fmt_error(p.max_abs_err), fmt_error(p.max_rel_err),
+            p.label(p.worst),
+        ])
+    return rows
+
+
+SUMMARY_HEADERS = ["", "param", "shape", "grad shape", "status", "wrong", "max abs err",
+                   "max rel err", "worst"]
+ELEMENT_HEADERS = ["", "element", "analytic", "numeric", "abs err", "rel err", "tolerance",
+                   "status"]
+
+
+def element_order(p: ParamResult) -> np.ndarray:
+    """Failing elements first (most significant first), then uncertain, then the rest."""
+    failing = np.isin(p.statuses, list(FAILING))
+    rank = np.where(failing, 0, np.where(p.statuses == "uncertain", 1, 2))
+    return np.lexsort((-p.significance, rank))
+
+
+def element_rows(report: Report, max_rows: int | None) -> tuple[list[list[str]], list[str]]:
+    """Rows of the element table, wrong first across all parameters, and omission notes."""
+    rows: list[tuple[int, float, list[str]]] = []
+    omitted = []
+    for p in report.params:
+        order = element_order(p)
+        shown = order if max_rows is None else order[:max_rows]
+        if max_rows is not None and p.size > max_rows:
+            hidden = order[max_rows:]
+            hidden_bad = int(np.isin(p.statuses[hidden], list(FAILING)).sum())
+            omitted.append(
+                f"{p.name}: {len(hidden)} more elements not shown ({hidden_bad} failing); "
+                "show all with max_rows=None (--full)"
+            )
+        for flat in shown:
+            status = str(p.statuses[flat])
+            analytic = None if p.analytic is None else float(p.analytic[flat])
+            rank = 0 if status in FAILING else (1 if status == "uncertain" else 2)
+            rows.append((rank, -float(p.significance[flat]), [
+                MARK[status], p.label(int(flat)), fmt_value(analytic),
+                fmt_value(float(p.numeric[flat])), fmt_error(float(p.abs_err[flat])),
+                fmt_error(float(p.rel_err[flat])), fmt_error(float(p.tolerance[flat])), status,
+            ]))
+    # stable sort: failing first, parameters keep their order within a rank
+    rows.sort(key=lambda r: r[0])
+    return [r[2] for r in rows], omitted
+
+
+def shape_notes(report: Report) -> list[str]:
+    notes = []
+    for p in report.params:
+        if p.status == "shape_mismatch":
+            notes.append(
+                f"{p.name}: gradient has shape {fmt_shape(p.grad_shape)}, parameter has "
+                f"{fmt_shape(p.shape)}"
+            )
+        elif p.status == "no_gradient":
+            notes.append(f"{p.name}: the gradient function returned no value for it")
+    for name in report.extra_gradients:
+        notes.append(f"{name}: the gradient function returned it, but it is not a parameter")
+    return notes
+
+
+def _render(report: Report, max_rows: int | None, fmt: str,
+            section: Callable[[str], str]) -> str:
+    out = [headline(report), ""]
+    out += [section("Parameters"), tabulate(summary_rows(report), SUMMARY_HEADERS,
+                                            tablefmt=fmt, disable_numparse=True), ""]
+    notes = shape_notes(report) + list(report.notes)
+    if notes:
+        out += [section("Notes")] + [f"- {n}" for n in notes] + [""]
+    rows, omitted = element_rows(report, max_rows)
+    out += [section("Elements (failing first)"),
+            tabulate(rows, ELEMENT_HEADERS, tablefmt=fmt, disable_numparse=True)]
+    if omitted:
+        out += [""] + [f"- {o}" for o in omitted]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def render_text(report: Report, max_rows: int | None = 10) -> str:
+    """The plain-text diff table ``print(report)`` shows."""
+    return _render(report, max_rows, "simple", lambda title: f"{title}:")
+
+
+def render_markdown(report: Report, max_rows: int | None = 10) -> str:
+    """The report as GitHub-flavoured Markdown, fit for an issue or a pull request."""
+    return _render(report, max_rows, "github", lambda title: f"### {title}")
