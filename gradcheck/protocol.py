@@ -1,0 +1,76 @@
+"""The seam between the library and anything checkable: nets in ``nets/``, users' own code.
+
+A checkable thing is a :class:`Problem`: named parameters, a scalar loss of them, and the
+hand-written gradient of that loss. Reference nets are published as :class:`Reference` entries
+of a registry (a mapping name -> Reference) exposed through the ``gradcheck.registries``
+entry-point group; the library never imports them by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from gradcheck.errors import InputError
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Named parameters, ``loss(params) -> float`` and ``grad(params) -> {name: array}``."""
+
+    loss: Callable[[dict[str, Any]], Any]
+    grad: Callable[[dict[str, Any]], Mapping[str, Any]]
+    params: Mapping[str, Any]
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A reference net in a registry.
+
+    Attributes:
+        name: registry key, also the report's file name.
+        build: zero-argument callable returning a fresh :class:`Problem` (seeded).
+        expect_pass: whether the net's hand-written gradient is meant to be right.
+        description: one line: what the net is, and for a buggy one, which bug it plants.
+        bug_params: for a buggy net, the parameters whose partials the bug makes wrong.
+        tags: free-form labels for grouping (``asker``, ``layer``, ...).
+    """
+
+    name: str
+    build: Callable[[], Problem]
+    expect_pass: bool
+    description: str
+    bug_params: frozenset[str] = frozenset()
+    tags: frozenset[str] = field(default_factory=frozenset)
+
+
+def as_problem(obj: Any, name: str = "") -> Problem:
+    """Accept a :class:`Problem`, a ``(loss, grad, params)`` triple, or an object with
+    ``loss``, ``grad`` and ``params`` attributes (``params`` may be a method)."""
+    if isinstance(obj, Problem):
+        return obj
+    if isinstance(obj, tuple) and len(obj) == 3:
+        loss, grad, params = obj
+        return Problem(loss, grad, params, name)
+    if all(hasattr(obj, a) for a in ("loss", "grad", "params")):
+        params = obj.params() if callable(obj.params) else obj.params
+        return Problem(obj.loss, obj.grad, params, name or type(obj).__name__)
+    raise InputError(
+        f"{name or 'the object'} is a {type(obj).__name__}; expected a (loss, grad, params) "
+        "triple or an object with loss(params), grad(params) and params"
+    )
+
+
+def load_references() -> dict[str, Reference]:
+    """Every reference net published through the ``gradcheck.registries`` entry points."""
+    found: dict[str, Reference] = {}
+    for ep in entry_points(group="gradcheck.registries"):
+        registry = ep.load()
+        for key, ref in registry.items():
+            if not isinstance(ref, Reference):
+                raise InputError(f"registry {ep.value} entry {key!r} is not a gradcheck Reference")
+            found[key] = ref
+    return found
