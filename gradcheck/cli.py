@@ -91,7 +91,7 @@ def cmd_check(args: argparse.Namespace, references: dict[str, Reference]) -> int
 def write_index(outcome, out: Path) -> None:
     lines = ["# Reference nets", "", "| net | declared | verdict | as declared | report |",
              "|---|---|---|---|---|"]
-    for name, expected, got, report in outcome:
+    for name, expected, got, _ in outcome:
         lines.append(f"| {name} | {expected} | {got} | {'yes' if expected == got else 'NO'} "
                      f"| [{name}.md]({name}.md) |")
     (out / "index.md").write_text("\n".join(lines) + "\n")

@@ -12,8 +12,8 @@ Per parameter tensor:
    the one-sided slopes, which tell a kink (ReLU at 0, a max-pool tie, ``abs``) from a smooth
    function: at a kink the loss is not differentiable and the element is ``uncertain``.
 
-A correct smooth net therefore costs about ``2P`` evaluations (plus 4 per pilot element); the extra ones go only where a
-verdict needs them.
+A correct smooth net therefore costs about ``2P`` evaluations (plus 4 per pilot element);
+the extra ones go only where a verdict needs them.
 """
 
 from __future__ import annotations

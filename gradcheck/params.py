@@ -63,7 +63,7 @@ def _as_param(name: Any, value: Any) -> Param:
         if array.dtype not in SUPPORTED_DTYPES:
             array = array.astype(np.float64)
         python_scalar = True
-    elif isinstance(value, complex) or isinstance(value, np.complexfloating):
+    elif isinstance(value, (complex, np.complexfloating)):
         raise InputError(
             f"parameter {name!r} is complex; gradcheck checks real parameters: pass the real "
             "and imaginary parts as two float parameters"

@@ -172,7 +172,7 @@ class LiteralNet(_SecondArchitecture):
     """The second architecture's update rules exactly as posted (partials come out (2,))."""
 
     def partials(self, x, y_true):
-        sum_h1, h1, sum_h2, h2, sum_o1, o1, sum_o2, o2, y_pred = self.forward(x)
+        sum_h1, h1, sum_h2, h2, sum_o1, _o1, sum_o2, _o2, y_pred = self.forward(x)
 
         # Partial derivatives
         d_L_d_ypred = -2 * (y_true - y_pred)  # a 2-vector now
@@ -224,7 +224,7 @@ class MeantNet(_SecondArchitecture):
     """The posted rules with each output using its own component of d_L_d_ypred."""
 
     def partials(self, x, y_true):
-        sum_h1, h1, sum_h2, h2, sum_o1, o1, sum_o2, o2, y_pred = self.forward(x)
+        sum_h1, h1, sum_h2, h2, sum_o1, _o1, sum_o2, _o2, y_pred = self.forward(x)
 
         d_L_d_ypred = -2 * (y_true - y_pred)
         d_L_d_ypred_o1, d_L_d_ypred_o2 = d_L_d_ypred[0], d_L_d_ypred[1]
@@ -268,7 +268,7 @@ class CorrectedNet(_SecondArchitecture):
     """The second architecture with correct backprop, in the asker's naming."""
 
     def partials(self, x, y_true):
-        sum_h1, h1, sum_h2, h2, sum_o1, o1, sum_o2, o2, y_pred = self.forward(x)
+        sum_h1, h1, sum_h2, h2, sum_o1, _o1, sum_o2, _o2, y_pred = self.forward(x)
         p = y_pred
 
         # L = mean_k (p_k - y_k)^2 over the 2 outputs: dL/dp_k = (2 / 2) (p_k - y_k)

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from nets.asker import X, Y_ONE_HOT
+from nets.asker import Y_ONE_HOT, X
 
 
 class DenseCache(NamedTuple):
