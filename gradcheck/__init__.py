@@ -9,10 +9,12 @@ from gradcheck.errors import (
     StateMutationError,
 )
 from gradcheck.numerics import Tolerance
+from gradcheck.probe import FastOptions
 from gradcheck.report import Entry, Report
 
 __all__ = [
     "Entry",
+    "FastOptions",
     "GradcheckError",
     "InputError",
     "LossError",

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from typing import Any
+
+import numpy as np
 
 from gradcheck.compare import analytic_array, compare
 from gradcheck.engine import Engine
 from gradcheck.errors import InputError, StateMutationError
+from gradcheck.fast import fast_results
 from gradcheck.numerics import Tolerance
 from gradcheck.params import ParamSet
+from gradcheck.points import check_executor
+from gradcheck.probe import FastOptions
 from gradcheck.report import Report
 
 Loss = Callable[[dict[str, Any]], Any]
@@ -23,6 +29,10 @@ def check(
     *,
     richardson: bool = False,
     tolerance: Tolerance | None = None,
+    mode: str = "full",
+    seed: int = 0,
+    executor: Executor | None = None,
+    fast: FastOptions | None = None,
 ) -> Report:
     """Compare every hand-written partial with a finite-difference one.
 
@@ -36,6 +46,17 @@ def check(
         richardson: refine every element with Richardson extrapolation (two more loss
             evaluations each) instead of only those whose verdict needs it.
         tolerance: the pass rule, :class:`~gradcheck.numerics.Tolerance` by default.
+        mode: ``"full"`` measures every element (about ``2P`` loss evaluations). ``"fast"``
+            probes each tensor along random directions (a dozen evaluations per tensor) and,
+            where a probe fails, finds the wrong elements by bisection in ``O(k log P)``
+            evaluations and measures them one by one; the other elements are ``probed`` or
+            ``unchecked``, never ``ok`` (see :mod:`gradcheck.fast`).
+        seed: seeds the ``numpy.random.Generator`` that draws fast mode's directions.
+        executor: any ``concurrent.futures.Executor`` (a process or thread pool, Dask's
+            ``client.get_executor()``, ...) to evaluate the loss on; results are bitwise those
+            of a serial run. A process pool needs a picklable loss that reads the parameters
+            from its argument (see :mod:`gradcheck.points`).
+        fast: fast mode's knobs, :class:`~gradcheck.probe.FastOptions` by default.
 
     Returns:
         A :class:`~gradcheck.report.Report`; ``report.passed`` is the verdict and
@@ -55,16 +76,28 @@ def check(
     tolerance = Tolerance() if tolerance is None else tolerance
     if not isinstance(tolerance, Tolerance):
         raise InputError(f"tolerance must be a gradcheck.Tolerance, got {type(tolerance).__name__}")
+    if mode not in ("full", "fast"):
+        raise InputError(f"mode must be 'full' or 'fast', got {mode!r}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise InputError(f"seed must be a non-negative int, got {seed!r}")
+    fast = FastOptions() if fast is None else fast
+    if not isinstance(fast, FastOptions):
+        raise InputError(f"fast must be a gradcheck.FastOptions, got {type(fast).__name__}")
+    if executor is not None:
+        check_executor(executor, loss)
     pset = ParamSet(params)
-    engine = Engine(pset, loss, tolerance, richardson=richardson)
+    engine = Engine(pset, loss, tolerance, richardson=richardson, executor=executor)
     try:
         f0 = engine.baseline()
         gradients = _call_grad(grad, pset)
-        results = [
-            compare(pset[name], gradients.get(name), engine.differentiate(
-                name, _fitting(gradients.get(name), pset[name].shape)), tolerance)
-            for name in pset.names
-        ]
+        if mode == "fast":
+            results = fast_results(engine, pset, gradients, tolerance, fast, int(seed))
+        else:
+            results = [
+                compare(pset[name], gradients.get(name), engine.differentiate(
+                    name, _fitting(gradients.get(name), pset[name].shape)), tolerance)
+                for name in pset.names
+            ]
         extra = [str(k) for k in gradients if k not in pset.params]
     finally:
         pset.restore_all()
@@ -79,6 +112,9 @@ def check(
             "safety": tolerance.safety,
             "noise_ulps": tolerance.noise_ulps,
             "rtol": tolerance.rtol,
+            "mode": mode,
+            **({"seed": int(seed), "probes": fast.probes, "false_alarm": fast.false_alarm,
+                "max_wrong": fast.max_wrong, "samples": fast.samples} if mode == "fast" else {}),
         },
         notes=pset.notes,
         extra_gradients=extra,

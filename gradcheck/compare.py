@@ -9,13 +9,19 @@ Statuses, from worst to best (a parameter takes the worst of its elements):
   :class:`gradcheck.numerics.Tolerance`);
 * ``uncertain``: the loss has a kink here (one-sided slopes disagree), so no single derivative
   exists; never counted as a failure;
+* ``unchecked`` (fast mode): not examined; never counted as a failure;
+* ``probed`` (fast mode): covered by a passing random-direction probe, not measured on its own
+  (see :mod:`gradcheck.fast` for what that proves); never counted as a failure;
 * ``ok``.
+
+In fast mode a failing probe that localization could not pin to elements fails its tensor
+(``ParamResult.status`` is then ``wrong`` though no element is).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,7 +29,11 @@ from gradcheck.engine import TensorDifferences
 from gradcheck.numerics import Tolerance, relative_error
 from gradcheck.params import Param
 
-STATUS_ORDER = ("no_gradient", "shape_mismatch", "nonfinite", "wrong", "uncertain", "ok")
+if TYPE_CHECKING:
+    from gradcheck.probe import ProbeSummary
+
+STATUS_ORDER = ("no_gradient", "shape_mismatch", "nonfinite", "wrong", "uncertain", "unchecked",
+                "probed", "ok")
 FAILING = frozenset({"no_gradient", "shape_mismatch", "nonfinite", "wrong"})
 
 
@@ -54,6 +64,7 @@ class ParamResult:
     backward: np.ndarray
     refined: np.ndarray
     raw_grad: np.ndarray | None  # what the gradient function returned, as an array
+    probe: ProbeSummary | None = None  # fast mode: the tensor's probes and localization
 
     @property
     def size(self) -> int:
@@ -61,8 +72,10 @@ class ParamResult:
 
     @property
     def status(self) -> str:
-        present = set(self.statuses.tolist())
-        return next(s for s in STATUS_ORDER if s in present)
+        worst = next(s for s in STATUS_ORDER if (self.statuses == s).any())
+        if self.probe is not None and self.probe.unresolved and worst not in FAILING:
+            return "wrong"  # a failing probe convicts the tensor though no element is pinned
+        return worst
 
     @property
     def failed(self) -> bool:

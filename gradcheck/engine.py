@@ -19,6 +19,7 @@ the extra ones go only where a verdict needs them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from numbers import Real
 from typing import Any
@@ -44,6 +45,7 @@ THIRD_MARGIN = 4.0
 # third and fourth differences at O(h**2) of the slope and its one-sided slopes within O(h f'').
 KINK_DIFFERENCE = 0.05
 KINK_SLOPES = 0.1
+_FLOAT64 = np.dtype(np.float64)
 
 
 @dataclass
@@ -87,11 +89,14 @@ class Engine:
         loss: Callable[[dict[str, Any]], Any],
         tolerance: Tolerance,
         richardson: bool = False,
+        executor: Executor | None = None,
     ):
         self.params = params
         self.loss = loss
         self.tolerance = tolerance
         self.richardson = richardson
+        self.executor = executor  # None: serial; else see gradcheck.points
+        self.verified_executor = False  # one point re-evaluated serially, bits compared
         self.evaluations = 0
         self.f0 = float("nan")
         self.loss_dtype = np.dtype(np.float64)
@@ -105,6 +110,10 @@ class Engine:
             raise
         except Exception as exc:
             raise LossError(f"loss raised {type(exc).__name__}: {exc} {where}") from exc
+        return self.accept(value, where)
+
+    def accept(self, value: Any, where: str) -> float:
+        """A loss value as a float; records the loss dtype; clear error for non-scalars."""
         if isinstance(value, (np.generic, np.ndarray)) and np.issubdtype(
             np.asarray(value).dtype, np.floating
         ):
@@ -134,41 +143,101 @@ class Engine:
         return first
 
     def evaluate_at(self, name: str, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """Loss with element ``indices[k]`` of ``name`` set to ``values[k]``, one at a time."""
-        out = np.empty(len(indices), dtype=np.float64)
+        """Loss with element ``indices[k]`` of ``name`` set to ``values[k]``, one at a time.
+
+        The loop is the full check's hot path (2P iterations), so it avoids per-call work the
+        answer does not need: the error text is built only on failure, array elements are
+        written through a flat view, and Python or float64 loss values skip the generic
+        conversion. On an executor the same points go to workers (:mod:`gradcheck.points`).
+        """
+        if self.executor is not None:
+            from gradcheck.points import evaluate_changes
+
+            changes = [(name, int(i), v) for i, v in zip(indices.tolist(), values, strict=True)]
+            return evaluate_changes(self, changes)
         params = self.params
-        for k, (index, value) in enumerate(zip(indices.tolist(), values, strict=True)):
-            params.set(name, index, value)
+        flat, snapshot = params.flat_pair(name)
+        if flat is None:
+            return self._evaluate_scalar(name, indices, values)
+        view, loss = params.view, self.loss
+        index_list = indices.tolist()
+        originals = snapshot[indices].tolist()
+        raws: list[Any] = []
+        append = raws.append
+        try:
+            for index, value, original in zip(index_list, values.tolist(), originals,
+                                              strict=True):
+                flat[index] = value
+                try:
+                    append(loss(view))
+                finally:
+                    flat[index] = original
+        except (KeyboardInterrupt, SystemExit, MemoryError):
+            raise
+        except Exception as exc:
+            k = len(raws)
+            raise LossError(f"loss raised {type(exc).__name__}: {exc} "
+                            f"{_where(name, params[name].shape, index_list[k], values[k])}"
+                            ) from exc
+        finally:
+            self.evaluations += len(raws) + (len(raws) < len(index_list))
+        return self._accept_all(raws, name, index_list, values)
+
+    def _evaluate_scalar(self, name: str, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """:meth:`evaluate_at` for a scalar parameter, which is replaced in the view."""
+        out = np.empty(len(indices), dtype=np.float64)
+        shape = self.params[name].shape
+        for k, (index, value) in enumerate(zip(indices.tolist(), values.tolist(), strict=True)):
+            self.params.set(name, index, value)
             try:
-                out[k] = self._call(f"with {name}[{_index_text(params[name].shape, index)}] "
-                                    f"moved to {float(value)!r}")
+                out[k] = self._call(_where(name, shape, index, value))
             finally:
-                params.reset(name, index)
+                self.params.reset(name, index)
         return out
 
+    def _accept_all(self, raws: list[Any], name: str, index_list: list[int],
+                    values: np.ndarray) -> np.ndarray:
+        """Loss values as floats: Python and float64 ones directly, the rest via :meth:`accept`."""
+        kinds = set(map(type, raws))
+        if kinds <= {float, np.float64}:
+            if np.float64 in kinds:
+                self.loss_dtype = _FLOAT64
+            return np.array(raws, dtype=np.float64)
+        shape = self.params[name].shape
+        return np.array([self.accept(raw, _where(name, shape, i, v))
+                         for raw, i, v in zip(raws, index_list, values, strict=True)],
+                        dtype=np.float64)
+
     # -- differentiation -------------------------------------------------------------------
-    def differentiate(self, name: str, analytic: np.ndarray | None) -> TensorDifferences:
+    def differentiate(
+        self, name: str, analytic: np.ndarray | None, indices: np.ndarray | None = None
+    ) -> TensorDifferences:
         """Numeric partials of the loss with respect to every element of parameter ``name``.
 
         ``analytic`` (flat, float64) decides which elements need refining; ``None`` means the
         hand-written gradient is unusable for this tensor, so only the main pass runs.
+        ``indices`` restricts everything, the pilot included, to those flat elements (fast
+        mode measures only the elements it located); ``analytic`` and the result then run
+        over ``indices``.
         """
         param = self.params[name]
         x = self.params.flat_values(name)
+        everything = np.arange(x.size) if indices is None else np.asarray(indices, np.intp)
+        x = x[everything]
         n = x.size
         eps = coarser_eps(param.dtype, self.loss_dtype)
         tol = self.tolerance
 
         # 1. pilot: |f'''| from central differences at hp and 2hp on a few elements
         pilot = np.unique(np.linspace(0, n - 1, min(n, PILOT_ELEMENTS)).round().astype(np.intp))
-        probe = self._stencil(name, pilot, x[pilot], pilot_step(x[pilot], eps), eps, (1, 2))
+        probe = self._stencil(name, everything[pilot], x[pilot], pilot_step(x[pilot], eps), eps,
+                              (1, 2))
         smooth = ~probe["kink"] & np.isfinite(probe["third"])
         third = float(probe["third"][smooth].max()) * THIRD_MARGIN if smooth.any() else 0.0
 
         # 2. main pass: one central difference per element at the optimal step
         h = optimal_step(x, float(evaluation_noise(np.array(self.f0), eps, tol)), third, eps)
         upper, lower, span = taken_steps(x, h)
-        everything = np.arange(n)
         f_up = self.evaluate_at(name, everything, upper)
         f_down = self.evaluate_at(name, everything, lower)
         noise = evaluation_noise(np.maximum(np.abs(f_up), np.abs(f_down)), eps, tol)
@@ -182,8 +251,9 @@ class Engine:
         refined = np.zeros(n, dtype=bool)
 
         # 3. refinement where the verdict needs it
+        positions = np.arange(n)
         if self.richardson:
-            again = everything
+            again = positions
         elif analytic is not None:
             with np.errstate(invalid="ignore"):
                 off = np.abs(analytic - numeric) > (
@@ -191,11 +261,11 @@ class Engine:
                     + tol.relative_floor(param.dtype)
                     * np.maximum(np.abs(analytic), np.abs(numeric))
                 )
-            again = everything[off & np.isfinite(analytic)]
+            again = positions[off & np.isfinite(analytic)]
         else:
-            again = everything[:0]
+            again = positions[:0]
         if again.size:
-            more = self._stencil(name, again, x[again], step[again], eps, (2, 4),
+            more = self._stencil(name, everything[again], x[again], step[again], eps, (2, 4),
                                  known={1: (f_up[again], f_down[again])})
             numeric[again] = more["numeric"]
             error[again] = more["error"]
@@ -281,6 +351,10 @@ class Engine:
             "kink": kink,
             "third": third,
         }
+
+
+def _where(name: str, shape: tuple[int, ...], index: int, value: float) -> str:
+    return f"with {name}[{_index_text(shape, index)}] moved to {float(value)!r}"
 
 
 def _index_text(shape: tuple[int, ...], flat: int) -> str:

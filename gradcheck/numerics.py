@@ -143,3 +143,64 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> np.ndarray:
     diff = np.abs(analytic - numeric)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(scale > 0, diff / np.where(scale > 0, scale, 1.0), 0.0)
+
+
+# -- fast mode: central differences along a random direction -------------------------------
+# A probe moves a tensor (or a subset of it) along ``v = z * max(1, |x|)``, ``z`` standard
+# normal, and compares ``D = f(x + h v) - f(x - h v)`` with ``A = a . (taken span)``, the
+# hand-written directional difference. Everything below is in units of ``D``, a difference of
+# two loss values; divide by ``2h`` for directional derivatives.
+
+
+def probe_step(noise: float, third: float, eps: float) -> float:
+    """Step ``h`` along ``v``: :func:`optimal_step`'s rule with the scale ``max(1, |x|)`` moved
+    into ``v``, so ``h = (3 noise / |F'''|) ** (1/3)`` clipped to ``[eps**(1/3), eps**(1/5)]``,
+    ``F'''`` the third derivative of ``F(s) = f(x + s v)``. A non-finite pilot (it met an
+    overflow or a cliff) takes the smallest step."""
+    if not np.isfinite(third):
+        return eps ** (1 / 3)
+    return float(optimal_step(np.zeros(()), noise, third, eps))
+
+
+def gaussian_quantile(false_alarm: float) -> float:
+    """``c`` with ``P(|N(0, 1)| > c) = false_alarm``.
+
+    The hand-written gradient's own rounding ``rho_i a_i`` (``|rho_i| <= rtol``) enters a probe
+    as ``sum_i rho_i a_i span_i`` with ``span_i ~ 2h s_i z_i``: for any fixed rounding pattern
+    that sum is Gaussian in ``z`` with standard deviation at most ``rtol ||a * 2h s||_2``, so an
+    allowance of ``c`` such deviations is exceeded with probability ``false_alarm`` exactly.
+    """
+    from scipy.special import ndtri
+
+    if not 0 < false_alarm < 1:
+        raise ValueError(f"false_alarm must be in (0, 1), got {false_alarm!r}")
+    return float(-ndtri(false_alarm / 2))
+
+
+def probe_tolerance(
+    noise: float, half_step: float, third: float, rounding_norm: float, rtol: float,
+    tol: Tolerance, quantile: float,
+) -> float:
+    """Allowed ``|D - A|`` for a correct gradient.
+
+    ``safety`` times the central difference's own error in ``D`` units (``2h`` times
+    :func:`central_error`: rounding ``2 noise`` + truncation ``h**3 |F'''| / 3``), plus
+    ``quantile`` standard deviations of the hand-written rounding (see
+    :func:`gaussian_quantile`); ``rounding_norm`` is ``||a * 2h max(1, |x|)||_2`` over the
+    probed elements.
+    """
+    span = np.array(2.0 * half_step)
+    fd = float(central_error(np.array(noise), span, third) * span)
+    return tol.safety * fd + quantile * rtol * rounding_norm
+
+
+def small_ball(ratio: float) -> float:
+    """Bound on the chance that a probe misses errors ``ratio`` times its sensitivity.
+
+    Errors ``e`` on the probed subset add ``2h sum e_i s_i z_i ~ N(0, sigma**2)``, ``sigma =
+    2h ||e * s||_2``, whatever their signs (a Gaussian sum has no cancellation beyond its own
+    small-ball probability). The probe passes only if that lands within twice its tolerance
+    ``T`` (the finite-difference error can oppose it by up to ``T``):
+    ``P(|N(0, sigma**2)| <= 2T) <= 4T / (sigma sqrt(2 pi)) = 1.6 / ratio``, ratio = sigma / T.
+    """
+    return min(1.0, 4.0 / (np.sqrt(2.0 * np.pi) * ratio)) if ratio > 0 else 1.0

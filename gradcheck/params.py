@@ -155,10 +155,41 @@ class ParamSet:
         """Write ``value`` at flat ``index`` of parameter ``name`` (visible to the loss)."""
         p = self.params[name]
         if p.python_scalar:
-            plain = isinstance(p.original, (float, int)) and not isinstance(p.original, np.generic)
-            self.view[name] = float(value) if plain else p.array.dtype.type(value)
+            self.view[name] = self.scalar_type(name)(value)
         else:
             p.array.flat[index] = value
+
+    def scalar_type(self, name: str) -> type:
+        """What a perturbed scalar parameter is handed to the loss as: ``float`` for a Python
+        number, else the NumPy scalar type it was given as."""
+        p = self.params[name]
+        plain = isinstance(p.original, (float, int)) and not isinstance(p.original, np.generic)
+        return float if plain else p.array.dtype.type
+
+    def flat_pair(self, name: str) -> tuple[Any, np.ndarray]:
+        """A writable flat accessor of an array parameter (``None`` for a scalar, which the view
+        replaces instead) and its snapshot, flat: the hot loops index them directly."""
+        p = self.params[name]
+        if p.python_scalar:
+            return None, p.snapshot.reshape(-1)
+        flat = p.array.reshape(-1) if p.array.flags.c_contiguous else p.array.flat
+        return flat, p.snapshot.reshape(-1)
+
+    def set_many(self, name: str, index: slice | np.ndarray, values: np.ndarray) -> None:
+        """Write ``values`` at the flat positions ``index`` (a slice or an index array)."""
+        flat, _ = self.flat_pair(name)
+        if flat is None:
+            self.view[name] = self.scalar_type(name)(np.asarray(values).reshape(-1)[0])
+        else:
+            flat[index] = values
+
+    def reset_many(self, name: str, index: slice | np.ndarray) -> None:
+        """Put the flat positions ``index`` of ``name`` back to their snapshot bits."""
+        flat, snapshot = self.flat_pair(name)
+        if flat is None:
+            self.view[name] = self._public(self.params[name])
+        else:
+            flat[index] = snapshot[index]
 
     def reset(self, name: str, index: int) -> None:
         """Put element ``index`` of ``name`` back to its snapshot bits."""

@@ -11,7 +11,7 @@ from gradcheck.compare import FAILING, ParamResult
 from gradcheck.report import Report
 
 MARK = {"ok": "", "uncertain": "?", "wrong": "X", "nonfinite": "X", "shape_mismatch": "X",
-        "no_gradient": "X"}
+        "no_gradient": "X", "probed": "~", "unchecked": "."}
 
 
 def fmt_value(value: float | None) -> str:
@@ -115,11 +115,48 @@ def shape_notes(report: Report) -> list[str]:
     return notes
 
 
+def fast_lines(report: Report) -> list[str]:
+    """Fast mode, per tensor: its probes, and what localization found and cost."""
+    lines = []
+    for p in report.params:
+        if p.probe is None:
+            continue
+        summary = p.probe
+        probes = ", ".join(
+            f"{'passed' if d['passed'] else 'FAILED'} (analytic {fmt_value(d['analytic'])}, "
+            f"numeric {fmt_value(d['numeric'])}, tolerance {fmt_error(d['tolerance'])})"
+            for d in summary.probes)
+        line = f"{p.name}: {len(summary.probes)} random-direction probe(s): {probes}"
+        if summary.failed:
+            wrong = [p.label(i) for i in summary.proven_wrong]
+            shown = ", ".join(wrong[:10]) + (f" and {len(wrong) - 10} more" if len(wrong) > 10
+                                             else "")
+            line += (f"; localization: {summary.localization_evaluations} evaluations, "
+                     f"{summary.localization_probes} subset probes, {summary.measured} "
+                     f"element(s) measured one by one, {len(wrong)} proven wrong"
+                     + (f": {shown}" if wrong else ""))
+            if summary.unresolved:
+                line += ("; the tensor is wrong but not every wrong element was found "
+                         f"({summary.fallback})")
+        counts = [f"{p.count(s)} {s}" for s in ("probed", "unchecked") if p.count(s)]
+        if counts:
+            line += "; " + ", ".join(counts)
+        lines.append(line)
+    if lines:
+        lines.append("probed: covered by a passing random-direction probe, not measured on its "
+                     "own: a subset's errors K times the probe's tolerance pass it with "
+                     "probability below 1.6/K; unchecked: not examined")
+    return lines
+
+
 def _render(report: Report, max_rows: int | None, fmt: str,
             section: Callable[[str], str]) -> str:
     out = [headline(report), ""]
     out += [section("Parameters"), tabulate(summary_rows(report), SUMMARY_HEADERS,
                                             tablefmt=fmt, disable_numparse=True), ""]
+    fast = fast_lines(report)
+    if fast:
+        out += [section("Fast mode")] + [f"- {line}" for line in fast] + [""]
     notes = shape_notes(report) + list(report.notes)
     if notes:
         out += [section("Notes")] + [f"- {n}" for n in notes] + [""]

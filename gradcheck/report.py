@@ -53,7 +53,8 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        """True when no parameter has a failing element (``uncertain`` does not fail)."""
+        """True when no parameter fails (``uncertain``, ``unchecked`` and ``probed`` elements do
+        not fail; in fast mode a tensor whose failing probe was not pinned to elements does)."""
         return not any(p.failed for p in self.params)
 
     def __bool__(self) -> bool:  # `if report:` would read as "passed"; make that an error
@@ -111,6 +112,7 @@ class Report:
                     "n_uncertain": p.count("uncertain"),
                     "size": p.size,
                     "worst_index": list(p.worst_index),
+                    "probe": None if p.probe is None else p.probe.to_dict(),
                 }
                 for p in self.params
             ],
