@@ -25,6 +25,13 @@ test: $(STAMP)
 	$(PY) -m ruff check gradcheck nets tests examples benchmarks
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# Benchmarks against scipy, numdifftools and torch (the bench extra); writes reports/bench.md.
+# One BLAS thread: multithreaded small matmuls on a shared machine make timings erratic.
+bench:
+	$(MAKE) setup EXTRAS=test,bench
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+		$(PY) -m benchmarks.bench --out reports/bench.md
+
 lint: $(STAMP)
 	$(PY) -m ruff check gradcheck nets tests examples benchmarks
 

@@ -85,7 +85,8 @@ def _tensor(engine: Engine, name: str, grad: np.ndarray, tolerance: Tolerance,
         summary.localization_probes = outcome.probes
         summary.fallback = outcome.fallback
         summary.unresolved = bool(outcome.unresolved)
-        measured = engine.differentiate(name, analytic[measure], indices=measure)
+        if measure.size:
+            measured = engine.differentiate(name, analytic[measure], indices=measure)
         summary.localization_evaluations = engine.evaluations - before
     fd = _blank(param.size)
     if measure.size:

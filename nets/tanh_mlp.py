@@ -114,11 +114,12 @@ class WrongElements:
         self.shifts = {k: dict(v) for k, v in shifts.items()}
 
     def __call__(self, params):
-        grads = self.grad(params)
+        grads = dict(self.grad(params))
         for name, shifts in self.shifts.items():
-            flat = grads[name].reshape(-1)
+            wrong = np.array(grads[name])  # a copy, also of a scalar partial
             for index, delta in shifts.items():
-                flat[index] += delta
+                wrong.reshape(-1)[index] += delta
+            grads[name] = wrong
         return grads
 
 

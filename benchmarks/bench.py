@@ -1,0 +1,332 @@
+"""``make bench``: cost of checking gradients, gradcheck against its peers, on growing nets.
+
+For each net (tanh MLPs of about 1e3, 5e4 and 1e6 parameters, and the asker's corrected net),
+one run measures the forward time ``t`` and, for every method, loss evaluations, wall time and
+``wall / (2 P t)``: the multiple of the naive per-element floor of ``2P`` forwards.
+
+Methods: gradcheck's full check, its fast check (correct net) and fast check + localization
+(one planted wrong element), scipy.optimize.check_grad, numdifftools.Gradient and
+torch.autograd.gradcheck with fast_mode on and off, all on the same numpy function
+(:mod:`benchmarks.problems`). A per-element method whose estimated cost exceeds
+``--budget`` seconds runs on a slice of ``m`` elements of the largest tensor and is
+extrapolated by its measured ``wall / (2 m t)``, labelled as such; a peer that is not
+installed is skipped and says so. Memory: tracemalloc's peak of what a check allocates.
+
+Usage: ``python -m benchmarks.bench [--out reports/bench.md] [--budget 40]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+import tracemalloc
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+import gradcheck
+from benchmarks.problems import MLPS, Flat, Problem, Slice, mlp, torch_function
+from gradcheck.protocol import load_references
+from nets.tanh_mlp import wrong_elements
+
+PLANTED_DELTA = 1e-3  # a wrong element off by about a typical partial's size
+# Per-element cost of each method, in forwards per parameter, to decide when to slice.
+FORWARDS_PER_ELEMENT = {"full": 2.0, "scipy": 1.0, "numdifftools": 30.0, "torch-slow": 2.5}
+NUMDIFFTOOLS_MAX = 4000  # numdifftools builds an n x n identity of steps: 8 n**2 bytes
+
+
+@dataclass
+class Row:
+    method: str
+    evaluations: float | None
+    wall: float | None
+    ratio: float | None  # wall / (2P forward wall)
+    cpu_ratio: float | None = None  # the same in process CPU time: insensitive to other load
+    note: str = ""
+
+
+class Cost(NamedTuple):
+    wall: float
+    cpu: float
+
+
+def forward_time(problem: Problem, seconds: float = 0.2) -> Cost:
+    """Seconds per call of the (counted) loss the checkers get, wall and CPU: the best of 5
+    loops of about ``seconds`` each, as checks are timed by the best of their repeats."""
+    params, loss = problem.fresh(), problem.loss
+    start, n = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds / 4:
+        loss(params)
+        n += 1
+    walls, cpus = [], []
+    for _ in range(5):
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(n * 4):
+            loss(params)
+        walls.append((time.perf_counter() - wall) / (n * 4))
+        cpus.append((time.process_time() - cpu) / (n * 4))
+    problem.loss.calls = 0
+    return Cost(min(walls), min(cpus))
+
+
+def timed(problem: Problem, run, repeats: int = 1) -> tuple[Cost, int, Any]:
+    """Best wall and CPU time of ``repeats`` runs, loss calls of one run, the last result."""
+    walls, cpus, result, calls = [], [], None, 0
+    for _ in range(repeats):
+        problem.loss.calls = 0
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = run()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+        calls = problem.loss.calls
+    return Cost(min(walls), min(cpus)), calls, result
+
+
+def row(method: str, calls: float, cost: Cost, floor: Cost, note: str = "") -> Row:
+    return Row(method, calls, cost.wall, cost.wall / floor.wall, cost.cpu / floor.cpu, note)
+
+
+# -- the methods -------------------------------------------------------------------------
+def run_full(p: Problem):
+    return lambda: gradcheck.check(p.loss, p.grad, p.fresh())
+
+
+def run_fast(p: Problem, grad=None):
+    return lambda: gradcheck.check(p.loss, grad or p.grad, p.fresh(), mode="fast")
+
+
+def run_scipy(p: Problem):
+    from scipy.optimize import check_grad
+
+    flat = Flat(p)
+    return lambda: check_grad(flat.loss, flat.grad, flat.x0)
+
+
+def run_numdifftools(p: Problem):
+    import numdifftools
+
+    flat = Flat(p)
+    return lambda: numdifftools.Gradient(flat.loss)(flat.x0)
+
+
+def run_torch(p: Problem, fast_mode: bool):
+    import torch
+
+    torch.set_num_threads(1)  # like the numpy side (make bench sets one BLAS thread)
+    fn, inputs = torch_function(p)
+    return lambda: torch.autograd.gradcheck(fn, inputs, fast_mode=fast_mode)
+
+
+PEERS = {
+    "scipy.optimize.check_grad": ("scipy", "scipy", run_scipy),
+    "numdifftools.Gradient": ("numdifftools", "numdifftools", run_numdifftools),
+    "torch gradcheck fast_mode=True": ("torch", None, lambda p: run_torch(p, True)),
+    "torch gradcheck fast_mode=False": ("torch", "torch-slow", lambda p: run_torch(p, False)),
+}
+
+
+def installed(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def per_element(method: str, problem: Problem, runner, t: Cost, budget: float,
+                tensor: str, repeats: int) -> Row:
+    """Run ``runner`` on the problem, or on a slice of it extrapolated to the whole."""
+    kind = {"gradcheck full": "full"}.get(method) or PEERS[method][1]
+    factor = FORWARDS_PER_ELEMENT[kind]
+    m = problem.size
+    if factor * problem.size * t.wall > budget:
+        m = max(64, int(budget / 4 / (factor * t.wall)))
+    if kind == "numdifftools":
+        m = min(m, NUMDIFFTOOLS_MAX)
+    floor = Cost(2 * problem.size * t.wall, 2 * problem.size * t.cpu)
+    if m >= problem.size:
+        cost, calls, _ = timed(problem, runner(problem), repeats)
+        return row(method, calls, cost, floor)
+    part = Slice(problem, tensor, m)
+    t_part = forward_time(part)
+    cost, calls, _ = timed(part, runner(part))
+    ratio = Cost(cost.wall / (2 * m * t_part.wall), cost.cpu / (2 * m * t_part.cpu))
+    why = "an n x n step matrix" if kind == "numdifftools" and m == NUMDIFFTOOLS_MAX else (
+        f"over {budget:.0f} s")
+    return Row(method, calls * problem.size / m, ratio.wall * floor.wall, ratio.wall,
+               ratio.cpu, f"*extrapolated* from a slice of {m} elements ({why})")
+
+
+def bench_problem(problem: Problem, tensor: str, budget: float, repeats: int) -> tuple[
+        Cost, list[Row]]:
+    t = forward_time(problem)
+    floor = Cost(2 * problem.size * t.wall, 2 * problem.size * t.cpu)
+    rows = [per_element("gradcheck full", problem, run_full, t, budget, tensor, repeats)]
+    cost, calls, report = timed(problem, run_fast(problem), repeats)
+    rows.append(row("gradcheck fast (correct net)", calls, cost, floor,
+                    "passed" if report.passed else "FAILED (false alarm)"))
+    index = int(np.random.default_rng(1).integers(np.size(problem.params[tensor])))
+    grad = wrong_elements(problem.grad, {tensor: {index: PLANTED_DELTA}})
+    cost, calls, report = timed(problem, run_fast(problem, grad), repeats)
+    found = report[tensor].probe.proven_wrong if report[tensor].probe else []
+    label = report[tensor].label(index)
+    rows.append(row(f"gradcheck fast + localization ({label} planted)", calls, cost, floor,
+                    (f"found {label}" if found == [index] else
+                     f"NOT found: proven wrong {found}") +
+                    f"; localization {report[tensor].probe.localization_evaluations} evals"))
+    for method, (module, kind, runner) in PEERS.items():
+        if not installed(module):
+            rows.append(Row(method, None, None, None, None, f"skipped: {module} not installed "
+                            "(pip install -e .[bench])"))
+        elif kind is None:
+            cost, calls, _ = timed(problem, runner(problem), repeats)
+            rows.append(row(method, calls, cost, floor))
+        else:
+            rows.append(per_element(method, problem, runner, t, budget, tensor, repeats))
+    return t, rows
+
+
+# -- memory ------------------------------------------------------------------------------
+class CheapLoss:
+    """A stand-in loss that reads one element per tensor: the full check's own memory at a
+    size where the real forward would take hours (same parameter shapes)."""
+
+    def loss(self, params):
+        return 0.5 * sum(float(v.flat[0]) ** 2 for v in params.values())
+
+    def grad(self, params):
+        out = {}
+        for name, v in params.items():
+            g = np.zeros(v.shape)
+            g.flat[0] = v.flat[0]
+            out[name] = g
+        return out
+
+
+def peak_bytes(run) -> int:
+    """tracemalloc's peak during ``run()``: what the check allocates beyond existing arrays."""
+    tracemalloc.start()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def memory_rows(problems: list[tuple[Problem, str]]) -> list[list[str]]:
+    rows = []
+    for problem, tensor in problems:
+        if problem.size > 1e5:
+            cheap, params = CheapLoss(), problem.fresh()
+            full = peak_bytes(lambda c=cheap, p=params: gradcheck.check(c.loss, c.grad, p))
+            full_note = " (stand-in loss reading 1 element per tensor)"
+        else:
+            full = peak_bytes(run_full(problem))
+            full_note = ""
+        grad = wrong_elements(problem.grad, {tensor: {0: PLANTED_DELTA}})
+        fast = peak_bytes(run_fast(problem, grad))
+        rows.append([problem.name, f"{problem.size:,}", f"{full / 1e6:.1f} MB{full_note}",
+                     f"{full / problem.size:.0f}", f"{fast / 1e6:.1f} MB",
+                     f"{fast / problem.size:.0f}"])
+    return rows
+
+
+# -- output ------------------------------------------------------------------------------
+def fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table(rows: list[list[str]], headers: list[str]) -> list[str]:
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return out + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def versions() -> str:
+    parts = [f"Python {platform.python_version()}", f"numpy {np.__version__}"]
+    for module in ("scipy", "numdifftools", "torch"):
+        try:
+            parts.append(f"{module} {__import__(module).__version__}")
+        except ImportError:
+            parts.append(f"{module} not installed")
+    return ", ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="reports/bench.md")
+    parser.add_argument("--budget", type=float, default=40.0,
+                        help="seconds a per-element method may take before it is sliced")
+    parser.add_argument("--nets", nargs="*", default=[*MLPS, "asker-corrected"])
+    args = parser.parse_args(argv)
+
+    problems: list[tuple[Problem, str]] = []
+    for name in args.nets:
+        if name in MLPS:
+            problems.append((mlp(name)[0], "W1"))
+        else:
+            ref = load_references()[name].build()
+            problems.append((Problem(name, ref.loss, ref.grad, ref.params), "w5"))
+
+    threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
+    lines = ["# Benchmarks", "", f"`make bench` on {platform.machine()}, {os.cpu_count()} "
+             f"cores (shared), BLAS threads: {threads}; {versions()}.", "",
+             "Columns: loss evaluations (every call of the numpy loss, counted), wall time, "
+             "and wall / (2P forward), the multiple of the naive per-element floor of 2P "
+             "forwards; the same multiple in process CPU time, which other jobs on a shared "
+             "machine disturb far less than wall time. Rows marked *extrapolated* ran on a "
+             "slice of the largest tensor (the rest held fixed) and are scaled by their "
+             "measured multiple.", ""]
+    results = {}
+    started = time.perf_counter()
+    for problem, tensor in problems:
+        repeats = 5 if problem.size <= 1e4 else 1
+        t, rows = bench_problem(problem, tensor, args.budget, repeats)
+        results[problem.name] = rows
+        print(f"{problem.name}: done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        lines += [f"## {problem.name}: P = {problem.size:,}, forward {t.wall * 1e6:.1f} us, "
+                  f"2P-forward floor {2 * problem.size * t.wall:.3g} s", ""]
+        lines += table([[r.method, fmt(r.evaluations, ",.0f"), fmt(r.wall, ".3g"),
+                         fmt(r.ratio, ".3g"), fmt(r.cpu_ratio, ".3g"), r.note] for r in rows],
+                       ["method", "loss evaluations", "wall (s)", "wall / 2P fwd",
+                        "CPU / 2P fwd CPU", "note"])
+        lines.append("")
+    memory = memory_rows([(p, t) for p, t in problems if p.size > 100])
+    lines += ["## Memory (tracemalloc peak during the check)", ""]
+    lines += table(memory, ["net", "P", "full check peak", "bytes / P", "fast + localization "
+                            "peak", "bytes / P"])
+    lines += ["", "## Targets", "", *targets(problems, results, memory)]
+    lines += ["", f"Total bench time {time.perf_counter() - started:.0f} s."]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+def targets(problems, results, memory) -> list[str]:
+    out = []
+    for problem, _ in problems:
+        full = results[problem.name][0]
+        met = "met" if full.ratio <= 1.1 else "NOT met"
+        out.append(f"- full check within 1.1x of the 2P-forward floor, {problem.name}: "
+                   f"{full.ratio:.3f}x wall ({full.cpu_ratio:.3f}x CPU), {met}"
+                   + (f"; {full.note}" if full.note else ""))
+    big = [p for p, _ in problems if p.size >= 1e6]
+    for problem in big:
+        row = results[problem.name][2]
+        ok = row.note.startswith("found") and row.evaluations <= 200
+        out.append(f"- {problem.size:,} parameters, one wrong element found with its index in "
+                   f"at most 200 loss evaluations: {row.evaluations:.0f} evaluations, "
+                   f"{row.note.split(';')[0]}: {'met' if ok else 'NOT met'}")
+    per = ", ".join(f"{m[0]} {m[3]} / {m[5]} B per parameter" for m in memory)
+    out.append(f"- memory O(P), never P x P: peak bytes per parameter (full / fast) {per}: "
+               "constant in P, so met (numdifftools, by contrast, allocates an n x n matrix)")
+    return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
