@@ -57,7 +57,8 @@ def test_shape_mismatch_is_reported_with_both_shapes_not_raised():
     report = check(loss, lambda p: {**grad(p), "s": np.array([6 * p["s"], 0.0])}, params)
     s = report["s"]
     assert s.status == "shape_mismatch"
-    assert s.shape == () and s.grad_shape == (2,)
+    assert s.shape == ()
+    assert s.grad_shape == (2,)
     assert report["W"].status == "ok"
     assert "s: gradient has shape (2,), parameter has ()" in report.to_text()
 
@@ -176,7 +177,8 @@ def test_json_schema():
             "n_wrong"} <= set(data["params"][0])
     entry = data["entries"][0]
     assert {"param", "index", "analytic", "numeric", "abs_err", "rel_err", "status"} <= set(entry)
-    assert entry["param"] == "W" and entry["index"] == [0, 0]
+    assert entry["param"] == "W"
+    assert entry["index"] == [0, 0]
     assert [p["status"] for p in data["params"]] == ["ok", "wrong"]
     assert len(data["entries"]) == 7
 
@@ -184,8 +186,9 @@ def test_json_schema():
 def test_json_has_null_for_missing_analytic():
     loss, grad, params = quadratic()
     data = json.loads(check(loss, lambda p: {"W": grad(p)["W"]}, params).to_json())
-    s = [e for e in data["entries"] if e["param"] == "s"][0]
-    assert s["analytic"] is None and s["status"] == "no_gradient"
+    s = next(e for e in data["entries"] if e["param"] == "s")
+    assert s["analytic"] is None
+    assert s["status"] == "no_gradient"
     assert data["params"][1]["grad_shape"] is None
 
 

@@ -10,7 +10,8 @@ from gradcheck.cli import main
 def test_list_names_reference_nets(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "asker-meant" in out and "fails" in out
+    assert "asker-meant" in out
+    assert "fails" in out
 
 
 def test_check_all_exits_zero_when_every_verdict_matches_and_writes_reports(tmp_path, capsys):

@@ -40,14 +40,15 @@ def test_meant_net_has_all_fourteen_partials_wrong_with_numbers():
     assert report.failed_params == list(asker.MeantNet.NAMES)
     for p in report.params:
         assert p.status == "wrong"
-        assert np.isfinite(p.analytic).all() and np.isfinite(p.numeric).all()
+        assert np.isfinite(p.analytic).all()
+        assert np.isfinite(p.numeric).all()
 
 
 def test_corrected_second_architecture_equals_exact_gradient():
     """The corrected net's hand-written partials are the exact ones (closed form)."""
     net = asker.CorrectedNet(seed=3)
     x, y = asker.X[0], asker.Y_ONE_HOT[0]
-    sum_h1, h1, sum_h2, h2, sum_o1, o1, sum_o2, o2, p = net.forward(x)
+    _, h1, _, _, _, o1, _, _, p = net.forward(x)
     # dL/dw9 = sum_k dL/dp_k dp_k/do1 do1/dsum_o1 h1, with dL/dp = (p - y) for a mean over 2
     d_p_d_o1 = np.array([p[0] * (1 - p[0]), -p[1] * p[0]])
     expected = (p - y) @ d_p_d_o1 * o1 * (1 - o1) * h1
