@@ -60,7 +60,7 @@ def test_shape_mismatch_is_reported_with_both_shapes_not_raised():
     assert s.shape == ()
     assert s.grad_shape == (2,)
     assert report["W"].status == "ok"
-    assert "s: gradient has shape (2,), parameter has ()" in report.to_text()
+    assert "s: the gradient has shape (2,), the parameter ()" in report.to_text()
 
 
 def test_missing_and_extra_gradient_names_are_reported_by_name():
@@ -69,7 +69,7 @@ def test_missing_and_extra_gradient_names_are_reported_by_name():
     assert report["s"].status == "no_gradient"
     assert report.extra_gradients == ["bias"]
     text = report.to_text()
-    assert "s: the gradient function returned no value for it" in text
+    assert "s: no hand-written gradient was returned" in text
     assert "bias: the gradient function returned it, but it is not a parameter" in text
     assert not report.passed
 
