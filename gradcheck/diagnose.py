@@ -240,16 +240,30 @@ def ratio_groups(params: list[ParamResult], dims: dict[str, int] | None = None) 
         else:
             sentence = factor_sentence(factor, label)
         shown = label or f"{factor:.4g}"
+        sizes = {p.name: p.size for p in params}
         out.append(Group(factor, uncertainty, names,
-                         f"true = {shown} x hand-written for {_members_text(names)}", sentence))
+                         f"true = {shown} x hand-written for {_members_text(names, sizes)}",
+                         sentence))
     out.sort(key=lambda g: -len(g.members))
     return out
 
 
-def _members_text(names: tuple[str, ...], limit: int = 12) -> str:
-    if len(names) <= limit:
-        return ", ".join(names)
-    return ", ".join(names[:limit]) + f" and {len(names) - limit} more"
+def _members_text(names: tuple[str, ...], sizes: dict[str, int] | None = None,
+                  limit: int = 12) -> str:
+    """Element labels for a sentence; a parameter listed in full becomes ``W (all 12)``."""
+    by_param: dict[str, list[str]] = {}
+    for label in names:
+        by_param.setdefault(label.split("[")[0], []).append(label)
+    parts: list[str] = []
+    for param, labels in by_param.items():
+        size = (sizes or {}).get(param, 0)
+        if size > 1 and len(labels) == size:
+            parts.append(f"{param} (all {size})")
+        else:
+            parts.extend(labels)
+    if len(parts) <= limit:
+        return ", ".join(parts)
+    return ", ".join(parts[:limit]) + f" and {len(parts) - limit} more"
 
 
 # -- whole gradient ---------------------------------------------------------------------------
@@ -305,8 +319,13 @@ def diagnose(params: list[ParamResult], dims: dict[str, int] | None = None) -> D
             diagnosis.classes[name][diagnosis.classes[name] != ""] = "swapped"
         diagnosis.findings.append(Finding(
             "swapped", f"{a} and {b}: their hand-written gradients are exchanged", (a, b)))
-    diagnosis.findings.extend(_element_findings(params, diagnosis, dims))
     diagnosis.groups = ratio_groups(params, dims)
+    grouped = {label for g in diagnosis.groups for label in g.members}
+    diagnosis.findings.extend(
+        f for f in _element_findings(params, diagnosis, dims)
+        # a group already states a shared factor, with its meaning
+        if not (f.kind == "scaled" and set(f.elements) <= grouped)
+    )
     diagnosis.cosine, diagnosis.descent = whole_gradient(params)
     return diagnosis
 
@@ -314,6 +333,7 @@ def diagnose(params: list[ParamResult], dims: dict[str, int] | None = None) -> D
 def _element_findings(params, diagnosis, dims) -> list[Finding]:
     """One finding per parameter and class: missing, spurious, sign, scale, kinks."""
     out = []
+    sizes = {p.name: p.size for p in params}
     for p in params:
         classes = diagnosis.classes[p.name]
         for kind, text in (
@@ -326,7 +346,8 @@ def _element_findings(params, diagnosis, dims) -> list[Finding]:
             where = np.flatnonzero(classes == kind)
             if where.size:
                 labels = tuple(p.label(int(i)) for i in where)
-                out.append(Finding(kind, f"{_members_text(labels)}: {text}", (p.name,), labels))
+                out.append(Finding(kind, f"{_members_text(labels, sizes)}: {text}", (p.name,),
+                                   labels))
         # a named factor (2, 1/2, the batch size...) is worth a sentence of its own; other
         # shared factors are reported by the groups
         where = np.flatnonzero(classes == "scaled")
@@ -338,8 +359,8 @@ def _element_findings(params, diagnosis, dims) -> list[Finding]:
             if np.ptp(ratios) <= 2 * sigma.max() and label is not None:
                 labels = tuple(p.label(int(i)) for i in where)
                 out.append(Finding(
-                    "scaled", f"{_members_text(labels)}: true = {label or f'{factor:.4g}'} x "
-                    f"hand-written; {factor_sentence(factor, label)}", (p.name,), labels, factor))
+                    "scaled", f"{_members_text(labels, sizes)}: true = {label} x hand-written; "
+                    f"{factor_sentence(factor, label)}", (p.name,), labels, factor))
         kinks = np.flatnonzero(p.statuses == "uncertain")
         if kinks.size and p.analytic is not None:
             low = np.minimum(p.forward[kinks], p.backward[kinks])
