@@ -86,6 +86,28 @@ class _AskerStyle:
     def partials(self, x, y_true):  # pragma: no cover - overridden
         raise NotImplementedError
 
+    # -- node-level view (gradcheck.protocol.NodeTrace), one sample ----------------------------
+    NODE_ORDER: tuple[str, ...] = ()
+    NODE_STEPS: MappingProxyType = MappingProxyType({})
+    NODE_NAMES: MappingProxyType = MappingProxyType({})
+
+    def nodes(self, x, y_true, overrides=None):  # pragma: no cover - overridden
+        """Forward pass as layer vectors, any of them replaceable; returns (values, loss)."""
+        raise NotImplementedError
+
+    def node_grads(self, values, y_true):  # pragma: no cover - overridden
+        """Hand-written dL/dnode for every node, from the same chain as ``partials``."""
+        raise NotImplementedError
+
+    def trace(self, x, y_true):
+        """The NodeTrace of one sample: values, hand-written dL/dnode, re-runnable forward."""
+        from gradcheck.protocol import NodeTrace
+
+        values, _ = self.nodes(x, y_true)
+        return NodeTrace(self.NODE_ORDER, values, self.node_grads(values, y_true),
+                         lambda overrides: self.nodes(x, y_true, overrides), self.NODE_STEPS,
+                         self.NODE_NAMES)
+
 
 class FirstNet(_AskerStyle):
     """4 inputs -> h1, h2 (sigmoid) -> o1 (sigmoid), MSE. The architecture that worked."""
@@ -99,6 +121,33 @@ class FirstNet(_AskerStyle):
 
     def sample_loss(self, x, y_true):
         return mse_loss(y_true, [self.feedforward(x)])
+
+    NODE_ORDER = ("sum_h", "h", "sum_o", "o")
+    NODE_STEPS = MappingProxyType({"h": "sigmoid", "sum_o": "output weights w9, w10, b3",
+                                   "o": "sigmoid"})
+    NODE_NAMES = MappingProxyType({"sum_h": ("sum_h1", "sum_h2"), "h": ("h1", "h2"),
+                                   "sum_o": ("sum_o1",), "o": ("o1",)})
+
+    def nodes(self, x, y_true, overrides=None):
+        overrides = overrides or {}
+
+        def node(name, value):
+            return np.asarray(overrides.get(name, value), dtype=np.float64)
+
+        sum_h = node("sum_h", [
+            self.w1 * x[0] + self.w2 * x[1] + self.w3 * x[2] + self.w4 * x[3] + self.b1,
+            self.w5 * x[0] + self.w6 * x[1] + self.w7 * x[2] + self.w8 * x[3] + self.b2])
+        h = node("h", sigmoid(sum_h))
+        sum_o = node("sum_o", [self.w9 * h[0] + self.w10 * h[1] + self.b3])
+        o = node("o", sigmoid(sum_o))
+        return {"sum_h": sum_h, "h": h, "sum_o": sum_o, "o": o}, float(mse_loss(y_true, o))
+
+    def node_grads(self, values, y_true):
+        d_L_d_ypred = -2 * (y_true - values["o"])
+        d_L_d_sum_o = d_L_d_ypred * deriv_sigmoid(values["sum_o"])
+        d_L_d_h = d_L_d_sum_o[0] * np.array([self.w9, self.w10])
+        return {"o": d_L_d_ypred, "sum_o": d_L_d_sum_o, "h": d_L_d_h,
+                "sum_h": d_L_d_h * deriv_sigmoid(values["sum_h"])}
 
     def partials(self, x, y_true):
         sum_h1 = self.w1 * x[0] + self.w2 * x[1] + self.w3 * x[2] + self.w4 * x[3] + self.b1
@@ -194,17 +243,6 @@ class _SecondArchitecture(_AskerStyle):
         values = {"sum_h": sum_h, "h": h, "sum_o": sum_o, "o": o, "p": p}
         return values, float(mse_loss(y_true, p))
 
-    def node_grads(self, values, y_true):  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def trace(self, x, y_true):
-        """The NodeTrace of one sample: values, hand-written dL/dnode, re-runnable forward."""
-        from gradcheck.protocol import NodeTrace
-
-        values, _ = self.nodes(x, y_true)
-        return NodeTrace(self.NODE_ORDER, values, self.node_grads(values, y_true),
-                         lambda overrides: self.nodes(x, y_true, overrides), self.NODE_STEPS,
-                         self.NODE_NAMES)
 
 
 class LiteralNet(_SecondArchitecture):
@@ -376,8 +414,7 @@ def sample_problem(net_class, x, y, name=""):
         return net_class.with_params(params).partials(x, y)
 
     nodes = None
-    if hasattr(net_class, "node_grads") and net_class.node_grads is not (
-            _SecondArchitecture.node_grads):
+    if net_class.node_grads is not _AskerStyle.node_grads:  # the class writes them out
         def nodes(params):
             return net_class.with_params(params).trace(x, y)
 

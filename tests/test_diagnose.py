@@ -291,3 +291,27 @@ def test_json_carries_the_diagnosis_keys():
     wrong = [e for e in data["entries"] if e["status"] == "wrong"]
     assert {e["class"] for e in wrong} == {"sign_flipped"}
     assert data["groups"][0]["factor"] == pytest.approx(-1)
+
+
+def test_hand_written_value_outside_the_one_sided_derivatives_is_flagged_at_a_kink():
+    loss, grad, params = toy_nets.relu_net(at_kinks=True)
+
+    def off_hull(p):
+        g = grad(p)
+        g["W"][0, 0] = 7.0  # one-sided derivatives there are 0 and 1.5
+        return g
+
+    report = check(loss, off_hull, params)
+    assert report["W"].statuses[0] == "uncertain"
+    kink = next(f for f in report.diagnosis.findings if f.kind == "kink")
+    assert "W[0, 0] lie outside the one-sided derivatives: not a subgradient" in kink.message
+
+
+@pytest.mark.parametrize("name", ["asker-first", "asker-corrected", "recommended"])
+def test_correct_reference_nets_have_every_node_right(name):
+    from gradcheck import check_problem
+
+    report = check_problem(ASKER[name].build())
+    assert report.nodes
+    assert all(r.right and not r.enters_here for r in report.nodes)
+    assert all(s.passed for s in report.samples)
