@@ -158,46 +158,36 @@ def _fitting(grad: Any, shape: tuple[int, ...]):
     return grad.reshape(-1)
 
 
-def _call_with_restore(function: Callable, params: Mapping[str, Any], what: str) -> Any:
-    """Call a user function at the starting parameters; it must not change them."""
-    pset = ParamSet(params)
+def _call_user(function: Callable, pset: ParamSet, what: str) -> Any:
+    """Call a user function at the starting parameters; it must neither raise nor change them."""
     try:
-        try:
-            result = function(pset.view)
-        except (KeyboardInterrupt, SystemExit, MemoryError):
-            raise
-        except Exception as exc:
-            raise LossError(
-                f"{what} raised {type(exc).__name__}: {exc} at the starting parameters"
-            ) from exc
-        changed = pset.changed()
-        if changed:
-            raise StateMutationError(
-                f"calling {what} changed parameter(s) {', '.join(map(repr, changed))}; it must "
-                "not update the parameters (is it a training step? see the in-place update "
-                "adapter)"
-            )
-    finally:
-        pset.restore_all()
-    return result
-
-
-def _call_grad(grad: Grad, pset: ParamSet) -> dict[str, Any]:
-    try:
-        raw = grad(pset.view)
+        result = function(pset.view)
     except (KeyboardInterrupt, SystemExit, MemoryError):
         raise
     except Exception as exc:
         raise LossError(
-            f"grad raised {type(exc).__name__}: {exc} at the starting parameters"
+            f"{what} raised {type(exc).__name__}: {exc} at the starting parameters"
         ) from exc
     changed = pset.changed()
     if changed:
         raise StateMutationError(
-            f"calling grad changed parameter(s) {', '.join(map(repr, changed))}; a gradient "
-            "function must not update the parameters (is it a training step? see the "
-            "in-place update adapter)"
+            f"calling {what} changed parameter(s) {', '.join(map(repr, changed))}; it must not "
+            "update the parameters (is it a training step? see the in-place update adapter)"
         )
+    return result
+
+
+def _call_with_restore(function: Callable, params: Mapping[str, Any], what: str) -> Any:
+    """:func:`_call_user` on a fresh view of ``params``, restored bitwise afterwards."""
+    pset = ParamSet(params)
+    try:
+        return _call_user(function, pset, what)
+    finally:
+        pset.restore_all()
+
+
+def _call_grad(grad: Grad, pset: ParamSet) -> dict[str, Any]:
+    raw = _call_user(grad, pset, "grad")
     if not isinstance(raw, Mapping):
         raise InputError(
             f"grad must return a dict name -> array (one entry per parameter), got "
