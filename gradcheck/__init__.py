@@ -1,6 +1,6 @@
 """gradcheck: pinpoint and diagnose wrong partial derivatives in hand-written backprop."""
 
-from gradcheck.api import check
+from gradcheck.api import check, check_problem
 from gradcheck.errors import (
     GradcheckError,
     InputError,
@@ -9,6 +9,7 @@ from gradcheck.errors import (
     StateMutationError,
 )
 from gradcheck.numerics import Tolerance
+from gradcheck.protocol import NodeTrace, Problem
 from gradcheck.report import Entry, Report
 
 __all__ = [
@@ -16,9 +17,12 @@ __all__ = [
     "GradcheckError",
     "InputError",
     "LossError",
+    "NodeTrace",
     "NondeterministicLossError",
+    "Problem",
     "Report",
     "StateMutationError",
     "Tolerance",
     "check",
+    "check_problem",
 ]

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gradcheck.api import check
+from gradcheck.api import check_problem
 from gradcheck.errors import GradcheckError
 from gradcheck.protocol import Reference, load_references
 from gradcheck.report import Report
@@ -68,7 +68,7 @@ def cmd_check(args: argparse.Namespace, references: dict[str, Reference]) -> int
     for name in names:
         ref = references[name]
         problem = ref.build()
-        report = check(problem.loss, problem.grad, problem.params, richardson=args.richardson)
+        report = check_problem(problem, richardson=args.richardson)
         expected = "pass" if ref.expect_pass else "fail"
         got = "pass" if report.passed else "fail"
         print(f"== {name}: {ref.description}")
