@@ -32,9 +32,9 @@ def _with(**changes):
 # (id, gradient function, status of W, status of b, a phrase the text report must contain)
 STATUSES = [
     ("missing-name", _with(W=...), "no_gradient", "ok",
-     "W: the gradient function returned no value for it"),
+     "W: no hand-written gradient was returned"),
     ("none", _with(W=None), "no_gradient", "ok",
-     "W: the gradient function returned no value for it"),
+     "W: no hand-written gradient was returned"),
     ("wrong-shape", _with(b=lambda g: g.reshape(2, 1)), "ok", "shape_mismatch", "b"),
     ("transposed", _with(W=lambda g: g.T[:, :1]), "shape_mismatch", "ok", "W"),
     ("nan", _with(b=lambda g: np.array([g[0], np.nan])), "ok", "nonfinite", "b[1]"),
