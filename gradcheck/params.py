@@ -214,7 +214,8 @@ class ParamSet:
                     p.array.flags.writeable = True
                 np.copyto(p.array, p.snapshot, casting="no")
             except ValueError:
-                failed.append(p.name)
+                if p.array.tobytes() != p.snapshot.tobytes():  # frozen, but intact is no loss
+                    failed.append(p.name)
         if failed:
             raise StateMutationError(
                 f"could not restore parameter(s) {', '.join(map(repr, failed))}: the loss or "

@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from paramsnap import assert_unchanged, snapshot
@@ -34,7 +34,7 @@ from paramsnap import assert_unchanged, snapshot
 import gradcheck
 
 PLANTED_MULTIPLE = 100.0  # planted error, in units of the element's own reported tolerance
-SETTINGS = settings(deadline=None, max_examples=60, derandomize=True,
+SETTINGS = settings(deadline=None, max_examples=250, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
 
 ACTIVATIONS = ("tanh", "sigmoid", "identity")
@@ -129,15 +129,34 @@ def test_a_correct_gradient_never_fails(net):
     assert_unchanged(snap)
 
 
+@st.composite
+def planted_cases(draw) -> tuple[Net, str, int, float]:
+    """A net, and the parameter, flat element and sign of the error to plant."""
+    net = draw(nets())
+    name = draw(st.sampled_from(sorted(net.params)))
+    return net, name, draw(st.integers(0, net.params[name].size - 1)), draw(
+        st.sampled_from([-1.0, 1.0]))
+
+
+def _f32(*values):
+    return np.array(values, dtype=np.float32)
+
+
+# hypothesis's minimal counterexample: the loss is 0 at a smooth minimum, where the engine
+# reads the one-sided slopes +-h f'' as a kink and calls the planted element uncertain
+SMOOTH_MINIMUM = (Net({"W0": _f32([0.0]), "b0": _f32(0.0)}, ("tanh",), _f32([3.0]),
+                      _f32([0.0]), np.dtype(np.float32)), "W0", 0, -1.0)
+
+
 @SETTINGS
-@given(net=nets(), data=st.data())
-def test_one_planted_error_fails_at_exactly_that_element(net, data):
+@given(case=planted_cases())
+@example(case=SMOOTH_MINIMUM).xfail(raises=AssertionError,
+                                    reason="docs/engine-findings-robust.md, finding 2")
+def test_one_planted_error_fails_at_exactly_that_element(case):
+    net, name, flat, sign = case
     snap = snapshot(net.params)
     correct = gradcheck.check(net.loss, net.grad, net.params)
     assert correct.passed
-    name = data.draw(st.sampled_from(sorted(net.params)), label="param")
-    flat = data.draw(st.integers(0, net.params[name].size - 1), label="element")
-    sign = data.draw(st.sampled_from([-1.0, 1.0]), label="sign")
     delta = sign * PLANTED_MULTIPLE * float(correct[name].tolerance[flat])
 
     def planted(params):

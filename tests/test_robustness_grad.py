@@ -87,14 +87,6 @@ def test_float32_gradient_of_float32_parameters_is_fine():
     assert gradcheck.check(smooth.loss, grad, params).passed
 
 
-@pytest.mark.xfail(strict=True, reason="docs/engine-findings-robust.md, finding 1: the relative "
-                   "floor follows the parameter's dtype, not the gradient's")
-def test_float32_gradient_of_float64_parameters_is_not_a_false_alarm():
-    params = _params()
-    grad = _with(W=lambda g: g.astype(np.float32), b=lambda g: g.astype(np.float32))
-    assert gradcheck.check(smooth.loss, grad, params).passed
-
-
 # (id, gradient function, pattern of the message)
 REFUSED = [
     ("object-dtype", _with(W=np.array([object(), object()])),
