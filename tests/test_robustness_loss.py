@@ -190,6 +190,23 @@ def test_keyboard_interrupt_at_every_evaluation_propagates_and_restores(interrup
     assert_unchanged(snap)
 
 
+@pytest.mark.parametrize("error", [SystemExit, MemoryError, GeneratorExit])
+def test_other_base_exceptions_propagate_unchanged_and_restore(error):
+    base, params = _params()
+    snap = snapshot(params, base)
+    calls = []
+
+    def loss(p):
+        calls.append(1)
+        if len(calls) == TOTAL // 2:
+            raise error("stop")
+        return smooth.loss(p)
+
+    with pytest.raises(error, match="stop"):
+        gradcheck.check(loss, WRONG_GRAD, params)
+    assert_unchanged(snap)
+
+
 def test_keyboard_interrupt_in_grad_propagates_and_restores():
     base, params = _params()
     snap = snapshot(params, base)
