@@ -23,6 +23,7 @@ def check(
     *,
     richardson: bool = False,
     tolerance: Tolerance | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Report:
     """Compare every hand-written partial with a finite-difference one.
 
@@ -36,6 +37,8 @@ def check(
         richardson: refine every element with Richardson extrapolation (two more loss
             evaluations each) instead of only those whose verdict needs it.
         tolerance: the pass rule, :class:`~gradcheck.numerics.Tolerance` by default.
+        progress: ``progress(done, total)`` after every loss evaluation (``total`` is the
+            planned count; it grows if refinement adds evaluations). For progress bars.
 
     Returns:
         A :class:`~gradcheck.report.Report`; ``report.passed`` is the verdict and
@@ -56,7 +59,10 @@ def check(
     if not isinstance(tolerance, Tolerance):
         raise InputError(f"tolerance must be a gradcheck.Tolerance, got {type(tolerance).__name__}")
     pset = ParamSet(params)
-    engine = Engine(pset, loss, tolerance, richardson=richardson)
+    if progress is not None and not callable(progress):
+        raise InputError(f"progress must be callable as progress(done, total), got "
+                         f"{type(progress).__name__}")
+    engine = Engine(pset, loss, tolerance, richardson=richardson, progress=progress)
     try:
         f0 = engine.baseline()
         gradients = _call_grad(grad, pset)
