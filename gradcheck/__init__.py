@@ -1,7 +1,7 @@
 """gradcheck: pinpoint and diagnose wrong partial derivatives in hand-written backprop."""
 
 from gradcheck.adapters import find_params, from_attributes, from_params_dict
-from gradcheck.api import check
+from gradcheck.api import check, check_problem
 from gradcheck.assertions import GradientMismatch, assert_gradients
 from gradcheck.errors import (
     GradcheckError,
@@ -11,7 +11,7 @@ from gradcheck.errors import (
     StateMutationError,
 )
 from gradcheck.numerics import Tolerance
-from gradcheck.protocol import Problem
+from gradcheck.protocol import NodeTrace, Problem
 from gradcheck.report import Entry, Report
 from gradcheck.training import PrecisionWarning, from_training_step
 
@@ -21,6 +21,7 @@ __all__ = [
     "GradientMismatch",
     "InputError",
     "LossError",
+    "NodeTrace",
     "NondeterministicLossError",
     "PrecisionWarning",
     "Problem",
@@ -29,6 +30,7 @@ __all__ = [
     "Tolerance",
     "assert_gradients",
     "check",
+    "check_problem",
     "find_params",
     "from_attributes",
     "from_params_dict",

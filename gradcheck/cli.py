@@ -31,7 +31,7 @@ import os
 import sys
 from pathlib import Path
 
-from gradcheck.api import check
+from gradcheck.api import check_problem
 from gradcheck.errors import GradcheckError
 from gradcheck.output import write_reports as write_report_files
 from gradcheck.progress import ProgressBar
@@ -97,8 +97,8 @@ def run_check(problem: Problem, args: argparse.Namespace, label: str) -> Report:
     """One check, with a progress bar on stderr when it is a terminal and the check is slow."""
     bar = ProgressBar(sys.stderr, label=label)
     try:
-        return check(problem.loss, problem.grad, problem.params, richardson=args.richardson,
-                     progress=bar if bar.enabled else None)
+        return check_problem(problem, richardson=args.richardson,
+                             progress=bar if bar.enabled else None)
     finally:
         bar.close()
 

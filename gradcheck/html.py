@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import math
 from html import escape
-from typing import Any
 
 import numpy as np
 
 from gradcheck.compare import FAILING, ParamResult
 from gradcheck.render import (
     ELEMENT_HEADERS,
+    NODE_HEADERS,
     SUMMARY_HEADERS,
+    diagnosis_lines,
     element_rows,
     fmt_error,
     fmt_shape,
     fmt_value,
     headline,
-    shape_notes,
+    node_rows,
+    notes,
+    sample_lines,
     summary_rows,
 )
 from gradcheck.report import Report
@@ -173,38 +176,34 @@ def table(headers: list[str], rows: list[list[str]], bad: list[bool]) -> str:
 
 
 def diagnosis(report: Report) -> str:
-    """What is wrong, parameter by parameter, plus any diagnosis the report carries."""
-    items = []
-    if report.passed:
-        items.append("Every hand-written partial matches its finite difference within tolerance.")
-    notes = {n.split(":", 1)[0]: n for n in shape_notes(report)}
-    for p in report.params:
-        if not p.failed:
-            continue
-        if p.name in notes:
-            items.append(notes[p.name])
-            continue
-        w = p.worst
-        analytic = None if p.analytic is None else float(p.analytic[w])
-        items.append(f"{p.name}: {p.n_wrong} of {p.size} element(s) {p.status}; worst "
-                     f"{p.label(w)}: analytic {fmt_value(analytic)}, numeric "
-                     f"{fmt_value(float(p.numeric[w]))}, rel err "
-                     f"{fmt_error(float(p.rel_err[w]))}")
-    out = "<ul>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>"
-    extra = report.to_dict().get("diagnosis")
-    if extra:
-        out += structured(extra)
+    """The diagnosis sentences (:func:`gradcheck.render.diagnosis_lines`) as a list; when there
+    are none, what failed parameter by parameter."""
+    items = diagnosis_lines(report)
+    if not items and report.passed:
+        items = ["Every hand-written partial matches its finite difference within tolerance."]
+    elif not items:
+        for p in report.params:
+            if p.failed:
+                w = p.worst
+                analytic = None if p.analytic is None else float(p.analytic[w])
+                items.append(f"{p.name}: {p.n_wrong} of {p.size} element(s) {p.status}; worst "
+                             f"{p.label(w)}: analytic {fmt_value(analytic)}, numeric "
+                             f"{fmt_value(float(p.numeric[w]))}")
+    return "<ul>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>"
+
+
+def _extra_sections(report: Report) -> list[str]:
+    """Node-level and per-sample checks, when the report has them."""
+    out = []
+    if report.nodes:
+        rows = node_rows(report)
+        out.append('<section id="nodes"><h2>Nodes (walking back from the loss)</h2>'
+                   + table(NODE_HEADERS, rows, [r[0] == "X" for r in rows]) + "</section>")
+    if report.samples:
+        out.append('<section id="samples"><h2>Per sample</h2><ul>'
+                   + "".join(f"<li>{escape(line.strip())}</li>" for line in sample_lines(report))
+                   + "</ul></section>")
     return out
-
-
-def structured(value: Any) -> str:
-    """Any JSON-like value (the report's ``diagnosis`` entry) as nested HTML lists."""
-    if isinstance(value, dict):
-        return "<dl>" + "".join(f"<dt>{escape(str(k))}</dt><dd>{structured(v)}</dd>"
-                                for k, v in value.items()) + "</dl>"
-    if isinstance(value, (list, tuple)):
-        return "<ul>" + "".join(f"<li>{structured(v)}</li>" for v in value) + "</ul>"
-    return escape(str(value))
 
 
 def render_html(report: Report, title: str = "gradcheck report", max_rows: int | None = 10) -> str:
@@ -212,7 +211,7 @@ def render_html(report: Report, title: str = "gradcheck report", max_rows: int |
     verdict = "pass" if report.passed else "fail"
     summary = summary_rows(report)
     rows, omitted = element_rows(report, max_rows)
-    notes = shape_notes(report) + list(report.notes) + omitted
+    remarks = notes(report) + omitted
     scalars = [p for p in report.params if p.shape == ()]
     tensors = [p for p in report.params if p.shape != ()]
     maps = []
@@ -232,13 +231,14 @@ def render_html(report: Report, title: str = "gradcheck report", max_rows: int |
         f"<h1>{escape(title)}</h1>",
         f'<p class="verdict {verdict}">{escape(headline(report))}</p>',
         f'<section id="diagnosis"><h2>Diagnosis</h2>{diagnosis(report)}</section>',
+        *_extra_sections(report),
         '<section id="parameters"><h2>Parameters</h2>',
         table(SUMMARY_HEADERS, summary, [p.failed for p in report.params]),
         "</section>",
     ]
-    if notes:
+    if remarks:
         parts.append('<section id="notes"><h2>Notes</h2><ul>'
-                     + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul></section>")
+                     + "".join(f"<li>{escape(n)}</li>" for n in remarks) + "</ul></section>")
     parts += [
         '<section id="heatmaps"><h2>Relative error, |analytic - numeric| / max(|analytic|, '
         "|numeric|)</h2>",
