@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gradcheck.api import check
+from gradcheck.api import check, check_problem
 from gradcheck.numerics import Tolerance
 from gradcheck.output import write_reports
-from gradcheck.protocol import as_problem
 from gradcheck.report import Report
 
 
@@ -78,20 +77,20 @@ def assert_gradients(loss: Any, grad: Any = None, params: Any = None, *,
     """Check like :func:`gradcheck.check` and raise :class:`GradientMismatch` on a mismatch.
 
     Takes the same inputs as ``check`` (``loss, grad, params``, ``richardson=``,
-    ``tolerance=``, ...), or one Problem from an adapter (``assert_gradients(problem)``).
+    ``tolerance=``, ...), or one Problem (from an adapter, say) as in :func:`check_problem`.
     Unset options come from the pytest plugin's ``--gradcheck-*`` options. On a mismatch with
     ``--gradcheck-report-dir``, Markdown, JSON and HTML reports are written there, named after
     ``name`` (default: the running test). Returns the report when every partial passes.
     """
     __tracebackhide__ = True  # the failure points at the test's line, not at this helper
     settings = settings or active_settings()
-    if grad is None and params is None:
-        problem = as_problem(loss)
-        loss, grad, params = problem.loss, problem.grad, problem.params
     options.setdefault("richardson", settings.richardson)
     if options.get("tolerance") is None:
         options["tolerance"] = settings.tolerance
-    report = check(loss, grad, params, **options)
+    if grad is None and params is None:  # a Problem: its nodes, samples and dims count too
+        report = check_problem(loss, **options)
+    else:
+        report = check(loss, grad, params, **options)
     report.options["seed"] = settings.seed
     if report.passed:
         return report

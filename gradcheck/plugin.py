@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gradcheck.api import check
+from gradcheck.api import check, check_problem
 from gradcheck.assertions import Settings, assert_gradients, pop_settings, push_settings
 from gradcheck.numerics import Tolerance
 from gradcheck.report import Report
@@ -154,11 +154,14 @@ class GradcheckFixture:
     def report_dir(self) -> Path | None:
         return self.settings.report_dir
 
-    def check(self, loss: Any, grad: Any, params: Any, **options: Any) -> Report:
-        """:func:`gradcheck.check` with the run's tolerance and Richardson setting."""
+    def check(self, loss: Any, grad: Any = None, params: Any = None, **options: Any) -> Report:
+        """:func:`gradcheck.check` (or, given one Problem, :func:`gradcheck.check_problem`)
+        with the run's tolerance and Richardson setting."""
         options.setdefault("richardson", self.settings.richardson)
         if options.get("tolerance") is None:
             options["tolerance"] = self.settings.tolerance
+        if grad is None and params is None:
+            return check_problem(loss, **options)
         return check(loss, grad, params, **options)
 
     def assert_gradients(self, loss: Any, grad: Any = None, params: Any = None,

@@ -21,6 +21,7 @@ import os
 import random
 import sys
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +74,7 @@ def load_target(spec: str, seed: int | None = 0) -> Problem:
             problem = as_problem(made, f"{attr}()")
         except InputError as exc:
             raise InputError(f"{spec}: {exc}") from None
-    name = problem.name or attr
-    return Problem(problem.loss, problem.grad, problem.params, name)
+    return replace(problem, name=problem.name or attr)
 
 
 def _direct(obj: Any) -> Problem | None:

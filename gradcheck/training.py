@@ -30,12 +30,15 @@ class PrecisionWarning(UserWarning):
 # The recovered gradient is judged untrustworthy when its rounding error exceeds this fraction
 # of the largest recovered partial.
 RECOVERY_DIGITS = 1e-6
+# Up to this many samples, each is also checked on its own by default.
+PER_SAMPLE_LIMIT = 16
 
 
 def from_training_step(obj: Any, step: Callable | str, loss: Callable | str, *,
                        learning_rate: float, samples: Iterable[Any] | None = None,
                        key: str | None = None, include: Iterable[str] | None = None,
-                       exclude: Iterable[str] = (), name: str | None = None) -> Problem:
+                       exclude: Iterable[str] = (), per_sample: bool | None = None,
+                       name: str | None = None) -> Problem:
     """Check code that updates its weights in place instead of returning gradients.
 
     One plain SGD step moves every weight by ``-learning_rate * g``, so the gradient it
@@ -56,6 +59,9 @@ def from_training_step(obj: Any, step: Callable | str, loss: Callable | str, *,
             (``zip(data, labels)`` works). ``None``: call ``step(obj)`` and ``loss(obj)``.
         key, include, exclude: where the weights are and which ones (see
             :func:`from_params_dict` and :func:`find_params`).
+        per_sample: also check every sample on its own (``report.samples``), which tells
+            an error in one sample's update from one in all; default: when there are 2 to
+            :data:`PER_SAMPLE_LIMIT` samples.
     """
     rate = float(learning_rate)
     if not np.isfinite(rate) or rate <= 0:
@@ -71,13 +77,30 @@ def from_training_step(obj: Any, step: Callable | str, loss: Callable | str, *,
     user_step = as_method(step, obj, "step")
     user_loss = as_method(loss, obj, "loss")
 
+    loss_fn, grad_fn = _functions(obj, container, slots, user_step, user_loss, cases, rate)
+    if per_sample is None:
+        per_sample = 1 < len(cases) <= PER_SAMPLE_LIMIT
+    each = ()
+    if per_sample and len(cases) > 1:
+        each = tuple(
+            Problem(*_functions(obj, container, slots, user_step, user_loss, [case], rate, k),
+                    params={}, name=f"sample {k}")
+            for k, case in enumerate(cases)
+        )
+    return Problem(loss_fn, grad_fn, slots.current(), name or type(obj).__name__,
+                   samples=each)
+
+
+def _functions(obj, container, slots: Slots, user_step, user_loss, cases, rate, first=0):
+    """``loss(params)`` (mean per-sample loss) and ``grad(params)`` (mean implied gradient)."""
+
     def mean_loss(params):
         saved = slots.bind(params)
         try:
             values = [user_loss(obj, *case) for case in cases]
         finally:
             slots.unbind(saved)
-        for k, value in enumerate(values):
+        for k, value in enumerate(values, start=first):
             if np.ndim(value) != 0:
                 raise InputError(f"loss for sample {k} has shape {np.shape(value)}; expected "
                                  "a scalar (reduce it with sum or mean)")
@@ -85,17 +108,16 @@ def from_training_step(obj: Any, step: Callable | str, loss: Callable | str, *,
 
     def implied_grad(params):
         per_sample = [_one_step(obj, container, slots, params, user_step, case, rate, k)
-                      for k, case in enumerate(cases)]
+                      for k, case in enumerate(cases, start=first)]
         out = {}
         for n in slots.names:
-            shapes = {g[n].shape for g in per_sample}
             own = np.shape(params[n])
             odd = [g[n] for g in per_sample if g[n].shape != own]
-            out[n] = odd[0] if len(shapes) > 1 and odd else np.mean([g[n] for g in per_sample],
-                                                                     axis=0)
+            # samples disagreeing on a shape cannot be averaged: show the odd one
+            out[n] = odd[0] if odd else np.mean([g[n] for g in per_sample], axis=0)
         return out
 
-    return Problem(mean_loss, implied_grad, slots.current(), name or type(obj).__name__)
+    return mean_loss, implied_grad
 
 
 def _one_step(obj, container, slots: Slots, params, user_step, case, rate, k):
