@@ -50,7 +50,7 @@ border-bottom:1px solid #d0d7de;padding-bottom:.2em}h3{font-size:1em;margin:1.2e
 .pass{background:#dafbe1;border:1px solid #4ac26b}.fail{background:#ffebe9;border:1px solid #ff8182}
 table.grid{border-collapse:collapse;font:12px/1.3 ui-monospace,SFMono-Regular,Menlo,monospace}
 table.grid th,table.grid td{border:1px solid #d0d7de;padding:2px 7px;text-align:right}
-table.grid th{background:#f6f8fa}table.grid td.name,table.grid td:last-child{text-align:left}
+table.grid th{background:#f6f8fa}table.grid td.name{text-align:left}
 tr.bad td{background:#fff5f5}tr.bad td.mark{color:#cf222e;font-weight:700}
 table.heat{border-collapse:collapse;font:10px ui-monospace,monospace}
 table.heat td.c{width:var(--cell);height:var(--cell);min-width:var(--cell);padding:0;
@@ -163,14 +163,19 @@ def legend() -> str:
     return f'<table class="legend"><tr>{cells}</tr></table>'
 
 
+# Columns holding words, not numbers: left-aligned.
+TEXT_COLUMNS = frozenset({"param", "element", "status", "worst", "node", "dL/dnode",
+                          "its backward step", "worst element"})
+
+
 def table(headers: list[str], rows: list[list[str]], bad: list[bool]) -> str:
     """A plain HTML table; rows flagged ``bad`` are highlighted. Cells are escaped."""
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    kinds = ["mark"] + ["name" if h in TEXT_COLUMNS else "" for h in headers[1:]]
     body = []
     for row, flag in zip(rows, bad, strict=True):
-        cells = [f'<td class="mark">{escape(row[0])}</td>']
-        cells += [f'<td class="name">{escape(v)}</td>' for v in row[1:2]]
-        cells += [f"<td>{escape(v)}</td>" for v in row[2:]]
+        cells = [f'<td class="{k}">{escape(v)}</td>' if k else f"<td>{escape(v)}</td>"
+                 for k, v in zip(kinds, row, strict=True)]
         body.append(f'<tr{" class=bad" if flag else ""}>' + "".join(cells) + "</tr>")
     return f'<table class="grid"><tr>{head}</tr>' + "".join(body) + "</table>"
 

@@ -127,3 +127,14 @@ def test_real_report_with_shape_mismatch_renders():
     page = report.to_html()
     assert '<td class="c na"' in page  # hatched: no usable hand-written value
     assert "shape_mismatch" in page
+
+
+def test_table_exact():
+    from gradcheck.html import table
+
+    assert table(["", "param", "wrong"], [["X", "w<1>", "1/2"], ["", "b", "0/2"]],
+                 [True, False]) == (
+        '<table class="grid"><tr><th></th><th>param</th><th>wrong</th></tr>'
+        '<tr class=bad><td class="mark">X</td><td class="name">w&lt;1&gt;</td><td>1/2</td></tr>'
+        '<tr><td class="mark"></td><td class="name">b</td><td>0/2</td></tr></table>'
+    )
