@@ -13,7 +13,7 @@ import pytest
 
 import gradcheck.progress
 from gradcheck import InputError
-from gradcheck.cli import EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, main
+from gradcheck.cli import EXIT_INTERRUPTED, EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, main, one_line
 
 ROOT = Path(__file__).resolve().parents[1]
 ASKER = str(ROOT / "examples" / "asker_style.py")
@@ -141,6 +141,7 @@ BAD_INPUTS = {
     "unknown module": ("no_such_module_xyz:make", "no module named 'no_such_module_xyz'"),
     "unknown reference": ("no-such-net", "unknown reference net"),
     "sys.exit at import": ("{exits}:make", "SystemExit"),
+    "mutating loss": ("{mutating}:make", "calling the loss changed parameter(s) 'w'"),
 }
 
 
@@ -155,6 +156,14 @@ def bad_files(tmp_path, good):
         "nanloss": write(tmp_path, "import math\ndef make():\n    return (lambda p: math.nan, "
                          "lambda p: {'a': 0.0}, {'a': 1.0})\n", "nanloss.py"),
         "exits": write(tmp_path, "import sys\nsys.exit(3)\n", "exits.py"),
+        "mutating": write(tmp_path, """
+            import numpy as np
+            def loss(p):
+                p["w"] += 1.0
+                return float(p["w"].sum())
+            def make():
+                return loss, lambda p: {"w": np.ones(2)}, {"w": np.zeros(2)}
+            """, "mutating.py"),
     }
 
 
@@ -167,6 +176,31 @@ def test_every_bad_input_is_exit_2_with_one_line(case, bad_files, capsys):
     assert err.startswith("gradcheck: error: ")
     assert reason in err
     assert "Traceback" not in err
+
+
+def test_interrupt_is_130_and_parameters_are_restored(tmp_path, capsys):
+    path = write(tmp_path, """
+        import numpy as np
+        W = np.arange(4.0)
+        calls = []
+        def loss(p):
+            calls.append(1)
+            if len(calls) == 6:
+                raise KeyboardInterrupt
+            return float(np.sum(p["W"] ** 2))
+        def make():
+            return loss, lambda p: {"W": 2 * p["W"]}, {"W": W}
+        """, "interrupted.py")
+    assert main(["check", f"{path}:make"]) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err == "gradcheck: interrupted\n"
+    module = sys.modules["gradcheck_user_interrupted"]
+    assert module.W.tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_unexpected_errors_still_get_one_line():
+    line = one_line(TypeError("unsupported operand\n  in a weird place"))
+    assert line == ("unexpected TypeError: unsupported operand in a weird place (rerun with "
+                    "--debug for the traceback; if your input looks fine, please report it)")
 
 
 def test_debug_shows_the_traceback(bad_files):
