@@ -15,6 +15,7 @@ from html import escape
 import numpy as np
 
 from gradcheck.compare import FAILING, ParamResult
+from gradcheck.nodes import summarize
 from gradcheck.render import (
     ELEMENT_HEADERS,
     NODE_HEADERS,
@@ -50,7 +51,7 @@ border-bottom:1px solid #d0d7de;padding-bottom:.2em}h3{font-size:1em;margin:1.2e
 .pass{background:#dafbe1;border:1px solid #4ac26b}.fail{background:#ffebe9;border:1px solid #ff8182}
 table.grid{border-collapse:collapse;font:12px/1.3 ui-monospace,SFMono-Regular,Menlo,monospace}
 table.grid th,table.grid td{border:1px solid #d0d7de;padding:2px 7px;text-align:right}
-table.grid th{background:#f6f8fa}table.grid td.name{text-align:left}
+table.grid th{background:#f6f8fa}table.grid .name{text-align:left}
 tr.bad td{background:#fff5f5}tr.bad td.mark{color:#cf222e;font-weight:700}
 table.heat{border-collapse:collapse;font:10px ui-monospace,monospace}
 table.heat td.c{width:var(--cell);height:var(--cell);min-width:var(--cell);padding:0;
@@ -170,8 +171,9 @@ TEXT_COLUMNS = frozenset({"param", "element", "status", "worst", "node", "dL/dno
 
 def table(headers: list[str], rows: list[list[str]], bad: list[bool]) -> str:
     """A plain HTML table; rows flagged ``bad`` are highlighted. Cells are escaped."""
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     kinds = ["mark"] + ["name" if h in TEXT_COLUMNS else "" for h in headers[1:]]
+    head = "".join(f'<th class="{k}">{escape(h)}</th>' if k == "name" else f"<th>{escape(h)}</th>"
+                   for k, h in zip(kinds, headers, strict=True))
     body = []
     for row, flag in zip(rows, bad, strict=True):
         cells = [f'<td class="{k}">{escape(v)}</td>' if k else f"<td>{escape(v)}</td>"
@@ -203,12 +205,29 @@ def _extra_sections(report: Report) -> list[str]:
     if report.nodes:
         rows = node_rows(report)
         out.append('<section id="nodes"><h2>Nodes (walking back from the loss)</h2>'
-                   + table(NODE_HEADERS, rows, [r[0] == "X" for r in rows]) + "</section>")
+                   + table(NODE_HEADERS, rows, [r[0] == "X" for r in rows])
+                   + nested(summarize(report.nodes)) + "</section>")
     if report.samples:
-        out.append('<section id="samples"><h2>Per sample</h2><ul>'
-                   + "".join(f"<li>{escape(line.strip())}</li>" for line in sample_lines(report))
-                   + "</ul></section>")
+        out.append(f'<section id="samples"><h2>Per sample</h2>{nested(sample_lines(report))}'
+                   "</section>")
     return out
+
+
+def nested(lines: list[str]) -> str:
+    """Lines as a list; indented lines become a sub-list of the line before them."""
+    items: list[tuple[str, list[str]]] = []
+    for line in lines:
+        if line.startswith("  ") and items:
+            items[-1][1].append(line.strip())
+        else:
+            items.append((line.strip(), []))
+    return "<ul>" + "".join(
+        f"<li>{escape(head)}"
+        + ("<ul>" + "".join(f"<li>{escape(c)}</li>" for c in children) + "</ul>" if children
+           else "")
+        + "</li>"
+        for head, children in items
+    ) + "</ul>"
 
 
 def render_html(report: Report, title: str = "gradcheck report", max_rows: int | None = 10) -> str:

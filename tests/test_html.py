@@ -134,7 +134,16 @@ def test_table_exact():
 
     assert table(["", "param", "wrong"], [["X", "w<1>", "1/2"], ["", "b", "0/2"]],
                  [True, False]) == (
-        '<table class="grid"><tr><th></th><th>param</th><th>wrong</th></tr>'
+        '<table class="grid"><tr><th></th><th class="name">param</th><th>wrong</th></tr>'
         '<tr class=bad><td class="mark">X</td><td class="name">w&lt;1&gt;</td><td>1/2</td></tr>'
         '<tr><td class="mark"></td><td class="name">b</td><td>0/2</td></tr></table>'
+    )
+
+
+def test_nested_lists_for_per_sample_lines():
+    from gradcheck.html import nested
+
+    assert nested(["sample 0: failed", "  group: a < b", "sample 1: passed"]) == (
+        "<ul><li>sample 0: failed<ul><li>group: a &lt; b</li></ul></li>"
+        "<li>sample 1: passed</li></ul>"
     )
