@@ -59,10 +59,11 @@ def push_settings(settings: Settings) -> None:
 
 
 def pop_settings(settings: Settings) -> None:
-    if settings in _active:
-        _active.reverse()
-        _active.remove(settings)  # the innermost equal entry
-        _active.reverse()
+    """Remove the innermost entry that is ``settings`` (by identity)."""
+    for i in range(len(_active) - 1, -1, -1):
+        if _active[i] is settings:
+            del _active[i]
+            return
 
 
 def current_test() -> str:
