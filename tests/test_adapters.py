@@ -224,3 +224,43 @@ def test_core_plugin_and_cli_never_import_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr
+
+
+class DictSGD:
+    """Weights in self.params; the step updates arrays in place and rebinds the scalar."""
+
+    def __init__(self, bug=None):
+        rng = np.random.default_rng(5)
+        self.params = {"W": rng.normal(size=(2, 3)), "s": 0.8}
+        self.steps = 0
+        self.bug = bug
+
+    def loss(self, x, y):
+        return float(np.sum((self.params["s"] * self.params["W"] @ x - y) ** 2))
+
+    def step(self, x, y, lr=LR):
+        W, s = self.params["W"], self.params["s"]
+        r = 2 * (s * W @ x - y)
+        dW = s * np.outer(r, x)
+        ds = float(r @ (W @ x)) * (0.5 if self.bug else 1.0)
+        W -= lr * dW  # in place
+        self.params["s"] = s - lr * ds  # rebinding
+        self.steps += 1
+
+
+@pytest.mark.parametrize(("bug", "wrong"), [(None, []), ("half_ds", ["s"])])
+def test_training_step_on_a_params_dict(bug, wrong):
+    net = DictSGD(bug)
+    weights, w_array, w_bits = net.params, net.params["W"], net.params["W"].copy()
+    rng = np.random.default_rng(6)
+    samples = [(rng.normal(size=3), rng.normal(size=2)) for _ in range(3)]
+    problem = from_training_step(net, "step", "loss", learning_rate=LR, samples=samples,
+                                 key="params")
+    report = check_problem(problem)
+    assert report.failed_params == wrong
+    assert [s.failed_params for s in report.samples] == [wrong] * 3
+    assert net.params is weights
+    assert net.params["W"] is w_array
+    assert np.array_equal(w_array, w_bits)
+    assert net.params["s"] == 0.8
+    assert net.steps == 0  # the step counter is put back too
