@@ -9,10 +9,12 @@ from toy_nets import mlp
 from gradcheck import InputError, check
 
 
-@pytest.mark.parametrize("bug", [None, "sign_W2", "per_sample_b2"])
-def test_progress_counts_every_evaluation_and_the_plan_is_exact(bug):
+@pytest.mark.parametrize(("bug", "richardson"), [(None, False), ("sign_W2", False),
+                                                  ("per_sample_b2", False), ("sign_W2", True)])
+def test_progress_counts_every_evaluation_and_the_plan_is_exact(bug, richardson):
     calls = []
-    report = check(*mlp(bug), progress=lambda done, total: calls.append((done, total)))
+    report = check(*mlp(bug), richardson=richardson,
+                   progress=lambda done, total: calls.append((done, total)))
     assert [d for d, _ in calls] == list(range(1, report.evaluations + 1))
     assert all(total >= done for done, total in calls)
     assert calls[-1] == (report.evaluations, report.evaluations)  # refinement is planned for
