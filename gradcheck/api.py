@@ -31,6 +31,7 @@ def check(
     nodes: Callable[[Mapping[str, Any]], NodeTrace] | None = None,
     samples: Sequence[Problem | tuple[Loss, Grad]] = (),
     dims: Mapping[str, int] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Report:
     """Compare every hand-written partial with a finite-difference one, and diagnose.
 
@@ -51,6 +52,9 @@ def check(
             parameters; each is checked on its own as well (``report.samples``).
         dims: named sizes (``{"batch": 32, "outputs": 2}``) so the diagnosis can name a
             factor or an extra axis of that size.
+        progress: ``progress(done, total)`` after every loss evaluation of the parameter and
+            sample checks (``total`` is the planned count; it grows as refinement and sample
+            checks add evaluations). For progress bars; ``None`` costs nothing.
 
     Returns:
         A :class:`~gradcheck.report.Report`; ``report.passed`` is the verdict (of the batch
@@ -69,11 +73,14 @@ def check(
         raise InputError(f"grad must be callable as grad(params), got {type(grad).__name__}")
     if nodes is not None and not callable(nodes):
         raise InputError(f"nodes must be callable as nodes(params), got {type(nodes).__name__}")
+    if progress is not None and not callable(progress):
+        raise InputError(f"progress must be callable as progress(done, total), got "
+                         f"{type(progress).__name__}")
     tolerance = Tolerance() if tolerance is None else tolerance
     if not isinstance(tolerance, Tolerance):
         raise InputError(f"tolerance must be a gradcheck.Tolerance, got {type(tolerance).__name__}")
     dims = dict(dims or {})
-    report = _check_params(loss, grad, params, richardson, tolerance, dims)
+    report = _check_params(loss, grad, params, richardson, tolerance, dims, progress)
     options = {"richardson": richardson, "tolerance": tolerance}
     if nodes is not None:
         trace = _call_with_restore(nodes, params, "nodes")
@@ -84,7 +91,8 @@ def check(
         )
     for i, sample in enumerate(samples):
         sample = _as_sample(sample, i)
-        sub = check(sample.loss, sample.grad, params, nodes=sample.nodes, dims=dims, **options)
+        sub = check(sample.loss, sample.grad, params, nodes=sample.nodes, dims=dims,
+                    progress=_offset(progress, report.evaluations), **options)
         report.samples.append(sub)
         report.evaluations += sub.evaluations
     return report
@@ -100,6 +108,13 @@ def check_problem(problem: Any, **options: Any) -> Report:
     return check(problem.loss, problem.grad, problem.params, **options)
 
 
+def _offset(progress: Callable[[int, int], None] | None, done: int):
+    """``progress`` for a sub-check that starts after ``done`` evaluations."""
+    if progress is None:
+        return None
+    return lambda count, total: progress(done + count, done + total)
+
+
 def _as_sample(sample: Any, i: int) -> Problem:
     if isinstance(sample, Problem):
         return sample
@@ -109,9 +124,9 @@ def _as_sample(sample: Any, i: int) -> Problem:
                      f"{type(sample).__name__}")
 
 
-def _check_params(loss, grad, params, richardson, tolerance, dims) -> Report:
+def _check_params(loss, grad, params, richardson, tolerance, dims, progress=None) -> Report:
     pset = ParamSet(params)
-    engine = Engine(pset, loss, tolerance, richardson=richardson)
+    engine = Engine(pset, loss, tolerance, richardson=richardson, progress=progress)
     try:
         f0 = engine.baseline()
         gradients = _call_grad(grad, pset)

@@ -97,18 +97,25 @@ class Engine:
         loss: Callable[[dict[str, Any]], Any],
         tolerance: Tolerance,
         richardson: bool = False,
+        progress: Callable[[int, int], None] | None = None,
     ):
         self.params = params
         self.loss = loss
         self.tolerance = tolerance
         self.richardson = richardson
         self.evaluations = 0
+        # progress(done, total) after every loss evaluation; total is the planned count and
+        # grows when refinement adds evaluations. None costs one comparison per evaluation.
+        self.progress = progress
+        self.planned = planned_evaluations(params, richardson)
         self.f0 = float("nan")
         self.loss_dtype = np.dtype(np.float64)
 
     # -- evaluation ------------------------------------------------------------------------
     def _call(self, where: Where) -> float:
         self.evaluations += 1
+        if self.progress is not None:
+            self.progress(self.evaluations, max(self.planned, self.evaluations))
         try:
             value = self.loss(self.params.view)
         except (KeyboardInterrupt, SystemExit, MemoryError):
@@ -207,6 +214,8 @@ class Engine:
         else:
             again = everything[:0]
         if again.size:
+            if not self.richardson:
+                self.planned += 4 * again.size
             more = self._stencil(name, again, x[again], step[again], eps, (2, 4),
                                  known={1: (f_up[again], f_down[again])})
             numeric[again] = more["numeric"]
@@ -299,6 +308,16 @@ class Engine:
             "kink": kink,
             "third": third,
         }
+
+
+def planned_evaluations(params: ParamSet, richardson: bool = False) -> int:
+    """Loss evaluations a check plans before refinement: 2 for the baseline, then per tensor
+    4 per pilot element and 2 per element (6 with ``richardson``)."""
+    total = 2
+    for name in params.names:
+        n = params[name].size
+        total += 4 * min(n, PILOT_ELEMENTS) + (6 if richardson else 2) * n
+    return total
 
 
 def _label(param: Param, flat: int) -> str:

@@ -180,5 +180,11 @@ class Report:
 
         return render_markdown(self, max_rows=max_rows)
 
+    def to_html(self, title: str = "gradcheck report", max_rows: int | None = 10) -> str:
+        """A self-contained HTML page: diagnosis, tables and relative-error heatmaps."""
+        from gradcheck.html import render_html
+
+        return render_html(self, title=title, max_rows=max_rows)
+
     def __str__(self) -> str:
         return self.to_text()
