@@ -12,7 +12,7 @@ from gradcheck.diagnose import diagnose
 from gradcheck.engine import Engine
 from gradcheck.errors import InputError, LossError, StateMutationError
 from gradcheck.nodes import check_nodes
-from gradcheck.numerics import Tolerance, machine_eps
+from gradcheck.numerics import Tolerance, coarser_dtype, machine_eps
 from gradcheck.params import ParamSet
 from gradcheck.protocol import NodeTrace, Problem, as_problem
 from gradcheck.report import Report
@@ -129,10 +129,11 @@ def _check_params(loss, grad, params, richardson, tolerance, dims, progress=None
     engine = Engine(pset, loss, tolerance, richardson=richardson, progress=progress)
     try:
         f0 = engine.baseline()
-        gradients = _call_grad(grad, pset)
+        gradients, grad_dtypes = _call_grad(grad, pset)
         results = [
             compare(pset[name], gradients.get(name), engine.differentiate(
-                name, _fitting(gradients.get(name), pset[name].shape)), tolerance)
+                name, _fitting(gradients.get(name), pset[name].shape),
+                coarser_dtype(pset[name].dtype, grad_dtypes.get(name))), tolerance)
             for name in pset.names
         ]
         extra = [str(k) for k in gradients if k not in pset.params]
@@ -201,7 +202,8 @@ def _call_with_restore(function: Callable, params: Mapping[str, Any], what: str)
         pset.restore_all()
 
 
-def _call_grad(grad: Grad, pset: ParamSet) -> dict[str, Any]:
+def _call_grad(grad: Grad, pset: ParamSet) -> tuple[dict[str, Any], dict[str, np.dtype]]:
+    """The hand-written gradients as float64 copies, and the dtype each came in."""
     raw = _call_user(grad, pset, "grad")
     if not isinstance(raw, Mapping):
         raise InputError(
@@ -209,4 +211,6 @@ def _call_grad(grad: Grad, pset: ParamSet) -> dict[str, Any]:
             f"{type(raw).__name__}"
         )
     # copy now: a gradient function may return views of buffers it reuses
-    return {name: analytic_array(str(name), value) for name, value in raw.items()}
+    gradients = {name: analytic_array(str(name), value) for name, value in raw.items()}
+    dtypes = {name: getattr(value, "dtype", None) for name, value in raw.items()}
+    return gradients, dtypes

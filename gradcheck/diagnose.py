@@ -124,7 +124,7 @@ def classify_elements(p: ParamResult) -> np.ndarray:
     wrong = failing & (p.statuses == "wrong")
     a, n, tol = p.analytic, p.numeric, p.tolerance
     numeric_zero = np.abs(n) <= p.fd_error * 10 + np.finfo(float).tiny
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = n / a
         sigma = tol / np.abs(a)
     classes[wrong] = "wrong_value"

@@ -4,13 +4,16 @@ Per parameter tensor:
 
 1. **Pilot.** On up to three elements, central differences at ``hp`` and ``2hp`` (pilot step
    ``hp = eps**(1/5) max(1, |x|)``) measure ``|f'''|``, which fixes the step of the main pass.
-2. **Main pass.** Every other element gets one central difference at the step that minimises
+2. **Main pass.** Every element gets one central difference at the step ``h`` that minimises
    truncation + rounding (:func:`gradcheck.numerics.optimal_step`): two loss evaluations each.
 3. **Refinement.** Elements whose hand-written value disagrees with the main pass beyond the
    estimated error (and every element, with ``richardson=True``) get four more evaluations at
-   ``x +- 2h`` and ``x +- 4h``. From them come a Richardson value with its own error estimate and
-   the one-sided slopes, which tell a kink (ReLU at 0, a max-pool tie, ``abs``) from a smooth
-   function: at a kink the loss is not differentiable and the element is ``uncertain``.
+   ``x +- h/4`` and ``x +- h/2``. Three levels give a Richardson value with its own error
+   estimate; the way the one-sided slopes' gap grows with the step tells a kink (ReLU at 0, a
+   max-pool tie, ``abs``: the element is ``uncertain``) from a smooth function, and the way
+   the central values converge tells a loss that is C1 but not C2 (``relu(z)**2`` at ``z = 0``:
+   error linear in the step, extrapolated linearly). Smaller steps, not larger: they stay
+   clear of nearby kinks and resolve sharp curvature the main step does not.
 
 A correct smooth net therefore costs about ``2P`` evaluations (plus 4 per pilot element);
 the extra ones go only where a verdict needs them.
@@ -40,10 +43,17 @@ from gradcheck.params import Param, ParamSet
 PILOT_ELEMENTS = 3
 # Third-derivative margin: the pilot sees three elements, the main pass all of them.
 THIRD_MARGIN = 4.0
-# Kink test thresholds (fractions of the one-sided slopes' size); a smooth function keeps its
-# third and fourth differences at O(h**2) of the slope and its one-sided slopes within O(h f'').
-KINK_DIFFERENCE = 0.05
-KINK_SLOPES = 0.1
+# Kink test: how far (as a fraction of their size) the slope gaps at two steps may depart from
+# proportionality before the element counts as a kink. A smooth loss departs by O(s**2 f''''/f'');
+# a kink by at least 37% at one of two consecutive pairs of levels (see Engine._stencil).
+KINK_RELATIVE = 0.15
+# Refinement levels, as fractions of the main step: smaller steps stay clear of nearby kinks and
+# of curvature the main step does not resolve, at the price of more rounding.
+REFINE_LEVELS = (0.25, 0.5)
+# How many times its noise estimate a departure from proportionality must exceed to count. Lower
+# than the verdict's safety factor on purpose: a kink taken for smooth biases the numeric value
+# (a false alarm), while a smooth element taken for a kink is only called uncertain.
+KINK_NOISE = 2.0
 
 
 @dataclass
@@ -56,8 +66,9 @@ class TensorDifferences:
     forward: np.ndarray  # one-sided slopes, NaN where the element was not refined
     backward: np.ndarray
     kink: np.ndarray  # bool: the loss is not differentiable at this element
-    refined: np.ndarray  # bool: evaluated on five points
+    refined: np.ndarray  # bool: refined on smaller steps
     third: float  # the pilot's |f'''|
+    rtol: float  # the relative floor of the tolerance rule for this tensor
 
 
 Where = str | Callable[[], str]
@@ -166,11 +177,15 @@ class Engine:
         return out
 
     # -- differentiation -------------------------------------------------------------------
-    def differentiate(self, name: str, analytic: np.ndarray | None) -> TensorDifferences:
+    def differentiate(
+        self, name: str, analytic: np.ndarray | None, precision: np.dtype | None = None
+    ) -> TensorDifferences:
         """Numeric partials of the loss with respect to every element of parameter ``name``.
 
         ``analytic`` (flat, float64) decides which elements need refining; ``None`` means the
         hand-written gradient is unusable for this tensor, so only the main pass runs.
+        ``precision`` is the dtype the relative floor comes from (the coarser of the
+        parameter's and the hand-written gradient's; the parameter's by default).
         """
         param = self.params[name]
         x = self.params.flat_values(name)
@@ -201,28 +216,27 @@ class Engine:
         refined = np.zeros(n, dtype=bool)
 
         # 3. refinement where the verdict needs it
-        if self.richardson:
-            again = everything
-        elif analytic is not None:
-            with np.errstate(invalid="ignore"):
-                off = np.abs(analytic - numeric) > (
-                    tol.safety * error
-                    + tol.relative_floor(param.dtype)
-                    * np.maximum(np.abs(analytic), np.abs(numeric))
-                )
-            again = everything[off & np.isfinite(analytic)]
-        else:
-            again = everything[:0]
+        floor = tol.relative_floor(precision or param.dtype)
+        with np.errstate(invalid="ignore"):
+            off = np.zeros(n, dtype=bool) if analytic is None else (
+                np.abs(analytic - numeric)
+                > tol.safety * error + floor * np.maximum(np.abs(analytic), np.abs(numeric))
+            ) & np.isfinite(analytic)
+        again = everything if self.richardson else everything[off]
         if again.size:
-            if not self.richardson:
+            if not self.richardson:  # the plan already counts refinement then
                 self.planned += 4 * again.size
-            more = self._stencil(name, again, x[again], step[again], eps, (2, 4),
+            more = self._stencil(name, again, x[again], step[again], eps, REFINE_LEVELS,
                                  known={1: (f_up[again], f_down[again])})
-            numeric[again] = more["numeric"]
-            error[again] = more["error"]
+            # a kink only matters where the hand-written value disagreed: elsewhere (the
+            # richardson option) the main pass stands
+            keep = ~(more["kink"] & ~off[again])
+            where = again[keep]
+            numeric[where] = more["numeric"][keep]
+            error[where] = more["error"][keep]
             forward[again] = more["forward"]
             backward[again] = more["backward"]
-            kink[again] = more["kink"]
+            kink[where] = more["kink"][keep]
             refined[again] = True
         changed = self.params.changed()
         if changed:  # the baseline saw no change, so it happened at a perturbed point
@@ -230,7 +244,8 @@ class Engine:
                 f"parameter(s) {', '.join(map(repr, changed))} changed while {name!r} was "
                 "being perturbed; a loss must not update its parameters"
             )
-        return TensorDifferences(numeric, error, step, forward, backward, kink, refined, third)
+        return TensorDifferences(numeric, error, step, forward, backward, kink, refined, third,
+                                 floor)
 
     def _stencil(
         self,
@@ -239,29 +254,36 @@ class Engine:
         x: np.ndarray,
         h: np.ndarray,
         eps: float,
-        multiples: tuple[int, ...],
-        known: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
+        multiples: tuple[float, ...],
+        known: dict[float, tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> dict[str, np.ndarray]:
         """Central differences at ``m * h`` for ``m`` in ``multiples`` (and ``known`` ones).
 
-        Returns, per element, the Richardson value from the two smallest steps with an error
-        estimate, the one-sided slopes at the smallest step, ``|f'''|`` and the kink flag.
+        Returns, per element, a Richardson value with an error estimate, the one-sided slopes
+        at the smallest step, ``|f'''|`` and the kink flag.
 
-        With central values ``n(h) = f' + a h**2 + b h**4``, ``R(h, 2h) = (4 n(h) - n(2h)) / 3``
-        leaves ``-4 b h**4``; with a third step, ``R(2h, 4h) - R(h, 2h) = -60 b h**4`` measures
-        it, so R's error is ``|R(2h, 4h) - R(h, 2h)| / 15`` plus rounding. With two steps only
-        (the pilot), the error bar is the truncation of ``n(h)`` itself.
+        Richardson: with central values ``n(s) = f' + a s**2 + b s**4``, ``R(s, 2s) = (4 n(s)
+        - n(2s)) / 3`` leaves ``-4 b s**4``; with a third level, ``R(2s, 4s) - R(s, 2s) = -60 b
+        s**4`` measures it, so ``R(s, 2s)`` is off by that difference / 15 and ``R(2s, 4s)`` by
+        16/15 of it (plus rounding, larger at smaller steps): the better of the two is kept.
+        With two levels only (the pilot), the error bar is the truncation of ``n(s)`` itself.
 
-        Kinks: a smooth loss keeps its third and fourth differences at ``O(h**2)`` of the slope
-        and its one-sided slopes within ``O(h f'')`` of each other; a kink within ``2h`` makes
-        both of order the jump in slope. Both must hold to call an element a kink.
+        Kinks: the gap between the one-sided slopes, ``g(s) = forward(s) - backward(s)``, is
+        ``s f'' + O(s**3)`` for a smooth loss, so it doubles when the step doubles; a kink with
+        a jump ``J`` at distance ``t s`` gives ``g(m s) = J (1 - t / m)``, which does not. An
+        element is a kink when the gap between its two smallest levels does not scale (beyond
+        noise), whatever the jump's size; a kink seen only between the two larger levels lies
+        outside the small stencil, whose Richardson value is then used alone.
         """
         tol = self.tolerance
         dtype = self.params[name].dtype
         x = x.astype(dtype)
         x64 = x.astype(np.float64)
-        central = {}
+        f0 = self.f0
         levels = sorted(set(multiples) | set(known or {}))
+        n, half, gap, gap_noise, rounding = {}, {}, {}, {}, {}
+        values = [np.full(len(idx), f0)]
+        central = {}
         for m in levels:
             up, down, _ = taken_steps(x, m * h)
             if known and m in known:
@@ -270,44 +292,77 @@ class Engine:
                 f_up = self.evaluate_at(name, idx, up)
                 f_down = self.evaluate_at(name, idx, down)
             central[m] = (f_up, f_down, up.astype(np.float64) - x64, x64 - down.astype(np.float64))
-        f0 = self.f0
-        values = np.stack([v for m in levels for v in central[m][:2]] + [np.full(len(idx), f0)])
-        noise = evaluation_noise(np.abs(values).max(axis=0), eps, tol)
+            values += [f_up, f_down]
+        noise = evaluation_noise(np.abs(np.stack(values)).max(axis=0), eps, tol)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            n = {m: (c[0] - c[1]) / (c[2] + c[3]) for m, c in central.items()}
-            half = {m: (c[2] + c[3]) / 2 for m, c in central.items()}
+            for m, (f_up, f_down, hu, hd) in central.items():
+                half[m] = (hu + hd) / 2
+                n[m] = (f_up - f_down) / (hu + hd)
+                gap[m] = (f_up - f0) / hu - (f0 - f_down) / hd
+                gap_noise[m] = 4.0 * noise / half[m]
+                rounding[m] = noise / half[m]
+
+            def scales(a, b):
+                """Whether the slope gap grows in proportion to the step from level a to b."""
+                ratio = half[b] / half[a]
+                residual = np.abs(gap[b] - ratio * gap[a])
+                return residual <= KINK_RELATIVE * (np.abs(gap[b]) + ratio * np.abs(gap[a])) + (
+                    KINK_NOISE * (gap_noise[b] + ratio * gap_noise[a]))
+
+            def richardson(a, b):
+                return (half[b] ** 2 * n[a] - half[a] ** 2 * n[b]) / (half[b] ** 2 - half[a] ** 2)
+
             a, b = levels[0], levels[1]
-            ha, hb = half[a], half[b]
-            rich_ab = (hb**2 * n[a] - ha**2 * n[b]) / (hb**2 - ha**2)
-            third = 6.0 * np.abs(n[b] - n[a]) / (hb**2 - ha**2)
-            rounding = 2.0 * noise / (2 * ha)
+            smooth = scales(a, b)
+            rich_ab = richardson(a, b)
+            truncation = np.abs(n[a] - n[b]) * half[a] ** 2 / (half[b] ** 2 - half[a] ** 2)
+            numeric = rich_ab
+            error = truncation + 3.0 * rounding[a]
             if len(levels) > 2:
                 c = levels[2]
-                hc = half[c]
-                rich_bc = (hc**2 * n[b] - hb**2 * n[c]) / (hc**2 - hb**2)
-                error = np.abs(rich_bc - rich_ab) / 15.0 + 3.0 * rounding
-            else:
-                error = np.abs(n[a] - n[b]) * ha**2 / (hb**2 - ha**2) + 3.0 * rounding
-            fp1, fm1, hu, hd = central[a]
-            fp2, fm2 = central[b][:2]
-            forward = (fp1 - f0) / hu
-            backward = (f0 - fm1) / hd
-            third_diff = fp2 - 2 * fp1 + 2 * fm1 - fm2
-            fourth_diff = fp2 - 4 * fp1 + 6 * f0 - 4 * fm1 + fm2
-            slopes = np.abs(forward) + np.abs(backward)
-            nonsmooth = np.maximum(np.abs(third_diff), np.abs(fourth_diff)) / ha > (
-                KINK_DIFFERENCE * slopes + tol.safety * 16 * noise / ha
-            )
-            apart = np.abs(forward - backward) > KINK_SLOPES * slopes + tol.safety * 2 * noise / ha
-        kink = nonsmooth & apart
+                rich_bc = richardson(b, c)
+                spread = np.abs(rich_bc - rich_ab)
+                err_ab = spread / 15.0 + 3.0 * rounding[a]
+                err_bc = spread * 16.0 / 15.0 + 3.0 * rounding[b]
+                both = smooth & scales(b, c)
+                numeric = np.where(both & (err_bc < err_ab), rich_bc, rich_ab)
+                error = np.where(both, np.minimum(err_ab, err_bc), error)
+                # a loss that is C1 but not C2 here (relu(z)**2 with z = 0: a jump in f'')
+                # leaves central differences an error linear in the step, which the h**2
+                # extrapolation above does not remove: detect the order, extrapolate linearly
+                linear = _first_order(n[a], n[b], n[c], rounding[a])
+                lin_ab = (half[b] * n[a] - half[a] * n[b]) / (half[b] - half[a])
+                lin_bc = (half[c] * n[b] - half[b] * n[c]) / (half[c] - half[b])
+                numeric = np.where(linear, lin_ab, numeric)
+                error = np.where(linear, np.abs(lin_ab - lin_bc) / 3.0 + 6.0 * rounding[a],
+                                 error)
+            third = 6.0 * np.abs(n[b] - n[a]) / (half[b] ** 2 - half[a] ** 2)
+            fp, fm, hu, hd = central[a]
+            forward = (fp - f0) / hu
+            backward = (f0 - fm) / hd
+        kink = ~smooth & np.isfinite(gap[a])
         return {
-            "numeric": np.where(kink, n[a], rich_ab),
-            "error": np.where(kink, np.abs(forward - backward) / 2, error),
+            "numeric": np.where(kink, n[a], numeric),
+            "error": np.where(kink, np.abs(gap[a]) / 2, error),
             "forward": forward,
             "backward": backward,
             "kink": kink,
             "third": third,
         }
+
+
+def _first_order(n_a: np.ndarray, n_b: np.ndarray, n_c: np.ndarray,
+                 rounding: np.ndarray) -> np.ndarray:
+    """Whether central values at steps s, 2s, 4s converge to first order (error ~ s).
+
+    Smooth: differences between levels grow 4x per doubling (error ~ s**2); a jump in the
+    second derivative makes them grow 2x. Differences buried in rounding say nothing.
+    """
+    low, high = n_b - n_a, n_c - n_b
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = high / low
+    visible = np.abs(low) > 10.0 * rounding
+    return visible & (ratio > 1.4) & (ratio < 2.8)
 
 
 def planned_evaluations(params: ParamSet, richardson: bool = False) -> int:

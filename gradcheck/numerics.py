@@ -67,6 +67,16 @@ def machine_eps(dtype: np.dtype) -> float:
     return float(np.finfo(np.float64).eps)
 
 
+def coarser_dtype(*dtypes: np.dtype | None) -> np.dtype:
+    """The floating dtype with the largest epsilon among ``dtypes`` (float64 if none is).
+
+    A hand-written gradient computed in float32 is only as precise as float32, even for
+    float64 parameters: the tolerance's relative floor must come from the coarser of the two.
+    """
+    floats = [np.dtype(d) for d in dtypes if d is not None and np.issubdtype(d, np.floating)]
+    return max(floats, key=machine_eps, default=np.dtype(np.float64))
+
+
 def coarser_eps(*dtypes: np.dtype) -> float:
     """The largest epsilon among dtypes: the loss is only as precise as its coarsest input."""
     return max(machine_eps(d) for d in dtypes)

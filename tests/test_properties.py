@@ -142,16 +142,15 @@ def _f32(*values):
     return np.array(values, dtype=np.float32)
 
 
-# hypothesis's minimal counterexample: the loss is 0 at a smooth minimum, where the engine
-# reads the one-sided slopes +-h f'' as a kink and calls the planted element uncertain
+# hypothesis's minimal counterexample of an earlier engine: at a smooth minimum the one-sided
+# slopes +-h f'' were read as a kink and the planted element called uncertain
 SMOOTH_MINIMUM = (Net({"W0": _f32([0.0]), "b0": _f32(0.0)}, ("tanh",), _f32([3.0]),
                       _f32([0.0]), np.dtype(np.float32)), "W0", 0, -1.0)
 
 
 @SETTINGS
 @given(case=planted_cases())
-@example(case=SMOOTH_MINIMUM).xfail(raises=AssertionError,
-                                    reason="docs/engine-findings-robust.md, finding 2")
+@example(case=SMOOTH_MINIMUM)
 def test_one_planted_error_fails_at_exactly_that_element(case):
     net, name, flat, sign = case
     snap = snapshot(net.params)
