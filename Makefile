@@ -6,7 +6,7 @@ EXTRAS ?= test
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: check test lint bench mutants clean setup
+.PHONY: check test lint bench mutants letters clean setup
 
 setup: $(STAMP)
 
@@ -22,11 +22,17 @@ check: $(STAMP)
 	$(PY) -m gradcheck check --all --out reports
 
 test: $(STAMP)
-	$(PY) -m ruff check gradcheck nets tests examples benchmarks
+	$(PY) -m ruff check gradcheck nets tests examples benchmarks tools
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
-	$(PY) -m ruff check gradcheck nets tests examples benchmarks
+	$(PY) -m ruff check gradcheck nets tests examples benchmarks tools
+
+letters: $(STAMP)
+	$(PY) -m nets.letters
+
+mutants: $(STAMP)
+	$(PY) -m tools.mutants
 
 clean:
 	rm -rf $(VENV) build *.egg-info
