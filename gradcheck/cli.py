@@ -71,8 +71,12 @@ def cmd_check(args: argparse.Namespace, references: dict[str, Reference]) -> int
         report = check(problem.loss, problem.grad, problem.params, richardson=args.richardson)
         expected = "pass" if ref.expect_pass else "fail"
         got = "pass" if report.passed else "fail"
+        failed = ", ".join(report.failed_params)
+        if got == "fail" and ref.bug_params and set(report.failed_params) != ref.bug_params:
+            got = f"fail at {failed}, declared at {', '.join(sorted(ref.bug_params))}"
         print(f"== {name}: {ref.description}")
-        print(f"   declared to {expected}; it did {got}"
+        where = f" at {failed}" if got == "fail" else ""
+        print(f"   declared to {expected}; it did {got}{where}"
               + ("" if expected == got else "  <-- MISMATCH"))
         print(report.to_text(max_rows=max_rows))
         if args.out:

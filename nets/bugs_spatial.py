@@ -32,7 +32,7 @@ def conv2d_kernel_flipped(dout, cache):
 
 
 def conv2d_padding_not_removed(dout, cache):
-    """dx is cut from the padded gradient at offset 0 instead of ``pad``: shifted by the pad."""
+    """dx is cut from the padded gradient at offset 0 instead of pad: shifted by the pad."""
     cols, w, x_shape, pad, index, dflat = _conv_parts(dout, cache)
     dcols = w.reshape(w.shape[0], -1).T @ dflat
     dw = np.einsum("nfl,nkl->fk", dflat, cols).reshape(w.shape)

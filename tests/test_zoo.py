@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import inspect
+from argparse import Namespace
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 import nets
 from gradcheck import check
+from gradcheck.cli import EXIT_MISMATCH, EXIT_OK, cmd_check
 from gradcheck.protocol import load_references
 from nets import bugs, bugs_spatial, zoo
 
@@ -83,3 +86,13 @@ def test_each_zoo_build_is_fresh_and_seeded():
     assert a.params["w"] is not b.params["w"]
     np.testing.assert_array_equal(a.params["w"], b.params["w"])
     assert a.loss(a.params) == b.loss(b.params)
+
+
+def test_check_all_flags_a_bug_caught_at_other_parameters(capsys):
+    right = zoo.REGISTRY["bug-dense-db-averaged"]
+    wrong = replace(right, bug_params=frozenset({"w"}))
+    args = Namespace(all=True, targets=[], full=False, out=None, richardson=False)
+    assert cmd_check(args, {right.name: right}) == EXIT_OK
+    assert "declared to fail; it did fail at b\n" in capsys.readouterr().out
+    assert cmd_check(args, {wrong.name: wrong}) == EXIT_MISMATCH
+    assert "it did fail at b, declared at w  <-- MISMATCH" in capsys.readouterr().out
