@@ -4,6 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 EXTRAS ?= test
 comma  := ,
+LINTED := $(wildcard gradcheck nets tests examples benchmarks tools)
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .PHONY: check test lint bench mutants letters clean setup
@@ -22,11 +23,11 @@ check: $(STAMP)
 	$(PY) -m gradcheck check --all --out reports
 
 test: $(STAMP)
-	$(PY) -m ruff check gradcheck nets tests examples benchmarks tools
+	$(PY) -m ruff check $(LINTED)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
-	$(PY) -m ruff check gradcheck nets tests examples benchmarks tools
+	$(PY) -m ruff check $(LINTED)
 
 letters: $(STAMP)
 	$(PY) -m nets.letters

@@ -35,7 +35,7 @@ from gradcheck.numerics import (
     pilot_step,
     taken_steps,
 )
-from gradcheck.params import ParamSet
+from gradcheck.params import Param, ParamSet
 
 PILOT_ELEMENTS = 3
 # Third-derivative margin: the pilot sees three elements, the main pass all of them.
@@ -60,21 +60,31 @@ class TensorDifferences:
     third: float  # the pilot's |f'''|
 
 
-def _scalar_loss(value: Any, where: str) -> float:
+Where = str | Callable[[], str]
+
+
+def _text(where: Where) -> str:
+    """The point an evaluation was made at, for messages; built only when one is needed."""
+    return where if isinstance(where, str) else where()
+
+
+def _scalar_loss(value: Any, where: Where) -> float:
     """Turn a loss value into a float, or say clearly why it is not one."""
     if isinstance(value, (bool, np.bool_)):
-        raise InputError(f"loss returned a bool {where}; expected a real scalar (float)")
+        raise InputError(f"loss returned a bool {_text(where)}; expected a real scalar (float)")
     if isinstance(value, np.ndarray):
         if value.ndim != 0:
             raise InputError(
-                f"loss returned an array of shape {value.shape} {where}; expected a real "
-                "scalar: reduce it (sum or mean) or call .item() on a size-1 result"
+                f"loss returned an array of shape {value.shape} {_text(where)}; expected a "
+                "real scalar: reduce it (sum or mean) or call .item() on a size-1 result"
             )
         value = value[()]
     if isinstance(value, (Real, np.floating, np.integer)) and not isinstance(value, bool):
         return float(value)
+    hint = " (does the loss end with a return?)" if value is None else ""
     raise InputError(
-        f"loss returned {type(value).__name__} {value!r:.60} {where}; expected a real scalar"
+        f"loss returned {type(value).__name__} {value!r:.60} {_text(where)}; expected a real "
+        f"scalar{hint}"
     )
 
 
@@ -87,24 +97,33 @@ class Engine:
         loss: Callable[[dict[str, Any]], Any],
         tolerance: Tolerance,
         richardson: bool = False,
+        progress: Callable[[int, int], None] | None = None,
     ):
         self.params = params
         self.loss = loss
         self.tolerance = tolerance
         self.richardson = richardson
         self.evaluations = 0
+        # progress(done, total) after every loss evaluation; total is the planned count and
+        # grows when refinement adds evaluations. None costs one comparison per evaluation.
+        self.progress = progress
+        self.planned = planned_evaluations(params, richardson)
         self.f0 = float("nan")
         self.loss_dtype = np.dtype(np.float64)
 
     # -- evaluation ------------------------------------------------------------------------
-    def _call(self, where: str) -> float:
+    def _call(self, where: Where) -> float:
         self.evaluations += 1
+        if self.progress is not None:
+            self.progress(self.evaluations, max(self.planned, self.evaluations))
         try:
             value = self.loss(self.params.view)
         except (KeyboardInterrupt, SystemExit, MemoryError):
             raise
         except Exception as exc:
-            raise LossError(f"loss raised {type(exc).__name__}: {exc} {where}") from exc
+            raise LossError(f"loss raised {type(exc).__name__}: {exc} {_text(where)}") from exc
+        if type(value) is float:  # the common case, on the path taken 2P times
+            return value
         if isinstance(value, (np.generic, np.ndarray)) and np.issubdtype(
             np.asarray(value).dtype, np.floating
         ):
@@ -140,8 +159,8 @@ class Engine:
         for k, (index, value) in enumerate(zip(indices.tolist(), values, strict=True)):
             params.set(name, index, value)
             try:
-                out[k] = self._call(f"with {name}[{_index_text(params[name].shape, index)}] "
-                                    f"moved to {float(value)!r}")
+                out[k] = self._call(lambda i=index, v=value: f"with {_label(params[name], i)} "
+                                                         f"moved to {float(v)!r}")
             finally:
                 params.reset(name, index)
         return out
@@ -195,6 +214,8 @@ class Engine:
         else:
             again = everything[:0]
         if again.size:
+            if not self.richardson:
+                self.planned += 4 * again.size
             more = self._stencil(name, again, x[again], step[again], eps, (2, 4),
                                  known={1: (f_up[again], f_down[again])})
             numeric[again] = more["numeric"]
@@ -203,6 +224,12 @@ class Engine:
             backward[again] = more["backward"]
             kink[again] = more["kink"]
             refined[again] = True
+        changed = self.params.changed()
+        if changed:  # the baseline saw no change, so it happened at a perturbed point
+            raise StateMutationError(
+                f"parameter(s) {', '.join(map(repr, changed))} changed while {name!r} was "
+                "being perturbed; a loss must not update its parameters"
+            )
         return TensorDifferences(numeric, error, step, forward, backward, kink, refined, third)
 
     def _stencil(
@@ -283,7 +310,18 @@ class Engine:
         }
 
 
-def _index_text(shape: tuple[int, ...], flat: int) -> str:
-    if not shape:
-        return ""
-    return ", ".join(str(i) for i in np.unravel_index(flat, shape))
+def planned_evaluations(params: ParamSet, richardson: bool = False) -> int:
+    """Loss evaluations a check plans before refinement: 2 for the baseline, then per tensor
+    4 per pilot element and 2 per element (6 with ``richardson``)."""
+    total = 2
+    for name in params.names:
+        n = params[name].size
+        total += 4 * min(n, PILOT_ELEMENTS) + (6 if richardson else 2) * n
+    return total
+
+
+def _label(param: Param, flat: int) -> str:
+    """``w`` for a scalar parameter, ``W[1, 0]`` for an element of a matrix."""
+    if not param.shape:
+        return param.name
+    return f"{param.name}[{', '.join(str(i) for i in np.unravel_index(flat, param.shape))}]"

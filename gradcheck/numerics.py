@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gradcheck.errors import InputError
+
 
 @dataclass(frozen=True)
 class Tolerance:
@@ -46,11 +48,11 @@ class Tolerance:
 
     def __post_init__(self) -> None:
         if not self.safety > 0:
-            raise ValueError(f"Tolerance.safety must be > 0, got {self.safety!r}")
+            raise InputError(f"Tolerance.safety must be > 0, got {self.safety!r}")
         if not self.noise_ulps > 0:
-            raise ValueError(f"Tolerance.noise_ulps must be > 0, got {self.noise_ulps!r}")
+            raise InputError(f"Tolerance.noise_ulps must be > 0, got {self.noise_ulps!r}")
         if self.rtol is not None and not self.rtol >= 0:
-            raise ValueError(f"Tolerance.rtol must be >= 0 or None, got {self.rtol!r}")
+            raise InputError(f"Tolerance.rtol must be >= 0 or None, got {self.rtol!r}")
 
     def relative_floor(self, dtype: np.dtype) -> float:
         """The relative floor for a parameter of this dtype."""

@@ -16,8 +16,7 @@ def _asker(net_class, labels):
 
 
 def _recommended() -> Problem:
-    net = RecommendedNet(seed=0)
-    return Problem(net.loss, net.grad, net.params, "RecommendedNet")
+    return RecommendedNet(seed=0).problem()
 
 
 _SECOND = frozenset(asker._SecondArchitecture.NAMES)

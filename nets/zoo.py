@@ -14,12 +14,13 @@ a bug planted in one stage must fail at that stage's parameters and those upstre
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from gradcheck.protocol import Problem, Reference
-from nets import bugs, bugs_spatial, letters
+from nets import letters
+from nets.catalogue import BUGS, Bug
 from nets.conv import conv2d_backward, conv2d_forward, maxpool_backward, maxpool_forward
 from nets.layers import (
     cross_entropy_backward,
@@ -204,75 +205,6 @@ NETS: dict[str, Net] = {
     "letters": Net(_letters, "the O/X letters: conv -> max-pool to 2x2 -> dense -> softmax "
                              "cross-entropy"),
 }
-
-
-class Bug(NamedTuple):
-    """A wrong backward planted in one stage of a zoo net."""
-
-    net: str
-    stage: str
-    backward: Callable[[Any, Any], Any]
-    touches: frozenset[str]  # the parameters whose partials it makes wrong
-
-    @property
-    def name(self) -> str:
-        """``bug-<function>``, or ``bug-<net>-<function>`` when the function is another layer's."""
-        function = self.backward.__name__.replace("_", "-")
-        return f"bug-{function}" if function.startswith(self.net) else f"bug-{self.net}-{function}"
-
-    @property
-    def description(self) -> str:
-        return (self.backward.__doc__ or "").strip().splitlines()[0]
-
-
-def _bug(net: str, stage: str, backward, *touches: str) -> Bug:
-    return Bug(net, stage, backward, frozenset(touches))
-
-
-B, S = bugs, bugs_spatial
-BUGS: tuple[Bug, ...] = (
-    _bug("dense", "dense", B.dense_dx_untransposed, "x"),
-    _bug("dense", "dense", B.dense_dw_transposed, "w"),
-    _bug("dense", "dense", B.dense_db_averaged, "b"),
-    _bug("sigmoid", "sigmoid", B.sigmoid_at_output, "x"),
-    _bug("sigmoid", "sigmoid", B.sigmoid_drops_dout, "x"),
-    _bug("tanh", "tanh", B.tanh_at_output, "x"),
-    _bug("tanh", "tanh", B.tanh_unsquared, "x"),
-    _bug("relu", "relu", B.relu_no_mask, "x"),
-    _bug("relu", "relu", B.relu_mask_from_dout, "x"),
-    _bug("softmax", "softmax", B.softmax_diagonal_only, "x"),
-    _bug("softmax", "softmax", B.softmax_sum_over_batch, "x"),
-    _bug("cross-entropy", "cross_entropy", B.cross_entropy_no_batch_mean, "z"),
-    _bug("cross-entropy", "cross_entropy", B.cross_entropy_grad_of_probs, "z"),
-    _bug("mse", "mse", B.mse_no_factor_two, "pred"),
-    _bug("mse", "mse", B.mse_sign_flipped, "pred"),
-    _bug("mse", "mse", B.mse_batch_mean_only, "pred"),
-    _bug("conv2d", "conv2d", S.conv2d_kernel_flipped, "x"),
-    _bug("conv2d", "conv2d", S.conv2d_padding_not_removed, "x"),
-    _bug("conv2d", "conv2d", S.conv2d_dw_axes_swapped, "w"),
-    _bug("conv2d", "conv2d", S.conv2d_db_mean_over_positions, "b"),
-    _bug("maxpool", "maxpool", S.maxpool_to_every_cell, "x"),
-    _bug("maxpool", "maxpool", S.maxpool_winner_transposed, "x"),
-    _bug("batchnorm", "batchnorm", B.batchnorm_stats_as_constants, "x"),
-    _bug("batchnorm", "batchnorm", B.batchnorm_no_variance_path, "x"),
-    _bug("batchnorm", "batchnorm", B.batchnorm_dgamma_like_dbeta, "gamma"),
-    _bug("layernorm", "layernorm", B.layernorm_batch_axis, "x"),
-    _bug("layernorm", "layernorm", B.layernorm_dgamma_feature_axis, "gamma"),
-    _bug("layernorm", "layernorm", B.layernorm_stats_as_constants, "x"),
-    _bug("dropout", "dropout", B.dropout_no_rescale, "x"),
-    _bug("dropout", "dropout", B.dropout_keep_prob_confused, "x"),
-    _bug("dropout", "dropout", B.dropout_fresh_mask, "x"),
-    _bug("rnn", "rnn", S.rnn_no_path_through_time, "x", "h0", "wx", "wh", "b"),
-    _bug("rnn", "rnn", S.rnn_dwx_overwritten, "wx"),
-    _bug("rnn", "rnn", S.rnn_dwh_transposed, "wh"),
-    _bug("attention", "attention", S.attention_softmax_diagonal_only, "x", "wq", "wk"),
-    _bug("attention", "attention", S.attention_scale_forgotten, "x", "wq", "wk"),
-    _bug("attention", "attention", S.attention_dk_untransposed, "x", "wk"),
-    _bug("attention", "attention", S.attention_dx_no_value_path, "x"),
-    _bug("mlp", "tanh", B.activation_skipped, "W1", "b1"),
-    _bug("tied", "dense1", B.dense_shared_use_dropped, "w", "b"),
-    _bug("letters", "pool", S.maxpool_to_every_cell, "wc", "bc"),
-)
 
 
 def build(net: str, bug: Bug | None = None) -> Problem:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-from argparse import Namespace
 from dataclasses import replace
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 
 import nets
 from gradcheck import check
-from gradcheck.cli import EXIT_MISMATCH, EXIT_OK, cmd_check
+from gradcheck.cli import EXIT_MISMATCH, EXIT_OK, build_parser, cmd_check
 from gradcheck.protocol import load_references
 from nets import bugs, bugs_spatial, zoo
 
@@ -46,6 +45,19 @@ def test_bug_fails_exactly_where_it_enters(name):
     for param in report.params:
         if param.failed:  # a wrong value, not a shape slip: the bugs keep shapes right
             assert param.status == "wrong"
+
+
+@pytest.mark.parametrize("bug", [b for b in zoo.BUGS if b.classes or b.factor],
+                         ids=lambda b: b.name)
+def test_diagnosis_names_the_bug(bug):
+    report = _check(bug.name)
+    diagnosis = report.diagnosis
+    if bug.classes:
+        named = {str(c) for name in bug.touches for c in diagnosis.classes[name] if c}
+        assert named == bug.classes
+    if bug.factor is not None:
+        factors = [g.factor for g in diagnosis.groups]
+        assert any(f == pytest.approx(bug.factor, rel=1e-3) for f in factors), factors
 
 
 def test_at_kinks_nets_sit_on_their_kinks():
@@ -91,7 +103,7 @@ def test_each_zoo_build_is_fresh_and_seeded():
 def test_check_all_flags_a_bug_caught_at_other_parameters(capsys):
     right = zoo.REGISTRY["bug-dense-db-averaged"]
     wrong = replace(right, bug_params=frozenset({"w"}))
-    args = Namespace(all=True, targets=[], full=False, out=None, richardson=False)
+    args = build_parser().parse_args(["check", "--all"])
     assert cmd_check(args, {right.name: right}) == EXIT_OK
     assert "declared to fail; it did fail at b\n" in capsys.readouterr().out
     assert cmd_check(args, {wrong.name: wrong}) == EXIT_MISMATCH

@@ -42,15 +42,6 @@ def _verdict(report) -> str:
             f"{', '.join(p.name for p in failed)}")
 
 
-def cosine(report) -> float | None:
-    """Cosine between the hand-written and the numeric gradient (None if some are unusable)."""
-    if any(p.analytic is None for p in report.params):
-        return None
-    analytic = np.concatenate([p.analytic for p in report.params])
-    numeric = np.concatenate([p.numeric for p in report.params])
-    return float(analytic @ numeric / (np.linalg.norm(analytic) * np.linalg.norm(numeric)))
-
-
 def checks(images, labels, filters=1, seed=0) -> list[str]:
     """Check the convnet and the asker's three rule sets on the letters; one line each."""
     features, onehot = asker_features(images), np.eye(2)[labels]
@@ -61,7 +52,7 @@ def checks(images, labels, filters=1, seed=0) -> list[str]:
     for rules in ASKER_RULES:
         problem = asker.problem(rules, data=features, labels=onehot, seed=seed)
         report = check(problem.loss, problem.grad, problem.params)
-        cos = cosine(report)
+        cos = None if report.diagnosis is None else report.diagnosis.cosine
         extra = "" if cos is None or report.passed else f"; cosine with the true gradient {cos:.3f}"
         lines.append(f"  {rules.__name__ + ' rules:':<21} {_verdict(report)}{extra}")
     return lines
