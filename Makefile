@@ -7,7 +7,7 @@ comma  := ,
 LINTED := $(wildcard gradcheck nets tests examples benchmarks tools)
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: check test lint bench mutants clean setup
+.PHONY: check test lint bench mutants letters clean setup
 
 setup: $(STAMP)
 
@@ -28,6 +28,12 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check $(LINTED)
+
+letters: $(STAMP)
+	$(PY) -m nets.letters
+
+mutants: $(STAMP)
+	$(PY) -m tools.mutants
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -132,7 +132,7 @@ def cmd_check(args: argparse.Namespace, references: dict[str, Reference]) -> int
         if ref is None:
             report.options["seed"] = args.seed
         expected = "pass" if ref is None or ref.expect_pass else "fail"
-        got = "pass" if report.passed else "fail"
+        got = verdict(ref, report) if ref else ("pass" if report.passed else "fail")
         outcome.append((name, ref, expected, got, report))
         emit(name, ref, report, args.format, max_rows, single=len(names) == 1)
         if args.out:
@@ -148,6 +148,17 @@ def cmd_check(args: argparse.Namespace, references: dict[str, Reference]) -> int
             write_index([(n, e, g, r) for n, _, e, g, r in outcome], args.out)
         return EXIT_MISMATCH if mismatched else EXIT_OK
     return EXIT_OK if all(r.passed for *_, r in outcome) else EXIT_MISMATCH
+
+
+def verdict(ref: Reference, report: Report) -> str:
+    """``pass``, ``fail``, or, for a bug caught elsewhere than its declared ``bug_params``,
+    ``fail at <params>, declared at <params>`` (which then differs from the declared ``fail``)."""
+    if report.passed:
+        return "pass"
+    failed = report.failed_params
+    if ref.bug_params and set(failed) != ref.bug_params:
+        return f"fail at {', '.join(failed)}, declared at {', '.join(sorted(ref.bug_params))}"
+    return "fail"
 
 
 def emit(name: str, ref: Reference | None, report: Report, fmt: str, max_rows: int | None,
@@ -167,8 +178,9 @@ def emit(name: str, ref: Reference | None, report: Report, fmt: str, max_rows: i
     print(f"== {title}")
     if ref is not None:
         expected = "pass" if ref.expect_pass else "fail"
-        got = "pass" if report.passed else "fail"
-        print(f"   declared to {expected}; it did {got}"
+        got = verdict(ref, report)
+        where = f" at {', '.join(report.failed_params)}" if got == "fail" else ""
+        print(f"   declared to {expected}; it did {got}{where}"
               + ("" if expected == got else "  <-- MISMATCH"))
     print(report.to_text(max_rows=max_rows))
 

@@ -7,7 +7,7 @@ the ``gradcheck.registries`` entry point (the library never imports this package
 from __future__ import annotations
 
 from gradcheck.protocol import Problem, Reference
-from nets import asker
+from nets import asker, zoo
 from nets.recommended import RecommendedNet
 
 
@@ -42,3 +42,4 @@ REGISTRY: dict[str, Reference] = {
                   tags=frozenset({"asker"})),
     ]
 }
+REGISTRY.update(zoo.REGISTRY)
