@@ -4,9 +4,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 EXTRAS ?= test
 comma  := ,
+LINTED := $(wildcard gradcheck nets tests examples benchmarks tools)
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: check test lint bench mutants clean setup
+.PHONY: check test lint bench mutants letters clean setup
 
 setup: $(STAMP)
 
@@ -22,7 +23,7 @@ check: $(STAMP)
 	$(PY) -m gradcheck check --all --out reports
 
 test: $(STAMP)
-	$(PY) -m ruff check gradcheck nets tests examples benchmarks
+	$(PY) -m ruff check $(LINTED)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # Benchmarks against scipy, numdifftools and torch (the bench extra); writes reports/bench.md.
@@ -33,7 +34,13 @@ bench:
 		$(PY) -m benchmarks.bench --out reports/bench.md
 
 lint: $(STAMP)
-	$(PY) -m ruff check gradcheck nets tests examples benchmarks
+	$(PY) -m ruff check $(LINTED)
+
+letters: $(STAMP)
+	$(PY) -m nets.letters
+
+mutants: $(STAMP)
+	$(PY) -m tools.mutants
 
 clean:
 	rm -rf $(VENV) build *.egg-info

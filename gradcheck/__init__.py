@@ -1,6 +1,8 @@
 """gradcheck: pinpoint and diagnose wrong partial derivatives in hand-written backprop."""
 
-from gradcheck.api import check
+from gradcheck.adapters import find_params, from_attributes, from_params_dict
+from gradcheck.api import check, check_problem
+from gradcheck.assertions import GradientMismatch, assert_gradients
 from gradcheck.errors import (
     GradcheckError,
     InputError,
@@ -10,17 +12,29 @@ from gradcheck.errors import (
 )
 from gradcheck.numerics import Tolerance
 from gradcheck.probe import FastOptions
+from gradcheck.protocol import NodeTrace, Problem
 from gradcheck.report import Entry, Report
+from gradcheck.training import PrecisionWarning, from_training_step
 
 __all__ = [
     "Entry",
     "FastOptions",
     "GradcheckError",
+    "GradientMismatch",
     "InputError",
     "LossError",
+    "NodeTrace",
     "NondeterministicLossError",
+    "PrecisionWarning",
+    "Problem",
     "Report",
     "StateMutationError",
     "Tolerance",
+    "assert_gradients",
     "check",
+    "check_problem",
+    "find_params",
+    "from_attributes",
+    "from_params_dict",
+    "from_training_step",
 ]

@@ -1,21 +1,24 @@
-"""The functional entry point: :func:`check`."""
+"""The functional entry points: :func:`check` and :func:`check_problem`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
 import numpy as np
 
 from gradcheck.compare import analytic_array, compare
+from gradcheck.diagnose import diagnose
 from gradcheck.engine import Engine
-from gradcheck.errors import InputError, StateMutationError
+from gradcheck.errors import InputError, LossError, StateMutationError
 from gradcheck.fast import fast_results
-from gradcheck.numerics import Tolerance
+from gradcheck.nodes import check_nodes
+from gradcheck.numerics import Tolerance, coarser_dtype, machine_eps
 from gradcheck.params import ParamSet
 from gradcheck.points import check_executor
 from gradcheck.probe import FastOptions
+from gradcheck.protocol import NodeTrace, Problem, as_problem
 from gradcheck.report import Report
 
 Loss = Callable[[dict[str, Any]], Any]
@@ -29,12 +32,16 @@ def check(
     *,
     richardson: bool = False,
     tolerance: Tolerance | None = None,
+    nodes: Callable[[Mapping[str, Any]], NodeTrace] | None = None,
+    samples: Sequence[Problem | tuple[Loss, Grad]] = (),
+    dims: Mapping[str, int] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     mode: str = "full",
     seed: int = 0,
     executor: Executor | None = None,
     fast: FastOptions | None = None,
 ) -> Report:
-    """Compare every hand-written partial with a finite-difference one.
+    """Compare every hand-written partial with a finite-difference one, and diagnose.
 
     Args:
         loss: ``loss(params) -> float``, the scalar the gradient differentiates.
@@ -43,29 +50,40 @@ def check(
         params: ``{name: float or ndarray}`` (float32 or float64; Python floats and 0-d
             arrays for scalars). They are perturbed in place one element at a time and are
             bitwise what they were when ``check`` returns or raises, whatever happens.
-        richardson: refine every element with Richardson extrapolation (two more loss
+        richardson: refine every element with Richardson extrapolation (four more loss
             evaluations each) instead of only those whose verdict needs it.
         tolerance: the pass rule, :class:`~gradcheck.numerics.Tolerance` by default.
+        nodes: ``nodes(params) -> NodeTrace`` exposing intermediate values and their
+            hand-written gradients; each node is checked and the report names the backward
+            steps that let an error in (see :mod:`gradcheck.nodes`).
+        samples: per-sample problems (``Problem`` or ``(loss, grad)`` pairs) on the same
+            parameters; each is checked on its own as well (``report.samples``).
+        dims: named sizes (``{"batch": 32, "outputs": 2}``) so the diagnosis can name a
+            factor or an extra axis of that size.
+        progress: ``progress(done, total)`` after every loss evaluation of the parameter and
+            sample checks (``total`` is the planned count; it grows as refinement and sample
+            checks add evaluations). For progress bars; ``None`` costs nothing.
         mode: ``"full"`` measures every element (about ``2P`` loss evaluations). ``"fast"``
             probes each tensor along random directions (a dozen evaluations per tensor) and,
             where a probe fails, finds the wrong elements by bisection in ``O(k log P)``
             evaluations and measures them one by one; the other elements are ``probed`` or
-            ``unchecked``, never ``ok`` (see :mod:`gradcheck.fast`).
+            ``unchecked``, never ``ok`` (see :mod:`gradcheck.fast`). Sample checks use the
+            same mode; node checks are always full.
         seed: seeds the ``numpy.random.Generator`` that draws fast mode's directions.
         executor: any ``concurrent.futures.Executor`` (a process or thread pool, Dask's
             ``client.get_executor()``, ...) to evaluate the loss on; results are bitwise those
             of a serial run. A process pool needs a picklable loss that reads the parameters
-            from its argument (see :mod:`gradcheck.points`).
+            from its argument (see :mod:`gradcheck.points`). Node checks run serially.
         fast: fast mode's knobs, :class:`~gradcheck.probe.FastOptions` by default.
 
     Returns:
-        A :class:`~gradcheck.report.Report`; ``report.passed`` is the verdict and
-        ``print(report)`` the diff table.
+        A :class:`~gradcheck.report.Report`; ``report.passed`` is the verdict (of the batch
+        check: node and sample checks explain it) and ``print(report)`` the diff table.
 
     Raises:
         InputError: parameters, loss value or gradient are not usable (the message says which
             and what was expected).
-        LossError: the loss raised; the message says at which point.
+        LossError: the loss or the gradient function raised; the message says at which point.
         NondeterministicLossError, StateMutationError: the loss is not a pure function of the
             parameters, so no finite difference can be trusted.
     """
@@ -73,6 +91,11 @@ def check(
         raise InputError(f"loss must be callable as loss(params), got {type(loss).__name__}")
     if not callable(grad):
         raise InputError(f"grad must be callable as grad(params), got {type(grad).__name__}")
+    if nodes is not None and not callable(nodes):
+        raise InputError(f"nodes must be callable as nodes(params), got {type(nodes).__name__}")
+    if progress is not None and not callable(progress):
+        raise InputError(f"progress must be callable as progress(done, total), got "
+                         f"{type(progress).__name__}")
     tolerance = Tolerance() if tolerance is None else tolerance
     if not isinstance(tolerance, Tolerance):
         raise InputError(f"tolerance must be a gradcheck.Tolerance, got {type(tolerance).__name__}")
@@ -85,22 +108,86 @@ def check(
         raise InputError(f"fast must be a gradcheck.FastOptions, got {type(fast).__name__}")
     if executor is not None:
         check_executor(executor, loss)
+    dims = dict(dims or {})
+    scale = {"mode": mode, "seed": int(seed), "executor": executor, "fast": fast}
+    report = _check_params(loss, grad, params, richardson, tolerance, dims, progress, **scale)
+    options = {"richardson": richardson, "tolerance": tolerance}
+    if nodes is not None:
+        trace = _call_with_restore(nodes, params, "nodes")
+        report.nodes = check_nodes(trace, check, **options)
+        report.evaluations += sum(
+            r.total.evaluations + (r.local.evaluations if r.local is not r.total else 0)
+            for r in report.nodes
+        )
+    for i, sample in enumerate(samples):
+        sample = _as_sample(sample, i)
+        sub = check(sample.loss, sample.grad, params, nodes=sample.nodes, dims=dims,
+                    progress=_offset(progress, report.evaluations), **options, **scale)
+        report.samples.append(sub)
+        report.evaluations += sub.evaluations
+    return report
+
+
+def check_problem(problem: Any, **options: Any) -> Report:
+    """:func:`check` a :class:`~gradcheck.protocol.Problem` (or anything
+    :func:`~gradcheck.protocol.as_problem` accepts), using its nodes, samples and dims."""
+    problem = as_problem(problem)
+    options.setdefault("nodes", problem.nodes)
+    options.setdefault("samples", problem.samples)
+    options.setdefault("dims", problem.dims)
+    return check(problem.loss, problem.grad, problem.params, **options)
+
+
+def _offset(progress: Callable[[int, int], None] | None, done: int):
+    """``progress`` for a sub-check that starts after ``done`` evaluations."""
+    if progress is None:
+        return None
+    return lambda count, total: progress(done + count, done + total)
+
+
+def _as_sample(sample: Any, i: int) -> Problem:
+    if isinstance(sample, Problem):
+        return sample
+    if isinstance(sample, tuple) and len(sample) == 2 and all(map(callable, sample)):
+        return Problem(sample[0], sample[1], {})
+    raise InputError(f"samples[{i}] must be a Problem or a (loss, grad) pair, got "
+                     f"{type(sample).__name__}")
+
+
+def _check_params(loss, grad, params, richardson, tolerance, dims, progress=None, *,
+                  mode="full", seed=0, executor=None, fast=None) -> Report:
     pset = ParamSet(params)
-    engine = Engine(pset, loss, tolerance, richardson=richardson, executor=executor)
+    engine = Engine(pset, loss, tolerance, richardson=richardson, progress=progress,
+                    executor=executor)
     try:
         f0 = engine.baseline()
-        gradients = _call_grad(grad, pset)
+        gradients, grad_dtypes = _call_grad(grad, pset)
         if mode == "fast":
-            results = fast_results(engine, pset, gradients, tolerance, fast, int(seed))
+            results = fast_results(engine, pset, gradients, grad_dtypes, tolerance, fast, seed)
         else:
             results = [
                 compare(pset[name], gradients.get(name), engine.differentiate(
-                    name, _fitting(gradients.get(name), pset[name].shape)), tolerance)
+                    name, _fitting(gradients.get(name), pset[name].shape),
+                    coarser_dtype(pset[name].dtype, grad_dtypes.get(name))), tolerance)
                 for name in pset.names
             ]
         extra = [str(k) for k in gradients if k not in pset.params]
     finally:
         pset.restore_all()
+    notes = pset.notes
+    if mode == "fast" and any(p.failed for p in results):
+        notes.append("fast mode measured only the elements it located or sampled: for the "
+                     "diagnosis (bug classes, ratio groups, cosine), run the full check on the "
+                     "failing parameters")
+    coarse = sorted({p.dtype for p in results if machine_eps(np.dtype(p.dtype)) > 1e-10}
+                    | ({str(engine.loss_dtype)} if machine_eps(engine.loss_dtype) > 1e-10
+                       else set()))
+    if coarse:
+        notes.append(
+            f"precision limited: {', '.join(coarse)} (eps {machine_eps(np.dtype(coarse[0])):.1e}); "
+            "steps and tolerances are scaled to it, so differences smaller than the tolerance "
+            "column cannot be seen"
+        )
     return Report(
         params=results,
         evaluations=engine.evaluations,
@@ -113,11 +200,14 @@ def check(
             "noise_ulps": tolerance.noise_ulps,
             "rtol": tolerance.rtol,
             "mode": mode,
-            **({"seed": int(seed), "probes": fast.probes, "false_alarm": fast.false_alarm,
-                "max_wrong": fast.max_wrong, "samples": fast.samples} if mode == "fast" else {}),
+            **({"seed": seed, "probes": fast.probes, "false_alarm": fast.false_alarm,
+                "max_wrong": fast.max_wrong, "fallback_samples": fast.fallback_samples}
+               if mode == "fast" else {}),
         },
-        notes=pset.notes,
+        notes=notes,
         extra_gradients=extra,
+        # fast mode measures a few elements: too few for whole-gradient figures or groups
+        diagnosis=diagnose(results, dims) if mode == "full" else None,
     )
 
 
@@ -128,28 +218,43 @@ def _fitting(grad: Any, shape: tuple[int, ...]):
     return grad.reshape(-1)
 
 
-def _call_grad(grad: Grad, pset: ParamSet) -> dict[str, Any]:
+def _call_user(function: Callable, pset: ParamSet, what: str) -> Any:
+    """Call a user function at the starting parameters; it must neither raise nor change them."""
     try:
-        raw = grad(pset.view)
+        result = function(pset.view)
     except (KeyboardInterrupt, SystemExit, MemoryError):
         raise
     except Exception as exc:
-        from gradcheck.errors import LossError
-
         raise LossError(
-            f"grad raised {type(exc).__name__}: {exc} at the starting parameters"
+            f"{what} raised {type(exc).__name__}: {exc} at the starting parameters"
         ) from exc
     changed = pset.changed()
     if changed:
         raise StateMutationError(
-            f"calling grad changed parameter(s) {', '.join(map(repr, changed))}; a gradient "
-            "function must not update the parameters (is it a training step? see the "
-            "in-place update adapter)"
+            f"calling {what} changed parameter(s) {', '.join(map(repr, changed))}; it must not "
+            "update the parameters (is it a training step? see the in-place update adapter)"
         )
+    return result
+
+
+def _call_with_restore(function: Callable, params: Mapping[str, Any], what: str) -> Any:
+    """:func:`_call_user` on a fresh view of ``params``, restored bitwise afterwards."""
+    pset = ParamSet(params)
+    try:
+        return _call_user(function, pset, what)
+    finally:
+        pset.restore_all()
+
+
+def _call_grad(grad: Grad, pset: ParamSet) -> tuple[dict[str, Any], dict[str, np.dtype]]:
+    """The hand-written gradients as float64 copies, and the dtype each came in."""
+    raw = _call_user(grad, pset, "grad")
     if not isinstance(raw, Mapping):
         raise InputError(
             f"grad must return a dict name -> array (one entry per parameter), got "
             f"{type(raw).__name__}"
         )
     # copy now: a gradient function may return views of buffers it reuses
-    return {name: analytic_array(str(name), value) for name, value in raw.items()}
+    gradients = {name: analytic_array(str(name), value) for name, value in raw.items()}
+    dtypes = {name: getattr(value, "dtype", None) for name, value in raw.items()}
+    return gradients, dtypes

@@ -1,41 +1,83 @@
-"""The ``gradcheck`` command.
+"""The ``gradcheck`` command (also ``python -m gradcheck``).
+
+    gradcheck list                              name the reference nets
+    gradcheck check NAME...                     check reference nets
+    gradcheck check --all [--out DIR]           check every reference net (``make check``)
+    gradcheck check path/to/file.py:NAME        check your own net
+    gradcheck check package.module:NAME         the same, imported as a module
+
+``NAME`` in your own code is a zero-argument factory returning ``(loss, grad, params)`` (or an
+adapter's Problem, or a net with ``loss``, ``grad`` and ``params``); see :mod:`gradcheck.target`.
+``--format text|markdown|html|json`` chooses what is printed, ``--out DIR`` writes
+``<name>.md``, ``<name>.json`` and ``<name>.html`` for every check. A progress bar appears on
+stderr when a check takes more than a second and stderr is a terminal.
 
 Exit codes:
     0  every check passed (with ``--all``: every reference net's verdict matched its
        declaration, so deliberately buggy nets must fail for the run to pass);
     1  a gradient mismatch (with ``--all``: some verdict differed from its declaration);
-    2  bad usage or bad input, reported in one line (``--debug`` shows the traceback).
+    2  bad usage or bad input (no such file or name, the file fails to import, the factory
+       raises or returns the wrong thing, the check refuses its input), reported in one line
+       on stderr; ``--debug`` shows the traceback instead;
+    130  interrupted (Ctrl-C); the parameters are restored all the same;
+    141  the output pipe closed early (``gradcheck check ... | head``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from pathlib import Path
 
-from gradcheck.api import check
+from gradcheck.api import check_problem
 from gradcheck.errors import GradcheckError
-from gradcheck.protocol import Reference, load_references
+from gradcheck.output import write_reports as write_report_files
+from gradcheck.progress import ProgressBar
+from gradcheck.protocol import Problem, Reference, load_references
 from gradcheck.report import Report
+from gradcheck.target import is_target, load_target
 
-EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 130, 141
+FORMATS = ("text", "markdown", "html", "json")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gradcheck",
         description="Pinpoint and diagnose wrong partial derivatives in hand-written backprop.",
+        epilog="exit codes: 0 pass, 1 gradient mismatch, 2 bad usage or input, 130 interrupted",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    # accepted after the subcommand too; SUPPRESS keeps the top-level value when absent
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="name the reference nets")
-    run = sub.add_parser("check", help="check reference nets")
-    run.add_argument("targets", nargs="*", metavar="NAME", help="reference net names")
+    sub.add_parser("list", help="name the reference nets", parents=[debug])
+    run = sub.add_parser("check", help="check reference nets or your own code", parents=[debug])
+    run.add_argument("targets", nargs="*", metavar="TARGET",
+                     help="a reference net name, path/to/file.py:NAME or package.module:NAME")
     run.add_argument("--all", action="store_true", help="check every reference net")
-    run.add_argument("--out", type=Path, help="write <name>.md and <name>.json into this folder")
+    run.add_argument("--format", choices=FORMATS, default="text", help="what to print")
+    run.add_argument("--out", type=Path, metavar="DIR",
+                     help="write <name>.md, <name>.json and <name>.html into this folder")
     run.add_argument("--full", action="store_true", help="show every element, not the first 10")
     run.add_argument("--richardson", action="store_true", help="refine every element")
+    run.add_argument("--seed", type=_seed, default=0, metavar="N",
+                     help="seed random and numpy.random before loading your code (default 0)")
     return parser
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {value}")
+    return value
 
 
 def cmd_list(references: dict[str, Reference]) -> int:
@@ -47,9 +89,18 @@ def cmd_list(references: dict[str, Reference]) -> int:
 
 
 def write_reports(report: Report, name: str, out: Path, max_rows: int | None) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.md").write_text(f"# {name}\n\n" + report.to_markdown(max_rows=max_rows))
-    (out / f"{name}.json").write_text(report.to_json() + "\n")
+    """``<name>.md``, ``<name>.json`` and ``<name>.html`` in ``out``."""
+    write_report_files(report, name, out, max_rows=max_rows)
+
+
+def run_check(problem: Problem, args: argparse.Namespace, label: str) -> Report:
+    """One check, with a progress bar on stderr when it is a terminal and the check is slow."""
+    bar = ProgressBar(sys.stderr, label=label)
+    try:
+        return check_problem(problem, richardson=args.richardson,
+                             progress=bar if bar.enabled else None)
+    finally:
+        bar.close()
 
 
 def cmd_check(args: argparse.Namespace, references: dict[str, Reference]) -> int:
@@ -57,35 +108,81 @@ def cmd_check(args: argparse.Namespace, references: dict[str, Reference]) -> int
         raise GradcheckError("give reference names or --all, not both")
     names = list(references) if args.all else args.targets
     if not names:
-        raise GradcheckError("nothing to check: name a reference net (see 'gradcheck list') "
-                             "or use --all")
-    unknown = [n for n in names if n not in references]
+        raise GradcheckError("nothing to check: name a reference net (see 'gradcheck list'), "
+                             "use --all, or give path/to/file.py:NAME")
+    unknown = [n for n in names if not is_target(n) and n not in references]
     if unknown:
-        raise GradcheckError(f"unknown reference net(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(references)}")
+        hint = ("; name a function in it as FILE.py:NAME" if unknown[0].endswith(".py")
+                else f"; known: {', '.join(references)}; for your own code give "
+                "path/to/file.py:NAME or package.module:NAME")
+        raise GradcheckError(f"unknown reference net(s) {', '.join(unknown)}{hint}")
+    if args.format == "html" and len(names) > 1:
+        raise GradcheckError("--format html prints one report; check one target, or use "
+                             "--out DIR to write an HTML file per target")
     max_rows = None if args.full else 10
     outcome = []
     for name in names:
-        ref = references[name]
-        problem = ref.build()
-        report = check(problem.loss, problem.grad, problem.params, richardson=args.richardson)
-        expected = "pass" if ref.expect_pass else "fail"
-        got = "pass" if report.passed else "fail"
-        print(f"== {name}: {ref.description}")
-        print(f"   declared to {expected}; it did {got}"
-              + ("" if expected == got else "  <-- MISMATCH"))
-        print(report.to_text(max_rows=max_rows))
+        if is_target(name):
+            ref = None
+            problem = load_target(name, seed=args.seed)
+        else:
+            ref = references[name]
+            problem = ref.build()
+        report = run_check(problem, args, name)
+        if ref is None:
+            report.options["seed"] = args.seed
+        expected = "pass" if ref is None or ref.expect_pass else "fail"
+        got = verdict(ref, report) if ref else ("pass" if report.passed else "fail")
+        outcome.append((name, ref, expected, got, report))
+        emit(name, ref, report, args.format, max_rows, single=len(names) == 1)
         if args.out:
             write_reports(report, name, args.out, max_rows)
-        outcome.append((name, expected, got, report))
+    if args.format == "json" and len(names) > 1:
+        print(json.dumps({n: r.to_dict() for n, *_, r in outcome}, indent=2, allow_nan=False))
     if args.all:
-        mismatched = [n for n, e, g, _ in outcome if e != g]
-        print(f"{len(outcome) - len(mismatched)} of {len(outcome)} reference nets behaved as "
-              "declared" + (f"; not: {', '.join(mismatched)}" if mismatched else ""))
+        mismatched = [n for n, _, e, g, _ in outcome if e != g]
+        if args.format in ("text", "markdown"):
+            print(f"{len(outcome) - len(mismatched)} of {len(outcome)} reference nets behaved "
+                  "as declared" + (f"; not: {', '.join(mismatched)}" if mismatched else ""))
         if args.out:
-            write_index(outcome, args.out)
+            write_index([(n, e, g, r) for n, _, e, g, r in outcome], args.out)
         return EXIT_MISMATCH if mismatched else EXIT_OK
     return EXIT_OK if all(r.passed for *_, r in outcome) else EXIT_MISMATCH
+
+
+def verdict(ref: Reference, report: Report) -> str:
+    """``pass``, ``fail``, or, for a bug caught elsewhere than its declared ``bug_params``,
+    ``fail at <params>, declared at <params>`` (which then differs from the declared ``fail``)."""
+    if report.passed:
+        return "pass"
+    failed = report.failed_params
+    if ref.bug_params and set(failed) != ref.bug_params:
+        return f"fail at {', '.join(failed)}, declared at {', '.join(sorted(ref.bug_params))}"
+    return "fail"
+
+
+def emit(name: str, ref: Reference | None, report: Report, fmt: str, max_rows: int | None,
+         single: bool) -> None:
+    """Print one report in the chosen format (JSON for several targets is printed at the end)."""
+    if fmt == "json":
+        if single:
+            print(report.to_json())
+        return
+    if fmt == "html":
+        print(report.to_html(title=name, max_rows=max_rows), end="")
+        return
+    title = name if ref is None else f"{name}: {ref.description}"
+    if fmt == "markdown":
+        print(f"## {title}\n\n" + report.to_markdown(max_rows=max_rows))
+        return
+    print(f"== {title}")
+    if ref is not None:
+        expected = "pass" if ref.expect_pass else "fail"
+        got = verdict(ref, report)
+        where = f" at {', '.join(report.failed_params)}" if got == "fail" else ""
+        print(f"   declared to {expected}; it did {got}{where}"
+              + ("" if expected == got else "  <-- MISMATCH"))
+    print(report.to_text(max_rows=max_rows))
 
 
 def write_index(outcome, out: Path) -> None:
@@ -98,18 +195,50 @@ def write_index(outcome, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (see the module docstring)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse has printed usage and the reason (or --help)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    saved_path = list(sys.path)  # loading user code prepends its folder
     try:
         references = load_references()
         if args.command == "list":
             return cmd_list(references)
         return cmd_check(args, references)
-    except GradcheckError as exc:
+    except BrokenPipeError:  # `gradcheck check ... | head`: the reader has gone, stop quietly
+        _silence_stdout()
+        return EXIT_PIPE
+    except KeyboardInterrupt:
         if args.debug:
             raise
-        print(f"gradcheck: error: {exc}", file=sys.stderr)
+        print("gradcheck: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"gradcheck: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        sys.path[:] = saved_path
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (captured in tests)
+        pass
+
+
+def one_line(exc: BaseException) -> str:
+    """The reason in one line; errors gradcheck did not expect say so and how to see more."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, GradcheckError):
+        return text
+    return (f"unexpected {type(exc).__name__}: {text} (rerun with --debug for the traceback; "
+            "if your input looks fine, please report it)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -172,9 +172,8 @@ def compare(
         with np.errstate(invalid="ignore", over="ignore"):
             abs_err = np.abs(analytic - numeric)
             rel_err = relative_error(analytic, numeric)
-            allowed = tolerance.safety * fd.error + tolerance.relative_floor(
-                param.dtype
-            ) * np.maximum(np.abs(analytic), np.abs(numeric))
+            allowed = tolerance.safety * fd.error + fd.rtol * np.maximum(
+                np.abs(analytic), np.abs(numeric))
         finite = np.isfinite(analytic) & np.isfinite(numeric)
         statuses[finite & (abs_err > allowed)] = "wrong"
         statuses[finite & fd.kink] = "uncertain"

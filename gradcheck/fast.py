@@ -21,6 +21,7 @@ pin to elements (``unresolved``) fails its tensor on its own.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,30 +30,40 @@ import numpy as np
 from gradcheck.compare import ParamResult, compare
 from gradcheck.engine import Engine, TensorDifferences
 from gradcheck.localize import localize
-from gradcheck.numerics import Tolerance
+from gradcheck.numerics import Tolerance, coarser_dtype
 from gradcheck.params import ParamSet
 from gradcheck.probe import Direction, FastOptions, ProbeSummary, Record, draw, probe
 
 FAILING_MEASURED = ("wrong", "nonfinite")
+PER_DIRECTION = 6  # a pilot of 4 loss evaluations and the probe's 2
 
 
 def fast_results(engine: Engine, pset: ParamSet, gradients: Mapping[str, Any],
-                 tolerance: Tolerance, options: FastOptions, seed: int) -> list[ParamResult]:
-    """One :class:`ParamResult` per parameter, each with its :class:`ProbeSummary`."""
+                 grad_dtypes: Mapping[str, Any], tolerance: Tolerance, options: FastOptions,
+                 seed: int) -> list[ParamResult]:
+    """One :class:`ParamResult` per parameter, each with its :class:`ProbeSummary`.
+
+    ``grad_dtypes``: the dtype each hand-written gradient came in (the relative floor is
+    the coarser of it and the parameter's, as in the full check)."""
     rng = np.random.default_rng(seed)
+    # what a progress bar expects: the probes of every tensor (localization adds to it)
+    engine.planned = engine.evaluations + len(pset.names) * options.probes * PER_DIRECTION
     results = []
     for name in pset.names:
         param = pset[name]
         grad = gradients.get(name)
+        precision = coarser_dtype(param.dtype, grad_dtypes.get(name))
+        rtol = tolerance.relative_floor(precision)
         if grad is None or grad.shape != param.shape:
-            results.append(compare(param, grad, _blank(param.size), tolerance))
+            results.append(compare(param, grad, _blank(param.size, rtol), tolerance))
             continue
-        results.append(_tensor(engine, name, grad, tolerance, options, rng))
+        results.append(_tensor(engine, name, grad, precision, tolerance, options, rng))
     return results
 
 
-def _tensor(engine: Engine, name: str, grad: np.ndarray, tolerance: Tolerance,
-            options: FastOptions, rng: np.random.Generator) -> ParamResult:
+def _tensor(engine: Engine, name: str, grad: np.ndarray, precision: np.dtype,
+            tolerance: Tolerance, options: FastOptions,
+            rng: np.random.Generator) -> ParamResult:
     param = engine.params[name]
     analytic = grad.reshape(-1)
     positions = np.flatnonzero(np.isfinite(analytic))
@@ -63,7 +74,8 @@ def _tensor(engine: Engine, name: str, grad: np.ndarray, tolerance: Tolerance,
     covered = np.zeros(positions.size, dtype=bool)  # moved by some passing direction
     failing: tuple[Direction, Record] | None = None
     for _ in range(options.probes if positions.size else 0):
-        direction = draw(engine, name, analytic, positions, rng, options.false_alarm)
+        direction = draw(engine, name, analytic, positions, rng, options.false_alarm,
+                         precision)
         [top] = probe(engine, direction, [(0, positions.size)])
         summary.probes.append(_probe_dict(direction, top))
         covered |= direction.span != 0
@@ -75,6 +87,7 @@ def _tensor(engine: Engine, name: str, grad: np.ndarray, tolerance: Tolerance,
     else:
         direction, top = failing
         before = engine.evaluations
+        engine.planned += 3 * math.ceil(math.log2(max(positions.size, 2))) * 2 + 10
         outcome = localize(engine, direction, top, options, rng)
         for r in outcome.passed:
             probed[r.lo:r.hi] = True
@@ -86,9 +99,10 @@ def _tensor(engine: Engine, name: str, grad: np.ndarray, tolerance: Tolerance,
         summary.fallback = outcome.fallback
         summary.unresolved = bool(outcome.unresolved)
         if measure.size:
-            measured = engine.differentiate(name, analytic[measure], indices=measure)
+            measured = engine.differentiate(name, analytic[measure], precision,
+                                            indices=measure)
         summary.localization_evaluations = engine.evaluations - before
-    fd = _blank(param.size)
+    fd = _blank(param.size, tolerance.relative_floor(precision))
     if measure.size:
         for field in ("numeric", "error", "step", "forward", "backward", "kink", "refined"):
             getattr(fd, field)[measure] = getattr(measured, field)
@@ -121,8 +135,9 @@ def _probe_dict(direction: Direction, record: Record) -> dict[str, Any]:
     }
 
 
-def _blank(n: int) -> TensorDifferences:
+def _blank(n: int, rtol: float) -> TensorDifferences:
     """No element measured: NaN partials, no kink, nothing refined."""
     nan = np.full(n, np.nan)
     return TensorDifferences(nan, nan.copy(), nan.copy(), nan.copy(), nan.copy(),
-                             np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), float("nan"))
+                             np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), float("nan"),
+                             rtol)

@@ -22,8 +22,9 @@ Graceful fallbacks:
 * when measuring the failing ranges element by element is cheaper than bisecting them further
   (small tensors, or most of a range wrong), every element in them is measured;
 * when more than ``max_wrong`` ranges fail at once (a whole tensor wrong), bisecting would cost
-  more than it tells: the tensor is reported wrong (``unresolved``), ``samples`` elements of
-  its failing ranges are measured one by one, and the rest of those ranges stay ``unchecked``.
+  more than it tells: the tensor is reported wrong (``unresolved``), ``fallback_samples``
+  elements of its failing ranges are measured one by one, and the rest of those ranges stay
+  ``unchecked``.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def localize(engine: Engine, direction: Direction, top: Record, options: FastOpt
         if len(frontier) + len(out.located) > options.max_wrong:
             out.fallback = (f"{len(frontier)} ranges of {total} elements still failing after "
                             f"{out.probes} probes: too many wrong elements to bisect; "
-                            f"{options.samples} of them sampled")
+                            f"{options.fallback_samples} of them sampled")
             out.unresolved += frontier
             break
         frontier = _halve(engine, direction, frontier, out)
@@ -115,7 +116,7 @@ def _halve(engine: Engine, direction: Direction, frontier: list[Record],
 
 
 def _sample(out: Outcome, options: FastOptions, rng: np.random.Generator) -> list[int]:
-    """Up to ``samples`` positions drawn from the unresolved ranges, without replacement."""
+    """Up to ``fallback_samples`` positions drawn from the unresolved ranges (no repeats)."""
     if not out.unresolved:
         return []
     if out.fallback is None:
@@ -123,7 +124,7 @@ def _sample(out: Outcome, options: FastOptions, rng: np.random.Generator) -> lis
                         "(errors spread out near the sensitivity); elements sampled")
     sizes = np.array([r.size for r in out.unresolved])
     total = int(sizes.sum())
-    picks = rng.choice(total, size=min(options.samples, total), replace=False)
+    picks = rng.choice(total, size=min(options.fallback_samples, total), replace=False)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     which = np.searchsorted(np.cumsum(sizes), picks, side="right")
     return [int(out.unresolved[w].lo + p - starts[w]) for w, p in zip(which, picks, strict=True)]

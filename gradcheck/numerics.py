@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gradcheck.errors import InputError
+
 
 @dataclass(frozen=True)
 class Tolerance:
@@ -46,11 +48,11 @@ class Tolerance:
 
     def __post_init__(self) -> None:
         if not self.safety > 0:
-            raise ValueError(f"Tolerance.safety must be > 0, got {self.safety!r}")
+            raise InputError(f"Tolerance.safety must be > 0, got {self.safety!r}")
         if not self.noise_ulps > 0:
-            raise ValueError(f"Tolerance.noise_ulps must be > 0, got {self.noise_ulps!r}")
+            raise InputError(f"Tolerance.noise_ulps must be > 0, got {self.noise_ulps!r}")
         if self.rtol is not None and not self.rtol >= 0:
-            raise ValueError(f"Tolerance.rtol must be >= 0 or None, got {self.rtol!r}")
+            raise InputError(f"Tolerance.rtol must be >= 0 or None, got {self.rtol!r}")
 
     def relative_floor(self, dtype: np.dtype) -> float:
         """The relative floor for a parameter of this dtype."""
@@ -63,6 +65,16 @@ def machine_eps(dtype: np.dtype) -> float:
     if np.issubdtype(dtype, np.floating):
         return float(np.finfo(dtype).eps)
     return float(np.finfo(np.float64).eps)
+
+
+def coarser_dtype(*dtypes: np.dtype | None) -> np.dtype:
+    """The floating dtype with the largest epsilon among ``dtypes`` (float64 if none is).
+
+    A hand-written gradient computed in float32 is only as precise as float32, even for
+    float64 parameters: the tolerance's relative floor must come from the coarser of the two.
+    """
+    floats = [np.dtype(d) for d in dtypes if d is not None and np.issubdtype(d, np.floating)]
+    return max(floats, key=machine_eps, default=np.dtype(np.float64))
 
 
 def coarser_eps(*dtypes: np.dtype) -> float:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.errors import InputError
+from gradcheck.errors import InputError, StateMutationError
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -59,9 +59,8 @@ def _as_param(name: Any, value: Any) -> Param:
     elif isinstance(value, (Real, np.number)) and not isinstance(value, np.complexfloating):
         if isinstance(value, (int, np.integer)):
             notes.append(f"{name!r} was the integer {value!r}; checked as float64 {float(value)!r}")
+        # a NumPy float scalar keeps its dtype, so float16 is refused as it is for arrays
         array = np.array(float(value) if isinstance(value, (int, np.integer)) else value)
-        if array.dtype not in SUPPORTED_DTYPES:
-            array = array.astype(np.float64)
         python_scalar = True
     elif isinstance(value, (complex, np.complexfloating)):
         raise InputError(
@@ -83,12 +82,28 @@ def _as_param(name: Any, value: Any) -> Param:
             hint = "pass the real and imaginary parts as two float parameters"
         elif kind == np.float16:
             hint = "float16 keeps 3 significant digits, too few for finite differences; use float32"
+        elif kind.newbyteorder("=") in SUPPORTED_DTYPES:
+            hint = "expected native byte order: convert it with .astype(np.float64)"
         else:
             hint = "expected float32 or float64"
         raise InputError(f"parameter {name!r} has dtype {kind}; {hint}")
     if array.size == 0:
         raise InputError(f"parameter {name!r} is empty (shape {array.shape}); nothing to check")
+    finite = np.isfinite(array)
+    if not finite.all():
+        first = int(np.flatnonzero(~finite)[0])
+        index = ", ".join(str(i) for i in np.unravel_index(first, array.shape))
+        label = f"{name}[{index}]" if array.ndim else name
+        raise InputError(
+            f"parameter {name!r} is {array.flat[first]} at {label}; expected finite "
+            "values: a finite difference at a NaN or infinite point means nothing"
+        )
     in_place = not python_scalar and array.flags.writeable
+    if in_place and _overlaps_itself(array):
+        raise InputError(
+            f"parameter {name!r} is a view whose elements share memory (np.broadcast_to or "
+            "as_strided); perturbing one element would move others: pass a copy"
+        )
     if not python_scalar and not in_place:
         notes.append(f"{name!r} is read-only; perturbed on a private copy")
     working = array if in_place else np.array(array, copy=True)
@@ -101,6 +116,19 @@ def _as_param(name: Any, value: Any) -> Param:
         in_place=in_place,
         notes=notes,
     )
+
+
+def _overlaps_itself(array: np.ndarray) -> bool:
+    """Whether two elements of ``array`` share a byte (a zero or too-small stride).
+
+    Linear in the size: the byte offset of every element, sorted.
+    """
+    if array.flags.c_contiguous or array.flags.f_contiguous:
+        return False
+    offsets = np.zeros((), dtype=np.int64)
+    for n, stride in zip(array.shape, array.strides, strict=True):
+        offsets = np.add.outer(offsets, np.arange(n, dtype=np.int64) * stride)
+    return bool((np.diff(np.sort(offsets, axis=None)) < array.itemsize).any())
 
 
 class ParamSet:
@@ -120,10 +148,11 @@ class ParamSet:
             self.view[p.name] = self._public(p)
 
     def _check_aliasing(self) -> None:
-        arrays = [p for p in self.params.values() if p.in_place]
+        # read-only arrays too: their private copies would move apart from what they view
+        arrays = [p for p in self.params.values() if not p.python_scalar]
         for i, a in enumerate(arrays):
             for b in arrays[i + 1 :]:
-                if np.shares_memory(a.array, b.array):
+                if np.shares_memory(a.original, b.original):
                     raise InputError(
                         f"parameters {a.name!r} and {b.name!r} share memory (one is a view of "
                         "the other, or both view one array); perturbing one would move the "
@@ -157,39 +186,37 @@ class ParamSet:
         if p.python_scalar:
             self.view[name] = self.scalar_type(name)(value)
         else:
-            p.array.flat[index] = value
+            _write(p, index, value)
 
     def scalar_type(self, name: str) -> type:
-        """What a perturbed scalar parameter is handed to the loss as: ``float`` for a Python
-        number, else the NumPy scalar type it was given as."""
+        """What a perturbed scalar parameter is handed to the loss as: a NumPy float keeps its
+        type; floats and ints (seen as floats, see ``_public``) are ``float``."""
         p = self.params[name]
-        plain = isinstance(p.original, (float, int)) and not isinstance(p.original, np.generic)
-        return float if plain else p.array.dtype.type
+        return p.array.dtype.type if isinstance(p.original, np.floating) else float
 
     def flat_pair(self, name: str) -> tuple[Any, np.ndarray]:
-        """A writable flat accessor of an array parameter (``None`` for a scalar, which the view
-        replaces instead) and its snapshot, flat: the hot loops index them directly."""
+        """The flat iterator of an array parameter (``None`` for a scalar, which the view
+        replaces instead) and its snapshot, flat: the hot loop indexes them directly. The
+        iterator writes in C order whatever the layout, honours the array's writeable flag at
+        each write (as :func:`_write` does) and is the fastest single-element writer."""
         p = self.params[name]
-        if p.python_scalar:
-            return None, p.snapshot.reshape(-1)
-        flat = p.array.reshape(-1) if p.array.flags.c_contiguous else p.array.flat
-        return flat, p.snapshot.reshape(-1)
+        return (None if p.python_scalar else p.array.flat), p.snapshot.reshape(-1)
 
     def set_many(self, name: str, index: slice | np.ndarray, values: np.ndarray) -> None:
         """Write ``values`` at the flat positions ``index`` (a slice or an index array)."""
-        flat, _ = self.flat_pair(name)
-        if flat is None:
+        p = self.params[name]
+        if p.python_scalar:
             self.view[name] = self.scalar_type(name)(np.asarray(values).reshape(-1)[0])
         else:
-            flat[index] = values
+            _write(p, index, values)
 
     def reset_many(self, name: str, index: slice | np.ndarray) -> None:
         """Put the flat positions ``index`` of ``name`` back to their snapshot bits."""
-        flat, snapshot = self.flat_pair(name)
-        if flat is None:
-            self.view[name] = self._public(self.params[name])
+        p = self.params[name]
+        if p.python_scalar:
+            self.view[name] = self._public(p)
         else:
-            flat[index] = snapshot[index]
+            _write(p, index, p.snapshot.reshape(-1)[index])
 
     def reset(self, name: str, index: int) -> None:
         """Put element ``index`` of ``name`` back to its snapshot bits."""
@@ -197,26 +224,43 @@ class ParamSet:
         if p.python_scalar:
             self.view[name] = self._public(p)
         else:
-            p.array.flat[index] = p.snapshot.flat[index]
+            _write(p, index, p.snapshot.flat[index])
 
     def restore_all(self) -> None:
-        """Copy every snapshot back, bit for bit, and put the view back to the originals."""
+        """Copy every snapshot back, bit for bit, and put the view back to the originals.
+
+        Each parameter is restored on its own, so one that cannot be written (a loss that made
+        it read-only and whose base is read-only too) does not stop the others.
+        """
+        failed = []
         for p in self.params.values():
-            if not p.python_scalar:
-                np.copyto(p.array, p.snapshot, casting="no")
             self.view[p.name] = self._public(p)
+            if p.python_scalar:
+                continue
+            try:
+                if not p.array.flags.writeable:  # the loss froze it; it was writable before
+                    p.array.flags.writeable = True
+                np.copyto(p.array, p.snapshot, casting="no")
+            except ValueError:
+                if p.array.tobytes() != p.snapshot.tobytes():  # frozen, but intact is no loss
+                    failed.append(p.name)
+        if failed:
+            raise StateMutationError(
+                f"could not restore parameter(s) {', '.join(map(repr, failed))}: the loss or "
+                "grad made them read-only; their original values are lost"
+            )
 
     def changed(self) -> list[str]:
         """Names whose value differs, bit for bit, from the snapshot.
 
-        Catches a loss or gradient function that writes into its parameters, and one that
-        rebinds an entry of the dict it was given.
+        Catches a loss or gradient function that writes into its parameters, one that
+        rebinds an entry of the dict it was given, and one that makes an array read-only.
         """
         out = []
         for p in self.params.values():
             current = self.view.get(p.name)
             if not p.python_scalar:
-                if current is not p.array:
+                if current is not p.array or not p.array.flags.writeable:
                     out.append(p.name)
                     continue
                 current = p.array
@@ -232,3 +276,20 @@ class ParamSet:
     @property
     def notes(self) -> list[str]:
         return [n for p in self.params.values() for n in p.notes]
+
+
+def _write(p: Param, index: Any, value: Any) -> None:
+    """One element write (or several: a slice or an index array); a parameter made read-only
+    mid-check is a state mutation."""
+    try:
+        p.array.flat[index] = value
+    except ValueError as exc:
+        raise read_only_error(p) from exc
+
+
+def read_only_error(p: Param) -> StateMutationError:
+    """What a write into a parameter the loss made read-only raises."""
+    return StateMutationError(
+        f"parameter {p.name!r} became read-only during the check: the loss or grad must "
+        "not change its parameters' flags"
+    )

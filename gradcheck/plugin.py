@@ -1,1 +1,186 @@
-"""pytest plugin (registered through the ``pytest11`` entry point)."""
+"""pytest plugin (registered through the ``pytest11`` entry point: installing gradcheck
+enables it).
+
+* ``gradcheck.assert_gradients(loss, grad, params)`` in any test: fails with the diff table
+  and diagnosis as the message.
+* the ``gradcheck`` fixture: ``gradcheck.assert_gradients(...)``, ``gradcheck.check(...)``,
+  ``gradcheck.seed`` and ``gradcheck.rng``; it seeds ``random`` and ``numpy.random`` for the
+  test and restores their state afterwards.
+* options, all under ``--gradcheck-...``, echoed in the report header so that a failing run
+  can be replayed: ``--gradcheck-seed N``, ``--gradcheck-report-dir DIR`` (Markdown, JSON and
+  HTML reports of every failure), ``--gradcheck-richardson``, ``--gradcheck-safety X``,
+  ``--gradcheck-rtol X``, ``--gradcheck-full``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gradcheck.api import check, check_problem
+from gradcheck.assertions import Settings, assert_gradients, pop_settings, push_settings
+from gradcheck.numerics import Tolerance
+from gradcheck.report import Report
+
+SETTINGS = pytest.StashKey[Settings]()
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {value}")
+    return value
+
+
+def _number(low_exclusive: bool):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or value < 0 or (low_exclusive and value == 0):
+            bound = "> 0" if low_exclusive else ">= 0"
+            raise argparse.ArgumentTypeError(f"expected a finite number {bound}, got {text!r}")
+        return value
+    return parse
+
+
+def _directory(text: str) -> Path:
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} exists and is not a directory")
+    return path
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("gradcheck", "gradient checks (gradcheck)")
+    group.addoption("--gradcheck-seed", type=_seed, default=0, metavar="N",
+                    help="seed for the gradcheck fixture (random, numpy.random, .rng); "
+                         "default 0")
+    group.addoption("--gradcheck-report-dir", type=_directory, default=None, metavar="DIR",
+                    help="write Markdown, JSON and HTML reports of failed gradient checks here")
+    group.addoption("--gradcheck-richardson", action="store_true", default=False,
+                    help="refine every element with Richardson extrapolation")
+    group.addoption("--gradcheck-safety", type=_number(True), default=None, metavar="X",
+                    help="estimated finite-difference errors a discrepancy must exceed "
+                         f"(default {Tolerance().safety:g})")
+    group.addoption("--gradcheck-rtol", type=_number(False), default=None, metavar="X",
+                    help="relative tolerance floor (default sqrt(eps) of the parameter dtype)")
+    group.addoption("--gradcheck-full", action="store_true", default=False,
+                    help="show every element in failure messages, not the first 10")
+
+
+def _settings(config: pytest.Config) -> Settings:
+    safety = config.getoption("gradcheck_safety")
+    rtol = config.getoption("gradcheck_rtol")
+    tolerance = None
+    if safety is not None or rtol is not None:
+        base = Tolerance()
+        tolerance = Tolerance(safety=base.safety if safety is None else safety,
+                              noise_ulps=base.noise_ulps, rtol=rtol)
+    report_dir = config.getoption("gradcheck_report_dir")
+    if report_dir is not None and not report_dir.is_absolute():
+        report_dir = Path(config.invocation_params.dir) / report_dir
+    return Settings(
+        seed=config.getoption("gradcheck_seed"),
+        report_dir=report_dir,
+        richardson=config.getoption("gradcheck_richardson"),
+        tolerance=tolerance,
+        max_rows=None if config.getoption("gradcheck_full") else 10,
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    settings = _settings(config)
+    config.stash[SETTINGS] = settings
+    push_settings(settings)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if SETTINGS in config.stash:
+        pop_settings(config.stash[SETTINGS])
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """What a failing run needs to be replayed: seed, step rule, tolerance, options."""
+    s = config.stash[SETTINGS]
+    tol = s.tolerance or Tolerance()
+    rtol = "sqrt(eps) of the dtype" if tol.rtol is None else f"{tol.rtol:g}"
+    replay = [f"--gradcheck-seed {s.seed}"]
+    if s.richardson:
+        replay.append("--gradcheck-richardson")
+    if s.tolerance is not None:
+        replay.append(f"--gradcheck-safety {tol.safety:g}")
+        if tol.rtol is not None:
+            replay.append(f"--gradcheck-rtol {tol.rtol:g}")
+    lines = [
+        f"gradcheck: seed {s.seed}; step: central differences, h from a pilot |f'''| estimate"
+        f"{', Richardson on every element' if s.richardson else ', Richardson where needed'}; "
+        f"tolerance: safety {tol.safety:g}, noise {tol.noise_ulps:g} ulps, rtol {rtol}",
+        f"gradcheck: replay with {' '.join(replay)}",
+    ]
+    if s.report_dir is not None:
+        lines.append(f"gradcheck: failure reports -> {s.report_dir}")
+    return lines
+
+
+@dataclass
+class GradcheckFixture:
+    """What the ``gradcheck`` fixture gives a test."""
+
+    settings: Settings
+    nodeid: str
+    rng: np.random.Generator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng(self.settings.seed)
+
+    @property
+    def seed(self) -> int:
+        """The run's seed (``--gradcheck-seed``)."""
+        return self.settings.seed
+
+    @property
+    def report_dir(self) -> Path | None:
+        return self.settings.report_dir
+
+    def check(self, loss: Any, grad: Any = None, params: Any = None, **options: Any) -> Report:
+        """:func:`gradcheck.check` (or, given one Problem, :func:`gradcheck.check_problem`)
+        with the run's tolerance and Richardson setting."""
+        options.setdefault("richardson", self.settings.richardson)
+        if options.get("tolerance") is None:
+            options["tolerance"] = self.settings.tolerance
+        if grad is None and params is None:
+            return check_problem(loss, **options)
+        return check(loss, grad, params, **options)
+
+    def assert_gradients(self, loss: Any, grad: Any = None, params: Any = None,
+                         **options: Any) -> Report:
+        """:func:`gradcheck.assert_gradients`, reports named after this test."""
+        __tracebackhide__ = True
+        options.setdefault("name", self.nodeid)
+        return assert_gradients(loss, grad, params, settings=self.settings, **options)
+
+
+@pytest.fixture
+def gradcheck(request: pytest.FixtureRequest):
+    """Gradient checks with the run's settings; seeds ``random`` and ``numpy.random``."""
+    settings = request.config.stash[SETTINGS]
+    saved = random.getstate(), np.random.get_state()  # noqa: NPY002 - restored after the test
+    random.seed(settings.seed)
+    np.random.seed(settings.seed)  # noqa: NPY002 - what asker-style code draws weights from
+    try:
+        yield GradcheckFixture(settings, request.node.nodeid)
+    finally:
+        random.setstate(saved[0])
+        np.random.set_state(saved[1])  # noqa: NPY002

@@ -171,6 +171,8 @@ def _parallel(engine: Engine, points: Sequence[Point]) -> np.ndarray:
     shapes = {name: engine.params[name].shape for name in engine.params.names}
     for k, raw in enumerate(raws):
         engine.evaluations += 1
+        if engine.progress is not None:
+            engine.progress(engine.evaluations, max(engine.planned, engine.evaluations))
         where = describe(points[k], shapes[points[k][0]])
         if isinstance(raw, _Raised):
             raise LossError(f"loss raised {raw.kind}: {raw.message} {where} (in a worker)")

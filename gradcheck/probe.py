@@ -65,17 +65,17 @@ class FastOptions:
             exceeds its allowance (see :func:`gradcheck.numerics.gaussian_quantile`).
         max_wrong: how many failing subsets localization bisects at once; beyond that the
             wrong elements are too many to find one by one cheaply, so the tensor is reported
-            wrong and ``samples`` of the elements in its failing subsets are measured.
-        samples: elements measured one by one in that fallback.
+            wrong and ``fallback_samples`` of the elements in its failing subsets are measured.
+        fallback_samples: elements measured one by one in that fallback.
     """
 
     probes: int = 2
     false_alarm: float = 1e-9
     max_wrong: int = 16
-    samples: int = 16
+    fallback_samples: int = 16
 
     def __post_init__(self) -> None:
-        for name in ("probes", "max_wrong", "samples"):
+        for name in ("probes", "max_wrong", "fallback_samples"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"FastOptions.{name} must be an int >= 1, got {value!r}")
@@ -120,6 +120,7 @@ class Direction:
     rounding: np.ndarray  # (a * 2h max(1, |x|))**2: the rounding allowance's variance
     eps: float
     tol: Tolerance
+    rtol: float  # relative floor of the hand-written partials
     quantile: float  # standard deviations allowed for the hand-written gradient's rounding
 
     def index(self, lo: int, hi: int) -> Any:
@@ -131,10 +132,12 @@ class Direction:
 
 
 def draw(engine: Engine, name: str, analytic: np.ndarray, positions: np.ndarray,
-         rng: np.random.Generator, false_alarm: float) -> Direction:
+         rng: np.random.Generator, false_alarm: float,
+         precision: np.dtype | None = None) -> Direction:
     """Draw a direction over ``positions`` of ``name`` and fix its step by a pilot (4 calls).
 
-    ``analytic`` is the tensor's flat hand-written gradient (float64)."""
+    ``analytic`` is the tensor's flat hand-written gradient (float64); ``precision`` the dtype
+    of the relative floor (the parameter's by default)."""
     pset = engine.params
     param = pset[name]
     dtype = param.dtype
@@ -168,7 +171,7 @@ def draw(engine: Engine, name: str, analytic: np.ndarray, positions: np.ndarray,
         name=name, positions=positions, contiguous=contiguous, half_step=h, third=third,
         upper=upper, lower=lower, span=span, contribution=analytic[positions] * span,
         rounding=(analytic[positions] * 2.0 * h * scale) ** 2, eps=eps, tol=tol,
-        quantile=gaussian_quantile(false_alarm),
+        rtol=tol.relative_floor(precision or dtype), quantile=gaussian_quantile(false_alarm),
     )
 
 
@@ -205,7 +208,7 @@ def tolerance(direction: Direction, lo: int, hi: int, loss_size: float) -> float
     return probe_tolerance(
         noise, direction.half_step, direction.third,
         float(np.sqrt(direction.rounding[lo:hi].sum())),
-        tol.relative_floor(np.dtype(direction.upper.dtype)), tol, direction.quantile,
+        direction.rtol, tol, direction.quantile,
     )
 
 

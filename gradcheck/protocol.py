@@ -17,13 +17,53 @@ from gradcheck.errors import InputError
 
 
 @dataclass(frozen=True)
+class NodeTrace:
+    """One forward pass exposed node by node, for node-level localization.
+
+    The protocol (see the README, "Node-level localization"):
+
+    * ``order``: node names from the input side to the loss side. The nodes form a chain:
+      each node's value is computed from the previous node and the parameters only (a node
+      may be a whole layer's vector, such as all hidden activations).
+    * ``values``: node -> its value in this forward pass.
+    * ``grads``: node -> the hand-written dL/dnode, shaped like the value.
+    * ``forward(overrides)``: run the forward pass again with the nodes named in
+      ``overrides`` replaced by the given values (and everything after them recomputed);
+      return ``(values, loss)``.
+    * ``steps``: optional node -> a few words naming the operation that produces it
+      (``"softmax"``), used in messages.
+    * ``names``: optional node -> names of its elements in C order (``["h1", "h2"]``), so
+      messages speak the net's own names.
+    """
+
+    order: tuple[str, ...]
+    values: Mapping[str, Any]
+    grads: Mapping[str, Any]
+    forward: Callable[[Mapping[str, Any]], tuple[Mapping[str, Any], float]]
+    steps: Mapping[str, str] = field(default_factory=dict)
+    names: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Problem:
-    """Named parameters, ``loss(params) -> float`` and ``grad(params) -> {name: array}``."""
+    """Named parameters, ``loss(params) -> float`` and ``grad(params) -> {name: array}``.
+
+    Optional, for a richer diagnosis:
+
+    * ``nodes(params) -> NodeTrace``: intermediate values and their hand-written gradients;
+    * ``samples``: one Problem per sample of the batch (same parameters; their ``params`` are
+      ignored), each checked on its own as well as the batch;
+    * ``dims``: sizes with names (``{"batch": 32, "outputs": 10}``) so that a factor or an
+      extra axis of that size is named.
+    """
 
     loss: Callable[[dict[str, Any]], Any]
     grad: Callable[[dict[str, Any]], Mapping[str, Any]]
     params: Mapping[str, Any]
     name: str = ""
+    nodes: Callable[[Mapping[str, Any]], NodeTrace] | None = None
+    samples: tuple[Problem, ...] = ()
+    dims: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

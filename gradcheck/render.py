@@ -100,19 +100,80 @@ def element_rows(report: Report, max_rows: int | None) -> tuple[list[list[str]],
     return [r[2] for r in rows], omitted
 
 
-def shape_notes(report: Report) -> list[str]:
-    notes = []
-    for p in report.params:
-        if p.status == "shape_mismatch":
-            notes.append(
-                f"{p.name}: gradient has shape {fmt_shape(p.grad_shape)}, parameter has "
-                f"{fmt_shape(p.shape)}"
-            )
-        elif p.status == "no_gradient":
-            notes.append(f"{p.name}: the gradient function returned no value for it")
-    for name in report.extra_gradients:
-        notes.append(f"{name}: the gradient function returned it, but it is not a parameter")
-    return notes
+def notes(report: Report) -> list[str]:
+    out = [f"{name}: the gradient function returned it, but it is not a parameter"
+           for name in report.extra_gradients]
+    return out + list(report.notes)
+
+
+def merge_by_message(lines: list[str]) -> list[str]:
+    """Fold ``"a: same text"`` and ``"b: same text"`` into ``"a, b: same text"``."""
+    merged: dict[str, list[str]] = {}
+    for line in lines:
+        head, sep, tail = line.partition(": ")
+        key = tail if sep and " " not in head.strip() else line
+        merged.setdefault(key, []).append(head if key is tail else "")
+    out = []
+    for tail, heads in merged.items():
+        names = [h for h in heads if h]
+        out.append(f"{', '.join(names)}: {tail}" if names else tail)
+    return out
+
+
+def group_lines(groups) -> list[str]:
+    """Each group with its numbers, then what such groups mean, each meaning said once."""
+    lines = [f"group: {g.message}" for g in groups]
+    meanings = list(dict.fromkeys(g.meaning for g in groups))
+    return lines + [f"what a shared factor means: {m}" for m in meanings]
+
+
+def diagnosis_lines(report: Report) -> list[str]:
+    """The diagnosis in plain sentences: findings, groups, whole-gradient figures."""
+    d = report.diagnosis
+    if d is None:
+        return []
+    lines = merge_by_message([f.message for f in d.findings])
+    lines += group_lines(d.groups)
+    if not report.passed:
+        if d.cosine is not None:
+            lines.append(f"cosine(hand-written, numeric gradient) = {d.cosine:+.4f}")
+        if d.descent is not None:
+            lines.append(str(d.descent["message"]))
+    return lines
+
+
+NODE_HEADERS = ["", "node", "dL/dnode", "its backward step", "worst element"]
+
+
+def node_rows(report: Report) -> list[list[str]]:
+    rows = []
+    for r in reversed(report.nodes):
+        worst = r.total.params[0]
+        rows.append([
+            "X" if not r.right else "", r.name, "right" if r.right else "wrong",
+            ("wrong: error enters here" if r.enters_here else "right") + (
+                f" ({r.name} -> {r.next}{', ' + r.step if r.step else ''})" if r.next
+                else " (the loss)"),
+            "" if r.right else f"{worst.label(worst.worst)} ({fmt_error(worst.max_rel_err)})",
+        ])
+    return rows
+
+
+def sample_lines(report: Report) -> list[str]:
+    out = []
+    for i, sample in enumerate(report.samples):
+        verdict = "passed" if sample.passed else "failed"
+        out.append(f"sample {i}: {verdict} ({len(sample.failed_params)} parameters wrong)")
+        if sample.diagnosis is not None:
+            out += [f"  group: {g.message}" for g in sample.diagnosis.groups]
+        out += [f"  node: {line}" for line in _node_summary(sample)]
+    return out
+
+
+def _node_summary(report: Report) -> list[str]:
+    from gradcheck.nodes import summarize
+
+    return summarize(report.nodes) if report.nodes else []
 
 
 def fast_lines(report: Report) -> list[str]:
@@ -152,14 +213,25 @@ def fast_lines(report: Report) -> list[str]:
 def _render(report: Report, max_rows: int | None, fmt: str,
             section: Callable[[str], str]) -> str:
     out = [headline(report), ""]
+    found = diagnosis_lines(report)
+    if found:
+        out += [section("Diagnosis")] + [f"- {line}" for line in found] + [""]
+    if report.nodes:
+        out += [section("Nodes (walking back from the loss)"),
+                tabulate(node_rows(report), NODE_HEADERS, tablefmt=fmt, disable_numparse=True),
+                ""] + [f"- {line}" for line in _node_summary(report)] + [""]
+    if report.samples:
+        out += [section("Per sample")] + [f"- {line}" if not line.startswith("  ") else
+                                          f"  - {line.strip()}" for line in sample_lines(report)]
+        out += [""]
     out += [section("Parameters"), tabulate(summary_rows(report), SUMMARY_HEADERS,
                                             tablefmt=fmt, disable_numparse=True), ""]
     fast = fast_lines(report)
     if fast:
         out += [section("Fast mode")] + [f"- {line}" for line in fast] + [""]
-    notes = shape_notes(report) + list(report.notes)
-    if notes:
-        out += [section("Notes")] + [f"- {n}" for n in notes] + [""]
+    extra = notes(report)
+    if extra:
+        out += [section("Notes")] + [f"- {n}" for n in extra] + [""]
     rows, omitted = element_rows(report, max_rows)
     out += [section("Elements (failing first)"),
             tabulate(rows, ELEMENT_HEADERS, tablefmt=fmt, disable_numparse=True)]

@@ -11,6 +11,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from gradcheck.compare import ParamResult
+from gradcheck.diagnose import Diagnosis
+from gradcheck.nodes import NodeResult, summarize
 
 
 class Entry(NamedTuple):
@@ -23,6 +25,7 @@ class Entry(NamedTuple):
     abs_err: float | None
     rel_err: float | None
     status: str
+    kind: str | None = None  # the diagnosis class of a failing element
 
 
 def _number(value: float) -> float | None:
@@ -42,6 +45,9 @@ class Report:
             to replay it.
         notes: things the user should know (conversions made, read-only copies, ...).
         extra_gradients: names the gradient function returned that are not parameters.
+        diagnosis: classes, groups and findings (:mod:`gradcheck.diagnose`).
+        nodes: node-level checks, input side first (:mod:`gradcheck.nodes`), if asked for.
+        samples: one report per sample, if per-sample problems were given.
     """
 
     params: list[ParamResult]
@@ -50,6 +56,9 @@ class Report:
     options: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     extra_gradients: list[str] = field(default_factory=list)
+    diagnosis: Diagnosis | None = None
+    nodes: list[NodeResult] = field(default_factory=list)
+    samples: list[Report] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -83,6 +92,8 @@ class Report:
                     abs_err=None if np.isnan(p.abs_err[flat]) else float(p.abs_err[flat]),
                     rel_err=None if np.isnan(p.rel_err[flat]) else float(p.rel_err[flat]),
                     status=str(p.statuses[flat]),
+                    kind=None if self.diagnosis is None else self.diagnosis.class_of(
+                        p.name, flat),
                 )
 
     @property
@@ -90,8 +101,9 @@ class Report:
         """One record per checked element (see :meth:`iter_entries` for large nets)."""
         return list(self.iter_entries())
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, entries: bool = True) -> dict[str, Any]:
         """The stable JSON schema (documented in the README); later versions only add keys."""
+        diagnosis = self.diagnosis
         return {
             "passed": self.passed,
             "evaluations": self.evaluations,
@@ -125,9 +137,33 @@ class Report:
                     "abs_err": None if e.abs_err is None else _number(e.abs_err),
                     "rel_err": None if e.rel_err is None else _number(e.rel_err),
                     "status": e.status,
+                    **({"class": e.kind} if e.kind else {}),
                 }
-                for e in self.iter_entries()
+                for e in (self.iter_entries() if entries else ())
             ],
+            "cosine": None if diagnosis is None or diagnosis.cosine is None
+            else _number(diagnosis.cosine),
+            "descent": None if diagnosis is None else diagnosis.descent,
+            "findings": [] if diagnosis is None else [
+                {"kind": f.kind, "message": f.message, "params": list(f.params),
+                 "elements": list(f.elements),
+                 "factor": None if f.factor is None else _number(f.factor)}
+                for f in diagnosis.findings
+            ],
+            "groups": [] if diagnosis is None else [
+                {"factor": _number(g.factor), "uncertainty": _number(g.uncertainty),
+                 "members": list(g.members), "message": g.message}
+                for g in diagnosis.groups
+            ],
+            "nodes": [
+                {"name": r.name, "next": r.next, "step": r.step, "right": r.right,
+                 "enters_here": r.enters_here,
+                 "grad": r.total.to_dict(entries=entries),
+                 "local": None if r.local is r.total else r.local.to_dict(entries=entries)}
+                for r in self.nodes
+            ],
+            "node_summary": summarize(self.nodes) if self.nodes else [],
+            "samples": [s.to_dict(entries=entries) for s in self.samples],
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -145,6 +181,12 @@ class Report:
         from gradcheck.render import render_markdown
 
         return render_markdown(self, max_rows=max_rows)
+
+    def to_html(self, title: str = "gradcheck report", max_rows: int | None = 10) -> str:
+        """A self-contained HTML page: diagnosis, tables and relative-error heatmaps."""
+        from gradcheck.html import render_html
+
+        return render_html(self, title=title, max_rows=max_rows)
 
     def __str__(self) -> str:
         return self.to_text()

@@ -7,7 +7,7 @@ the ``gradcheck.registries`` entry point (the library never imports this package
 from __future__ import annotations
 
 from gradcheck.protocol import Problem, Reference
-from nets import asker
+from nets import asker, zoo
 from nets.recommended import RecommendedNet
 
 
@@ -16,8 +16,7 @@ def _asker(net_class, labels):
 
 
 def _recommended() -> Problem:
-    net = RecommendedNet(seed=0)
-    return Problem(net.loss, net.grad, net.params, "RecommendedNet")
+    return RecommendedNet(seed=0).problem()
 
 
 _SECOND = frozenset(asker._SecondArchitecture.NAMES)
@@ -43,3 +42,4 @@ REGISTRY: dict[str, Reference] = {
                   tags=frozenset({"asker"})),
     ]
 }
+REGISTRY.update(zoo.REGISTRY)

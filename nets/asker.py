@@ -22,6 +22,8 @@ Nets:
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import numpy as np
 
 # The asker's two training samples, already max-pooled to 2x2 (O, then X).
@@ -84,6 +86,28 @@ class _AskerStyle:
     def partials(self, x, y_true):  # pragma: no cover - overridden
         raise NotImplementedError
 
+    # -- node-level view (gradcheck.protocol.NodeTrace), one sample ----------------------------
+    NODE_ORDER: tuple[str, ...] = ()
+    NODE_STEPS: MappingProxyType = MappingProxyType({})
+    NODE_NAMES: MappingProxyType = MappingProxyType({})
+
+    def nodes(self, x, y_true, overrides=None):  # pragma: no cover - overridden
+        """Forward pass as layer vectors, any of them replaceable; returns (values, loss)."""
+        raise NotImplementedError
+
+    def node_grads(self, values, y_true):  # pragma: no cover - overridden
+        """Hand-written dL/dnode for every node, from the same chain as ``partials``."""
+        raise NotImplementedError
+
+    def trace(self, x, y_true):
+        """The NodeTrace of one sample: values, hand-written dL/dnode, re-runnable forward."""
+        from gradcheck.protocol import NodeTrace
+
+        values, _ = self.nodes(x, y_true)
+        return NodeTrace(self.NODE_ORDER, values, self.node_grads(values, y_true),
+                         lambda overrides: self.nodes(x, y_true, overrides), self.NODE_STEPS,
+                         self.NODE_NAMES)
+
 
 class FirstNet(_AskerStyle):
     """4 inputs -> h1, h2 (sigmoid) -> o1 (sigmoid), MSE. The architecture that worked."""
@@ -97,6 +121,33 @@ class FirstNet(_AskerStyle):
 
     def sample_loss(self, x, y_true):
         return mse_loss(y_true, [self.feedforward(x)])
+
+    NODE_ORDER = ("sum_h", "h", "sum_o", "o")
+    NODE_STEPS = MappingProxyType({"h": "sigmoid", "sum_o": "output weights w9, w10, b3",
+                                   "o": "sigmoid"})
+    NODE_NAMES = MappingProxyType({"sum_h": ("sum_h1", "sum_h2"), "h": ("h1", "h2"),
+                                   "sum_o": ("sum_o1",), "o": ("o1",)})
+
+    def nodes(self, x, y_true, overrides=None):
+        overrides = overrides or {}
+
+        def node(name, value):
+            return np.asarray(overrides.get(name, value), dtype=np.float64)
+
+        sum_h = node("sum_h", [
+            self.w1 * x[0] + self.w2 * x[1] + self.w3 * x[2] + self.w4 * x[3] + self.b1,
+            self.w5 * x[0] + self.w6 * x[1] + self.w7 * x[2] + self.w8 * x[3] + self.b2])
+        h = node("h", sigmoid(sum_h))
+        sum_o = node("sum_o", [self.w9 * h[0] + self.w10 * h[1] + self.b3])
+        o = node("o", sigmoid(sum_o))
+        return {"sum_h": sum_h, "h": h, "sum_o": sum_o, "o": o}, float(mse_loss(y_true, o))
+
+    def node_grads(self, values, y_true):
+        d_L_d_ypred = -2 * (y_true - values["o"])
+        d_L_d_sum_o = d_L_d_ypred * deriv_sigmoid(values["sum_o"])
+        d_L_d_h = d_L_d_sum_o[0] * np.array([self.w9, self.w10])
+        return {"o": d_L_d_ypred, "sum_o": d_L_d_sum_o, "h": d_L_d_h,
+                "sum_h": d_L_d_h * deriv_sigmoid(values["sum_h"])}
 
     def partials(self, x, y_true):
         sum_h1 = self.w1 * x[0] + self.w2 * x[1] + self.w3 * x[2] + self.w4 * x[3] + self.b1
@@ -166,6 +217,32 @@ class _SecondArchitecture(_AskerStyle):
 
     def sample_loss(self, x, y_true):
         return mse_loss(y_true, self.feedforward(x))
+
+    # -- node-level view (gradcheck.protocol.NodeTrace): layer vectors, one sample --------
+    NODE_ORDER = ("sum_h", "h", "sum_o", "o", "p")
+    NODE_STEPS = MappingProxyType({"h": "sigmoid", "sum_o": "output weights w9..w12",
+                                   "o": "sigmoid", "p": "softmax"})
+    NODE_NAMES = MappingProxyType({"sum_h": ("sum_h1", "sum_h2"), "h": ("h1", "h2"),
+                                   "sum_o": ("sum_o1", "sum_o2"), "o": ("o1", "o2"),
+                                   "p": ("p1", "p2")})
+
+    def nodes(self, x, y_true, overrides=None):
+        """Forward pass as layer vectors, any of them replaceable; returns (values, loss)."""
+        overrides = overrides or {}
+
+        def node(name, value):
+            return np.asarray(overrides.get(name, value), dtype=np.float64)
+
+        sum_h = node("sum_h", [
+            self.w1 * x[0] + self.w2 * x[1] + self.w3 * x[2] + self.w4 * x[3] + self.b1,
+            self.w5 * x[0] + self.w6 * x[1] + self.w7 * x[2] + self.w8 * x[3] + self.b2])
+        h = node("h", sigmoid(sum_h))
+        sum_o = node("sum_o", [self.w9 * h[0] + self.w10 * h[1], self.w11 * h[0] + self.w12 * h[1]])
+        o = node("o", sigmoid(sum_o))
+        p = node("p", softmax(o))
+        values = {"sum_h": sum_h, "h": h, "sum_o": sum_o, "o": o, "p": p}
+        return values, float(mse_loss(y_true, p))
+
 
 
 class LiteralNet(_SecondArchitecture):
@@ -264,6 +341,19 @@ class MeantNet(_SecondArchitecture):
         }
 
 
+    def node_grads(self, values, y_true):
+        """The intermediate gradients the chain above implies (the asker never names them):
+        dL/do_k = dL/dp_k (the softmax is skipped), and dL/dh1 takes only the o1 path (w9),
+        dL/dh2 only the o2 path (w12)."""
+        sum_h, p, sum_o = values["sum_h"], values["p"], values["sum_o"]
+        d_L_d_ypred = -2 * (y_true - p)
+        d_L_d_o = d_L_d_ypred
+        d_L_d_sum_o = d_L_d_o * deriv_sigmoid(sum_o)
+        d_L_d_h = np.array([d_L_d_sum_o[0] * self.w9, d_L_d_sum_o[1] * self.w12])
+        return {"p": d_L_d_ypred, "o": d_L_d_o, "sum_o": d_L_d_sum_o, "h": d_L_d_h,
+                "sum_h": d_L_d_h * deriv_sigmoid(sum_h)}
+
+
 class CorrectedNet(_SecondArchitecture):
     """The second architecture with correct backprop, in the asker's naming."""
 
@@ -301,20 +391,58 @@ class CorrectedNet(_SecondArchitecture):
             "w12": d_L_d_sum_o2 * h2,
         }
 
+    def node_grads(self, values, y_true):
+        """dL/dp = p - y; dL/do = J^T dL/dp (J = diag(p) - p p^T); both paths into h."""
+        sum_h, p, sum_o = values["sum_h"], values["p"], values["sum_o"]
+        d_L_d_p = p - y_true
+        d_L_d_o = (np.diag(p) - np.outer(p, p)).T @ d_L_d_p
+        d_L_d_sum_o = d_L_d_o * deriv_sigmoid(sum_o)
+        w = np.array([[self.w9, self.w10], [self.w11, self.w12]])
+        d_L_d_h = w.T @ d_L_d_sum_o
+        return {"p": d_L_d_p, "o": d_L_d_o, "sum_o": d_L_d_sum_o, "h": d_L_d_h,
+                "sum_h": d_L_d_h * deriv_sigmoid(sum_h)}
 
-def problem(net_class, data=X, labels=Y_ONE_HOT, seed=0, name=""):
-    """The (loss, grad, params) of an asker-style net on its samples: batch mean of both."""
+
+def sample_problem(net_class, x, y, name=""):
+    """One sample's loss and hand-written partials (and node trace, where the net has one)."""
     from gradcheck.protocol import Problem
 
-    start = net_class(seed=seed)
-
     def loss(params):
-        net = net_class.with_params(params)
-        return float(np.mean([net.sample_loss(x, y) for x, y in zip(data, labels, strict=True)]))
+        return float(net_class.with_params(params).sample_loss(x, y))
 
     def grad(params):
-        net = net_class.with_params(params)
-        per_sample = [net.partials(x, y) for x, y in zip(data, labels, strict=True)]
+        return net_class.with_params(params).partials(x, y)
+
+    nodes = None
+    if net_class.node_grads is not _AskerStyle.node_grads:  # the class writes them out
+        def nodes(params):
+            return net_class.with_params(params).trace(x, y)
+
+    return Problem(loss, grad, {}, name, nodes=nodes)
+
+
+def problem(net_class, data=X, labels=Y_ONE_HOT, seed=0, name=""):
+    """An asker-style net on its samples: the batch loss is the mean of per-sample losses and
+    the hand-written batch gradient the mean of per-sample partials. Per-sample problems,
+    node traces (where the net defines them) and named sizes come along for the diagnosis."""
+    from gradcheck.nodes import batch_trace
+    from gradcheck.protocol import Problem
+
+    samples = tuple(sample_problem(net_class, x, y, f"sample {i}")
+                    for i, (x, y) in enumerate(zip(data, labels, strict=True)))
+
+    def loss(params):
+        return float(np.mean([s.loss(params) for s in samples]))
+
+    def grad(params):
+        per_sample = [s.grad(params) for s in samples]
         return {k: np.mean([g[k] for g in per_sample], axis=0) for k in net_class.NAMES}
 
-    return Problem(loss, grad, start.params(), name or net_class.__name__)
+    nodes = None
+    if samples[0].nodes is not None:
+        def nodes(params):
+            return batch_trace([s.nodes(params) for s in samples])
+
+    dims = {"samples": len(data), "outputs": np.shape(labels)[1]}
+    return Problem(loss, grad, net_class(seed=seed).params(), name or net_class.__name__,
+                   nodes=nodes, samples=samples, dims=dims)

@@ -9,6 +9,7 @@ The gradient of cross-entropy through softmax with respect to the logits is simp
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import NamedTuple
 
 import numpy as np
@@ -64,19 +65,53 @@ class RecommendedNet:
             "b2": rng.normal(size=2),
         }
 
+    NODE_ORDER = ("a1", "h", "z")
+    NODE_STEPS = MappingProxyType({"h": "sigmoid", "z": "dense W2, b2"})
+
     @staticmethod
-    def loss_and_grads(params, x=X, y=Y_ONE_HOT):
+    def run(params, x=X, y=Y_ONE_HOT, overrides=None):
+        """Forward and backward; any node (a1, h, z) may be replaced by ``overrides``."""
+        overrides = overrides or {}
         a1, dense1 = dense_forward(x, params["W1"], params["b1"])
+        a1 = overrides.get("a1", a1)
         h, sig = sigmoid_forward(a1)
+        h = overrides.get("h", h)
         z, dense2 = dense_forward(h, params["W2"], params["b2"])
+        z = overrides.get("z", z)
         loss, dz = softmax_cross_entropy(z, y)
         dh, dW2, db2 = dense_backward(dz, dense2)
         da1 = sigmoid_backward(dh, sig)
         _, dW1, db1 = dense_backward(da1, dense1)
-        return loss, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+        return (float(loss), {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2},
+                {"a1": a1, "h": h, "z": z}, {"a1": da1, "h": dh, "z": dz})
 
     def loss(self, params):
-        return float(self.loss_and_grads(params)[0])
+        return self.run(params)[0]
 
     def grad(self, params):
-        return self.loss_and_grads(params)[1]
+        return self.run(params)[1]
+
+    def nodes(self, params, x=X, y=Y_ONE_HOT):
+        """The NodeTrace of the batch: logits z, hidden h, pre-activations a1."""
+        from gradcheck.protocol import NodeTrace
+
+        _, _, values, grads = self.run(params, x, y)
+
+        def forward(overrides):
+            loss, _, values, _ = self.run(params, x, y, overrides)
+            return values, loss
+
+        return NodeTrace(self.NODE_ORDER, values, grads, forward, self.NODE_STEPS)
+
+    def problem(self, name="RecommendedNet"):
+        """The batch problem, with one problem per sample and the node trace."""
+        from gradcheck.protocol import Problem
+
+        samples = tuple(
+            Problem(lambda p, i=i: self.run(p, X[i:i + 1], Y_ONE_HOT[i:i + 1])[0],
+                    lambda p, i=i: self.run(p, X[i:i + 1], Y_ONE_HOT[i:i + 1])[1], {},
+                    f"sample {i}",
+                    nodes=lambda p, i=i: self.nodes(p, X[i:i + 1], Y_ONE_HOT[i:i + 1]))
+            for i in range(len(X)))
+        return Problem(self.loss, self.grad, self.params, name, nodes=self.nodes,
+                       samples=samples, dims={"samples": len(X), "outputs": 2})

@@ -108,20 +108,20 @@ def test_whole_tensor_wrong_falls_back_to_sampling():
     def grad(params):
         return {"w": 1.5 * net.grad(params)["w"]}  # every partial wrong
 
-    options = FastOptions(max_wrong=8, samples=10)
+    options = FastOptions(max_wrong=8, fallback_samples=10)
     report, w = run(net.loss, grad, {"w": net.w.copy()}, fast=options)
     assert not report.passed
     assert w.status == "wrong"
     assert w.probe.unresolved
     assert w.probe.fallback
-    assert w.probe.measured >= options.samples
+    assert w.probe.measured >= options.fallback_samples
     assert w.count("ok") == 0
     assert w.count("probed") == 0
     assert w.count("wrong") == w.probe.measured == len(w.probe.proven_wrong)
     assert w.count("unchecked") == size - w.probe.measured
     # the cost stays bounded by the breadth bisection was allowed, not by the size
     assert w.probe.localization_evaluations <= (
-        2 * options.max_wrong * PER_HALVING + (options.samples + 8) * CONFIRM + PILOT * 3)
+        2 * options.max_wrong * PER_HALVING + (options.fallback_samples + 8) * CONFIRM + PILOT * 3)
 
 
 def test_unresolved_tensor_fails_though_no_element_is_pinned():
@@ -132,7 +132,7 @@ def test_unresolved_tensor_fails_though_no_element_is_pinned():
         return {"w": 1.5 * net.grad(params)["w"]}
 
     report, w = run(net.loss, grad, {"w": net.w.copy()},
-                    fast=FastOptions(max_wrong=2, samples=1))
+                    fast=FastOptions(max_wrong=2, fallback_samples=1))
     assert w.status == "wrong"
     assert not report.passed
     assert w.probe.unresolved

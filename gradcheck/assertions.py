@@ -1,0 +1,106 @@
+"""``assert_gradients``: :func:`gradcheck.check` as an assertion for test suites.
+
+It needs no pytest (any test runner catches an AssertionError); the pytest plugin
+(:mod:`gradcheck.plugin`) only supplies defaults from the command line (seed, tolerance, a
+folder for failure reports) through :func:`active_settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gradcheck.api import check, check_problem
+from gradcheck.numerics import Tolerance
+from gradcheck.output import write_reports
+from gradcheck.report import Report
+
+
+class GradientMismatch(AssertionError):
+    """A hand-written partial disagrees with finite differences.
+
+    The message is the report's diff table with its diagnosis; ``.report`` is the
+    :class:`~gradcheck.report.Report` itself.
+    """
+
+    def __init__(self, message: str, report: Report):
+        super().__init__(message)
+        self.report = report
+
+
+GradientMismatch.__module__ = "gradcheck"  # shown in tracebacks as gradcheck.GradientMismatch
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Defaults for :func:`assert_gradients` (set by the pytest plugin from its options)."""
+
+    seed: int = 0
+    report_dir: Path | None = None
+    richardson: bool = False
+    tolerance: Tolerance | None = None
+    max_rows: int | None = 10
+
+
+# One entry per running pytest session (pytester runs sessions inside sessions).
+_active: list[Settings] = []
+_written: dict[str, int] = {}
+
+
+def active_settings() -> Settings:
+    """The innermost pytest session's settings, or the defaults outside pytest."""
+    return _active[-1] if _active else Settings()
+
+
+def push_settings(settings: Settings) -> None:
+    _active.append(settings)
+
+
+def pop_settings(settings: Settings) -> None:
+    """Remove the innermost entry that is ``settings`` (by identity)."""
+    for i in range(len(_active) - 1, -1, -1):
+        if _active[i] is settings:
+            del _active[i]
+            return
+
+
+def current_test() -> str:
+    """The running pytest test's node id (from ``PYTEST_CURRENT_TEST``), else ``"check"``."""
+    running = os.environ.get("PYTEST_CURRENT_TEST", "")
+    return running.rsplit(" (", 1)[0] or "check"
+
+
+def assert_gradients(loss: Any, grad: Any = None, params: Any = None, *,
+                     name: str | None = None, settings: Settings | None = None,
+                     **options: Any) -> Report:
+    """Check like :func:`gradcheck.check` and raise :class:`GradientMismatch` on a mismatch.
+
+    Takes the same inputs as ``check`` (``loss, grad, params``, ``richardson=``,
+    ``tolerance=``, ...), or one Problem (from an adapter, say) as in :func:`check_problem`.
+    Unset options come from the pytest plugin's ``--gradcheck-*`` options. On a mismatch with
+    ``--gradcheck-report-dir``, Markdown, JSON and HTML reports are written there, named after
+    ``name`` (default: the running test). Returns the report when every partial passes.
+    """
+    __tracebackhide__ = True  # the failure points at the test's line, not at this helper
+    settings = settings or active_settings()
+    options.setdefault("richardson", settings.richardson)
+    if options.get("tolerance") is None:
+        options["tolerance"] = settings.tolerance
+    if grad is None and params is None:  # a Problem: its nodes, samples and dims count too
+        report = check_problem(loss, **options)
+    else:
+        report = check(loss, grad, params, **options)
+    report.options["seed"] = settings.seed
+    if report.passed:
+        return report
+    message = report.to_text(max_rows=settings.max_rows).rstrip("\n")
+    if settings.report_dir is not None:
+        label = name or current_test()
+        _written[label] = _written.get(label, 0) + 1
+        if _written[label] > 1:
+            label = f"{label}-{_written[label]}"
+        paths = write_reports(report, label, settings.report_dir, max_rows=None)
+        message += "\n\nreports: " + ", ".join(str(p) for p in paths)
+    raise GradientMismatch(message, report)

@@ -1,0 +1,35 @@
+"""The progress hook of check(): one call per loss evaluation, with an honest total."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from toy_nets import mlp
+
+from gradcheck import InputError, check
+
+
+@pytest.mark.parametrize(("bug", "richardson"), [(None, False), ("sign_W2", False),
+                                                  ("per_sample_b2", False), ("sign_W2", True)])
+def test_progress_counts_every_evaluation_and_the_plan_is_exact(bug, richardson):
+    calls = []
+    report = check(*mlp(bug), richardson=richardson,
+                   progress=lambda done, total: calls.append((done, total)))
+    assert [d for d, _ in calls] == list(range(1, report.evaluations + 1))
+    assert all(total >= done for done, total in calls)
+    assert calls[-1] == (report.evaluations, report.evaluations)  # refinement is planned for
+
+
+def test_progress_runs_on_through_sample_checks():
+    loss, grad, params = mlp("sign_W2")
+    calls = []
+    report = check(loss, grad, params, samples=[(loss, grad), (loss, grad)],
+                   progress=lambda done, total: calls.append((done, total)))
+    assert len(report.samples) == 2
+    assert [d for d, _ in calls] == list(range(1, report.evaluations + 1))
+    assert calls[-1] == (report.evaluations, report.evaluations)
+
+
+def test_progress_must_be_callable():
+    with pytest.raises(InputError, match="progress must be callable"):
+        check(lambda p: 0.0, lambda p: {"w": 0.0}, {"w": np.ones(1)}, progress=3)

@@ -1,0 +1,1 @@
+"""Project tooling (not part of the gradcheck library): mutation testing of the checker."""
