@@ -22,6 +22,7 @@ from gradcheck.render import (
     SUMMARY_HEADERS,
     diagnosis_lines,
     element_rows,
+    fast_lines,
     fmt_error,
     fmt_shape,
     fmt_value,
@@ -210,6 +211,9 @@ def _extra_sections(report: Report) -> list[str]:
     if report.samples:
         out.append(f'<section id="samples"><h2>Per sample</h2>{nested(sample_lines(report))}'
                    "</section>")
+    fast = fast_lines(report)
+    if fast:
+        out.append(f'<section id="fast"><h2>Fast mode</h2>{nested(fast)}</section>')
     return out
 
 

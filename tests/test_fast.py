@@ -139,6 +139,9 @@ def test_report_renders_new_statuses_and_is_strict_json():
     assert w1["probe"]["localization_evaluations"] > 0
     assert w1["probe"]["proven_wrong"]
     assert "### Fast mode" in report.to_markdown()
+    from gradcheck.html import render_html
+
+    assert '<section id="fast"><h2>Fast mode</h2>' in render_html(report)
     assert report.diagnosis is None  # a few measured elements are no basis for one
     assert any("run the full check on the failing parameters" in n for n in report.notes)
 
