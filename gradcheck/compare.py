@@ -8,7 +8,8 @@ Statuses, from worst to best (a parameter takes the worst of its elements):
 * ``wrong``: ``|analytic - numeric|`` exceeds the element's tolerance (see
   :class:`gradcheck.numerics.Tolerance`);
 * ``uncertain``: the loss has a kink here (one-sided slopes disagree), so no single derivative
-  exists; never counted as a failure;
+  exists, and the hand-written value lies between the one-sided slopes (a valid subgradient);
+  never counted as a failure. A value outside them is ``wrong``;
 * ``unchecked`` (fast mode): not examined; never counted as a failure;
 * ``probed`` (fast mode): covered by a passing random-direction probe, not measured on its own
   (see :mod:`gradcheck.fast` for what that proves); never counted as a failure;
@@ -62,6 +63,7 @@ class ParamResult:
     step: np.ndarray
     forward: np.ndarray
     backward: np.ndarray
+    kink: np.ndarray  # bool: the loss is not differentiable at this element
     refined: np.ndarray
     raw_grad: np.ndarray | None  # what the gradient function returned, as an array
     probe: ProbeSummary | None = None  # fast mode: the tensor's probes and localization
@@ -176,7 +178,15 @@ def compare(
                 np.abs(analytic), np.abs(numeric))
         finite = np.isfinite(analytic) & np.isfinite(numeric)
         statuses[finite & (abs_err > allowed)] = "wrong"
-        statuses[finite & fd.kink] = "uncertain"
+        # at a kink a valid value lies between the one-sided slopes (the subgradients along
+        # this coordinate), widened by how far those may be off and by the relative floor
+        with np.errstate(invalid="ignore"):
+            low = np.minimum(fd.forward, fd.backward)
+            high = np.maximum(fd.forward, fd.backward)
+            margin = fd.slack + fd.rtol * np.maximum(np.abs(analytic), np.abs(high - low))
+            subgradient = (analytic >= low - margin) & (analytic <= high + margin)
+        statuses[finite & fd.kink & subgradient] = "uncertain"
+        statuses[finite & fd.kink & ~subgradient] = "wrong"
         statuses[~finite] = "nonfinite"
     return ParamResult(
         name=param.name,
@@ -193,6 +203,7 @@ def compare(
         step=fd.step,
         forward=fd.forward,
         backward=fd.backward,
+        kink=fd.kink,
         refined=fd.refined,
         raw_grad=grad,
     )

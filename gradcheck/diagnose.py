@@ -5,7 +5,8 @@ partials, their tolerances, and the shapes:
 
 * per element: ``sign_flipped`` (numeric / analytic ~ -1), ``scaled`` (another constant
   ratio, with common factors named), ``missing`` (hand-written 0, numeric not), ``spurious``
-  (numeric 0, hand-written not), ``nonfinite``; otherwise ``wrong_value``;
+  (numeric 0, hand-written not), ``not_subgradient`` (at a kink, outside the one-sided
+  derivatives), ``nonfinite``; otherwise ``wrong_value``;
 * per parameter: ``transposed`` (a square matrix whose gradient matches the transpose),
   ``swapped`` (two parameters' gradients exchanged), and the likely cause of a shape mismatch
   (an extra axis whose sum is missing, a transpose, a reshape);
@@ -114,7 +115,7 @@ def factor_sentence(factor: float, label: str | None) -> str:
 # -- per element ------------------------------------------------------------------------------
 def classify_elements(p: ParamResult) -> np.ndarray:
     """One class per element (empty string where the element is not failing)."""
-    classes = np.full(p.size, "", dtype="<U14")
+    classes = np.full(p.size, "", dtype="<U16")
     failing = np.isin(p.statuses, list(FAILING))
     classes[p.statuses == "nonfinite"] = "nonfinite"
     classes[p.statuses == "shape_mismatch"] = "shape_mismatch"
@@ -134,6 +135,7 @@ def classify_elements(p: ParamResult) -> np.ndarray:
     flipped = scaled & (np.abs(ratio + 1) <= sigma)
     classes[scaled] = "scaled"
     classes[flipped] = "sign_flipped"
+    classes[wrong & p.kink] = "not_subgradient"
     return classes
 
 
@@ -362,19 +364,19 @@ def _element_findings(params, diagnosis, dims) -> list[Finding]:
                     "scaled", f"{_members_text(labels, sizes)}: true = {label} x hand-written; "
                     f"{factor_sentence(factor, label)}", (p.name,), labels, factor))
         kinks = np.flatnonzero(p.statuses == "uncertain")
-        if kinks.size and p.analytic is not None:
-            low = np.minimum(p.forward[kinks], p.backward[kinks])
-            high = np.maximum(p.forward[kinks], p.backward[kinks])
-            slack = 1e-6 * (np.abs(low) + np.abs(high)) + 1e-12
-            inside = (p.analytic[kinks] >= low - slack) & (p.analytic[kinks] <= high + slack)
+        if kinks.size:
             labels = tuple(p.label(int(i)) for i in kinks)
-            text = (f"{_members_text(labels)}: the loss has a kink here (one-sided derivatives "
-                    "differ), so no single derivative exists; ")
-            if inside.all():
-                text += "the hand-written values lie between them: valid subgradients"
-            else:
-                bad = tuple(p.label(int(i)) for i in kinks[~inside])
-                text += (f"{_members_text(bad)} lie outside the one-sided derivatives: not a "
-                         "subgradient, look there")
-            out.append(Finding("kink", text, (p.name,), labels))
+            out.append(Finding(
+                "kink", f"{_members_text(labels, sizes)}: the loss has a kink here (one-sided "
+                "derivatives differ), so no single derivative exists; the hand-written values "
+                "lie between them: valid subgradients", (p.name,), labels))
+        outside = np.flatnonzero(classes == "not_subgradient")
+        if outside.size:
+            labels = tuple(p.label(int(i)) for i in outside)
+            slopes = ", ".join(f"{p.label(int(i))} {p.backward[i]:+.4g} / {p.forward[i]:+.4g}"
+                               for i in outside[:4])
+            out.append(Finding(
+                "not_subgradient", f"{_members_text(labels, sizes)}: at a kink, but the "
+                f"hand-written value lies outside the one-sided derivatives (left / right: "
+                f"{slopes}): not a subgradient", (p.name,), labels))
     return out

@@ -67,6 +67,7 @@ class TensorDifferences:
     step: np.ndarray  # half the span actually taken by the central difference
     forward: np.ndarray  # one-sided slopes, NaN where the element was not refined
     backward: np.ndarray
+    slack: np.ndarray  # how far the one-sided slopes may be off (curvature and noise)
     kink: np.ndarray  # bool: the loss is not differentiable at this element
     refined: np.ndarray  # bool: refined on smaller steps
     third: float  # the pilot's |f'''|
@@ -280,6 +281,7 @@ class Engine:
         step = span / 2
         forward = np.full(n, np.nan)
         backward = np.full(n, np.nan)
+        slack = np.full(n, np.nan)
         kink = np.zeros(n, dtype=bool)
         refined = np.zeros(n, dtype=bool)
 
@@ -306,6 +308,7 @@ class Engine:
             error[where] = more["error"][keep]
             forward[again] = more["forward"]
             backward[again] = more["backward"]
+            slack[again] = more["slack"]
             kink[where] = more["kink"][keep]
             refined[again] = True
         changed = self.params.changed()
@@ -314,8 +317,8 @@ class Engine:
                 f"parameter(s) {', '.join(map(repr, changed))} changed while {name!r} was "
                 "being perturbed; a loss must not update its parameters"
             )
-        return TensorDifferences(numeric, error, step, forward, backward, kink, refined, third,
-                                 floor)
+        return TensorDifferences(numeric, error, step, forward, backward, slack, kink, refined,
+                                 third, floor)
 
     def _stencil(
         self,
@@ -410,12 +413,18 @@ class Engine:
             fp, fm, hu, hd = central[a]
             forward = (fp - f0) / hu
             backward = (f0 - fm) / hd
+            # how far the measured one-sided slopes may sit from the true ones: their change
+            # from the smallest to the next level (curvature), and noise
+            fp_b, fm_b, hu_b, hd_b = central[b]
+            slack = (np.abs((fp_b - f0) / hu_b - forward) + np.abs((f0 - fm_b) / hd_b - backward)
+                     + KINK_NOISE * gap_noise[a])
         kink = ~smooth & np.isfinite(gap[a])
         return {
             "numeric": np.where(kink, n[a], numeric),
             "error": np.where(kink, np.abs(gap[a]) / 2, error),
             "forward": forward,
             "backward": backward,
+            "slack": slack,
             "kink": kink,
             "third": third,
         }

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -104,8 +105,9 @@ def _tensor(engine: Engine, name: str, grad: np.ndarray, precision: np.dtype,
         summary.localization_evaluations = engine.evaluations - before
     fd = _blank(param.size, tolerance.relative_floor(precision))
     if measure.size:
-        for field in ("numeric", "error", "step", "forward", "backward", "kink", "refined"):
-            getattr(fd, field)[measure] = getattr(measured, field)
+        for f in fields(TensorDifferences):
+            if f.name not in ("third", "rtol"):
+                getattr(fd, f.name)[measure] = getattr(measured, f.name)
     result = compare(param, grad, fd, tolerance)
     # elements not measured one by one: what the probes say about them, never "ok"
     statuses = result.statuses
@@ -137,7 +139,7 @@ def _probe_dict(direction: Direction, record: Record) -> dict[str, Any]:
 
 def _blank(n: int, rtol: float) -> TensorDifferences:
     """No element measured: NaN partials, no kink, nothing refined."""
-    nan = np.full(n, np.nan)
-    return TensorDifferences(nan, nan.copy(), nan.copy(), nan.copy(), nan.copy(),
-                             np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), float("nan"),
-                             rtol)
+    arrays = {f.name: (np.zeros(n, dtype=bool) if f.name in ("kink", "refined")
+                       else np.full(n, np.nan))
+              for f in fields(TensorDifferences) if f.name not in ("third", "rtol")}
+    return TensorDifferences(**arrays, third=float("nan"), rtol=rtol)

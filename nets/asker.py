@@ -22,6 +22,7 @@ Nets:
 
 from __future__ import annotations
 
+import operator
 from types import MappingProxyType
 
 import numpy as np
@@ -76,12 +77,17 @@ class _AskerStyle:
         return net
 
     def train(self, data, all_y_trues, learn_rate=0.01, epochs=1):
-        """The asker's per-sample SGD: every parameter moves by learn_rate * its partial."""
+        """The asker's per-sample SGD: ``self.w1 -= learn_rate * partial`` for every parameter.
+
+        ``-=`` as they wrote it: a float is rebound, an array is updated in place, which is how
+        the literal rules crash on their second step (a (2,) weight cannot take a (2, 2) update).
+        """
         for _ in range(epochs):
             for x, y_true in zip(data, all_y_trues, strict=True):
                 grads = self.partials(x, y_true)
                 for name in self.NAMES:
-                    setattr(self, name, getattr(self, name) - learn_rate * grads[name])
+                    setattr(self, name, operator.isub(getattr(self, name),
+                                                      learn_rate * grads[name]))
 
     def partials(self, x, y_true):  # pragma: no cover - overridden
         raise NotImplementedError

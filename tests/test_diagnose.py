@@ -293,7 +293,7 @@ def test_json_carries_the_diagnosis_keys():
     assert data["groups"][0]["factor"] == pytest.approx(-1)
 
 
-def test_hand_written_value_outside_the_one_sided_derivatives_is_flagged_at_a_kink():
+def test_hand_written_value_outside_the_one_sided_derivatives_is_wrong_at_a_kink():
     loss, grad, params = toy_nets.relu_net(at_kinks=True)
 
     def off_hull(p):
@@ -302,9 +302,12 @@ def test_hand_written_value_outside_the_one_sided_derivatives_is_flagged_at_a_ki
         return g
 
     report = check(loss, off_hull, params)
-    assert report["W"].statuses[0] == "uncertain"
-    kink = next(f for f in report.diagnosis.findings if f.kind == "kink")
-    assert "W[0, 0] lie outside the one-sided derivatives: not a subgradient" in kink.message
+    assert report["W"].statuses.tolist()[:2] == ["wrong", "uncertain"]
+    assert report.failed_params == ["W"]
+    assert report.diagnosis.class_of("W", 0) == "not_subgradient"
+    finding = next(f for f in report.diagnosis.findings if f.kind == "not_subgradient")
+    assert finding.elements == ("W[0, 0]",)
+    assert "W[0, 0] +0 / +1.5): not a subgradient" in finding.message
 
 
 @pytest.mark.parametrize("name", ["asker-first", "asker-corrected", "recommended"])

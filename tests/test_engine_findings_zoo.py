@@ -1,12 +1,9 @@
-"""A known limit of the engine found by the zoo (docs/engine-findings-zoo.md).
-
-Strict xfail: it fails today; the day the engine is fixed it passes and the marker must go.
-"""
+"""Regression tests for the engine limit the zoo found (docs/engine-findings-zoo.md), now fixed:
+at a kink, only values between the one-sided slopes pass (as uncertain)."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 import gradcheck
 
@@ -25,8 +22,6 @@ def test_a_subgradient_at_a_kink_passes():
         assert report["x"].statuses.tolist() == ["uncertain", "ok"]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="zoo finding: at a kink any "
-                   "hand-written value is uncertain, even one outside the one-sided slopes")
 def test_a_value_outside_the_one_sided_slopes_at_a_kink_fails():
     # the slopes at x = 0 are 0 and 1; 5 is no derivative of ReLU from either side
     report = gradcheck.check(_relu_sum, lambda p: {"x": np.where(p["x"] > 0, 1.0, 5.0)},

@@ -27,7 +27,7 @@ def result(name, analytic, numeric):
         numeric=flat_n, fd_error=np.full(a.size, 1e-10), tolerance=np.full(a.size, TOL),
         abs_err=abs_err, rel_err=relative_error(flat_a, flat_n),
         statuses=np.where(abs_err > TOL, "wrong", "ok").astype("<U14"),
-        step=np.full(a.size, 1e-5), forward=nan, backward=nan,
+        step=np.full(a.size, 1e-5), forward=nan, backward=nan, kink=np.zeros(a.size, bool),
         refined=np.zeros(a.size, dtype=bool), raw_grad=a,
     )
 

@@ -70,3 +70,9 @@ def test_literal_rules_turn_scalar_weights_into_vectors_after_one_step():
     net = asker.LiteralNet(seed=0)
     net.train(asker.X[:1], asker.Y_ONE_HOT[:1], learn_rate=0.01, epochs=1)
     assert np.shape(net.w9) == (2,)
+
+
+def test_literal_rules_crash_on_the_second_step_as_the_asker_reported():
+    net = asker.LiteralNet(seed=0)
+    with pytest.raises(ValueError, match="non-broadcastable output operand with shape \\(2,\\)"):
+        net.train(asker.X, asker.Y_ONE_HOT, learn_rate=0.01, epochs=1)

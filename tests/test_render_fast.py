@@ -24,7 +24,8 @@ def result(name, statuses, probe, numeric=None):
         name=name, shape=(n,), dtype="float64", grad_shape=(n,), analytic=analytic,
         numeric=numeric, fd_error=nan.copy(), tolerance=np.where(np.isnan(numeric), nan, 1e-8),
         abs_err=abs_err, rel_err=abs_err / analytic, statuses=np.array(statuses, dtype="<U14"),
-        step=nan.copy(), forward=nan.copy(), backward=nan.copy(), refined=np.zeros(n, bool),
+        step=nan.copy(), forward=nan.copy(), backward=nan.copy(), kink=np.zeros(n, bool),
+        refined=np.zeros(n, bool),
         raw_grad=analytic, probe=probe)
 
 
