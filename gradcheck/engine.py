@@ -42,6 +42,8 @@ from gradcheck.numerics import (
 from gradcheck.params import Param, ParamSet, read_only_error
 
 PILOT_ELEMENTS = 3
+# Tensors smaller than this share one pilot (see Engine.shared_third).
+OWN_PILOT_MIN = 256
 # Third-derivative margin: the pilot sees three elements, the main pass all of them.
 THIRD_MARGIN = 4.0
 # Kink test: how far (as a fraction of their size) the slope gaps at two steps may depart from
@@ -127,6 +129,7 @@ class Engine:
         self.planned = planned_evaluations(params, richardson)
         self.f0 = float("nan")
         self.loss_dtype = np.dtype(np.float64)
+        self._shared_third: float | None = None
 
     # -- evaluation ------------------------------------------------------------------------
     def _call(self, where: Where) -> float:
@@ -240,6 +243,31 @@ class Engine:
                         dtype=np.float64)
 
     # -- differentiation -------------------------------------------------------------------
+    def _pilot(self, elements: list[tuple[str, int]]) -> float:
+        """The largest ``|f'''|`` seen on ``elements`` (name, flat index), times a margin."""
+        thirds = []
+        by_name: dict[str, list[int]] = {}
+        for name, index in elements:
+            by_name.setdefault(name, []).append(index)
+        for name, chosen in by_name.items():
+            index = np.array(chosen, dtype=np.intp)
+            x = self.params.flat_values(name)[index]
+            eps = coarser_eps(self.params[name].dtype, self.loss_dtype)
+            probe = self._stencil(name, index, x, pilot_step(x, eps), eps, (1, 2))
+            usable = ~probe["kink"] & np.isfinite(probe["third"])
+            thirds.extend(probe["third"][usable].tolist())
+        return max(thirds) * THIRD_MARGIN if thirds else 0.0
+
+    def shared_third(self) -> float:
+        """One pilot for every tensor smaller than ``OWN_PILOT_MIN``, run once per check: a
+        pilot per tiny tensor (a scalar weight) would cost more than the tensor itself."""
+        if self._shared_third is None:
+            small = [(name, i) for name in self.params.names
+                     if self.params[name].size < OWN_PILOT_MIN
+                     for i in range(self.params[name].size)]
+            self._shared_third = self._pilot([small[k] for k in _spread(len(small))])
+        return self._shared_third
+
     def differentiate(
         self, name: str, analytic: np.ndarray | None, precision: np.dtype | None = None,
         indices: np.ndarray | None = None,
@@ -262,12 +290,12 @@ class Engine:
         eps = coarser_eps(param.dtype, self.loss_dtype)
         tol = self.tolerance
 
-        # 1. pilot: |f'''| from central differences at hp and 2hp on a few elements
-        pilot = np.unique(np.linspace(0, n - 1, min(n, PILOT_ELEMENTS)).round().astype(np.intp))
-        probe = self._stencil(name, everything[pilot], x[pilot], pilot_step(x[pilot], eps), eps,
-                              (1, 2))
-        smooth = ~probe["kink"] & np.isfinite(probe["third"])
-        third = float(probe["third"][smooth].max()) * THIRD_MARGIN if smooth.any() else 0.0
+        # 1. pilot: |f'''| from central differences at hp and 2hp on a few elements (of this
+        # tensor, or, for small tensors, of all small tensors together)
+        if indices is None and x.size < OWN_PILOT_MIN:
+            third = self.shared_third()
+        else:
+            third = self._pilot([(name, int(i)) for i in everything[_spread(n)]])
 
         # 2. main pass: one central difference per element at the optimal step
         h = optimal_step(x, float(evaluation_noise(np.array(self.f0), eps, tol)), third, eps)
@@ -444,14 +472,20 @@ def _first_order(n_a: np.ndarray, n_b: np.ndarray, n_c: np.ndarray,
     return visible & (ratio > 1.4) & (ratio < 2.8)
 
 
+def _spread(n: int) -> np.ndarray:
+    """Up to ``PILOT_ELEMENTS`` positions spread evenly over ``range(n)``."""
+    return np.unique(np.linspace(0, n - 1, min(n, PILOT_ELEMENTS)).round().astype(np.intp))
+
+
 def planned_evaluations(params: ParamSet, richardson: bool = False) -> int:
-    """Loss evaluations a check plans before refinement: 2 for the baseline, then per tensor
-    4 per pilot element and 2 per element (6 with ``richardson``)."""
-    total = 2
-    for name in params.names:
-        n = params[name].size
-        total += 4 * min(n, PILOT_ELEMENTS) + (6 if richardson else 2) * n
-    return total
+    """Loss evaluations a check plans before refinement: 2 for the baseline, 4 per pilot
+    element (up to 3 per tensor of ``OWN_PILOT_MIN`` elements or more, up to 3 shared by the
+    smaller ones), and 2 per element (6 with ``richardson``)."""
+    sizes = [params[name].size for name in params.names]
+    small = sum(n for n in sizes if n < OWN_PILOT_MIN)
+    pilots = min(small, PILOT_ELEMENTS) + sum(
+        min(n, PILOT_ELEMENTS) for n in sizes if n >= OWN_PILOT_MIN)
+    return 2 + 4 * pilots + (6 if richardson else 2) * sum(sizes)
 
 
 def _label(param: Param, flat: int) -> str:
