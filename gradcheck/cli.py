@@ -65,12 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write <name>.md, <name>.json and <name>.html into this folder")
     run.add_argument("--full", action="store_true", help="show every element, not the first 10")
     run.add_argument("--richardson", action="store_true", help="refine every element")
-    run.add_argument("--seed", type=_seed, default=0, metavar="N",
+    run.add_argument("--mode", choices=("full", "fast"), default="full",
+                     help="full: every element (default); fast: random-direction probes per "
+                          "tensor, then localization of the wrong elements")
+    run.add_argument("--seed", type=seed_argument, default=0, metavar="N",
                      help="seed random and numpy.random before loading your code (default 0)")
     return parser
 
 
-def _seed(text: str) -> int:
+def seed_argument(text: str) -> int:
+    """argparse type of a seed (also used by the pytest plugin's --gradcheck-seed)."""
     try:
         value = int(text)
     except ValueError:
@@ -97,8 +101,8 @@ def run_check(problem: Problem, args: argparse.Namespace, label: str) -> Report:
     """One check, with a progress bar on stderr when it is a terminal and the check is slow."""
     bar = ProgressBar(sys.stderr, label=label)
     try:
-        return check_problem(problem, richardson=args.richardson,
-                             progress=bar if bar.enabled else None)
+        return check_problem(problem, richardson=args.richardson, mode=args.mode,
+                             seed=args.seed, progress=bar if bar.enabled else None)
     finally:
         bar.close()
 

@@ -26,20 +26,11 @@ import pytest
 
 from gradcheck.api import check, check_problem
 from gradcheck.assertions import Settings, assert_gradients, pop_settings, push_settings
+from gradcheck.cli import seed_argument
 from gradcheck.numerics import Tolerance
 from gradcheck.report import Report
 
 SETTINGS = pytest.StashKey[Settings]()
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {value}")
-    return value
 
 
 def _number(low_exclusive: bool):
@@ -64,7 +55,7 @@ def _directory(text: str) -> Path:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("gradcheck", "gradient checks (gradcheck)")
-    group.addoption("--gradcheck-seed", type=_seed, default=0, metavar="N",
+    group.addoption("--gradcheck-seed", type=seed_argument, default=0, metavar="N",
                     help="seed for the gradcheck fixture (random, numpy.random, .rng); "
                          "default 0")
     group.addoption("--gradcheck-report-dir", type=_directory, default=None, metavar="DIR",

@@ -254,3 +254,13 @@ def test_python_dash_m_runs_the_cli():
     assert done.returncode == EXIT_MISMATCH
     assert "14 of 14 parameters" in done.stdout
     assert done.stderr == ""
+
+
+def test_fast_mode_from_the_command_line_names_the_wrong_tensor(capsys):
+    from gradcheck.cli import main
+
+    assert main(["check", "bug-dense-dw-transposed", "--mode", "fast"]) == 1
+    out = capsys.readouterr().out
+    assert "declared to fail; it did fail at w" in out
+    assert "- w: 1 random-direction probe(s): FAILED" in out
+    assert "12 proven wrong" in out
