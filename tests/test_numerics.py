@@ -138,3 +138,16 @@ def test_fixed_tiny_step_is_not_accurate_enough_on_the_askers_net():
     ours = max(abs(report[k].numeric[0] - exact[k]) for k in exact)
     assert naive_error > 1e-8 * largest
     assert ours < 1e-8 * largest
+
+
+@pytest.mark.parametrize("name", ["asker-first", "asker-corrected", "recommended"])
+def test_reference_nets_numeric_partials_within_1e8_of_the_largest(name):
+    """The correct reference nets' hand-written gradients are exact (closed form)."""
+    from gradcheck.protocol import load_references
+
+    problem = load_references()[name].build()
+    exact = {k: np.asarray(v, dtype=float) for k, v in problem.grad(problem.params).items()}
+    largest = max(np.abs(v).max() for v in exact.values())
+    report = check(problem.loss, problem.grad, problem.params)
+    worst = max(np.abs(report[k].numeric - exact[k].reshape(-1)).max() for k in exact)
+    assert worst <= 1e-8 * largest
