@@ -22,6 +22,7 @@ In fast mode a failing probe that localization could not pin to elements fails i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -72,9 +73,13 @@ class ParamResult:
     def size(self) -> int:
         return self.numeric.size
 
-    @property
+    @cached_property
     def status(self) -> str:
-        worst = next(s for s in STATUS_ORDER if (self.statuses == s).any())
+        """The worst status of its elements (cached: whoever rewrites ``statuses`` after
+        construction must drop it, ``vars(result).pop("status", None)``, as fast mode does)."""
+        present = set(np.unique(self.statuses).tolist()) if self.size > 4096 else set(
+            self.statuses.tolist())
+        worst = next(s for s in STATUS_ORDER if s in present)
         if self.probe is not None and self.probe.unresolved and worst not in FAILING:
             return "wrong"  # a failing probe convicts the tensor though no element is pinned
         return worst

@@ -117,6 +117,8 @@ def classify_elements(p: ParamResult) -> np.ndarray:
     """One class per element (empty string where the element is not failing)."""
     classes = np.full(p.size, "", dtype="<U16")
     failing = np.isin(p.statuses, list(FAILING))
+    if not failing.any():
+        return classes
     classes[p.statuses == "nonfinite"] = "nonfinite"
     classes[p.statuses == "shape_mismatch"] = "shape_mismatch"
     classes[p.statuses == "no_gradient"] = "no_gradient"
@@ -338,6 +340,8 @@ def _element_findings(params, diagnosis, dims) -> list[Finding]:
     sizes = {p.name: p.size for p in params}
     for p in params:
         classes = diagnosis.classes[p.name]
+        if not classes.any() and not (p.statuses == "uncertain").any():
+            continue  # nothing failed, no kink: nothing to say
         for kind, text in (
             ("missing", "hand-written partial is 0 but the loss depends on it: a term or a "
                         "path was never added"),
