@@ -43,8 +43,9 @@ from gradcheck.params import Param, ParamSet, read_only_error
 from gradcheck.stencil import analyse
 
 PILOT_ELEMENTS = 3
-# Tensors smaller than this share one pilot (see Engine.shared_third).
-OWN_PILOT_MIN = 256
+# Tensors smaller than this share one pilot (see Engine.shared_third): an own pilot (12
+# evaluations) then costs under 1% of the tensor's 2n.
+OWN_PILOT_MIN = 1024
 # Third-derivative margin: the pilot sees three elements, the main pass all of them.
 THIRD_MARGIN = 4.0
 # Refinement levels, as fractions of the main step: smaller steps stay clear of nearby kinks and
