@@ -2,8 +2,9 @@
 
 Per parameter tensor:
 
-1. **Pilot.** On up to three elements, central differences at ``hp`` and ``2hp`` (pilot step
-   ``hp = eps**(1/5) max(1, |x|)``) measure ``|f'''|``, which fixes the step of the main pass.
+1. **Pilot.** On up to three elements (of the tensor, or shared by all small tensors),
+   central differences at ``hp`` and ``2hp`` (pilot step ``hp = eps**(1/5) max(1, |x|)``)
+   measure ``|f'''|``, which fixes the step of the main pass.
 2. **Main pass.** Every element gets one central difference at the step ``h`` that minimises
    truncation + rounding (:func:`gradcheck.numerics.optimal_step`): two loss evaluations each.
 3. **Refinement.** Elements whose hand-written value disagrees with the main pass beyond the
