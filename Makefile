@@ -23,6 +23,7 @@ check: $(STAMP)
 	$(PY) -m gradcheck check --all --out reports
 
 test: $(STAMP)
+	$(PY) -m ruff format --check $(LINTED)
 	$(PY) -m ruff check $(LINTED)
 	$(PY) -m pytest -q -p no:cacheprovider
 
@@ -34,6 +35,7 @@ bench:
 		$(PY) -m benchmarks.bench --out reports/bench.md
 
 lint: $(STAMP)
+	$(PY) -m ruff format --check $(LINTED)
 	$(PY) -m ruff check $(LINTED)
 
 letters: $(STAMP)

@@ -138,8 +138,9 @@ def installed(module: str) -> bool:
     return True
 
 
-def per_element(method: str, problem: Problem, runner, t: Cost, budget: float,
-                tensor: str, repeats: int) -> Row:
+def per_element(
+    method: str, problem: Problem, runner, t: Cost, budget: float, tensor: str, repeats: int
+) -> Row:
     """Run ``runner`` on the problem, or on a slice of it extrapolated to the whole."""
     kind = {"gradcheck full": "full"}.get(method) or PEERS[method][1]
     factor = FORWARDS_PER_ELEMENT[kind]
@@ -156,33 +157,64 @@ def per_element(method: str, problem: Problem, runner, t: Cost, budget: float,
     t_part = forward_time(part)
     cost, calls, _ = timed(part, runner(part))
     ratio = Cost(cost.wall / (2 * m * t_part.wall), cost.cpu / (2 * m * t_part.cpu))
-    why = "an n x n step matrix" if kind == "numdifftools" and m == NUMDIFFTOOLS_MAX else (
-        f"over {budget:.0f} s")
-    return Row(method, calls * problem.size / m, ratio.wall * floor.wall, ratio.wall,
-               ratio.cpu, f"*extrapolated* from a slice of {m} elements ({why})")
+    why = (
+        "an n x n step matrix"
+        if kind == "numdifftools" and m == NUMDIFFTOOLS_MAX
+        else (f"over {budget:.0f} s")
+    )
+    return Row(
+        method,
+        calls * problem.size / m,
+        ratio.wall * floor.wall,
+        ratio.wall,
+        ratio.cpu,
+        f"*extrapolated* from a slice of {m} elements ({why})",
+    )
 
 
-def bench_problem(problem: Problem, tensor: str, budget: float, repeats: int) -> tuple[
-        Cost, list[Row]]:
+def bench_problem(
+    problem: Problem, tensor: str, budget: float, repeats: int
+) -> tuple[Cost, list[Row]]:
     t = forward_time(problem)
     floor = Cost(2 * problem.size * t.wall, 2 * problem.size * t.cpu)
     rows = [per_element("gradcheck full", problem, run_full, t, budget, tensor, repeats)]
     cost, calls, report = timed(problem, run_fast(problem), repeats)
-    rows.append(row("gradcheck fast (correct net)", calls, cost, floor,
-                    "passed" if report.passed else "FAILED (false alarm)"))
+    rows.append(
+        row(
+            "gradcheck fast (correct net)",
+            calls,
+            cost,
+            floor,
+            "passed" if report.passed else "FAILED (false alarm)",
+        )
+    )
     index = int(np.random.default_rng(1).integers(np.size(problem.params[tensor])))
     grad = wrong_elements(problem.grad, {tensor: {index: PLANTED_DELTA}})
     cost, calls, report = timed(problem, run_fast(problem, grad), repeats)
     found = report[tensor].probe.proven_wrong if report[tensor].probe else []
     label = report[tensor].label(index)
-    rows.append(row(f"gradcheck fast + localization ({label} planted)", calls, cost, floor,
-                    (f"found {label}" if found == [index] else
-                     f"NOT found: proven wrong {found}") +
-                    f"; localization {report[tensor].probe.localization_evaluations} evals"))
+    rows.append(
+        row(
+            f"gradcheck fast + localization ({label} planted)",
+            calls,
+            cost,
+            floor,
+            (f"found {label}" if found == [index] else f"NOT found: proven wrong {found}")
+            + f"; localization {report[tensor].probe.localization_evaluations} evals",
+        )
+    )
     for method, (module, kind, runner) in PEERS.items():
         if not installed(module):
-            rows.append(Row(method, None, None, None, None, f"skipped: {module} not installed "
-                            "(pip install -e .[bench])"))
+            rows.append(
+                Row(
+                    method,
+                    None,
+                    None,
+                    None,
+                    None,
+                    f"skipped: {module} not installed (pip install -e .[bench])",
+                )
+            )
         elif kind is None:
             cost, calls, _ = timed(problem, runner(problem), repeats)
             rows.append(row(method, calls, cost, floor))
@@ -230,9 +262,16 @@ def memory_rows(problems: list[tuple[Problem, str]]) -> list[list[str]]:
             full_note = ""
         grad = wrong_elements(problem.grad, {tensor: {0: PLANTED_DELTA}})
         fast = peak_bytes(run_fast(problem, grad))
-        rows.append([problem.name, f"{problem.size:,}", f"{full / 1e6:.1f} MB{full_note}",
-                     f"{full / problem.size:.0f}", f"{fast / 1e6:.1f} MB",
-                     f"{fast / problem.size:.0f}"])
+        rows.append(
+            [
+                problem.name,
+                f"{problem.size:,}",
+                f"{full / 1e6:.1f} MB{full_note}",
+                f"{full / problem.size:.0f}",
+                f"{fast / 1e6:.1f} MB",
+                f"{fast / problem.size:.0f}",
+            ]
+        )
     return rows
 
 
@@ -259,8 +298,12 @@ def versions() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="reports/bench.md")
-    parser.add_argument("--budget", type=float, default=40.0,
-                        help="seconds a per-element method may take before it is sliced")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=40.0,
+        help="seconds a per-element method may take before it is sliced",
+    )
     parser.add_argument("--nets", nargs="*", default=[*MLPS, "asker-corrected"])
     args = parser.parse_args(argv)
 
@@ -273,14 +316,20 @@ def main(argv: list[str] | None = None) -> int:
             problems.append((Problem(name, ref.loss, ref.grad, ref.params), "w5"))
 
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
-    lines = ["# Benchmarks", "", f"`make bench` on {platform.machine()}, {os.cpu_count()} "
-             f"cores (shared), BLAS threads: {threads}; {versions()}.", "",
-             "Columns: loss evaluations (every call of the numpy loss, counted), wall time, "
-             "and wall / (2P forward), the multiple of the naive per-element floor of 2P "
-             "forwards; the same multiple in process CPU time, which other jobs on a shared "
-             "machine disturb far less than wall time. Rows marked *extrapolated* ran on a "
-             "slice of the largest tensor (the rest held fixed) and are scaled by their "
-             "measured multiple.", ""]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"`make bench` on {platform.machine()}, {os.cpu_count()} "
+        f"cores (shared), BLAS threads: {threads}; {versions()}.",
+        "",
+        "Columns: loss evaluations (every call of the numpy loss, counted), wall time, "
+        "and wall / (2P forward), the multiple of the naive per-element floor of 2P "
+        "forwards; the same multiple in process CPU time, which other jobs on a shared "
+        "machine disturb far less than wall time. Rows marked *extrapolated* ran on a "
+        "slice of the largest tensor (the rest held fixed) and are scaled by their "
+        "measured multiple.",
+        "",
+    ]
     results = {}
     started = time.perf_counter()
     for problem, tensor in problems:
@@ -288,17 +337,32 @@ def main(argv: list[str] | None = None) -> int:
         t, rows = bench_problem(problem, tensor, args.budget, repeats)
         results[problem.name] = rows
         print(f"{problem.name}: done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
-        lines += [f"## {problem.name}: P = {problem.size:,}, forward {t.wall * 1e6:.1f} us, "
-                  f"2P-forward floor {2 * problem.size * t.wall:.3g} s", ""]
-        lines += table([[r.method, fmt(r.evaluations, ",.0f"), fmt(r.wall, ".3g"),
-                         fmt(r.ratio, ".3g"), fmt(r.cpu_ratio, ".3g"), r.note] for r in rows],
-                       ["method", "loss evaluations", "wall (s)", "wall / 2P fwd",
-                        "CPU / 2P fwd CPU", "note"])
+        lines += [
+            f"## {problem.name}: P = {problem.size:,}, forward {t.wall * 1e6:.1f} us, "
+            f"2P-forward floor {2 * problem.size * t.wall:.3g} s",
+            "",
+        ]
+        lines += table(
+            [
+                [
+                    r.method,
+                    fmt(r.evaluations, ",.0f"),
+                    fmt(r.wall, ".3g"),
+                    fmt(r.ratio, ".3g"),
+                    fmt(r.cpu_ratio, ".3g"),
+                    r.note,
+                ]
+                for r in rows
+            ],
+            ["method", "loss evaluations", "wall (s)", "wall / 2P fwd", "CPU / 2P fwd CPU", "note"],
+        )
         lines.append("")
     memory = memory_rows([(p, t) for p, t in problems if p.size > 100])
     lines += ["## Memory (tracemalloc peak during the check)", ""]
-    lines += table(memory, ["net", "P", "full check peak", "bytes / P", "fast + localization "
-                            "peak", "bytes / P"])
+    lines += table(
+        memory,
+        ["net", "P", "full check peak", "bytes / P", "fast + localization peak", "bytes / P"],
+    )
     lines += ["", "## Targets", "", *targets(problems, results, memory)]
     lines += ["", f"Total bench time {time.perf_counter() - started:.0f} s."]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -312,19 +376,25 @@ def targets(problems, results, memory) -> list[str]:
     for problem, _ in problems:
         full = results[problem.name][0]
         met = "met" if full.ratio <= 1.1 else "NOT met"
-        out.append(f"- full check within 1.1x of the 2P-forward floor, {problem.name}: "
-                   f"{full.ratio:.3f}x wall ({full.cpu_ratio:.3f}x CPU), {met}"
-                   + (f"; {full.note}" if full.note else ""))
+        out.append(
+            f"- full check within 1.1x of the 2P-forward floor, {problem.name}: "
+            f"{full.ratio:.3f}x wall ({full.cpu_ratio:.3f}x CPU), {met}"
+            + (f"; {full.note}" if full.note else "")
+        )
     big = [p for p, _ in problems if p.size >= 1e6]
     for problem in big:
         row = results[problem.name][2]
         ok = row.note.startswith("found") and row.evaluations <= 200
-        out.append(f"- {problem.size:,} parameters, one wrong element found with its index in "
-                   f"at most 200 loss evaluations: {row.evaluations:.0f} evaluations, "
-                   f"{row.note.split(';')[0]}: {'met' if ok else 'NOT met'}")
+        out.append(
+            f"- {problem.size:,} parameters, one wrong element found with its index in "
+            f"at most 200 loss evaluations: {row.evaluations:.0f} evaluations, "
+            f"{row.note.split(';')[0]}: {'met' if ok else 'NOT met'}"
+        )
     per = ", ".join(f"{m[0]} {m[3]} / {m[5]} B per parameter" for m in memory)
-    out.append(f"- memory O(P), never P x P: peak bytes per parameter (full / fast) {per}: "
-               "constant in P, so met (numdifftools, by contrast, allocates an n x n matrix)")
+    out.append(
+        f"- memory O(P), never P x P: peak bytes per parameter (full / fast) {per}: "
+        "constant in P, so met (numdifftools, by contrast, allocates an n x n matrix)"
+    )
     return out
 
 

@@ -72,18 +72,17 @@ class Slice(Problem):
         self.tensor, self.m, self.inner = tensor, m, base.loss.loss
         self.base_grad = base.grad
         start = self.flat[:m].copy()
-        super().__init__(f"{base.name}[{tensor}[:{m}]]", self._loss, self._grad,
-                         {"slice": start})
+        super().__init__(f"{base.name}[{tensor}[:{m}]]", self._loss, self._grad, {"slice": start})
 
     def _put(self, params):
-        self.flat[:self.m] = params["slice"]
+        self.flat[: self.m] = params["slice"]
         return self.base_params
 
     def _loss(self, params):
         return self.inner(self._put(params))
 
     def _grad(self, params):
-        return {"slice": self.base_grad(self._put(params))[self.tensor].reshape(-1)[:self.m]}
+        return {"slice": self.base_grad(self._put(params))[self.tensor].reshape(-1)[: self.m]}
 
 
 class Flat:
@@ -93,13 +92,19 @@ class Flat:
         self.problem = problem
         self.sizes = [int(np.prod(s)) for s in problem.shapes]
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
-        self.x0 = np.concatenate([np.asarray(v, dtype=np.float64).reshape(-1)
-                                  for v in problem.params.values()])
+        self.x0 = np.concatenate(
+            [np.asarray(v, dtype=np.float64).reshape(-1) for v in problem.params.values()]
+        )
 
     def unpack(self, x: np.ndarray) -> dict[str, Any]:
         out = {}
-        for name, shape, a, b in zip(self.problem.names, self.problem.shapes, self.offsets[:-1],
-                                     self.offsets[1:], strict=True):
+        for name, shape, a, b in zip(
+            self.problem.names,
+            self.problem.shapes,
+            self.offsets[:-1],
+            self.offsets[1:],
+            strict=True,
+        ):
             out[name] = x[a:b].reshape(shape) if shape else x[a]
         return out
 
@@ -108,8 +113,9 @@ class Flat:
 
     def grad(self, x: np.ndarray) -> np.ndarray:
         g = self.problem.grad(self.unpack(x))
-        return np.concatenate([np.asarray(g[n], dtype=np.float64).reshape(-1)
-                               for n in self.problem.names])
+        return np.concatenate(
+            [np.asarray(g[n], dtype=np.float64).reshape(-1) for n in self.problem.names]
+        )
 
 
 def torch_function(problem: Problem):
@@ -120,8 +126,10 @@ def torch_function(problem: Problem):
     names, loss, grad = problem.names, problem.loss, problem.grad
 
     def as_params(tensors):
-        return {n: (t.detach().numpy() if t.dim() else float(t)) for n, t in
-                zip(names, tensors, strict=True)}
+        return {
+            n: (t.detach().numpy() if t.dim() else float(t))
+            for n, t in zip(names, tensors, strict=True)
+        }
 
     class NumpyLoss(torch.autograd.Function):
         @staticmethod
@@ -132,9 +140,12 @@ def torch_function(problem: Problem):
         @staticmethod
         def backward(ctx, grad_output):
             g = grad(as_params(ctx.saved_tensors))
-            return tuple(grad_output * torch.as_tensor(np.asarray(g[n], dtype=np.float64))
-                         for n in names)
+            return tuple(
+                grad_output * torch.as_tensor(np.asarray(g[n], dtype=np.float64)) for n in names
+            )
 
-    inputs = tuple(torch.tensor(np.asarray(v, dtype=np.float64), requires_grad=True)
-                   for v in problem.params.values())
+    inputs = tuple(
+        torch.tensor(np.asarray(v, dtype=np.float64), requires_grad=True)
+        for v in problem.params.values()
+    )
     return (lambda *tensors: NumpyLoss.apply(*tensors)), inputs

@@ -137,8 +137,12 @@ class OurNeuralNetwork:
         self.w12 -= learn_rate * d_L_d_ypred * d_ypred_d_w12
 
 
-data = np.array([[0.46931818, 0.44129729, 0.54988949, 0.54295118],
-                 [0.54976771, 0.54295118, 0.50129169, 0.54988949]])
+data = np.array(
+    [
+        [0.46931818, 0.44129729, 0.54988949, 0.54295118],
+        [0.54976771, 0.54295118, 0.50129169, 0.54988949],
+    ]
+)
 all_y_trues = np.array([[1, 0], [0, 1]])
 
 
@@ -146,5 +150,9 @@ all_y_trues = np.array([[1, 0], [0, 1]])
 def make():
     net = OurNeuralNetwork()  # `gradcheck check --seed N` seeds np.random first (default 0)
     return gradcheck.from_training_step(
-        net, step="train_step", loss=lambda net, x, y: mse_loss(y, net.feedforward(x)),
-        learning_rate=0.01, samples=zip(data, all_y_trues, strict=True))
+        net,
+        step="train_step",
+        loss=lambda net, x, y: mse_loss(y, net.feedforward(x)),
+        learning_rate=0.01,
+        samples=zip(data, all_y_trues, strict=True),
+    )

@@ -19,8 +19,12 @@ class Net:
 
     def __init__(self, seed=0):
         rng = np.random.default_rng(seed)
-        self.params = {"W1": rng.normal(size=(5, 6)) / 2, "b1": rng.normal(size=5),
-                       "W2": rng.normal(size=(5, 5)) / 2, "W3": rng.normal(size=(3, 5)) / 2}
+        self.params = {
+            "W1": rng.normal(size=(5, 6)) / 2,
+            "b1": rng.normal(size=5),
+            "W2": rng.normal(size=(5, 5)) / 2,
+            "W3": rng.normal(size=(3, 5)) / 2,
+        }
         self.x = rng.normal(size=(16, 6))
         self.y = rng.normal(size=(16, 3))
 

@@ -44,8 +44,12 @@ def grad(p, buggy=True):
 
 def params():
     r = np.random.default_rng(1)
-    return {"W1": r.normal(size=(4, 3)), "b1": r.normal(size=4),
-            "W2": r.normal(size=(2, 4)), "b2": r.normal(size=2)}
+    return {
+        "W1": r.normal(size=(4, 3)),
+        "b1": r.normal(size=4),
+        "W2": r.normal(size=(2, 4)),
+        "b2": r.normal(size=2),
+    }
 
 
 def make():

@@ -5,7 +5,7 @@
     python examples/torch_function.py
 
 The check runs in float64 on copies of the inputs and shows the same tables and diagnosis as
-for NumPy code. ``gradcheck.torch_adapter.from_torch_module`` does the same for a whole
+for NumPy code. ``gradcheck.adapters.pytorch.from_torch_module`` does the same for a whole
 ``nn.Module`` and a loss closure.
 """
 
@@ -14,7 +14,7 @@ import sys
 import torch
 
 from gradcheck import check_problem
-from gradcheck.torch_adapter import from_torch_function
+from gradcheck.adapters.pytorch import from_torch_function
 
 
 class ScaledLinear(torch.autograd.Function):

@@ -1,8 +1,17 @@
-"""gradcheck: pinpoint and diagnose wrong partial derivatives in hand-written backprop."""
+"""gradcheck: pinpoint and diagnose wrong partial derivatives in hand-written backprop.
 
-from gradcheck.adapters import find_params, from_attributes, from_params_dict
+The public API is exactly the names in ``__all__`` below, plus the documented modules
+:mod:`gradcheck.plugin` (the pytest plugin) and :mod:`gradcheck.cli` (the command line).
+Everything else (the subpackages ``core``, ``fast``, ``diagnosis``, ``report`` and
+``adapters``) is internal and may change without notice.
+"""
+
+from gradcheck.adapters.attributes import find_params, from_attributes, from_params_dict
+from gradcheck.adapters.training import PrecisionWarning, from_training_step
 from gradcheck.api import check, check_problem
 from gradcheck.assertions import GradientMismatch, assert_gradients
+from gradcheck.core.compare import ParamResult
+from gradcheck.core.numerics import Tolerance
 from gradcheck.errors import (
     GradcheckError,
     InputError,
@@ -10,11 +19,9 @@ from gradcheck.errors import (
     NondeterministicLossError,
     StateMutationError,
 )
-from gradcheck.numerics import Tolerance
-from gradcheck.probe import FastOptions
+from gradcheck.fast.probe import FastOptions
 from gradcheck.protocol import NodeTrace, Problem
-from gradcheck.report import Entry, Report
-from gradcheck.training import PrecisionWarning, from_training_step
+from gradcheck.report.model import Entry, Report
 
 __all__ = [
     "Entry",
@@ -25,6 +32,7 @@ __all__ = [
     "LossError",
     "NodeTrace",
     "NondeterministicLossError",
+    "ParamResult",
     "PrecisionWarning",
     "Problem",
     "Report",

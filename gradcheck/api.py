@@ -8,18 +8,18 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.compare import analytic_array, compare
-from gradcheck.diagnose import diagnose
-from gradcheck.engine import Engine
+from gradcheck.core.compare import analytic_array, compare
+from gradcheck.core.differences import Engine
+from gradcheck.core.evaluation import check_executor
+from gradcheck.core.numerics import Tolerance, coarser_dtype, machine_eps
+from gradcheck.core.params import ParamSet
+from gradcheck.diagnosis.classify import diagnose
+from gradcheck.diagnosis.nodes import check_nodes
 from gradcheck.errors import InputError, LossError, StateMutationError
-from gradcheck.fast import fast_results
-from gradcheck.nodes import check_nodes
-from gradcheck.numerics import Tolerance, coarser_dtype, machine_eps
-from gradcheck.params import ParamSet
-from gradcheck.points import check_executor
-from gradcheck.probe import FastOptions
+from gradcheck.fast.mode import fast_results
+from gradcheck.fast.probe import FastOptions
 from gradcheck.protocol import NodeTrace, Problem, as_problem
-from gradcheck.report import Report
+from gradcheck.report.model import Report
 
 Loss = Callable[[dict[str, Any]], Any]
 Grad = Callable[[dict[str, Any]], Mapping[str, Any]]
@@ -52,10 +52,10 @@ def check(
             bitwise what they were when ``check`` returns or raises, whatever happens.
         richardson: refine every element with Richardson extrapolation (four more loss
             evaluations each) instead of only those whose verdict needs it.
-        tolerance: the pass rule, :class:`~gradcheck.numerics.Tolerance` by default.
+        tolerance: the pass rule, :class:`~gradcheck.core.numerics.Tolerance` by default.
         nodes: ``nodes(params) -> NodeTrace`` exposing intermediate values and their
             hand-written gradients; each node is checked and the report names the backward
-            steps that let an error in (see :mod:`gradcheck.nodes`).
+            steps that let an error in (see :mod:`gradcheck.diagnosis.nodes`).
         samples: per-sample problems (``Problem`` or ``(loss, grad)`` pairs) on the same
             parameters; each is checked on its own as well (``report.samples``).
         dims: named sizes (``{"batch": 32, "outputs": 2}``) so the diagnosis can name a
@@ -67,17 +67,17 @@ def check(
             probes each tensor along random directions (a dozen evaluations per tensor) and,
             where a probe fails, finds the wrong elements by bisection in ``O(k log P)``
             evaluations and measures them one by one; the other elements are ``probed`` or
-            ``unchecked``, never ``ok`` (see :mod:`gradcheck.fast`). Sample checks use the
+            ``unchecked``, never ``ok`` (see :mod:`gradcheck.fast.mode`). Sample checks use the
             same mode; node checks are always full.
         seed: seeds the ``numpy.random.Generator`` that draws fast mode's directions.
         executor: any ``concurrent.futures.Executor`` (a process or thread pool, Dask's
             ``client.get_executor()``, ...) to evaluate the loss on; results are bitwise those
             of a serial run. A process pool needs a picklable loss that reads the parameters
-            from its argument (see :mod:`gradcheck.points`). Node checks run serially.
-        fast: fast mode's knobs, :class:`~gradcheck.probe.FastOptions` by default.
+            from its argument (see :mod:`gradcheck.core.evaluation`). Node checks run serially.
+        fast: fast mode's knobs, :class:`~gradcheck.fast.probe.FastOptions` by default.
 
     Returns:
-        A :class:`~gradcheck.report.Report`; ``report.passed`` is the verdict (of the batch
+        A :class:`~gradcheck.report.model.Report`; ``report.passed`` is the verdict (of the batch
         check: node and sample checks explain it) and ``print(report)`` the diff table.
 
     Raises:
@@ -94,8 +94,9 @@ def check(
     if nodes is not None and not callable(nodes):
         raise InputError(f"nodes must be callable as nodes(params), got {type(nodes).__name__}")
     if progress is not None and not callable(progress):
-        raise InputError(f"progress must be callable as progress(done, total), got "
-                         f"{type(progress).__name__}")
+        raise InputError(
+            f"progress must be callable as progress(done, total), got {type(progress).__name__}"
+        )
     tolerance = Tolerance() if tolerance is None else tolerance
     if not isinstance(tolerance, Tolerance):
         raise InputError(f"tolerance must be a gradcheck.Tolerance, got {type(tolerance).__name__}")
@@ -121,8 +122,16 @@ def check(
         )
     for i, sample in enumerate(samples):
         sample = _as_sample(sample, i)
-        sub = check(sample.loss, sample.grad, params, nodes=sample.nodes, dims=dims,
-                    progress=_offset(progress, report.evaluations), **options, **scale)
+        sub = check(
+            sample.loss,
+            sample.grad,
+            params,
+            nodes=sample.nodes,
+            dims=dims,
+            progress=_offset(progress, report.evaluations),
+            **options,
+            **scale,
+        )
         report.samples.append(sub)
         report.evaluations += sub.evaluations
     return report
@@ -150,15 +159,29 @@ def _as_sample(sample: Any, i: int) -> Problem:
         return sample
     if isinstance(sample, tuple) and len(sample) == 2 and all(map(callable, sample)):
         return Problem(sample[0], sample[1], {})
-    raise InputError(f"samples[{i}] must be a Problem or a (loss, grad) pair, got "
-                     f"{type(sample).__name__}")
+    raise InputError(
+        f"samples[{i}] must be a Problem or a (loss, grad) pair, got {type(sample).__name__}"
+    )
 
 
-def _check_params(loss, grad, params, richardson, tolerance, dims, progress=None, *,
-                  mode="full", seed=0, executor=None, fast=None) -> Report:
+def _check_params(
+    loss,
+    grad,
+    params,
+    richardson,
+    tolerance,
+    dims,
+    progress=None,
+    *,
+    mode="full",
+    seed=0,
+    executor=None,
+    fast=None,
+) -> Report:
     pset = ParamSet(params)
-    engine = Engine(pset, loss, tolerance, richardson=richardson, progress=progress,
-                    executor=executor)
+    engine = Engine(
+        pset, loss, tolerance, richardson=richardson, progress=progress, executor=executor
+    )
     try:
         f0 = engine.baseline()
         gradients, grad_dtypes = _call_grad(grad, pset)
@@ -166,9 +189,16 @@ def _check_params(loss, grad, params, richardson, tolerance, dims, progress=None
             results = fast_results(engine, pset, gradients, grad_dtypes, tolerance, fast, seed)
         else:
             results = [
-                compare(pset[name], gradients.get(name), engine.differentiate(
-                    name, _fitting(gradients.get(name), pset[name].shape),
-                    coarser_dtype(pset[name].dtype, grad_dtypes.get(name))), tolerance)
+                compare(
+                    pset[name],
+                    gradients.get(name),
+                    engine.differentiate(
+                        name,
+                        _fitting(gradients.get(name), pset[name].shape),
+                        coarser_dtype(pset[name].dtype, grad_dtypes.get(name)),
+                    ),
+                    tolerance,
+                )
                 for name in pset.names
             ]
         extra = [str(k) for k in gradients if k not in pset.params]
@@ -176,12 +206,15 @@ def _check_params(loss, grad, params, richardson, tolerance, dims, progress=None
         pset.restore_all()
     notes = pset.notes
     if mode == "fast" and any(p.failed for p in results):
-        notes.append("fast mode measured only the elements it located or sampled: for the "
-                     "diagnosis (bug classes, ratio groups, cosine), run the full check on the "
-                     "failing parameters")
-    coarse = sorted({p.dtype for p in results if machine_eps(np.dtype(p.dtype)) > 1e-10}
-                    | ({str(engine.loss_dtype)} if machine_eps(engine.loss_dtype) > 1e-10
-                       else set()))
+        notes.append(
+            "fast mode measured only the elements it located or sampled: for the "
+            "diagnosis (bug classes, ratio groups, cosine), run the full check on the "
+            "failing parameters"
+        )
+    coarse = sorted(
+        {p.dtype for p in results if machine_eps(np.dtype(p.dtype)) > 1e-10}
+        | ({str(engine.loss_dtype)} if machine_eps(engine.loss_dtype) > 1e-10 else set())
+    )
     if coarse:
         notes.append(
             f"precision limited: {', '.join(coarse)} (eps {machine_eps(np.dtype(coarse[0])):.1e}); "
@@ -194,15 +227,23 @@ def _check_params(loss, grad, params, richardson, tolerance, dims, progress=None
         loss=f0,
         options={
             "step": "central, h = (3 noise / |f'''|)^(1/3) from a pilot, clipped to "
-                    "[eps^(1/3), eps^(1/5)] * max(1, |x|)",
+            "[eps^(1/3), eps^(1/5)] * max(1, |x|)",
             "richardson": richardson,
             "safety": tolerance.safety,
             "noise_ulps": tolerance.noise_ulps,
             "rtol": tolerance.rtol,
             "mode": mode,
-            **({"seed": seed, "probes": fast.probes, "false_alarm": fast.false_alarm,
-                "max_wrong": fast.max_wrong, "fallback_samples": fast.fallback_samples}
-               if mode == "fast" else {}),
+            **(
+                {
+                    "seed": seed,
+                    "probes": fast.probes,
+                    "false_alarm": fast.false_alarm,
+                    "max_wrong": fast.max_wrong,
+                    "fallback_samples": fast.fallback_samples,
+                }
+                if mode == "fast"
+                else {}
+            ),
         },
         notes=notes,
         extra_gradients=extra,

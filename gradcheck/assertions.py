@@ -13,16 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from gradcheck.api import check, check_problem
-from gradcheck.numerics import Tolerance
-from gradcheck.output import write_reports
-from gradcheck.report import Report
+from gradcheck.core.numerics import Tolerance
+from gradcheck.report.files import write_reports
+from gradcheck.report.model import Report
 
 
 class GradientMismatch(AssertionError):
     """A hand-written partial disagrees with finite differences.
 
     The message is the report's diff table with its diagnosis; ``.report`` is the
-    :class:`~gradcheck.report.Report` itself.
+    :class:`~gradcheck.report.model.Report` itself.
     """
 
     def __init__(self, message: str, report: Report):
@@ -72,9 +72,15 @@ def current_test() -> str:
     return running.rsplit(" (", 1)[0] or "check"
 
 
-def assert_gradients(loss: Any, grad: Any = None, params: Any = None, *,
-                     name: str | None = None, settings: Settings | None = None,
-                     **options: Any) -> Report:
+def assert_gradients(
+    loss: Any,
+    grad: Any = None,
+    params: Any = None,
+    *,
+    name: str | None = None,
+    settings: Settings | None = None,
+    **options: Any,
+) -> Report:
     """Check like :func:`gradcheck.check` and raise :class:`GradientMismatch` on a mismatch.
 
     Takes the same inputs as ``check`` (``loss, grad, params``, ``richardson=``,

@@ -7,7 +7,8 @@
     gradcheck check package.module:NAME         the same, imported as a module
 
 ``NAME`` in your own code is a zero-argument factory returning ``(loss, grad, params)`` (or an
-adapter's Problem, or a net with ``loss``, ``grad`` and ``params``); see :mod:`gradcheck.target`.
+adapter's Problem, or a net with ``loss``, ``grad`` and ``params``); see
+:mod:`gradcheck.adapters.target`.
 ``--format text|markdown|html|json`` chooses what is printed, ``--out DIR`` writes
 ``<name>.md``, ``<name>.json`` and ``<name>.html`` for every check. A progress bar appears on
 stderr when a check takes more than a second and stderr is a terminal.
@@ -31,13 +32,13 @@ import os
 import sys
 from pathlib import Path
 
+from gradcheck.adapters.target import is_target, load_target
 from gradcheck.api import check_problem
 from gradcheck.errors import GradcheckError
-from gradcheck.output import write_reports as write_report_files
 from gradcheck.progress import ProgressBar
 from gradcheck.protocol import Problem, Reference, load_references
-from gradcheck.report import Report
-from gradcheck.target import is_target, load_target
+from gradcheck.report.files import write_reports as write_report_files
+from gradcheck.report.model import Report
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 130, 141
 FORMATS = ("text", "markdown", "html", "json")
@@ -52,24 +53,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     # accepted after the subcommand too; SUPPRESS keeps the top-level value when absent
     debug = argparse.ArgumentParser(add_help=False)
-    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                       help="show tracebacks on errors")
+    debug.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="name the reference nets", parents=[debug])
     run = sub.add_parser("check", help="check reference nets or your own code", parents=[debug])
-    run.add_argument("targets", nargs="*", metavar="TARGET",
-                     help="a reference net name, path/to/file.py:NAME or package.module:NAME")
+    run.add_argument(
+        "targets",
+        nargs="*",
+        metavar="TARGET",
+        help="a reference net name, path/to/file.py:NAME or package.module:NAME",
+    )
     run.add_argument("--all", action="store_true", help="check every reference net")
     run.add_argument("--format", choices=FORMATS, default="text", help="what to print")
-    run.add_argument("--out", type=Path, metavar="DIR",
-                     help="write <name>.md, <name>.json and <name>.html into this folder")
+    run.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write <name>.md, <name>.json and <name>.html into this folder",
+    )
     run.add_argument("--full", action="store_true", help="show every element, not the first 10")
     run.add_argument("--richardson", action="store_true", help="refine every element")
-    run.add_argument("--mode", choices=("full", "fast"), default="full",
-                     help="full: every element (default); fast: random-direction probes per "
-                          "tensor, then localization of the wrong elements")
-    run.add_argument("--seed", type=seed_argument, default=0, metavar="N",
-                     help="seed random and numpy.random before loading your code (default 0)")
+    run.add_argument(
+        "--mode",
+        choices=("full", "fast"),
+        default="full",
+        help="full: every element (default); fast: random-direction probes per "
+        "tensor, then localization of the wrong elements",
+    )
+    run.add_argument(
+        "--seed",
+        type=seed_argument,
+        default=0,
+        metavar="N",
+        help="seed random and numpy.random before loading your code (default 0)",
+    )
     return parser
 
 
@@ -101,8 +120,13 @@ def run_check(problem: Problem, args: argparse.Namespace, label: str) -> Report:
     """One check, with a progress bar on stderr when it is a terminal and the check is slow."""
     bar = ProgressBar(sys.stderr, label=label)
     try:
-        return check_problem(problem, richardson=args.richardson, mode=args.mode,
-                             seed=args.seed, progress=bar if bar.enabled else None)
+        return check_problem(
+            problem,
+            richardson=args.richardson,
+            mode=args.mode,
+            seed=args.seed,
+            progress=bar if bar.enabled else None,
+        )
     finally:
         bar.close()
 
@@ -112,17 +136,24 @@ def cmd_check(args: argparse.Namespace, references: dict[str, Reference]) -> int
         raise GradcheckError("give reference names or --all, not both")
     names = list(references) if args.all else args.targets
     if not names:
-        raise GradcheckError("nothing to check: name a reference net (see 'gradcheck list'), "
-                             "use --all, or give path/to/file.py:NAME")
+        raise GradcheckError(
+            "nothing to check: name a reference net (see 'gradcheck list'), "
+            "use --all, or give path/to/file.py:NAME"
+        )
     unknown = [n for n in names if not is_target(n) and n not in references]
     if unknown:
-        hint = ("; name a function in it as FILE.py:NAME" if unknown[0].endswith(".py")
-                else f"; known: {', '.join(references)}; for your own code give "
-                "path/to/file.py:NAME or package.module:NAME")
+        hint = (
+            "; name a function in it as FILE.py:NAME"
+            if unknown[0].endswith(".py")
+            else f"; known: {', '.join(references)}; for your own code give "
+            "path/to/file.py:NAME or package.module:NAME"
+        )
         raise GradcheckError(f"unknown reference net(s) {', '.join(unknown)}{hint}")
     if args.format == "html" and len(names) > 1:
-        raise GradcheckError("--format html prints one report; check one target, or use "
-                             "--out DIR to write an HTML file per target")
+        raise GradcheckError(
+            "--format html prints one report; check one target, or use "
+            "--out DIR to write an HTML file per target"
+        )
     max_rows = None if args.full else 10
     outcome = []
     for name in names:
@@ -146,8 +177,10 @@ def cmd_check(args: argparse.Namespace, references: dict[str, Reference]) -> int
     if args.all:
         mismatched = [n for n, _, e, g, _ in outcome if e != g]
         if args.format in ("text", "markdown"):
-            print(f"{len(outcome) - len(mismatched)} of {len(outcome)} reference nets behaved "
-                  "as declared" + (f"; not: {', '.join(mismatched)}" if mismatched else ""))
+            print(
+                f"{len(outcome) - len(mismatched)} of {len(outcome)} reference nets behaved "
+                "as declared" + (f"; not: {', '.join(mismatched)}" if mismatched else "")
+            )
         if args.out:
             write_index([(n, e, g, r) for n, _, e, g, r in outcome], args.out)
         return EXIT_MISMATCH if mismatched else EXIT_OK
@@ -165,8 +198,9 @@ def verdict(ref: Reference, report: Report) -> str:
     return "fail"
 
 
-def emit(name: str, ref: Reference | None, report: Report, fmt: str, max_rows: int | None,
-         single: bool) -> None:
+def emit(
+    name: str, ref: Reference | None, report: Report, fmt: str, max_rows: int | None, single: bool
+) -> None:
     """Print one report in the chosen format (JSON for several targets is printed at the end)."""
     if fmt == "json":
         if single:
@@ -184,17 +218,25 @@ def emit(name: str, ref: Reference | None, report: Report, fmt: str, max_rows: i
         expected = "pass" if ref.expect_pass else "fail"
         got = verdict(ref, report)
         where = f" at {', '.join(report.failed_params)}" if got == "fail" else ""
-        print(f"   declared to {expected}; it did {got}{where}"
-              + ("" if expected == got else "  <-- MISMATCH"))
+        print(
+            f"   declared to {expected}; it did {got}{where}"
+            + ("" if expected == got else "  <-- MISMATCH")
+        )
     print(report.to_text(max_rows=max_rows))
 
 
 def write_index(outcome, out: Path) -> None:
-    lines = ["# Reference nets", "", "| net | declared | verdict | as declared | report |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "# Reference nets",
+        "",
+        "| net | declared | verdict | as declared | report |",
+        "|---|---|---|---|---|",
+    ]
     for name, expected, got, _ in outcome:
-        lines.append(f"| {name} | {expected} | {got} | {'yes' if expected == got else 'NO'} "
-                     f"| [{name}.md]({name}.md) |")
+        lines.append(
+            f"| {name} | {expected} | {got} | {'yes' if expected == got else 'NO'} "
+            f"| [{name}.md]({name}.md) |"
+        )
     (out / "index.md").write_text("\n".join(lines) + "\n")
 
 
@@ -241,8 +283,10 @@ def one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     if isinstance(exc, GradcheckError):
         return text
-    return (f"unexpected {type(exc).__name__}: {text} (rerun with --debug for the traceback; "
-            "if your input looks fine, please report it)")
+    return (
+        f"unexpected {type(exc).__name__}: {text} (rerun with --debug for the traceback; "
+        "if your input looks fine, please report it)"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,8 +27,8 @@ import pytest
 from gradcheck.api import check, check_problem
 from gradcheck.assertions import Settings, assert_gradients, pop_settings, push_settings
 from gradcheck.cli import seed_argument
-from gradcheck.numerics import Tolerance
-from gradcheck.report import Report
+from gradcheck.core.numerics import Tolerance
+from gradcheck.report.model import Report
 
 SETTINGS = pytest.StashKey[Settings]()
 
@@ -43,6 +43,7 @@ def _number(low_exclusive: bool):
             bound = "> 0" if low_exclusive else ">= 0"
             raise argparse.ArgumentTypeError(f"expected a finite number {bound}, got {text!r}")
         return value
+
     return parse
 
 
@@ -55,20 +56,47 @@ def _directory(text: str) -> Path:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("gradcheck", "gradient checks (gradcheck)")
-    group.addoption("--gradcheck-seed", type=seed_argument, default=0, metavar="N",
-                    help="seed for the gradcheck fixture (random, numpy.random, .rng); "
-                         "default 0")
-    group.addoption("--gradcheck-report-dir", type=_directory, default=None, metavar="DIR",
-                    help="write Markdown, JSON and HTML reports of failed gradient checks here")
-    group.addoption("--gradcheck-richardson", action="store_true", default=False,
-                    help="refine every element with Richardson extrapolation")
-    group.addoption("--gradcheck-safety", type=_number(True), default=None, metavar="X",
-                    help="estimated finite-difference errors a discrepancy must exceed "
-                         f"(default {Tolerance().safety:g})")
-    group.addoption("--gradcheck-rtol", type=_number(False), default=None, metavar="X",
-                    help="relative tolerance floor (default sqrt(eps) of the parameter dtype)")
-    group.addoption("--gradcheck-full", action="store_true", default=False,
-                    help="show every element in failure messages, not the first 10")
+    group.addoption(
+        "--gradcheck-seed",
+        type=seed_argument,
+        default=0,
+        metavar="N",
+        help="seed for the gradcheck fixture (random, numpy.random, .rng); default 0",
+    )
+    group.addoption(
+        "--gradcheck-report-dir",
+        type=_directory,
+        default=None,
+        metavar="DIR",
+        help="write Markdown, JSON and HTML reports of failed gradient checks here",
+    )
+    group.addoption(
+        "--gradcheck-richardson",
+        action="store_true",
+        default=False,
+        help="refine every element with Richardson extrapolation",
+    )
+    group.addoption(
+        "--gradcheck-safety",
+        type=_number(True),
+        default=None,
+        metavar="X",
+        help="estimated finite-difference errors a discrepancy must exceed "
+        f"(default {Tolerance().safety:g})",
+    )
+    group.addoption(
+        "--gradcheck-rtol",
+        type=_number(False),
+        default=None,
+        metavar="X",
+        help="relative tolerance floor (default sqrt(eps) of the parameter dtype)",
+    )
+    group.addoption(
+        "--gradcheck-full",
+        action="store_true",
+        default=False,
+        help="show every element in failure messages, not the first 10",
+    )
 
 
 def _settings(config: pytest.Config) -> Settings:
@@ -77,8 +105,9 @@ def _settings(config: pytest.Config) -> Settings:
     tolerance = None
     if safety is not None or rtol is not None:
         base = Tolerance()
-        tolerance = Tolerance(safety=base.safety if safety is None else safety,
-                              noise_ulps=base.noise_ulps, rtol=rtol)
+        tolerance = Tolerance(
+            safety=base.safety if safety is None else safety, noise_ulps=base.noise_ulps, rtol=rtol
+        )
     report_dir = config.getoption("gradcheck_report_dir")
     if report_dir is not None and not report_dir.is_absolute():
         report_dir = Path(config.invocation_params.dir) / report_dir
@@ -155,8 +184,9 @@ class GradcheckFixture:
             return check_problem(loss, **options)
         return check(loss, grad, params, **options)
 
-    def assert_gradients(self, loss: Any, grad: Any = None, params: Any = None,
-                         **options: Any) -> Report:
+    def assert_gradients(
+        self, loss: Any, grad: Any = None, params: Any = None, **options: Any
+    ) -> Report:
         """:func:`gradcheck.assert_gradients`, reports named after this test."""
         __tracebackhide__ = True
         options.setdefault("name", self.nodeid)

@@ -57,5 +57,7 @@ def render_bar(done: int, total: int, label: str = "") -> str:
     filled = WIDTH * done // total
     percent = 100 * done // total
     prefix = f"{label} " if label else ""
-    return (f"{prefix}[{'#' * filled}{'.' * (WIDTH - filled)}] {percent:3d}%  "
-            f"{done}/{total} loss evaluations")
+    return (
+        f"{prefix}[{'#' * filled}{'.' * (WIDTH - filled)}] {percent:3d}%  "
+        f"{done}/{total} loss evaluations"
+    )

@@ -28,8 +28,12 @@ from types import MappingProxyType
 import numpy as np
 
 # The asker's two training samples, already max-pooled to 2x2 (O, then X).
-X = np.array([[0.46931818, 0.44129729, 0.54988949, 0.54295118],
-              [0.54976771, 0.54295118, 0.50129169, 0.54988949]])
+X = np.array(
+    [
+        [0.46931818, 0.44129729, 0.54988949, 0.54295118],
+        [0.54976771, 0.54295118, 0.50129169, 0.54988949],
+    ]
+)
 Y_SINGLE = np.array([[0.0], [1.0]])  # first architecture: one output, 0 = "O", 1 = "X"
 Y_ONE_HOT = np.array([[1.0, 0.0], [0.0, 1.0]])  # second architecture: o1 = "O", o2 = "X"
 
@@ -86,8 +90,9 @@ class _AskerStyle:
             for x, y_true in zip(data, all_y_trues, strict=True):
                 grads = self.partials(x, y_true)
                 for name in self.NAMES:
-                    setattr(self, name, operator.isub(getattr(self, name),
-                                                      learn_rate * grads[name]))
+                    setattr(
+                        self, name, operator.isub(getattr(self, name), learn_rate * grads[name])
+                    )
 
     def partials(self, x, y_true):  # pragma: no cover - overridden
         raise NotImplementedError
@@ -110,9 +115,14 @@ class _AskerStyle:
         from gradcheck.protocol import NodeTrace
 
         values, _ = self.nodes(x, y_true)
-        return NodeTrace(self.NODE_ORDER, values, self.node_grads(values, y_true),
-                         lambda overrides: self.nodes(x, y_true, overrides), self.NODE_STEPS,
-                         self.NODE_NAMES)
+        return NodeTrace(
+            self.NODE_ORDER,
+            values,
+            self.node_grads(values, y_true),
+            lambda overrides: self.nodes(x, y_true, overrides),
+            self.NODE_STEPS,
+            self.NODE_NAMES,
+        )
 
 
 class FirstNet(_AskerStyle):
@@ -129,10 +139,12 @@ class FirstNet(_AskerStyle):
         return mse_loss(y_true, [self.feedforward(x)])
 
     NODE_ORDER = ("sum_h", "h", "sum_o", "o")
-    NODE_STEPS = MappingProxyType({"h": "sigmoid", "sum_o": "output weights w9, w10, b3",
-                                   "o": "sigmoid"})
-    NODE_NAMES = MappingProxyType({"sum_h": ("sum_h1", "sum_h2"), "h": ("h1", "h2"),
-                                   "sum_o": ("sum_o1",), "o": ("o1",)})
+    NODE_STEPS = MappingProxyType(
+        {"h": "sigmoid", "sum_o": "output weights w9, w10, b3", "o": "sigmoid"}
+    )
+    NODE_NAMES = MappingProxyType(
+        {"sum_h": ("sum_h1", "sum_h2"), "h": ("h1", "h2"), "sum_o": ("sum_o1",), "o": ("o1",)}
+    )
 
     def nodes(self, x, y_true, overrides=None):
         overrides = overrides or {}
@@ -140,9 +152,13 @@ class FirstNet(_AskerStyle):
         def node(name, value):
             return np.asarray(overrides.get(name, value), dtype=np.float64)
 
-        sum_h = node("sum_h", [
-            self.w1 * x[0] + self.w2 * x[1] + self.w3 * x[2] + self.w4 * x[3] + self.b1,
-            self.w5 * x[0] + self.w6 * x[1] + self.w7 * x[2] + self.w8 * x[3] + self.b2])
+        sum_h = node(
+            "sum_h",
+            [
+                self.w1 * x[0] + self.w2 * x[1] + self.w3 * x[2] + self.w4 * x[3] + self.b1,
+                self.w5 * x[0] + self.w6 * x[1] + self.w7 * x[2] + self.w8 * x[3] + self.b2,
+            ],
+        )
         h = node("h", sigmoid(sum_h))
         sum_o = node("sum_o", [self.w9 * h[0] + self.w10 * h[1] + self.b3])
         o = node("o", sigmoid(sum_o))
@@ -152,8 +168,12 @@ class FirstNet(_AskerStyle):
         d_L_d_ypred = -2 * (y_true - values["o"])
         d_L_d_sum_o = d_L_d_ypred * deriv_sigmoid(values["sum_o"])
         d_L_d_h = d_L_d_sum_o[0] * np.array([self.w9, self.w10])
-        return {"o": d_L_d_ypred, "sum_o": d_L_d_sum_o, "h": d_L_d_h,
-                "sum_h": d_L_d_h * deriv_sigmoid(values["sum_h"])}
+        return {
+            "o": d_L_d_ypred,
+            "sum_o": d_L_d_sum_o,
+            "h": d_L_d_h,
+            "sum_h": d_L_d_h * deriv_sigmoid(values["sum_h"]),
+        }
 
     def partials(self, x, y_true):
         sum_h1 = self.w1 * x[0] + self.w2 * x[1] + self.w3 * x[2] + self.w4 * x[3] + self.b1
@@ -226,11 +246,18 @@ class _SecondArchitecture(_AskerStyle):
 
     # -- node-level view (gradcheck.protocol.NodeTrace): layer vectors, one sample --------
     NODE_ORDER = ("sum_h", "h", "sum_o", "o", "p")
-    NODE_STEPS = MappingProxyType({"h": "sigmoid", "sum_o": "output weights w9..w12",
-                                   "o": "sigmoid", "p": "softmax"})
-    NODE_NAMES = MappingProxyType({"sum_h": ("sum_h1", "sum_h2"), "h": ("h1", "h2"),
-                                   "sum_o": ("sum_o1", "sum_o2"), "o": ("o1", "o2"),
-                                   "p": ("p1", "p2")})
+    NODE_STEPS = MappingProxyType(
+        {"h": "sigmoid", "sum_o": "output weights w9..w12", "o": "sigmoid", "p": "softmax"}
+    )
+    NODE_NAMES = MappingProxyType(
+        {
+            "sum_h": ("sum_h1", "sum_h2"),
+            "h": ("h1", "h2"),
+            "sum_o": ("sum_o1", "sum_o2"),
+            "o": ("o1", "o2"),
+            "p": ("p1", "p2"),
+        }
+    )
 
     def nodes(self, x, y_true, overrides=None):
         """Forward pass as layer vectors, any of them replaceable; returns (values, loss)."""
@@ -239,16 +266,19 @@ class _SecondArchitecture(_AskerStyle):
         def node(name, value):
             return np.asarray(overrides.get(name, value), dtype=np.float64)
 
-        sum_h = node("sum_h", [
-            self.w1 * x[0] + self.w2 * x[1] + self.w3 * x[2] + self.w4 * x[3] + self.b1,
-            self.w5 * x[0] + self.w6 * x[1] + self.w7 * x[2] + self.w8 * x[3] + self.b2])
+        sum_h = node(
+            "sum_h",
+            [
+                self.w1 * x[0] + self.w2 * x[1] + self.w3 * x[2] + self.w4 * x[3] + self.b1,
+                self.w5 * x[0] + self.w6 * x[1] + self.w7 * x[2] + self.w8 * x[3] + self.b2,
+            ],
+        )
         h = node("h", sigmoid(sum_h))
         sum_o = node("sum_o", [self.w9 * h[0] + self.w10 * h[1], self.w11 * h[0] + self.w12 * h[1]])
         o = node("o", sigmoid(sum_o))
         p = node("p", softmax(o))
         values = {"sum_h": sum_h, "h": h, "sum_o": sum_o, "o": o, "p": p}
         return values, float(mse_loss(y_true, p))
-
 
 
 class LiteralNet(_SecondArchitecture):
@@ -346,7 +376,6 @@ class MeantNet(_SecondArchitecture):
             "w12": d_L_d_ypred_o2 * d_ypred_d_w12,
         }
 
-
     def node_grads(self, values, y_true):
         """The intermediate gradients the chain above implies (the asker never names them):
         dL/do_k = dL/dp_k (the softmax is skipped), and dL/dh1 takes only the o1 path (w9),
@@ -356,8 +385,13 @@ class MeantNet(_SecondArchitecture):
         d_L_d_o = d_L_d_ypred
         d_L_d_sum_o = d_L_d_o * deriv_sigmoid(sum_o)
         d_L_d_h = np.array([d_L_d_sum_o[0] * self.w9, d_L_d_sum_o[1] * self.w12])
-        return {"p": d_L_d_ypred, "o": d_L_d_o, "sum_o": d_L_d_sum_o, "h": d_L_d_h,
-                "sum_h": d_L_d_h * deriv_sigmoid(sum_h)}
+        return {
+            "p": d_L_d_ypred,
+            "o": d_L_d_o,
+            "sum_o": d_L_d_sum_o,
+            "h": d_L_d_h,
+            "sum_h": d_L_d_h * deriv_sigmoid(sum_h),
+        }
 
 
 class CorrectedNet(_SecondArchitecture):
@@ -405,8 +439,13 @@ class CorrectedNet(_SecondArchitecture):
         d_L_d_sum_o = d_L_d_o * deriv_sigmoid(sum_o)
         w = np.array([[self.w9, self.w10], [self.w11, self.w12]])
         d_L_d_h = w.T @ d_L_d_sum_o
-        return {"p": d_L_d_p, "o": d_L_d_o, "sum_o": d_L_d_sum_o, "h": d_L_d_h,
-                "sum_h": d_L_d_h * deriv_sigmoid(sum_h)}
+        return {
+            "p": d_L_d_p,
+            "o": d_L_d_o,
+            "sum_o": d_L_d_sum_o,
+            "h": d_L_d_h,
+            "sum_h": d_L_d_h * deriv_sigmoid(sum_h),
+        }
 
 
 def sample_problem(net_class, x, y, name=""):
@@ -421,6 +460,7 @@ def sample_problem(net_class, x, y, name=""):
 
     nodes = None
     if net_class.node_grads is not _AskerStyle.node_grads:  # the class writes them out
+
         def nodes(params):
             return net_class.with_params(params).trace(x, y)
 
@@ -431,11 +471,13 @@ def problem(net_class, data=X, labels=Y_ONE_HOT, seed=0, name=""):
     """An asker-style net on its samples: the batch loss is the mean of per-sample losses and
     the hand-written batch gradient the mean of per-sample partials. Per-sample problems,
     node traces (where the net defines them) and named sizes come along for the diagnosis."""
-    from gradcheck.nodes import batch_trace
+    from gradcheck.diagnosis.nodes import batch_trace
     from gradcheck.protocol import Problem
 
-    samples = tuple(sample_problem(net_class, x, y, f"sample {i}")
-                    for i, (x, y) in enumerate(zip(data, labels, strict=True)))
+    samples = tuple(
+        sample_problem(net_class, x, y, f"sample {i}")
+        for i, (x, y) in enumerate(zip(data, labels, strict=True))
+    )
 
     def loss(params):
         return float(np.mean([s.loss(params) for s in samples]))
@@ -446,9 +488,17 @@ def problem(net_class, data=X, labels=Y_ONE_HOT, seed=0, name=""):
 
     nodes = None
     if samples[0].nodes is not None:
+
         def nodes(params):
             return batch_trace([s.nodes(params) for s in samples])
 
     dims = {"samples": len(data), "outputs": np.shape(labels)[1]}
-    return Problem(loss, grad, net_class(seed=seed).params(), name or net_class.__name__,
-                   nodes=nodes, samples=samples, dims=dims)
+    return Problem(
+        loss,
+        grad,
+        net_class(seed=seed).params(),
+        name or net_class.__name__,
+        nodes=nodes,
+        samples=samples,
+        dims=dims,
+    )

@@ -161,8 +161,9 @@ def layernorm_dgamma_feature_axis(dout, cache):
     """dgamma sums over the features instead of the batch (fits when N = D)."""
     xhat, gamma, inv_std = cache
     g = dout * gamma
-    dx = inv_std * (g - g.mean(axis=1, keepdims=True)
-                    - xhat * (g * xhat).mean(axis=1, keepdims=True))
+    dx = inv_std * (
+        g - g.mean(axis=1, keepdims=True) - xhat * (g * xhat).mean(axis=1, keepdims=True)
+    )
     return dx, (dout * xhat).sum(axis=1), dout.sum(axis=0)
 
 
@@ -190,4 +191,3 @@ def dropout_fresh_mask(dout, cache):
     keep, p, seed = cache
     fresh = np.random.default_rng(seed + 1).random(keep.shape) >= p
     return dout * fresh / (1.0 - p)
-

@@ -20,7 +20,7 @@ def _col2im(dcols, x_shape, pad, index, offset):
     n, c, h, width = x_shape
     dxpad = np.zeros((n, c, h + 2 * pad, width + 2 * pad))
     np.add.at(dxpad, (slice(None), index[0], index[1], index[2]), dcols)
-    return dxpad[:, :, offset:offset + h, offset:offset + width]
+    return dxpad[:, :, offset : offset + h, offset : offset + width]
 
 
 def conv2d_kernel_flipped(dout, cache):
@@ -111,8 +111,7 @@ def rnn_dwh_transposed(dout, cache):
 
 
 # ------------------------------------------------------------------- single-head attention
-def _attention(dout, cache, *, full_softmax=True, scaled=True, transpose_dk=True,
-               value_path=True):
+def _attention(dout, cache, *, full_softmax=True, scaled=True, transpose_dk=True, value_path=True):
     x, wq, wk, wv, q, k, v, a = cache
     scale = 1.0 / np.sqrt(q.shape[-1]) if scaled else 1.0
     da = dout @ v.transpose(0, 2, 1)
@@ -122,8 +121,12 @@ def _attention(dout, cache, *, full_softmax=True, scaled=True, transpose_dk=True
     dk = scale * (ds.transpose(0, 2, 1) if transpose_dk else ds) @ q
     dx = dq @ wq.T + dk @ wk.T + (dv @ wv.T if value_path else 0.0)
     flat = x.reshape(-1, x.shape[-1]).T
-    return (dx, flat @ dq.reshape(-1, dq.shape[-1]), flat @ dk.reshape(-1, dk.shape[-1]),
-            flat @ dv.reshape(-1, dv.shape[-1]))
+    return (
+        dx,
+        flat @ dq.reshape(-1, dq.shape[-1]),
+        flat @ dk.reshape(-1, dk.shape[-1]),
+        flat @ dv.reshape(-1, dv.shape[-1]),
+    )
 
 
 def attention_softmax_diagonal_only(dout, cache):

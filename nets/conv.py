@@ -31,10 +31,14 @@ def im2col_index(channels, height, width, kernel, stride):
     kh, kw = kernel
     out_h = (height - kh) // stride + 1
     out_w = (width - kw) // stride + 1
-    rows = np.tile(np.repeat(np.arange(kh), kw), channels)[:, None] + stride * np.repeat(
-        np.arange(out_h), out_w)[None, :]
-    cols = np.tile(np.arange(kw), kh * channels)[:, None] + stride * np.tile(
-        np.arange(out_w), out_h)[None, :]
+    rows = (
+        np.tile(np.repeat(np.arange(kh), kw), channels)[:, None]
+        + stride * np.repeat(np.arange(out_h), out_w)[None, :]
+    )
+    cols = (
+        np.tile(np.arange(kw), kh * channels)[:, None]
+        + stride * np.tile(np.arange(out_w), out_h)[None, :]
+    )
     chans = np.repeat(np.arange(channels), kh * kw)[:, None]
     return (chans, rows, cols), (out_h, out_w)
 
@@ -70,7 +74,7 @@ def conv2d_backward(dout, cache):
     dcols = w.reshape(f, -1).T @ dflat
     dxpad = np.zeros((n, c, h + 2 * pad, width + 2 * pad))
     np.add.at(dxpad, (slice(None), index[0], index[1], index[2]), dcols)
-    return dxpad[:, :, pad:pad + h, pad:pad + width], dw, db
+    return dxpad[:, :, pad : pad + h, pad : pad + width], dw, db
 
 
 # ------------------------------------------------------------------------------ max-pool 2x2
@@ -82,8 +86,11 @@ class PoolCache(NamedTuple):
 def _windows(x):
     """(N, C, H, W) -> (N, C, H/2, W/2, 4): each 2x2 window's cells in row-major order."""
     n, c, h, w = x.shape
-    return x.reshape(n, c, h // 2, 2, w // 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(
-        n, c, h // 2, w // 2, 4)
+    return (
+        x.reshape(n, c, h // 2, 2, w // 2, 2)
+        .transpose(0, 1, 2, 4, 3, 5)
+        .reshape(n, c, h // 2, w // 2, 4)
+    )
 
 
 def maxpool_forward(x):

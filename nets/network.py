@@ -100,4 +100,3 @@ class Network:
     def problem(self, params: Mapping[str, Any], name: str = "") -> Problem:
         """This network at ``params`` as a :class:`gradcheck.protocol.Problem`."""
         return Problem(self.loss, self.grad, dict(params), name)
-

@@ -65,8 +65,9 @@ def layernorm_backward(dout, cache):
     """
     xhat, gamma, inv_std = cache
     g = dout * gamma
-    dx = inv_std * (g - g.mean(axis=1, keepdims=True)
-                    - xhat * (g * xhat).mean(axis=1, keepdims=True))
+    dx = inv_std * (
+        g - g.mean(axis=1, keepdims=True) - xhat * (g * xhat).mean(axis=1, keepdims=True)
+    )
     return dx, (dout * xhat).sum(axis=0), dout.sum(axis=0)
 
 

@@ -51,7 +51,7 @@ def ascii_curves(
             grid[row][col] = marker
 
     def label(y: float) -> str:
-        return f"{10 ** y if log else y:9.3g}"
+        return f"{10**y if log else y:9.3g}"
 
     lines = []
     for r, cells in enumerate(grid):
@@ -65,8 +65,12 @@ def ascii_curves(
 
 
 def save_png(
-    panels: Mapping[str, Mapping[str, Sequence[float]]], path: Path, *, log: bool = False,
-    ylabel: str = "loss", xlabel: str = "epoch",
+    panels: Mapping[str, Mapping[str, Sequence[float]]],
+    path: Path,
+    *,
+    log: bool = False,
+    ylabel: str = "loss",
+    xlabel: str = "epoch",
 ) -> Path | None:
     """Save one panel per ``{title: {series name: values}}`` side by side as a PNG.
 

@@ -82,8 +82,12 @@ class RecommendedNet:
         dh, dW2, db2 = dense_backward(dz, dense2)
         da1 = sigmoid_backward(dh, sig)
         _, dW1, db1 = dense_backward(da1, dense1)
-        return (float(loss), {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2},
-                {"a1": a1, "h": h, "z": z}, {"a1": da1, "h": dh, "z": dz})
+        return (
+            float(loss),
+            {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2},
+            {"a1": a1, "h": h, "z": z},
+            {"a1": da1, "h": dh, "z": dz},
+        )
 
     def loss(self, params):
         return self.run(params)[0]
@@ -108,10 +112,21 @@ class RecommendedNet:
         from gradcheck.protocol import Problem
 
         samples = tuple(
-            Problem(lambda p, i=i: self.run(p, X[i:i + 1], Y_ONE_HOT[i:i + 1])[0],
-                    lambda p, i=i: self.run(p, X[i:i + 1], Y_ONE_HOT[i:i + 1])[1], {},
-                    f"sample {i}",
-                    nodes=lambda p, i=i: self.nodes(p, X[i:i + 1], Y_ONE_HOT[i:i + 1]))
-            for i in range(len(X)))
-        return Problem(self.loss, self.grad, self.params, name, nodes=self.nodes,
-                       samples=samples, dims={"samples": len(X), "outputs": 2})
+            Problem(
+                lambda p, i=i: self.run(p, X[i : i + 1], Y_ONE_HOT[i : i + 1])[0],
+                lambda p, i=i: self.run(p, X[i : i + 1], Y_ONE_HOT[i : i + 1])[1],
+                {},
+                f"sample {i}",
+                nodes=lambda p, i=i: self.nodes(p, X[i : i + 1], Y_ONE_HOT[i : i + 1]),
+            )
+            for i in range(len(X))
+        )
+        return Problem(
+            self.loss,
+            self.grad,
+            self.params,
+            name,
+            nodes=self.nodes,
+            samples=samples,
+            dims={"samples": len(X), "outputs": 2},
+        )

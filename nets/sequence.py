@@ -100,5 +100,9 @@ def attention_backward(dout, cache):
     dk = scale * ds.transpose(0, 2, 1) @ q
     dx = dq @ wq.T + dk @ wk.T + dv @ wv.T
     flat = x.reshape(-1, x.shape[-1]).T
-    return (dx, flat @ dq.reshape(-1, dq.shape[-1]), flat @ dk.reshape(-1, dk.shape[-1]),
-            flat @ dv.reshape(-1, dv.shape[-1]))
+    return (
+        dx,
+        flat @ dq.reshape(-1, dq.shape[-1]),
+        flat @ dk.reshape(-1, dk.shape[-1]),
+        flat @ dv.reshape(-1, dv.shape[-1]),
+    )

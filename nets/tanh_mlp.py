@@ -44,8 +44,15 @@ class Layer(NamedTuple):
 class TanhMLP:
     """Tanh MLP with MSE on seeded random data; ``loss(params)``, ``grad(params)``."""
 
-    def __init__(self, sizes=(10, 32, 16, 5), batch: int = 32, seed: int = 0,
-                 dtype=np.float64, bug: str | None = None, zero_inputs: int = 0):
+    def __init__(
+        self,
+        sizes=(10, 32, 16, 5),
+        batch: int = 32,
+        seed: int = 0,
+        dtype=np.float64,
+        bug: str | None = None,
+        zero_inputs: int = 0,
+    ):
         """``zero_inputs`` zeroes that many input features, so the first-layer weights that
         read them have partials exactly 0 (the loss does not depend on them)."""
         if bug is not None and bug not in BUGS:
@@ -57,10 +64,12 @@ class TanhMLP:
         self.x[:, :zero_inputs] = 0
         self.y = rng.standard_normal((batch, self.sizes[-1])).astype(dtype)
         self.start = {}
-        for layer, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:],
-                                                      strict=True), start=1):
-            self.start[f"W{layer}"] = (rng.standard_normal((fan_out, fan_in))
-                                       / np.sqrt(fan_in)).astype(dtype)
+        for layer, (fan_in, fan_out) in enumerate(
+            zip(self.sizes[:-1], self.sizes[1:], strict=True), start=1
+        ):
+            self.start[f"W{layer}"] = (
+                rng.standard_normal((fan_out, fan_in)) / np.sqrt(fan_in)
+            ).astype(dtype)
             self.start[f"b{layer}"] = (0.1 * rng.standard_normal(fan_out)).astype(dtype)
 
     @property
@@ -100,8 +109,11 @@ class TanhMLP:
             cache = caches[layer - 1]
             if cache.tanh is not None:
                 t = cache.tanh
-                dout = (dout * (1.0 - t) if self.bug == "tanh_derivative" and layer == 1
-                        else tanh_backward(dout, t))
+                dout = (
+                    dout * (1.0 - t)
+                    if self.bug == "tanh_derivative" and layer == 1
+                    else tanh_backward(dout, t)
+                )
             dout, grads[f"W{layer}"], grads[f"b{layer}"] = dense_backward(dout, cache.dense)
         return grads
 

@@ -88,8 +88,12 @@ def _relu(at_kinks: bool) -> Built:
 
 def _cross_entropy() -> Built:
     rng = np.random.default_rng(5)
-    stage = Stage("cross_entropy", cross_entropy_forward, cross_entropy_backward,
-                  options={"target": np.array([0, 3, 1])})
+    stage = Stage(
+        "cross_entropy",
+        cross_entropy_forward,
+        cross_entropy_backward,
+        options={"target": np.array([0, 3, 1])},
+    )
     return Network((stage,), "z"), {"z": rng.normal(size=(3, 4))}
 
 
@@ -105,8 +109,9 @@ def _dense() -> Built:
 
 
 def _conv2d() -> Built:
-    stage = Stage("conv2d", conv2d_forward, conv2d_backward, ("w", "b"),
-                  options={"stride": 2, "pad": 1})
+    stage = Stage(
+        "conv2d", conv2d_forward, conv2d_backward, ("w", "b"), options={"stride": 2, "pad": 1}
+    )
     return _layer_net(stage, _normal(7, x=(2, 2, 5, 7), w=(3, 2, 3, 3), b=3), 7)
 
 
@@ -126,6 +131,7 @@ def _norm(name, forward, backward, seed, n, d) -> Callable[[], Built]:
         params = _normal(seed, x=(n, d), gamma=d, beta=d)
         params["x"] = 2.0 * params["x"] + 1.0
         return _layer_net(Stage(name, forward, backward, ("gamma", "beta")), params, seed)
+
     return build
 
 
@@ -135,39 +141,52 @@ def _dropout() -> Built:
 
 
 def _rnn() -> Built:
-    params = {k: 0.6 * v for k, v in _normal(12, x=(2, 3, 2), h0=(2, 4), wx=(2, 4), wh=(4, 4),
-                                              b=4).items()}
+    params = {
+        k: 0.6 * v
+        for k, v in _normal(12, x=(2, 3, 2), h0=(2, 4), wx=(2, 4), wh=(4, 4), b=4).items()
+    }
     return _layer_net(Stage("rnn", rnn_forward, rnn_backward, ("h0", "wx", "wh", "b")), params, 12)
 
 
 def _attention() -> Built:
     params = _normal(13, x=(2, 3, 4), wq=(4, 4), wk=(4, 4), wv=(4, 4))
-    return _layer_net(Stage("attention", attention_forward, attention_backward,
-                            ("wq", "wk", "wv")), params, 13)
+    return _layer_net(
+        Stage("attention", attention_forward, attention_backward, ("wq", "wk", "wv")), params, 13
+    )
 
 
 def _mlp() -> Built:
     params = _normal(14, W1=(3, 5), b1=5, W2=(5, 3), b2=3)
     x = np.random.default_rng(15).normal(size=(4, 3))
-    return Network((
-        Stage("dense1", dense_forward, dense_backward, ("W1", "b1")),
-        Stage("tanh", tanh_forward, tanh_backward),
-        Stage("dense2", dense_forward, dense_backward, ("W2", "b2")),
-        Stage("loss", cross_entropy_forward, cross_entropy_backward,
-              options={"target": np.array([0, 2, 1, 2])}),
-    ), x), params
+    return Network(
+        (
+            Stage("dense1", dense_forward, dense_backward, ("W1", "b1")),
+            Stage("tanh", tanh_forward, tanh_backward),
+            Stage("dense2", dense_forward, dense_backward, ("W2", "b2")),
+            Stage(
+                "loss",
+                cross_entropy_forward,
+                cross_entropy_backward,
+                options={"target": np.array([0, 2, 1, 2])},
+            ),
+        ),
+        x,
+    ), params
 
 
 def _tied() -> Built:
     params = _normal(18, w=(4, 4), b=4)
     rng = np.random.default_rng(19)
     x, target = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
-    return Network((
-        Stage("dense1", dense_forward, dense_backward, ("w", "b")),
-        Stage("tanh", tanh_forward, tanh_backward),
-        Stage("dense2", dense_forward, dense_backward, ("w", "b")),
-        Stage("loss", mse_forward, mse_backward, options={"target": target}),
-    ), x), params
+    return Network(
+        (
+            Stage("dense1", dense_forward, dense_backward, ("w", "b")),
+            Stage("tanh", tanh_forward, tanh_backward),
+            Stage("dense2", dense_forward, dense_backward, ("w", "b")),
+            Stage("loss", mse_forward, mse_backward, options={"target": target}),
+        ),
+        x,
+    ), params
 
 
 def _letters() -> Built:
@@ -182,8 +201,9 @@ class Net(NamedTuple):
 
 NETS: dict[str, Net] = {
     "dense": Net(_dense, "x -> dense (x @ w + b) -> MSE"),
-    "sigmoid": Net(_elementwise("sigmoid", sigmoid_forward, sigmoid_backward, 2),
-                   "x -> sigmoid -> MSE"),
+    "sigmoid": Net(
+        _elementwise("sigmoid", sigmoid_forward, sigmoid_backward, 2), "x -> sigmoid -> MSE"
+    ),
     "tanh": Net(_elementwise("tanh", tanh_forward, tanh_backward, 4), "x -> tanh -> MSE"),
     "relu": Net(lambda: _relu(False), "x (|x| >= 0.2) -> ReLU -> MSE"),
     "relu-at-kinks": Net(lambda: _relu(True), "x with four exact zeros -> ReLU -> MSE"),
@@ -193,17 +213,22 @@ NETS: dict[str, Net] = {
     "conv2d": Net(_conv2d, "x (2, 2, 5, 7) -> conv 3x3, stride 2, pad 1 -> MSE"),
     "maxpool": Net(lambda: _maxpool(False), "x (no near-ties) -> max-pool 2x2 -> MSE"),
     "maxpool-at-kinks": Net(lambda: _maxpool(True), "x (every window tied) -> max-pool -> MSE"),
-    "batchnorm": Net(_norm("batchnorm", batchnorm_forward, batchnorm_backward, 16, 4, 3),
-                     "x -> batch normalisation (training mode) -> MSE"),
-    "layernorm": Net(_norm("layernorm", layernorm_forward, layernorm_backward, 17, 4, 4),
-                     "x -> layer normalisation -> MSE"),
+    "batchnorm": Net(
+        _norm("batchnorm", batchnorm_forward, batchnorm_backward, 16, 4, 3),
+        "x -> batch normalisation (training mode) -> MSE",
+    ),
+    "layernorm": Net(
+        _norm("layernorm", layernorm_forward, layernorm_backward, 17, 4, 4),
+        "x -> layer normalisation -> MSE",
+    ),
     "dropout": Net(_dropout, "x -> inverted dropout (p = 0.3, seeded mask) -> MSE"),
     "rnn": Net(_rnn, "x (2 sequences of 3 steps) -> tanh RNN -> MSE on every hidden state"),
     "attention": Net(_attention, "x -> single-head self-attention -> MSE"),
     "mlp": Net(_mlp, "dense -> tanh -> dense -> softmax cross-entropy (x is data)"),
     "tied": Net(_tied, "dense (w, b) -> tanh -> the same dense (w, b) again -> MSE (x is data)"),
-    "letters": Net(_letters, "the O/X letters: conv -> max-pool to 2x2 -> dense -> softmax "
-                             "cross-entropy"),
+    "letters": Net(
+        _letters, "the O/X letters: conv -> max-pool to 2x2 -> dense -> softmax cross-entropy"
+    ),
 }
 
 
@@ -219,12 +244,18 @@ def _references() -> dict[str, Reference]:
     refs: dict[str, Reference] = {}
     for net, spec in NETS.items():
         tags = frozenset({"zoo", "kinks" if net.endswith("at-kinks") else "layer"})
-        refs[f"zoo-{net}"] = Reference(f"zoo-{net}", lambda n=net: build(n), True,
-                                         spec.description, tags=tags)
+        refs[f"zoo-{net}"] = Reference(
+            f"zoo-{net}", lambda n=net: build(n), True, spec.description, tags=tags
+        )
         for bug in (b for b in BUGS if b.net == net):
-            refs[bug.name] = Reference(bug.name, lambda n=net, b=bug: build(n, b), False,
-                                       f"{net}: {bug.description}", bug_params=bug.touches,
-                                       tags=frozenset({"zoo", "bug"}))
+            refs[bug.name] = Reference(
+                bug.name,
+                lambda n=net, b=bug: build(n, b),
+                False,
+                f"{net}: {bug.description}",
+                bug_params=bug.touches,
+                tags=frozenset({"zoo", "bug"}),
+            )
     return refs
 
 

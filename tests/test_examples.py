@@ -20,7 +20,9 @@ def test_functional_example_script_finds_the_hidden_layer_bug(capsys):
     out = capsys.readouterr().out
     assert "gradcheck FAILED: 2 of 4 parameters" in out
     assert [line.split()[1] for line in out.splitlines() if line.startswith("X   ")][:2] == [
-        "W1", "b1"]
+        "W1",
+        "b1",
+    ]
     assert main(["check", f"{EXAMPLES / 'functional.py'}:make_correct"]) == EXIT_OK
 
 

@@ -33,7 +33,9 @@ def net(bug=None):
     return loss, grad, params
 """
 
-TESTS = NETS + """
+TESTS = (
+    NETS
+    + """
 
 def test_correct():
     report = gradcheck.assert_gradients(*net())
@@ -43,31 +45,36 @@ def test_buggy():
     loss, grad, params = net("double_W2")
     gradcheck.assert_gradients(loss, grad, params)
 """
+)
 
 
 def test_buggy_net_fails_with_the_table_correct_net_passes(pytester):
     pytester.makepyfile(TESTS)
     result = pytester.runpytest()
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines([
-        ">       gradcheck.assert_gradients(loss, grad, params)",
-        "E       gradcheck.GradientMismatch: gradcheck FAILED: 1 of 4 parameters with wrong *",
-        "E       Diagnosis:",
-        "E       - group: true = 1/2 x hand-written for W2 (all 8)",
-        "E       Parameters:",
-        "E       X   W2       (2, 4)   (2, 4)        wrong*",
-        "E       Elements (failing first):",
-        "E       X   W2[*",
-        "test_buggy_net_fails_with_the_table_correct_net_passes.py:*: GradientMismatch",
-        "FAILED *::test_buggy*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            ">       gradcheck.assert_gradients(loss, grad, params)",
+            "E       gradcheck.GradientMismatch: gradcheck FAILED: 1 of 4 parameters with wrong *",
+            "E       Diagnosis:",
+            "E       - group: true = 1/2 x hand-written for W2 (all 8)",
+            "E       Parameters:",
+            "E       X   W2       (2, 4)   (2, 4)        wrong*",
+            "E       Elements (failing first):",
+            "E       X   W2[*",
+            "test_buggy_net_fails_with_the_table_correct_net_passes.py:*: GradientMismatch",
+            "FAILED *::test_buggy*",
+        ]
+    )
     # the traceback ends at the user's line: no frame inside gradcheck is shown
     assert "def assert_gradients" not in result.stdout.str()
     assert "assertions.py" not in result.stdout.str()
 
 
 def test_fixture_seeds_and_checks(pytester):
-    pytester.makepyfile(NETS + """
+    pytester.makepyfile(
+        NETS
+        + """
 import random
 
 def test_seeded(gradcheck):
@@ -82,7 +89,8 @@ def test_fixture_assert(gradcheck):
     problem = gradcheck.check(*net("double_W2"))
     assert not problem.passed
     gradcheck.assert_gradients(*net("double_W2"))
-""")
+"""
+    )
     result = pytester.runpytest("--gradcheck-seed", "7")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["E       gradcheck.GradientMismatch: gradcheck FAILED*"])
@@ -90,14 +98,17 @@ def test_fixture_assert(gradcheck):
 
 def test_header_echoes_what_replays_the_run(pytester):
     pytester.makepyfile("def test_nothing():\n    pass\n")
-    result = pytester.runpytest("--gradcheck-seed", "3", "--gradcheck-rtol", "1e-6",
-                                "--gradcheck-richardson")
-    result.stdout.fnmatch_lines([
-        "gradcheck: seed 3; step: central differences, h from a pilot*Richardson on every "
-        "element; tolerance: safety 10, noise 32 ulps, rtol 1e-06",
-        "gradcheck: replay with --gradcheck-seed 3 --gradcheck-richardson --gradcheck-safety 10 "
-        "--gradcheck-rtol 1e-06",
-    ])
+    result = pytester.runpytest(
+        "--gradcheck-seed", "3", "--gradcheck-rtol", "1e-6", "--gradcheck-richardson"
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "gradcheck: seed 3; step: central differences, h from a pilot*Richardson on every "
+            "element; tolerance: safety 10, noise 32 ulps, rtol 1e-06",
+            "gradcheck: replay with --gradcheck-seed 3 --gradcheck-richardson "
+            "--gradcheck-safety 10 --gradcheck-rtol 1e-06",
+        ]
+    )
 
 
 def test_tolerance_option_reaches_assert_gradients(pytester):
@@ -106,13 +117,16 @@ def test_tolerance_option_reaches_assert_gradients(pytester):
     pytester.runpytest("--gradcheck-rtol", "0.6").assert_outcomes(passed=2)
 
 
-@pytest.mark.parametrize(("option", "value", "reason"), [
-    ("--gradcheck-seed", "abc", "expected a non-negative integer, got 'abc'"),
-    ("--gradcheck-seed", "-1", "expected an integer in [[]0, 2**32), got -1"),
-    ("--gradcheck-safety", "0", "expected a finite number > 0, got '0'"),
-    ("--gradcheck-rtol", "nan", "expected a finite number >= 0, got 'nan'"),
-    ("--gradcheck-report-dir", "afile.txt", "'afile.txt' exists and is not a directory"),
-])
+@pytest.mark.parametrize(
+    ("option", "value", "reason"),
+    [
+        ("--gradcheck-seed", "abc", "expected a non-negative integer, got 'abc'"),
+        ("--gradcheck-seed", "-1", "expected an integer in [[]0, 2**32), got -1"),
+        ("--gradcheck-safety", "0", "expected a finite number > 0, got '0'"),
+        ("--gradcheck-rtol", "nan", "expected a finite number >= 0, got 'nan'"),
+        ("--gradcheck-report-dir", "afile.txt", "'afile.txt' exists and is not a directory"),
+    ],
+)
 def test_options_are_validated(pytester, option, value, reason):
     pytester.makefile(".txt", afile="x")
     result = pytester.runpytest(f"{option}={value}")
@@ -126,15 +140,22 @@ def test_report_dir_gets_markdown_json_html_of_failures_only(pytester):
     result.assert_outcomes(passed=1, failed=1)
     folder = pytester.path / "gc-reports"
     stem = "test_report_dir_gets_markdown_json_html_of_failures_only.py-test_buggy"
-    assert sorted(p.name for p in folder.iterdir()) == [f"{stem}.html", f"{stem}.json",
-                                                        f"{stem}.md"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        f"{stem}.html",
+        f"{stem}.json",
+        f"{stem}.md",
+    ]
     data = json.loads((folder / f"{stem}.json").read_text())
     assert data["passed"] is False
     assert data["options"]["seed"] == 0
     assert (folder / f"{stem}.md").read_text().startswith(f"# {stem.replace('.py-', '.py::')}")
     assert "<!DOCTYPE html>" in (folder / f"{stem}.html").read_text()
-    result.stdout.fnmatch_lines(["gradcheck: failure reports -> *gc-reports",
-                                 f"E       reports: *{stem}.md, *{stem}.json, *{stem}.html"])
+    result.stdout.fnmatch_lines(
+        [
+            "gradcheck: failure reports -> *gc-reports",
+            f"E       reports: *{stem}.md, *{stem}.json, *{stem}.html",
+        ]
+    )
 
 
 def test_assert_gradients_takes_an_adapter_problem(pytester):

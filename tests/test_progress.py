@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from toy_nets import mlp
 
 from gradcheck import InputError, check
+from tests.helpers.toy import mlp
 
 
-@pytest.mark.parametrize(("bug", "richardson"), [(None, False), ("sign_W2", False),
-                                                  ("per_sample_b2", False), ("sign_W2", True)])
+@pytest.mark.parametrize(
+    ("bug", "richardson"),
+    [(None, False), ("sign_W2", False), ("per_sample_b2", False), ("sign_W2", True)],
+)
 def test_progress_counts_every_evaluation_and_the_plan_is_exact(bug, richardson):
     calls = []
-    report = check(*mlp(bug), richardson=richardson,
-                   progress=lambda done, total: calls.append((done, total)))
+    report = check(
+        *mlp(bug), richardson=richardson, progress=lambda done, total: calls.append((done, total))
+    )
     assert [d for d, _ in calls] == list(range(1, report.evaluations + 1))
     assert all(total >= done for done, total in calls)
     assert calls[-1] == (report.evaluations, report.evaluations)  # refinement is planned for
@@ -23,8 +26,13 @@ def test_progress_counts_every_evaluation_and_the_plan_is_exact(bug, richardson)
 def test_progress_runs_on_through_sample_checks():
     loss, grad, params = mlp("sign_W2")
     calls = []
-    report = check(loss, grad, params, samples=[(loss, grad), (loss, grad)],
-                   progress=lambda done, total: calls.append((done, total)))
+    report = check(
+        loss,
+        grad,
+        params,
+        samples=[(loss, grad), (loss, grad)],
+        progress=lambda done, total: calls.append((done, total)),
+    )
     assert len(report.samples) == 2
     assert [d for d, _ in calls] == list(range(1, report.evaluations + 1))
     assert calls[-1] == (report.evaluations, report.evaluations)

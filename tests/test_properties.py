@@ -29,13 +29,14 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from paramsnap import assert_unchanged, snapshot
 
 import gradcheck
+from tests.helpers.snapshot import assert_unchanged, snapshot
 
 PLANTED_MULTIPLE = 100.0  # planted error, in units of the element's own reported tolerance
-SETTINGS = settings(deadline=None, max_examples=250, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    deadline=None, max_examples=250, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 ACTIVATIONS = ("tanh", "sigmoid", "identity")
 
@@ -93,9 +94,17 @@ class Net(NamedTuple):
 
 
 def _floats(dtype, shape, bound):
-    return hnp.arrays(np.float64, shape, elements=st.floats(
-        -bound, bound, allow_nan=False, allow_infinity=False, allow_subnormal=False,
-    )).map(lambda a: a.astype(dtype))
+    return hnp.arrays(
+        np.float64,
+        shape,
+        elements=st.floats(
+            -bound,
+            bound,
+            allow_nan=False,
+            allow_infinity=False,
+            allow_subnormal=False,
+        ),
+    ).map(lambda a: a.astype(dtype))
 
 
 @st.composite
@@ -115,8 +124,7 @@ def nets(draw) -> Net:
 
 
 def _failing(report) -> list[tuple[str, tuple[int, ...]]]:
-    return [(e.param, e.index) for e in report.entries
-            if e.status not in ("ok", "uncertain")]
+    return [(e.param, e.index) for e in report.entries if e.status not in ("ok", "uncertain")]
 
 
 @SETTINGS
@@ -134,8 +142,12 @@ def planted_cases(draw) -> tuple[Net, str, int, float]:
     """A net, and the parameter, flat element and sign of the error to plant."""
     net = draw(nets())
     name = draw(st.sampled_from(sorted(net.params)))
-    return net, name, draw(st.integers(0, net.params[name].size - 1)), draw(
-        st.sampled_from([-1.0, 1.0]))
+    return (
+        net,
+        name,
+        draw(st.integers(0, net.params[name].size - 1)),
+        draw(st.sampled_from([-1.0, 1.0])),
+    )
 
 
 def _f32(*values):
@@ -144,8 +156,18 @@ def _f32(*values):
 
 # hypothesis's minimal counterexample of an earlier engine: at a smooth minimum the one-sided
 # slopes +-h f'' were read as a kink and the planted element called uncertain
-SMOOTH_MINIMUM = (Net({"W0": _f32([0.0]), "b0": _f32(0.0)}, ("tanh",), _f32([3.0]),
-                      _f32([0.0]), np.dtype(np.float32)), "W0", 0, -1.0)
+SMOOTH_MINIMUM = (
+    Net(
+        {"W0": _f32([0.0]), "b0": _f32(0.0)},
+        ("tanh",),
+        _f32([3.0]),
+        _f32([0.0]),
+        np.dtype(np.float32),
+    ),
+    "W0",
+    0,
+    -1.0,
+)
 
 
 @SETTINGS

@@ -33,7 +33,7 @@ import numpy as np
 from gradcheck import check
 from gradcheck.errors import GradcheckError
 from gradcheck.protocol import Reference
-from gradcheck.report import Report
+from gradcheck.report.model import Report
 from tools.mutate import Mutant, applied, mutants, target_name
 
 MODULES = ("nets.layers", "nets.norms", "nets.conv", "nets.sequence", "nets.recommended")
@@ -49,8 +49,13 @@ def default_targets() -> list[FunctionType]:
     found = []
     for name in MODULES:
         module = importlib.import_module(name)
-        found += [f for f in vars(module).values() if isinstance(f, FunctionType)
-                  and f.__module__ == name and f.__name__.endswith("_backward")]
+        found += [
+            f
+            for f in vars(module).values()
+            if isinstance(f, FunctionType)
+            and f.__module__ == name
+            and f.__name__.endswith("_backward")
+        ]
     for name, qualname in EXTRA:
         obj = importlib.import_module(name)
         for part in qualname.split("."):
@@ -120,7 +125,8 @@ def _difference(base: Baseline, grads) -> str | None:
         ref, new = ref.reshape(-1), new.reshape(-1)
         with np.errstate(invalid="ignore", over="ignore"):
             close = np.abs(new - ref) <= RTOL * np.maximum(np.abs(new), np.abs(ref)) + ATOL * (
-                np.abs(ref).max())
+                np.abs(ref).max()
+            )
         off = ~((close & np.isfinite(new)) | (new == ref))
         kink = param.statuses == "uncertain"
         low = np.fmin(param.forward, param.backward) - param.tolerance
@@ -129,15 +135,18 @@ def _difference(base: Baseline, grads) -> str | None:
         if off.any():
             worst = int(np.argmax(np.where(off, np.abs(new - ref), -1)))
             where = "at a kink, outside the one-sided slopes" if kink[worst] else "differs"
-            return (f"{param.label(worst)} {where}: {new[worst]:.6g} vs {ref[worst]:.6g} "
-                    f"(check tolerance {param.tolerance[worst]:.2g})")
+            return (
+                f"{param.label(worst)} {where}: {new[worst]:.6g} vs {ref[worst]:.6g} "
+                f"(check tolerance {param.tolerance[worst]:.2g})"
+            )
     return None
 
 
 def _differs_at_kinks(base: Baseline, grads) -> bool:
     """Whether an otherwise equivalent gradient differs from the baseline at all."""
-    return any(not np.array_equal(np.asarray(grads[k], dtype=float), v)
-               for k, v in base.grads.items())
+    return any(
+        not np.array_equal(np.asarray(grads[k], dtype=float), v) for k, v in base.grads.items()
+    )
 
 
 def classify(func: FunctionType, mutant: Mutant, bases: list[Baseline]) -> Outcome:
@@ -152,8 +161,12 @@ def classify(func: FunctionType, mutant: Mutant, bases: list[Baseline]) -> Outco
             try:
                 grads = problem.grad(problem.params)
             except Exception as exc:  # the check would raise the same, as a LossError
-                return Outcome(mutant, "killed", f"{base.reference.name}: grad raises "
-                               f"{type(exc).__name__}", raised=True)
+                return Outcome(
+                    mutant,
+                    "killed",
+                    f"{base.reference.name}: grad raises {type(exc).__name__}",
+                    raised=True,
+                )
             why = _difference(base, grads)
             if why:
                 differing.append((base, why))
@@ -164,18 +177,25 @@ def classify(func: FunctionType, mutant: Mutant, bases: list[Baseline]) -> Outco
             try:
                 report = check(problem.loss, problem.grad, problem.params)
             except GradcheckError as exc:  # e.g. a gradient of the wrong type
-                return Outcome(mutant, "killed", f"{base.reference.name}: {type(exc).__name__}",
-                               raised=True)
+                return Outcome(
+                    mutant, "killed", f"{base.reference.name}: {type(exc).__name__}", raised=True
+                )
             if not report.passed:
-                return Outcome(mutant, "killed", f"{base.reference.name}: wrong at "
-                               f"{', '.join(report.failed_params)}")
+                return Outcome(
+                    mutant,
+                    "killed",
+                    f"{base.reference.name}: wrong at {', '.join(report.failed_params)}",
+                )
     if differing:
-        return Outcome(mutant, "survived", "; ".join(f"{b.reference.name}: {w}"
-                                                     for b, w in differing))
+        return Outcome(
+            mutant, "survived", "; ".join(f"{b.reference.name}: {w}" for b, w in differing)
+        )
     detail = "gradient unchanged on " + ", ".join(b.reference.name for b in bases)
     if at_kinks:
-        detail += (f"; on {', '.join(at_kinks)} it differs only at kinks, between the one-sided "
-                   "slopes (another valid subgradient)")
+        detail += (
+            f"; on {', '.join(at_kinks)} it differs only at kinks, between the one-sided "
+            "slopes (another valid subgradient)"
+        )
     return Outcome(mutant, "equivalent", detail)
 
 
@@ -187,8 +207,11 @@ def run(targets: list[FunctionType], references: dict[str, Reference]) -> list[O
     """
     bases = baselines(references)
     hits = exercised(bases, targets)
-    outcomes = [classify(func, m, [bases[n] for n in hits.get(target_name(func), [])])
-                for func in targets for m in mutants(func)]
+    outcomes = [
+        classify(func, m, [bases[n] for n in hits.get(target_name(func), [])])
+        for func in targets
+        for m in mutants(func)
+    ]
     for name, base in bases.items():
         problem = base.reference.build()
         if _difference(base, problem.grad(problem.params)) is not None:
@@ -206,24 +229,35 @@ def summary(outcomes: list[Outcome], seconds: float) -> str:
     raised = sum(o.raised for o in outcomes)
     by_verdict = relevant - raised
     lines = [
-        "# Mutation testing of the checker", "",
+        "# Mutation testing of the checker",
+        "",
         f"**Score: {count['killed']} of {relevant} non-equivalent mutants caught "
         f"({score:.1%}).** {len(outcomes)} mutants of {len({o.mutant.target for o in outcomes})} "
         f"backward functions; {count['equivalent']} equivalent on the check inputs, "
-        f"{count['unexercised']} unexercised; {seconds:.0f} s.", "",
+        f"{count['unexercised']} unexercised; {seconds:.0f} s.",
+        "",
         f"Of the killed, {raised} made the gradient function raise (the check reports that as an "
         f"error); leaving those out, {count['killed'] - raised} of {by_verdict} mutants that "
         "return a gradient of the right type were caught by a wrong-partial verdict "
-        f"({(count['killed'] - raised) / by_verdict if by_verdict else 1.0:.1%}).", "",
-        "| function | mutants | killed | equivalent | survived |", "|---|---|---|---|---|"]
+        f"({(count['killed'] - raised) / by_verdict if by_verdict else 1.0:.1%}).",
+        "",
+        "| function | mutants | killed | equivalent | survived |",
+        "|---|---|---|---|---|",
+    ]
     per = defaultdict(lambda: defaultdict(int))
     for o in outcomes:
         per[o.mutant.target][o.verdict] += 1
     for target, c in per.items():
-        lines.append(f"| `{target}` | {sum(c.values())} | {c['killed']} | {c['equivalent']} "
-                     f"| {c['survived']} |")
-    for verdict, title in (("survived", "Survivors (gaps)"), ("unexercised", "Unexercised"),
-                           ("equivalent", "Equivalent mutants"), ("killed", "Killed mutants")):
+        lines.append(
+            f"| `{target}` | {sum(c.values())} | {c['killed']} | {c['equivalent']} "
+            f"| {c['survived']} |"
+        )
+    for verdict, title in (
+        ("survived", "Survivors (gaps)"),
+        ("unexercised", "Unexercised"),
+        ("equivalent", "Equivalent mutants"),
+        ("killed", "Killed mutants"),
+    ):
         chosen = [o for o in outcomes if o.verdict == verdict]
         lines += ["", f"## {title}: {len(chosen)}", ""]
         lines += [f"- `{o.mutant}`: {o.detail}" for o in chosen] or ["(none)"]
@@ -234,8 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run every mutant; exit 0 when the score reaches ``--target``."""
     from gradcheck.protocol import load_references
 
-    parser = argparse.ArgumentParser(prog="python -m tools.mutants", description=__doc__.split(
-        "\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.mutants", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--only", default="", help="only targets whose name contains this")
     parser.add_argument("--out", type=Path, default=Path("reports/mutants.md"))
     parser.add_argument("--target", type=float, default=0.95, help="score needed to exit 0")

@@ -34,11 +34,19 @@ from dataclasses import dataclass
 from types import CodeType, FunctionType
 
 SWAPS: dict[type, tuple[type, ...]] = {
-    ast.Add: (ast.Sub,), ast.Sub: (ast.Add,), ast.Mult: (ast.Div,), ast.Div: (ast.Mult,),
-    ast.MatMult: (ast.Mult,), ast.Pow: (ast.Mult,),
+    ast.Add: (ast.Sub,),
+    ast.Sub: (ast.Add,),
+    ast.Mult: (ast.Div,),
+    ast.Div: (ast.Mult,),
+    ast.MatMult: (ast.Mult,),
+    ast.Pow: (ast.Mult,),
 }
 COMPARES: dict[type, type] = {
-    ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Eq: ast.NotEq,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Eq: ast.NotEq,
     ast.NotEq: ast.Eq,
 }
 REDUCTIONS = {"sum": "mean", "mean": "sum"}
@@ -98,12 +106,16 @@ def variants(node: ast.AST) -> list[tuple[str, ast.AST]]:
     elif isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
         out += [("constant", ast.Constant(node.value + delta)) for delta in (1, -1)]
     elif isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in COMPARES:
-        out.append(("compare", ast.Compare(node.left, [COMPARES[type(node.ops[0])]()],
-                                           node.comparators)))
+        out.append(
+            ("compare", ast.Compare(node.left, [COMPARES[type(node.ops[0])]()], node.comparators))
+        )
     elif isinstance(node, ast.Attribute) and node.attr == "T":
         out.append(("transpose", node.value))
-    elif isinstance(node, ast.Attribute) and node.attr in REDUCTIONS and isinstance(
-            node.ctx, ast.Load):
+    elif (
+        isinstance(node, ast.Attribute)
+        and node.attr in REDUCTIONS
+        and isinstance(node.ctx, ast.Load)
+    ):
         out.append(("reduce", ast.Attribute(node.value, REDUCTIONS[node.attr], ast.Load())))
     elif isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add):
         out.append(("accumulate", ast.Assign([node.target], node.value)))
@@ -120,8 +132,10 @@ def _definition(func: FunctionType) -> tuple[ast.FunctionDef, str]:
     path = func.__qualname__.split(".")
     body = tree.body
     for part in path:
-        node = next((n for n in body if isinstance(n, (ast.FunctionDef, ast.ClassDef))
-                     and n.name == part), None)
+        node = next(
+            (n for n in body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == part),
+            None,
+        )
         if node is None:
             raise LookupError(f"no definition of {func.__qualname__} in {filename}")
         body = node.body
@@ -132,8 +146,11 @@ def _definition(func: FunctionType) -> tuple[ast.FunctionDef, str]:
 def _body_nodes(definition: ast.FunctionDef) -> Iterator[tuple[ast.AST, ast.AST, str, int | None]]:
     """The walk of the body, skipping the docstring (a string constant mutates to nothing)."""
     for i, statement in enumerate(definition.body):
-        if i == 0 and isinstance(statement, ast.Expr) and isinstance(
-                getattr(statement, "value", None), ast.Constant):
+        if (
+            i == 0
+            and isinstance(statement, ast.Expr)
+            and isinstance(getattr(statement, "value", None), ast.Constant)
+        ):
             continue
         yield statement, definition, "body", i
         yield from _walk(statement)
@@ -148,8 +165,9 @@ def _context(node: ast.AST, parents: dict[int, ast.AST]) -> ast.AST:
     too short to read alone (``1`` in ``axis=-1`` shows as the whole call)."""
     shown = node
     while isinstance(parents.get(id(shown)), (ast.expr, ast.keyword)) and (
-            isinstance(shown, (ast.Constant, ast.UnaryOp, ast.Name, ast.keyword))
-            or len(ast.unparse(shown)) < 12):
+        isinstance(shown, (ast.Constant, ast.UnaryOp, ast.Name, ast.keyword))
+        or len(ast.unparse(shown)) < 12
+    ):
         shown = parents[id(shown)]
     return shown
 
@@ -171,8 +189,17 @@ def mutants(func: FunctionType) -> list[Mutant]:
                 after = ast.unparse(shown if shown is not node else new)
             finally:
                 _put(parent, field, position, node)
-            found.append(Mutant(target_name(func), index, variant, kind,
-                                getattr(node, "lineno", definition.lineno), before, after))
+            found.append(
+                Mutant(
+                    target_name(func),
+                    index,
+                    variant,
+                    kind,
+                    getattr(node, "lineno", definition.lineno),
+                    before,
+                    after,
+                )
+            )
     return found
 
 

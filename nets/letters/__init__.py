@@ -35,12 +35,17 @@ from nets.layers import (
 )
 from nets.network import Network, Stage
 
-LETTER_O = np.array([[0, 1, 1, 1, 1, 0],
-                     [1, 0, 0, 0, 0, 1],
-                     [1, 0, 0, 0, 0, 1],
-                     [1, 0, 0, 0, 0, 1],
-                     [1, 0, 0, 0, 0, 1],
-                     [0, 1, 1, 1, 1, 0]], dtype=float)
+LETTER_O = np.array(
+    [
+        [0, 1, 1, 1, 1, 0],
+        [1, 0, 0, 0, 0, 1],
+        [1, 0, 0, 0, 0, 1],
+        [1, 0, 0, 0, 0, 1],
+        [1, 0, 0, 0, 0, 1],
+        [0, 1, 1, 1, 1, 0],
+    ],
+    dtype=float,
+)
 LETTER_X = np.maximum(np.eye(6), np.eye(6)[::-1])
 CLASSES = ("O", "X")  # label 0 is "O", label 1 is "X": the one-hot targets teach the net this
 SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
@@ -53,8 +58,9 @@ def shift(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
     """``image`` moved down by ``dy`` and right by ``dx`` pixels; vacated pixels are 0."""
     out = np.zeros_like(image)
     h, w = image.shape
-    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-        image[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = image[
+        max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+    ]
     return out
 
 
@@ -63,8 +69,10 @@ def letters_dataset(noisy_copies: int = 2, noise: float = 0.25, seed: int = 0):
     clean = np.array([shift(letter, *s) for letter in (LETTER_O, LETTER_X) for s in SHIFTS])
     labels = np.repeat(np.arange(2), len(SHIFTS))
     rng = np.random.default_rng(seed)
-    noisy = [np.clip(clean + rng.normal(scale=noise, size=clean.shape), 0.0, 1.0)
-             for _ in range(noisy_copies)]
+    noisy = [
+        np.clip(clean + rng.normal(scale=noise, size=clean.shape), 0.0, 1.0)
+        for _ in range(noisy_copies)
+    ]
     images = np.concatenate([clean, *noisy])[:, None]
     return images, np.tile(labels, noisy_copies + 1)
 
@@ -78,22 +86,29 @@ def render(image: np.ndarray) -> str:
 # ------------------------------------------------------------------------------- the convnet
 def convnet(images: np.ndarray, labels: np.ndarray) -> Network:
     """conv 3x3 (wc, bc) -> max-pool 2x2 -> flatten -> dense (wd, bd) -> softmax cross-entropy."""
-    return Network((
-        Stage("conv", conv2d_forward, conv2d_backward, ("wc", "bc")),
-        Stage("pool", maxpool_forward, maxpool_backward),
-        Stage("flatten", flatten_forward, flatten_backward),
-        Stage("dense", dense_forward, dense_backward, ("wd", "bd")),
-        Stage("loss", cross_entropy_forward, cross_entropy_backward, options={"target": labels}),
-    ), images)
+    return Network(
+        (
+            Stage("conv", conv2d_forward, conv2d_backward, ("wc", "bc")),
+            Stage("pool", maxpool_forward, maxpool_backward),
+            Stage("flatten", flatten_forward, flatten_backward),
+            Stage("dense", dense_forward, dense_backward, ("wd", "bd")),
+            Stage(
+                "loss", cross_entropy_forward, cross_entropy_backward, options={"target": labels}
+            ),
+        ),
+        images,
+    )
 
 
 def init_convnet(filters: int = 2, seed: int = 0) -> dict[str, np.ndarray]:
     """Seeded starting parameters of :func:`convnet` (6x6 -> 4x4 -> pooled 2x2 per filter)."""
     rng = np.random.default_rng(seed)
-    return {"wc": rng.normal(scale=0.5, size=(filters, 1, 3, 3)),
-            "bc": rng.normal(scale=0.1, size=filters),
-            "wd": rng.normal(scale=0.5, size=(4 * filters, 2)),
-            "bd": rng.normal(scale=0.1, size=2)}
+    return {
+        "wc": rng.normal(scale=0.5, size=(filters, 1, 3, 3)),
+        "bc": rng.normal(scale=0.1, size=filters),
+        "wd": rng.normal(scale=0.5, size=(4 * filters, 2)),
+        "bd": rng.normal(scale=0.1, size=2),
+    }
 
 
 def convnet_logits(params, images):

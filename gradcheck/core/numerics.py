@@ -1,0 +1,223 @@
+"""Every numerical choice of the finite-difference check, each with its reason.
+
+Notation: ``f`` is the loss, ``x`` one parameter element, ``h`` the step, ``eps`` the machine
+epsilon of the coarser of the parameter's and the loss's dtype.
+
+Error model of the central difference ``(f(x+h) - f(x-h)) / 2h``:
+
+* truncation: ``h**2 * |f'''| / 6``;
+* rounding: the loss is only known to ``noise = noise_ulps * eps * |f|``, so the quotient
+  carries ``noise / h``.
+
+The step minimising their sum is ``h* = (3 noise / |f'''|) ** (1/3)``. With ``|f'''| ~ |f|`` this
+is the textbook ``eps**(1/3) * max(1, |x|)``; neural-net losses are often far flatter than their
+value (partials ~1e-4 against a loss of ~0.25), where a larger step is much more accurate, so the
+engine measures ``|f'''|`` on a few elements of each tensor (the pilot) and takes ``h*`` clipped
+to ``[eps**(1/3), eps**(1/5)] * max(1, |x|)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gradcheck.errors import InputError
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a hand-written partial may sit from the finite-difference one and still pass.
+
+    An element passes when ``|analytic - numeric| <= safety * err + rtol * max(|analytic|,
+    |numeric|)``, where ``err`` is the engine's estimate of the finite-difference error of that
+    element (truncation + rounding, see :func:`central_error`).
+
+    Attributes:
+        safety: how many estimated errors a discrepancy must exceed to count as wrong. The
+            estimate is an order of magnitude, not a bound, hence a margin of 10.
+        noise_ulps: how many units in the last place of ``|f|`` one loss evaluation is assumed
+            to be off by (sums over a batch round more than one ulp).
+        rtol: relative floor; ``None`` means ``sqrt(eps)`` of the parameter dtype, the accuracy
+            a hand-written gradient in that precision can promise (its own rounding).
+    """
+
+    safety: float = 10.0
+    noise_ulps: float = 32.0
+    rtol: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.safety > 0:
+            raise InputError(f"Tolerance.safety must be > 0, got {self.safety!r}")
+        if not self.noise_ulps > 0:
+            raise InputError(f"Tolerance.noise_ulps must be > 0, got {self.noise_ulps!r}")
+        if self.rtol is not None and not self.rtol >= 0:
+            raise InputError(f"Tolerance.rtol must be >= 0 or None, got {self.rtol!r}")
+
+    def relative_floor(self, dtype: np.dtype) -> float:
+        """The relative floor for a parameter of this dtype."""
+        return float(np.sqrt(machine_eps(dtype))) if self.rtol is None else self.rtol
+
+
+def machine_eps(dtype: np.dtype) -> float:
+    """Machine epsilon of a floating dtype (float64 for anything else)."""
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.floating):
+        return float(np.finfo(dtype).eps)
+    return float(np.finfo(np.float64).eps)
+
+
+def coarser_dtype(*dtypes: np.dtype | None) -> np.dtype:
+    """The floating dtype with the largest epsilon among ``dtypes`` (float64 if none is).
+
+    A hand-written gradient computed in float32 is only as precise as float32, even for
+    float64 parameters: the tolerance's relative floor must come from the coarser of the two.
+    """
+    floats = [np.dtype(d) for d in dtypes if d is not None and np.issubdtype(d, np.floating)]
+    return max(floats, key=machine_eps, default=np.dtype(np.float64))
+
+
+def coarser_eps(*dtypes: np.dtype) -> float:
+    """The largest epsilon among dtypes: the loss is only as precise as its coarsest input."""
+    return max(machine_eps(d) for d in dtypes)
+
+
+def step_bounds(x: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest and largest step allowed at ``x``.
+
+    ``eps**(1/3)`` is optimal when ``|f'''| ~ |f|``; below it rounding dominates whatever the
+    curvature. ``eps**(1/5)`` is optimal for the pilot's third differences; above it the step
+    crosses kinks (ReLU, max) too often. Both scale with ``max(1, |x|)`` so the step stays
+    representable for large parameters.
+    """
+    scale = np.maximum(1.0, np.abs(x.astype(np.float64)))
+    return eps ** (1 / 3) * scale, eps ** (1 / 5) * scale
+
+
+def pilot_step(x: np.ndarray, eps: float) -> np.ndarray:
+    """Step for estimating ``f'''`` by third differences: ``eps**(1/5) * max(1, |x|)``.
+
+    Third differences carry rounding ``noise / h**3``, so they need a larger step than first
+    differences; ``eps**(1/5)`` balances that against their own ``h**2`` truncation.
+    """
+    return step_bounds(x, eps)[1]
+
+
+def optimal_step(x: np.ndarray, noise: float, third: float, eps: float) -> np.ndarray:
+    """Central-difference step minimising truncation + rounding, clipped to :func:`step_bounds`.
+
+    ``h* = (3 noise / |f'''|) ** (1/3)``; ``third`` is the largest ``|f'''|`` the pilot saw on
+    this tensor (a larger value is the safe side: a smaller step).
+    """
+    low, high = step_bounds(x, eps)
+    if third <= 0 or not np.isfinite(third):
+        return high
+    return np.clip((3.0 * noise / third) ** (1 / 3), low, high)
+
+
+def taken_steps(x: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The points ``x + h`` and ``x - h`` in ``x``'s dtype, and the distance actually spanned.
+
+    ``x + h`` is rounded to the dtype, so the step taken is ``(x + h) - x``, not ``h``
+    (scipy's ``_numdiff``, numdifftools' ``make_exact``). Dividing by the true span removes
+    that representation error entirely.
+    """
+    h = h.astype(x.dtype)
+    upper = x + h
+    lower = x - h
+    span = upper.astype(np.float64) - lower.astype(np.float64)
+    return upper, lower, span
+
+
+def evaluation_noise(values: np.ndarray, eps: float, tol: Tolerance) -> np.ndarray:
+    """Absolute uncertainty of loss values: ``noise_ulps * eps * |f|`` (at least a tiny floor)."""
+    return tol.noise_ulps * eps * np.maximum(np.abs(values), np.finfo(np.float64).tiny)
+
+
+def central_error(noise: np.ndarray, span: np.ndarray, third: float) -> np.ndarray:
+    """Error estimate of a central difference: rounding ``2 noise / span`` + truncation.
+
+    ``span`` is ``2h``; truncation is ``h**2 |f'''| / 6`` with the pilot's ``|f'''|``.
+    """
+    half = span / 2.0
+    return 2.0 * noise / span + half**2 * third / 6.0
+
+
+def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> np.ndarray:
+    """The one error metric used everywhere: ``|a - n| / max(|a|, |n|)``, 0 where both are 0.
+
+    Symmetric, bounded by 2, and 2 exactly when the signs are opposite. Near-zero partials make
+    it meaningless, which is why the verdict uses the error estimate, not this number.
+    """
+    analytic = np.asarray(analytic, dtype=np.float64)
+    numeric = np.asarray(numeric, dtype=np.float64)
+    scale = np.maximum(np.abs(analytic), np.abs(numeric))
+    diff = np.abs(analytic - numeric)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(scale > 0, diff / np.where(scale > 0, scale, 1.0), 0.0)
+
+
+# -- fast mode: central differences along a random direction -------------------------------
+# A probe moves a tensor (or a subset of it) along ``v = z * max(1, |x|)``, ``z`` standard
+# normal, and compares ``D = f(x + h v) - f(x - h v)`` with ``A = a . (taken span)``, the
+# hand-written directional difference. Everything below is in units of ``D``, a difference of
+# two loss values; divide by ``2h`` for directional derivatives.
+
+
+def probe_step(noise: float, third: float, eps: float) -> float:
+    """Step ``h`` along ``v``: :func:`optimal_step`'s rule with the scale ``max(1, |x|)`` moved
+    into ``v``, so ``h = (3 noise / |F'''|) ** (1/3)`` clipped to ``[eps**(1/3), eps**(1/5)]``,
+    ``F'''`` the third derivative of ``F(s) = f(x + s v)``. A non-finite pilot (it met an
+    overflow or a cliff) takes the smallest step."""
+    if not np.isfinite(third):
+        return eps ** (1 / 3)
+    return float(optimal_step(np.zeros(()), noise, third, eps))
+
+
+def gaussian_quantile(false_alarm: float) -> float:
+    """``c`` with ``P(|N(0, 1)| > c) = false_alarm``.
+
+    The hand-written gradient's own rounding ``rho_i a_i`` (``|rho_i| <= rtol``) enters a probe
+    as ``sum_i rho_i a_i span_i`` with ``span_i ~ 2h s_i z_i``: for any fixed rounding pattern
+    that sum is Gaussian in ``z`` with standard deviation at most ``rtol ||a * 2h s||_2``, so an
+    allowance of ``c`` such deviations is exceeded with probability ``false_alarm`` exactly.
+    """
+    from scipy.special import ndtri
+
+    if not 0 < false_alarm < 1:
+        raise ValueError(f"false_alarm must be in (0, 1), got {false_alarm!r}")
+    return float(-ndtri(false_alarm / 2))
+
+
+def probe_tolerance(
+    noise: float,
+    half_step: float,
+    third: float,
+    rounding_norm: float,
+    rtol: float,
+    tol: Tolerance,
+    quantile: float,
+) -> float:
+    """Allowed ``|D - A|`` for a correct gradient.
+
+    ``safety`` times the central difference's own error in ``D`` units (``2h`` times
+    :func:`central_error`: rounding ``2 noise`` + truncation ``h**3 |F'''| / 3``), plus
+    ``quantile`` standard deviations of the hand-written rounding (see
+    :func:`gaussian_quantile`); ``rounding_norm`` is ``||a * 2h max(1, |x|)||_2`` over the
+    probed elements.
+    """
+    span = np.array(2.0 * half_step)
+    fd = float(central_error(np.array(noise), span, third) * span)
+    return tol.safety * fd + quantile * rtol * rounding_norm
+
+
+def small_ball(ratio: float) -> float:
+    """Bound on the chance that a probe misses errors ``ratio`` times its sensitivity.
+
+    Errors ``e`` on the probed subset add ``2h sum e_i s_i z_i ~ N(0, sigma**2)``, ``sigma =
+    2h ||e * s||_2``, whatever their signs (a Gaussian sum has no cancellation beyond its own
+    small-ball probability). The probe passes only if that lands within twice its tolerance
+    ``T`` (the finite-difference error can oppose it by up to ``T``):
+    ``P(|N(0, sigma**2)| <= 2T) <= 4T / (sigma sqrt(2 pi)) = 1.6 / ratio``, ratio = sigma / T.
+    """
+    return min(1.0, 4.0 / (np.sqrt(2.0 * np.pi) * ratio)) if ratio > 0 else 1.0

@@ -1,0 +1,295 @@
+"""The user's parameters: validated, perturbed one element at a time, always restored bitwise.
+
+The loss is called with a dict built here (``ParamSet.view``). Writable float arrays in it are
+the user's own arrays, perturbed in place so that code reading them through closures or
+attributes sees the perturbation too; Python floats and read-only arrays are replaced in the
+view instead (the user's objects are never written). Every write is undone right after the
+evaluation that needed it, and :meth:`ParamSet.restore_all` copies the snapshot back bit for bit
+on every way out (``finally``), KeyboardInterrupt included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from numbers import Real
+from typing import Any
+
+import numpy as np
+
+from gradcheck.errors import InputError, StateMutationError
+
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+@dataclass
+class Param:
+    """One named parameter as the engine sees it."""
+
+    name: str
+    original: Any  # exactly what the user passed
+    array: np.ndarray  # what gets perturbed: the user's array, or a private writable copy
+    snapshot: np.ndarray  # bitwise copy taken before anything ran
+    python_scalar: bool  # the user passed a Python/NumPy scalar, not an array
+    in_place: bool  # ``array`` is the user's own array
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.array.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.array.dtype
+
+    @property
+    def size(self) -> int:
+        return self.array.size
+
+
+def _as_param(name: Any, value: Any) -> Param:
+    if not isinstance(name, str):
+        raise InputError(f"parameter names must be strings, got {name!r} ({type(name).__name__})")
+    notes: list[str] = []
+    if isinstance(value, np.ndarray):
+        array = value
+        python_scalar = False
+    elif isinstance(value, (bool, np.bool_)):
+        raise InputError(f"parameter {name!r} is a bool; expected a float or a float ndarray")
+    elif isinstance(value, (Real, np.number)) and not isinstance(value, np.complexfloating):
+        if isinstance(value, (int, np.integer)):
+            notes.append(f"{name!r} was the integer {value!r}; checked as float64 {float(value)!r}")
+        # a NumPy float scalar keeps its dtype, so float16 is refused as it is for arrays
+        array = np.array(float(value) if isinstance(value, (int, np.integer)) else value)
+        python_scalar = True
+    elif isinstance(value, (complex, np.complexfloating)):
+        raise InputError(
+            f"parameter {name!r} is complex; gradcheck checks real parameters: pass the real "
+            "and imaginary parts as two float parameters"
+        )
+    else:
+        raise InputError(
+            f"parameter {name!r} is a {type(value).__name__}; expected a float or a float ndarray"
+        )
+    if array.dtype not in SUPPORTED_DTYPES:
+        kind = array.dtype
+        if np.issubdtype(kind, np.integer) or kind == np.bool_:
+            hint = (
+                "a finite difference on integers is always 0; convert it with "
+                f"params[{name!r}] = params[{name!r}].astype(float) if it is a real parameter"
+            )
+        elif np.issubdtype(kind, np.complexfloating):
+            hint = "pass the real and imaginary parts as two float parameters"
+        elif kind == np.float16:
+            hint = "float16 keeps 3 significant digits, too few for finite differences; use float32"
+        elif kind.newbyteorder("=") in SUPPORTED_DTYPES:
+            hint = "expected native byte order: convert it with .astype(np.float64)"
+        else:
+            hint = "expected float32 or float64"
+        raise InputError(f"parameter {name!r} has dtype {kind}; {hint}")
+    if array.size == 0:
+        raise InputError(f"parameter {name!r} is empty (shape {array.shape}); nothing to check")
+    finite = np.isfinite(array)
+    if not finite.all():
+        first = int(np.flatnonzero(~finite)[0])
+        index = ", ".join(str(i) for i in np.unravel_index(first, array.shape))
+        label = f"{name}[{index}]" if array.ndim else name
+        raise InputError(
+            f"parameter {name!r} is {array.flat[first]} at {label}; expected finite "
+            "values: a finite difference at a NaN or infinite point means nothing"
+        )
+    in_place = not python_scalar and array.flags.writeable
+    if in_place and _overlaps_itself(array):
+        raise InputError(
+            f"parameter {name!r} is a view whose elements share memory (np.broadcast_to or "
+            "as_strided); perturbing one element would move others: pass a copy"
+        )
+    if not python_scalar and not in_place:
+        notes.append(f"{name!r} is read-only; perturbed on a private copy")
+    working = array if in_place else np.array(array, copy=True)
+    return Param(
+        name=name,
+        original=value,
+        array=working,
+        snapshot=np.array(array, copy=True),
+        python_scalar=python_scalar,
+        in_place=in_place,
+        notes=notes,
+    )
+
+
+def _overlaps_itself(array: np.ndarray) -> bool:
+    """Whether two elements of ``array`` share a byte (a zero or too-small stride).
+
+    Linear in the size: the byte offset of every element, sorted.
+    """
+    if array.flags.c_contiguous or array.flags.f_contiguous:
+        return False
+    offsets = np.zeros((), dtype=np.int64)
+    for n, stride in zip(array.shape, array.strides, strict=True):
+        offsets = np.add.outer(offsets, np.arange(n, dtype=np.int64) * stride)
+    return bool((np.diff(np.sort(offsets, axis=None)) < array.itemsize).any())
+
+
+class ParamSet:
+    """Validated parameters with element-wise perturbation and bitwise restoration."""
+
+    def __init__(self, params: Mapping[str, Any]):
+        if not isinstance(params, Mapping):
+            raise InputError(
+                f"params must be a dict of name -> float or ndarray, got {type(params).__name__}"
+            )
+        if not params:
+            raise InputError("params is empty; pass at least one parameter")
+        self.params: dict[str, Param] = {n: _as_param(n, v) for n, v in params.items()}
+        self._check_aliasing()
+        self.view: dict[str, Any] = {}
+        for p in self.params.values():
+            self.view[p.name] = self._public(p)
+
+    def _check_aliasing(self) -> None:
+        # read-only arrays too: their private copies would move apart from what they view
+        arrays = [p for p in self.params.values() if not p.python_scalar]
+        for i, a in enumerate(arrays):
+            for b in arrays[i + 1 :]:
+                if np.shares_memory(a.original, b.original):
+                    raise InputError(
+                        f"parameters {a.name!r} and {b.name!r} share memory (one is a view of "
+                        "the other, or both view one array); perturbing one would move the "
+                        "other: pass each parameter once"
+                    )
+
+    @staticmethod
+    def _public(p: Param) -> Any:
+        """What the loss sees for ``p`` when it is not perturbed."""
+        if p.python_scalar:
+            return (
+                p.original if not isinstance(p.original, (int, np.integer)) else float(p.original)
+            )
+        return p.array
+
+    # -- element access -------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return list(self.params)
+
+    def __getitem__(self, name: str) -> Param:
+        return self.params[name]
+
+    def flat_values(self, name: str) -> np.ndarray:
+        """The parameter's values as a flat array in its own dtype (a copy)."""
+        return self.params[name].snapshot.reshape(-1).copy()
+
+    def set(self, name: str, index: int, value: Any) -> None:
+        """Write ``value`` at flat ``index`` of parameter ``name`` (visible to the loss)."""
+        p = self.params[name]
+        if p.python_scalar:
+            self.view[name] = self.scalar_type(name)(value)
+        else:
+            _write(p, index, value)
+
+    def scalar_type(self, name: str) -> type:
+        """What a perturbed scalar parameter is handed to the loss as: a NumPy float keeps its
+        type; floats and ints (seen as floats, see ``_public``) are ``float``."""
+        p = self.params[name]
+        return p.array.dtype.type if isinstance(p.original, np.floating) else float
+
+    def flat_pair(self, name: str) -> tuple[Any, np.ndarray]:
+        """The flat iterator of an array parameter (``None`` for a scalar, which the view
+        replaces instead) and its snapshot, flat: the hot loop indexes them directly. The
+        iterator writes in C order whatever the layout, honours the array's writeable flag at
+        each write (as :func:`_write` does) and is the fastest single-element writer."""
+        p = self.params[name]
+        return (None if p.python_scalar else p.array.flat), p.snapshot.reshape(-1)
+
+    def set_many(self, name: str, index: slice | np.ndarray, values: np.ndarray) -> None:
+        """Write ``values`` at the flat positions ``index`` (a slice or an index array)."""
+        p = self.params[name]
+        if p.python_scalar:
+            self.view[name] = self.scalar_type(name)(np.asarray(values).reshape(-1)[0])
+        else:
+            _write(p, index, values)
+
+    def reset_many(self, name: str, index: slice | np.ndarray) -> None:
+        """Put the flat positions ``index`` of ``name`` back to their snapshot bits."""
+        p = self.params[name]
+        if p.python_scalar:
+            self.view[name] = self._public(p)
+        else:
+            _write(p, index, p.snapshot.reshape(-1)[index])
+
+    def reset(self, name: str, index: int) -> None:
+        """Put element ``index`` of ``name`` back to its snapshot bits."""
+        p = self.params[name]
+        if p.python_scalar:
+            self.view[name] = self._public(p)
+        else:
+            _write(p, index, p.snapshot.flat[index])
+
+    def restore_all(self) -> None:
+        """Copy every snapshot back, bit for bit, and put the view back to the originals.
+
+        Each parameter is restored on its own, so one that cannot be written (a loss that made
+        it read-only and whose base is read-only too) does not stop the others.
+        """
+        failed = []
+        for p in self.params.values():
+            self.view[p.name] = self._public(p)
+            if p.python_scalar:
+                continue
+            try:
+                if not p.array.flags.writeable:  # the loss froze it; it was writable before
+                    p.array.flags.writeable = True
+                np.copyto(p.array, p.snapshot, casting="no")
+            except ValueError:
+                if p.array.tobytes() != p.snapshot.tobytes():  # frozen, but intact is no loss
+                    failed.append(p.name)
+        if failed:
+            raise StateMutationError(
+                f"could not restore parameter(s) {', '.join(map(repr, failed))}: the loss or "
+                "grad made them read-only; their original values are lost"
+            )
+
+    def changed(self) -> list[str]:
+        """Names whose value differs, bit for bit, from the snapshot.
+
+        Catches a loss or gradient function that writes into its parameters, one that
+        rebinds an entry of the dict it was given, and one that makes an array read-only.
+        """
+        out = []
+        for p in self.params.values():
+            current = self.view.get(p.name)
+            if not p.python_scalar:
+                if current is not p.array or not p.array.flags.writeable:
+                    out.append(p.name)
+                    continue
+                current = p.array
+            elif current is not p.original:
+                current = np.asarray(current)
+                if current.dtype != p.snapshot.dtype or current.shape != ():
+                    out.append(p.name)
+                    continue
+            if np.asarray(current).tobytes() != p.snapshot.tobytes():
+                out.append(p.name)
+        return out
+
+    @property
+    def notes(self) -> list[str]:
+        return [n for p in self.params.values() for n in p.notes]
+
+
+def _write(p: Param, index: Any, value: Any) -> None:
+    """One element write (or several: a slice or an index array); a parameter made read-only
+    mid-check is a state mutation."""
+    try:
+        p.array.flat[index] = value
+    except ValueError as exc:
+        raise read_only_error(p) from exc
+
+
+def read_only_error(p: Param) -> StateMutationError:
+    """What a write into a parameter the loss made read-only raises."""
+    return StateMutationError(
+        f"parameter {p.name!r} became read-only during the check: the loss or grad must "
+        "not change its parameters' flags"
+    )

@@ -1,0 +1,123 @@
+"""The arithmetic of a finite-difference stencil: from loss values at ``x +- m h`` (two or
+three levels ``m``) to a numeric partial, its error estimate, the one-sided slopes and a kink
+flag. Pure functions of loss values; :class:`gradcheck.core.differences.Engine` evaluates
+the points.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Kink test: how far (as a fraction of their size) the slope gaps at two steps may depart from
+# proportionality before the element counts as a kink. A smooth loss departs by O(s**2 f''''/f'');
+# a kink by at least 37% at one of two consecutive pairs of levels (see analyse).
+KINK_RELATIVE = 0.15
+# How many times its noise estimate a departure from proportionality must exceed to count. Lower
+# than the verdict's safety factor on purpose: a kink taken for smooth biases the numeric value
+# (a false alarm), while a smooth element taken for a kink is only called uncertain.
+KINK_NOISE = 2.0
+
+# a level: f(x + s), f(x - s), and the up and down steps actually taken
+Level = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def analyse(f0: float, central: dict[float, Level], noise: np.ndarray) -> dict[str, np.ndarray]:
+    """Analyse central differences at two or three step levels (``central``: level -> values).
+
+    Returns, per element, a Richardson value with an error estimate, the one-sided slopes
+    at the smallest step, ``|f'''|`` and the kink flag.
+
+    Richardson: with central values ``n(s) = f' + a s**2 + b s**4``, ``R(s, 2s) = (4 n(s)
+    - n(2s)) / 3`` leaves ``-4 b s**4``; with a third level, ``R(2s, 4s) - R(s, 2s) = -60 b
+    s**4`` measures it, so ``R(s, 2s)`` is off by that difference / 15 and ``R(2s, 4s)`` by
+    16/15 of it (plus rounding, larger at smaller steps): the better of the two is kept.
+    With two levels only (the pilot), the error bar is the truncation of ``n(s)`` itself.
+
+    Kinks: the gap between the one-sided slopes, ``g(s) = forward(s) - backward(s)``, is
+    ``s f'' + O(s**3)`` for a smooth loss, so it doubles when the step doubles; a kink with
+    a jump ``J`` at distance ``t s`` gives ``g(m s) = J (1 - t / m)``, which does not. An
+    element is a kink when the gap between its two smallest levels does not scale (beyond
+    noise), whatever the jump's size; a kink seen only between the two larger levels lies
+    outside the small stencil, whose Richardson value is then used alone.
+    """
+    levels = sorted(central)
+    n, half, gap, gap_noise, rounding = {}, {}, {}, {}, {}
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        for m, (f_up, f_down, hu, hd) in central.items():
+            half[m] = (hu + hd) / 2
+            n[m] = (f_up - f_down) / (hu + hd)
+            gap[m] = (f_up - f0) / hu - (f0 - f_down) / hd
+            gap_noise[m] = 4.0 * noise / half[m]
+            rounding[m] = noise / half[m]
+
+        def scales(a, b):
+            """Whether the slope gap grows in proportion to the step from level a to b."""
+            ratio = half[b] / half[a]
+            residual = np.abs(gap[b] - ratio * gap[a])
+            return residual <= KINK_RELATIVE * (np.abs(gap[b]) + ratio * np.abs(gap[a])) + (
+                KINK_NOISE * (gap_noise[b] + ratio * gap_noise[a])
+            )
+
+        def richardson(a, b):
+            return (half[b] ** 2 * n[a] - half[a] ** 2 * n[b]) / (half[b] ** 2 - half[a] ** 2)
+
+        a, b = levels[0], levels[1]
+        smooth = scales(a, b)
+        rich_ab = richardson(a, b)
+        truncation = np.abs(n[a] - n[b]) * half[a] ** 2 / (half[b] ** 2 - half[a] ** 2)
+        numeric = rich_ab
+        error = truncation + 3.0 * rounding[a]
+        if len(levels) > 2:
+            c = levels[2]
+            rich_bc = richardson(b, c)
+            spread = np.abs(rich_bc - rich_ab)
+            err_ab = spread / 15.0 + 3.0 * rounding[a]
+            err_bc = spread * 16.0 / 15.0 + 3.0 * rounding[b]
+            both = smooth & scales(b, c)
+            numeric = np.where(both & (err_bc < err_ab), rich_bc, rich_ab)
+            error = np.where(both, np.minimum(err_ab, err_bc), error)
+            # a loss that is C1 but not C2 here (relu(z)**2 with z = 0: a jump in f'')
+            # leaves central differences an error linear in the step, which the h**2
+            # extrapolation above does not remove: detect the order, extrapolate linearly
+            linear = _first_order(n[a], n[b], n[c], rounding[a])
+            lin_ab = (half[b] * n[a] - half[a] * n[b]) / (half[b] - half[a])
+            lin_bc = (half[c] * n[b] - half[b] * n[c]) / (half[c] - half[b])
+            numeric = np.where(linear, lin_ab, numeric)
+            error = np.where(linear, np.abs(lin_ab - lin_bc) / 3.0 + 6.0 * rounding[a], error)
+        third = 6.0 * np.abs(n[b] - n[a]) / (half[b] ** 2 - half[a] ** 2)
+        fp, fm, hu, hd = central[a]
+        forward = (fp - f0) / hu
+        backward = (f0 - fm) / hd
+        # how far the measured one-sided slopes may sit from the true ones: their change
+        # from the smallest to the next level (curvature), and noise
+        fp_b, fm_b, hu_b, hd_b = central[b]
+        slack = (
+            np.abs((fp_b - f0) / hu_b - forward)
+            + np.abs((f0 - fm_b) / hd_b - backward)
+            + KINK_NOISE * gap_noise[a]
+        )
+    kink = ~smooth & np.isfinite(gap[a])
+    return {
+        "numeric": np.where(kink, n[a], numeric),
+        "error": np.where(kink, np.abs(gap[a]) / 2, error),
+        "forward": forward,
+        "backward": backward,
+        "slack": slack,
+        "kink": kink,
+        "third": third,
+    }
+
+
+def _first_order(
+    n_a: np.ndarray, n_b: np.ndarray, n_c: np.ndarray, rounding: np.ndarray
+) -> np.ndarray:
+    """Whether central values at steps s, 2s, 4s converge to first order (error ~ s).
+
+    Smooth: differences between levels grow 4x per doubling (error ~ s**2); a jump in the
+    second derivative makes them grow 2x. Differences buried in rounding say nothing.
+    """
+    low, high = n_b - n_a, n_c - n_b
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = high / low
+    visible = np.abs(low) > 10.0 * rounding
+    return visible & (ratio > 1.4) & (ratio < 2.8)

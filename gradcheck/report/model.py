@@ -1,0 +1,209 @@
+"""The result of a check: a pure data object. Rendering lives in :mod:`gradcheck.report.text`."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from gradcheck.core.compare import ParamResult
+from gradcheck.diagnosis.classify import Diagnosis
+from gradcheck.diagnosis.nodes import NodeResult, summarize
+
+
+class Entry(NamedTuple):
+    """One checked element."""
+
+    param: str
+    index: tuple[int, ...]
+    analytic: float | None
+    numeric: float
+    abs_err: float | None
+    rel_err: float | None
+    status: str
+    kind: str | None = None  # the diagnosis class of a failing element
+
+
+def _number(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+@dataclass
+class Report:
+    """What a check found. ``print(report)`` shows the diff table.
+
+    Attributes:
+        params: one :class:`~gradcheck.core.compare.ParamResult` per parameter, in input order.
+        evaluations: how many times the loss was called.
+        loss: the loss at the starting parameters.
+        options: the settings that produced this report (step rule, tolerance, ...), enough
+            to replay it.
+        notes: things the user should know (conversions made, read-only copies, ...).
+        extra_gradients: names the gradient function returned that are not parameters.
+        diagnosis: classes, groups and findings (:mod:`gradcheck.diagnosis.classify`).
+        nodes: node-level checks, input side first (:mod:`gradcheck.diagnosis.nodes`), if asked for.
+        samples: one report per sample, if per-sample problems were given.
+    """
+
+    params: list[ParamResult]
+    evaluations: int
+    loss: float
+    options: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    extra_gradients: list[str] = field(default_factory=list)
+    diagnosis: Diagnosis | None = None
+    nodes: list[NodeResult] = field(default_factory=list)
+    samples: list[Report] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """True when no parameter fails (``uncertain``, ``unchecked`` and ``probed`` elements do
+        not fail; in fast mode a tensor whose failing probe was not pinned to elements does)."""
+        return not any(p.failed for p in self.params)
+
+    def __bool__(self) -> bool:  # `if report:` would read as "passed"; make that an error
+        raise TypeError("use report.passed, not the truth value of a Report")
+
+    def __getitem__(self, name: str) -> ParamResult:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def failed_params(self) -> list[str]:
+        return [p.name for p in self.params if p.failed]
+
+    def iter_entries(self) -> Iterator[Entry]:
+        """Every checked element, parameter by parameter, in C order."""
+        for p in self.params:
+            for flat in range(p.size):
+                index = tuple(int(i) for i in np.unravel_index(flat, p.shape))
+                yield Entry(
+                    param=p.name,
+                    index=index,
+                    analytic=None if p.analytic is None else float(p.analytic[flat]),
+                    numeric=float(p.numeric[flat]),
+                    abs_err=None if np.isnan(p.abs_err[flat]) else float(p.abs_err[flat]),
+                    rel_err=None if np.isnan(p.rel_err[flat]) else float(p.rel_err[flat]),
+                    status=str(p.statuses[flat]),
+                    kind=None if self.diagnosis is None else self.diagnosis.class_of(p.name, flat),
+                )
+
+    @property
+    def entries(self) -> list[Entry]:
+        """One record per checked element (see :meth:`iter_entries` for large nets)."""
+        return list(self.iter_entries())
+
+    def to_dict(self, entries: bool = True) -> dict[str, Any]:
+        """The stable JSON schema (documented in the README); later versions only add keys."""
+        diagnosis = self.diagnosis
+        return {
+            "passed": self.passed,
+            "evaluations": self.evaluations,
+            "loss": _number(self.loss),
+            "options": self.options,
+            "notes": list(self.notes),
+            "extra_gradients": list(self.extra_gradients),
+            "params": [
+                {
+                    "name": p.name,
+                    "shape": list(p.shape),
+                    "grad_shape": None if p.grad_shape is None else list(p.grad_shape),
+                    "dtype": p.dtype,
+                    "status": p.status,
+                    "max_abs_err": p.max_abs_err,
+                    "max_rel_err": p.max_rel_err,
+                    "n_wrong": p.n_wrong,
+                    "n_uncertain": p.count("uncertain"),
+                    "size": p.size,
+                    "worst_index": list(p.worst_index),
+                    "probe": None if p.probe is None else p.probe.to_dict(),
+                }
+                for p in self.params
+            ],
+            "entries": [
+                {
+                    "param": e.param,
+                    "index": list(e.index),
+                    "analytic": None if e.analytic is None else _number(e.analytic),
+                    "numeric": _number(e.numeric),
+                    "abs_err": None if e.abs_err is None else _number(e.abs_err),
+                    "rel_err": None if e.rel_err is None else _number(e.rel_err),
+                    "status": e.status,
+                    **({"class": e.kind} if e.kind else {}),
+                }
+                for e in (self.iter_entries() if entries else ())
+            ],
+            "cosine": None
+            if diagnosis is None or diagnosis.cosine is None
+            else _number(diagnosis.cosine),
+            "descent": None if diagnosis is None else diagnosis.descent,
+            "findings": []
+            if diagnosis is None
+            else [
+                {
+                    "kind": f.kind,
+                    "message": f.message,
+                    "params": list(f.params),
+                    "elements": list(f.elements),
+                    "factor": None if f.factor is None else _number(f.factor),
+                }
+                for f in diagnosis.findings
+            ],
+            "groups": []
+            if diagnosis is None
+            else [
+                {
+                    "factor": _number(g.factor),
+                    "uncertainty": _number(g.uncertainty),
+                    "members": list(g.members),
+                    "message": g.message,
+                }
+                for g in diagnosis.groups
+            ],
+            "nodes": [
+                {
+                    "name": r.name,
+                    "next": r.next,
+                    "step": r.step,
+                    "right": r.right,
+                    "enters_here": r.enters_here,
+                    "grad": r.total.to_dict(entries=entries),
+                    "local": None if r.local is r.total else r.local.to_dict(entries=entries),
+                }
+                for r in self.nodes
+            ],
+            "node_summary": summarize(self.nodes) if self.nodes else [],
+            "samples": [s.to_dict(entries=entries) for s in self.samples],
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """:meth:`to_dict` as JSON text (strict JSON: no NaN, non-finite numbers are null)."""
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def to_text(self, max_rows: int | None = 10) -> str:
+        """The diff table; ``max_rows=None`` shows every element."""
+        from gradcheck.report.text import render_text
+
+        return render_text(self, max_rows=max_rows)
+
+    def to_markdown(self, max_rows: int | None = 10) -> str:
+        """The same report as GitHub-flavoured Markdown."""
+        from gradcheck.report.text import render_markdown
+
+        return render_markdown(self, max_rows=max_rows)
+
+    def to_html(self, title: str = "gradcheck report", max_rows: int | None = 10) -> str:
+        """A self-contained HTML page: diagnosis, tables and relative-error heatmaps."""
+        from gradcheck.report.html import render_html
+
+        return render_html(self, title=title, max_rows=max_rows)
+
+    def __str__(self) -> str:
+        return self.to_text()

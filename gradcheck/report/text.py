@@ -1,0 +1,324 @@
+"""Text and Markdown renderings of a :class:`~gradcheck.report.model.Report` (pure functions)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from tabulate import tabulate
+
+from gradcheck.core.compare import FAILING, ParamResult
+from gradcheck.report.model import Report
+
+MARK = {
+    "ok": "",
+    "uncertain": "?",
+    "wrong": "X",
+    "nonfinite": "X",
+    "shape_mismatch": "X",
+    "no_gradient": "X",
+    "probed": "~",
+    "unchecked": ".",
+}
+
+
+def fmt_value(value: float | None) -> str:
+    """Partials: 6 significant digits, signed, so a flipped sign stands out."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    return f"{value:+.6g}"
+
+
+def fmt_error(value: float | None) -> str:
+    """Errors: 2 significant digits in scientific notation."""
+    if value is None or np.isnan(value):
+        return "-"
+    return f"{value:.1e}"
+
+
+def fmt_shape(shape: tuple[int, ...] | None) -> str:
+    if shape is None:
+        return "none"
+    return (
+        "()" if not shape else "(" + ", ".join(map(str, shape)) + (",)" if len(shape) == 1 else ")")
+    )
+
+
+def headline(report: Report) -> str:
+    """One line: the verdict, how many parameters failed, the cost."""
+    n = len(report.params)
+    failed = report.failed_params
+    uncertain = sum(p.count("uncertain") for p in report.params)
+    verdict = "PASSED" if report.passed else "FAILED"
+    parts = [f"gradcheck {verdict}: {len(failed)} of {n} parameters with wrong partials"]
+    if uncertain:
+        parts.append(f"{uncertain} elements at kinks (uncertain)")
+    parts.append(f"loss {report.loss:.6g}, {report.evaluations} loss evaluations")
+    return ", ".join(parts)
+
+
+def summary_rows(report: Report) -> list[list[str]]:
+    rows = []
+    for p in report.params:
+        rows.append(
+            [
+                MARK[p.status],
+                p.name,
+                fmt_shape(p.shape),
+                fmt_shape(p.grad_shape),
+                p.status,
+                f"{p.n_wrong}/{p.size}",
+                fmt_error(p.max_abs_err),
+                fmt_error(p.max_rel_err),
+                p.label(p.worst),
+            ]
+        )
+    return rows
+
+
+SUMMARY_HEADERS = [
+    "",
+    "param",
+    "shape",
+    "grad shape",
+    "status",
+    "wrong",
+    "max abs err",
+    "max rel err",
+    "worst",
+]
+ELEMENT_HEADERS = [
+    "",
+    "element",
+    "analytic",
+    "numeric",
+    "abs err",
+    "rel err",
+    "tolerance",
+    "status",
+]
+
+
+def element_order(p: ParamResult) -> np.ndarray:
+    """Failing elements first (most significant first), then uncertain, then the rest."""
+    failing = np.isin(p.statuses, list(FAILING))
+    rank = np.where(failing, 0, np.where(p.statuses == "uncertain", 1, 2))
+    return np.lexsort((-p.significance, rank))
+
+
+def element_rows(report: Report, max_rows: int | None) -> tuple[list[list[str]], list[str]]:
+    """Rows of the element table, wrong first across all parameters, and omission notes."""
+    rows: list[tuple[int, float, list[str]]] = []
+    omitted = []
+    for p in report.params:
+        order = element_order(p)
+        shown = order if max_rows is None else order[:max_rows]
+        if max_rows is not None and p.size > max_rows:
+            hidden = order[max_rows:]
+            hidden_bad = int(np.isin(p.statuses[hidden], list(FAILING)).sum())
+            omitted.append(
+                f"{p.name}: {len(hidden)} more elements not shown ({hidden_bad} failing); "
+                "show all with max_rows=None (--full)"
+            )
+        for flat in shown:
+            status = str(p.statuses[flat])
+            analytic = None if p.analytic is None else float(p.analytic[flat])
+            rank = 0 if status in FAILING else (1 if status == "uncertain" else 2)
+            rows.append(
+                (
+                    rank,
+                    -float(p.significance[flat]),
+                    [
+                        MARK[status],
+                        p.label(int(flat)),
+                        fmt_value(analytic),
+                        fmt_value(float(p.numeric[flat])),
+                        fmt_error(float(p.abs_err[flat])),
+                        fmt_error(float(p.rel_err[flat])),
+                        fmt_error(float(p.tolerance[flat])),
+                        status,
+                    ],
+                )
+            )
+    # stable sort: failing first, parameters keep their order within a rank
+    rows.sort(key=lambda r: r[0])
+    return [r[2] for r in rows], omitted
+
+
+def notes(report: Report) -> list[str]:
+    out = [
+        f"{name}: the gradient function returned it, but it is not a parameter"
+        for name in report.extra_gradients
+    ]
+    return out + list(report.notes)
+
+
+def merge_by_message(lines: list[str]) -> list[str]:
+    """Fold ``"a: same text"`` and ``"b: same text"`` into ``"a, b: same text"``."""
+    merged: dict[str, list[str]] = {}
+    for line in lines:
+        head, sep, tail = line.partition(": ")
+        key = tail if sep and " " not in head.strip() else line
+        merged.setdefault(key, []).append(head if key is tail else "")
+    out = []
+    for tail, heads in merged.items():
+        names = [h for h in heads if h]
+        out.append(f"{', '.join(names)}: {tail}" if names else tail)
+    return out
+
+
+def group_lines(groups) -> list[str]:
+    """Each group with its numbers, then what such groups mean, each meaning said once."""
+    lines = [f"group: {g.message}" for g in groups]
+    meanings = list(dict.fromkeys(g.meaning for g in groups))
+    return lines + [f"what a shared factor means: {m}" for m in meanings]
+
+
+def diagnosis_lines(report: Report) -> list[str]:
+    """The diagnosis in plain sentences: findings, groups, whole-gradient figures."""
+    d = report.diagnosis
+    if d is None:
+        return []
+    lines = merge_by_message([f.message for f in d.findings])
+    lines += group_lines(d.groups)
+    if not report.passed:
+        if d.cosine is not None:
+            lines.append(f"cosine(hand-written, numeric gradient) = {d.cosine:+.4f}")
+        if d.descent is not None:
+            lines.append(str(d.descent["message"]))
+    return lines
+
+
+NODE_HEADERS = ["", "node", "dL/dnode", "its backward step", "worst element"]
+
+
+def node_rows(report: Report) -> list[list[str]]:
+    rows = []
+    for r in reversed(report.nodes):
+        worst = r.total.params[0]
+        rows.append(
+            [
+                "X" if not r.right else "",
+                r.name,
+                "right" if r.right else "wrong",
+                ("wrong: error enters here" if r.enters_here else "right")
+                + (
+                    f" ({r.name} -> {r.next}{', ' + r.step if r.step else ''})"
+                    if r.next
+                    else " (the loss)"
+                ),
+                "" if r.right else f"{worst.label(worst.worst)} ({fmt_error(worst.max_rel_err)})",
+            ]
+        )
+    return rows
+
+
+def sample_lines(report: Report) -> list[str]:
+    out = []
+    for i, sample in enumerate(report.samples):
+        verdict = "passed" if sample.passed else "failed"
+        out.append(f"sample {i}: {verdict} ({len(sample.failed_params)} parameters wrong)")
+        if sample.diagnosis is not None:
+            out += [f"  group: {g.message}" for g in sample.diagnosis.groups]
+        out += [f"  node: {line}" for line in _node_summary(sample)]
+    return out
+
+
+def _node_summary(report: Report) -> list[str]:
+    from gradcheck.diagnosis.nodes import summarize
+
+    return summarize(report.nodes) if report.nodes else []
+
+
+def fast_lines(report: Report) -> list[str]:
+    """Fast mode, per tensor: its probes, and what localization found and cost."""
+    lines = []
+    for p in report.params:
+        if p.probe is None:
+            continue
+        summary = p.probe
+        probes = ", ".join(
+            f"{'passed' if d['passed'] else 'FAILED'} (analytic {fmt_value(d['analytic'])}, "
+            f"numeric {fmt_value(d['numeric'])}, tolerance {fmt_error(d['tolerance'])})"
+            for d in summary.probes
+        )
+        line = f"{p.name}: {len(summary.probes)} random-direction probe(s): {probes}"
+        if summary.failed:
+            wrong = [p.label(i) for i in summary.proven_wrong]
+            shown = ", ".join(wrong[:10]) + (
+                f" and {len(wrong) - 10} more" if len(wrong) > 10 else ""
+            )
+            line += (
+                f"; localization: {summary.localization_evaluations} evaluations, "
+                f"{summary.localization_probes} subset probes, {summary.measured} "
+                f"element(s) measured one by one, {len(wrong)} proven wrong"
+                + (f": {shown}" if wrong else "")
+            )
+            if summary.unresolved:
+                line += (
+                    "; the tensor is wrong but not every wrong element was found "
+                    f"({summary.fallback})"
+                )
+        counts = [f"{p.count(s)} {s}" for s in ("probed", "unchecked") if p.count(s)]
+        if counts:
+            line += "; " + ", ".join(counts)
+        lines.append(line)
+    if lines:
+        lines.append(
+            "probed: covered by a passing random-direction probe, not measured on its "
+            "own: a subset's errors K times the probe's tolerance pass it with "
+            "probability below 1.6/K; unchecked: not examined"
+        )
+    return lines
+
+
+def _render(report: Report, max_rows: int | None, fmt: str, section: Callable[[str], str]) -> str:
+    out = [headline(report), ""]
+    found = diagnosis_lines(report)
+    if found:
+        out += [section("Diagnosis")] + [f"- {line}" for line in found] + [""]
+    if report.nodes:
+        out += (
+            [
+                section("Nodes (walking back from the loss)"),
+                tabulate(node_rows(report), NODE_HEADERS, tablefmt=fmt, disable_numparse=True),
+                "",
+            ]
+            + [f"- {line}" for line in _node_summary(report)]
+            + [""]
+        )
+    if report.samples:
+        out += [section("Per sample")] + [
+            f"- {line}" if not line.startswith("  ") else f"  - {line.strip()}"
+            for line in sample_lines(report)
+        ]
+        out += [""]
+    out += [
+        section("Parameters"),
+        tabulate(summary_rows(report), SUMMARY_HEADERS, tablefmt=fmt, disable_numparse=True),
+        "",
+    ]
+    fast = fast_lines(report)
+    if fast:
+        out += [section("Fast mode")] + [f"- {line}" for line in fast] + [""]
+    extra = notes(report)
+    if extra:
+        out += [section("Notes")] + [f"- {n}" for n in extra] + [""]
+    rows, omitted = element_rows(report, max_rows)
+    out += [
+        section("Elements (failing first)"),
+        tabulate(rows, ELEMENT_HEADERS, tablefmt=fmt, disable_numparse=True),
+    ]
+    if omitted:
+        out += [""] + [f"- {o}" for o in omitted]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def render_text(report: Report, max_rows: int | None = 10) -> str:
+    """The plain-text diff table ``print(report)`` shows."""
+    return _render(report, max_rows, "simple", lambda title: f"{title}:")
+
+
+def render_markdown(report: Report, max_rows: int | None = 10) -> str:
+    """The report as GitHub-flavoured Markdown, fit for an issue or a pull request."""
+    return _render(report, max_rows, "github", lambda title: f"### {title}")

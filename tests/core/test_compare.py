@@ -1,0 +1,139 @@
+"""Bad hand-written gradients: a clear report status per parameter when the values are there
+but unusable, a clear error when they are not numbers at all; parameters always unchanged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gradcheck
+from gradcheck import InputError
+from tests.helpers import smooth
+from tests.helpers.snapshot import assert_unchanged, snapshot
+
+
+def _params():
+    return {"W": np.array([[0.5, -1.0], [1.5, 0.25]]), "b": np.array([0.1, -0.2])}
+
+
+def _with(**changes):
+    """The correct gradient with some entries replaced (``...`` removes the entry)."""
+
+    def grad(params):
+        out = smooth.grad(params)
+        for name, value in changes.items():
+            if value is ...:
+                del out[name]
+            else:
+                out[name] = value(out[name]) if callable(value) else value
+        return out
+
+    return grad
+
+
+# (id, gradient function, status of W, status of b, a phrase the text report must contain)
+STATUSES = [
+    ("missing-name", _with(W=...), "no_gradient", "ok", "W: no hand-written gradient was returned"),
+    ("none", _with(W=None), "no_gradient", "ok", "W: no hand-written gradient was returned"),
+    ("wrong-shape", _with(b=lambda g: g.reshape(2, 1)), "ok", "shape_mismatch", "b"),
+    ("transposed", _with(W=lambda g: g.T[:, :1]), "shape_mismatch", "ok", "W"),
+    ("nan", _with(b=lambda g: np.array([g[0], np.nan])), "ok", "nonfinite", "b[1]"),
+    ("inf", _with(W=lambda g: np.where(g > 1, np.inf, g)), "nonfinite", "ok", "W[1, 0]"),
+]
+
+
+@pytest.mark.parametrize(
+    ("grad", "status_w", "status_b", "phrase"),
+    [c[1:] for c in STATUSES],
+    ids=[c[0] for c in STATUSES],
+)
+def test_unusable_gradient_entries_get_a_failing_status(grad, status_w, status_b, phrase):
+    params = _params()
+    snap = snapshot(params)
+    report = gradcheck.check(smooth.loss, grad, params)
+    assert (report["W"].status, report["b"].status) == (status_w, status_b)
+    assert not report.passed
+    assert phrase in report.to_text()
+    assert_unchanged(snap)
+
+
+def test_extra_name_is_reported_and_does_not_fail_the_check():
+    params = _params()
+    report = gradcheck.check(smooth.loss, _with(x=np.zeros(3)), params)
+    assert report.passed
+    assert report.extra_gradients == ["x"]
+    assert "x: the gradient function returned it, but it is not a parameter" in report.to_text()
+
+
+def test_misspelt_name_fails_the_real_one_and_lists_the_typo():
+    params = _params()
+    report = gradcheck.check(
+        smooth.loss, lambda p: {"w": smooth.grad(p)["W"], "b": smooth.grad(p)["b"]}, params
+    )
+    assert report.failed_params == ["W"]
+    assert report.extra_gradients == ["w"]
+
+
+def test_integer_gradient_is_compared_as_float():
+    # an int array is a legitimate gradient (d(3w)/dw = 3); only its values matter
+    params = {"w": np.array([0.5, -1.5])}
+    report = gradcheck.check(
+        lambda p: float(np.sum(3 * p["w"])), lambda p: {"w": np.array([3, 3])}, params
+    )
+    assert report.passed
+    wrong = gradcheck.check(
+        lambda p: float(np.sum(3 * p["w"])), lambda p: {"w": np.array([3, 2])}, params
+    )
+    assert [e.index for e in wrong.entries if e.status == "wrong"] == [(1,)]
+
+
+def test_float32_gradient_of_float32_parameters_is_fine():
+    params = {k: v.astype(np.float32) for k, v in _params().items()}
+    grad = _with(W=lambda g: g.astype(np.float32), b=lambda g: g.astype(np.float32))
+    assert gradcheck.check(smooth.loss, grad, params).passed
+
+
+# (id, gradient function, pattern of the message)
+REFUSED = [
+    (
+        "object-dtype",
+        _with(W=np.array([object(), object()])),
+        r"gradient for 'W' has dtype object; expected a float or a float ndarray",
+    ),
+    ("string", _with(b="0.1, -0.2"), r"gradient for 'b' has dtype <U9; expected a float"),
+    ("ragged", _with(W=[[1.0, 2.0], [3.0]]), r"gradient for 'W' could not be read as an array"),
+    ("complex", _with(b=lambda g: g + 0j), r"gradient for 'b' is complex; expected real values"),
+    (
+        "not-a-dict",
+        lambda p: (smooth.grad(p)["W"], smooth.grad(p)["b"]),
+        r"grad must return a dict name -> array \(one entry per parameter\), got tuple",
+    ),
+    ("none-returned", lambda p: None, r"grad must return a dict .*got NoneType"),
+]
+
+
+@pytest.mark.parametrize(("grad", "pattern"), [c[1:] for c in REFUSED], ids=[c[0] for c in REFUSED])
+def test_gradient_that_is_not_numbers_is_refused(grad, pattern):
+    params = _params()
+    snap = snapshot(params)
+    with pytest.raises(InputError, match=pattern):
+        gradcheck.check(smooth.loss, grad, params)
+    assert_unchanged(snap)
+
+
+def test_gradient_returning_views_of_a_reused_buffer_is_copied():
+    # some backward passes write every gradient into one workspace and return views of it
+    workspace = np.zeros(6)
+    params = _params()
+
+    def grad(p):
+        full = smooth.grad(p)
+        workspace[:4] = full["W"].ravel()
+        workspace[4:] = full["b"]
+        out = {"W": workspace[:4].reshape(2, 2), "b": workspace[4:]}
+        return out
+
+    report = gradcheck.check(smooth.loss, grad, params)
+    workspace[:] = 99.0  # scribbled over after the call: the check must hold its own copy
+    assert report.passed
+    assert report["b"].analytic.tolist() == smooth.grad(params)["b"].tolist()

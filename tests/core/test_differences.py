@@ -1,0 +1,131 @@
+"""Regression tests for three engine limits found while testing robustness, now fixed
+(docs/engine-findings-robust.md tells how they were found)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gradcheck
+
+# --- from test_engine_regressions.py ----------------------------------------
+
+
+def test_float32_gradient_of_float64_parameters_is_not_a_false_alarm():
+    params = {"W": np.array([[0.5, -1.0], [1.5, 0.25]])}
+
+    def loss(p):
+        return float(np.sum(np.sin(p["W"])))
+
+    report = gradcheck.check(loss, lambda p: {"W": np.cos(p["W"]).astype(np.float32)}, params)
+    assert report.passed
+
+
+@pytest.mark.parametrize(
+    ("dtype", "scale", "planted"),
+    [
+        (np.float32, 3.0, 0.01),  # L = tanh(3w)**2 / 2 at w = 0, steps of 0.04
+        (np.float64, 300.0, 1.0),  # the same shape, sharper, at float64 steps of 7e-4
+    ],
+)
+def test_planted_error_at_a_smooth_minimum_fails(dtype, scale, planted):
+    def loss(p):
+        return dtype(0.5) * np.sum(np.tanh(dtype(scale) * p["w"]) ** 2)
+
+    # true partial 0; a hand-written value of `planted` is wrong by far more than the tolerance
+    params = {"w": np.zeros(1, dtype=dtype)}
+    report = gradcheck.check(loss, lambda p: {"w": np.array([planted])}, params)
+    assert report["w"].statuses.tolist() == ["wrong"]
+
+
+def test_correct_partial_next_to_a_small_kink_is_not_wrong():
+    # w[1] has a kink 2e-4 away (the step is 7.4e-4); at w = 0 the partial is exactly 0.35
+    def loss(p):
+        w = p["w"]
+        return float(0.35 * w.sum() + 0.06 * max(w[1] - 2e-4, 0.0) + 0.5 * w[0] ** 2)
+
+    def grad(p):
+        return {"w": np.array([0.35 + p["w"][0], 0.35, 0.35, 0.35, 0.35])}
+
+    report = gradcheck.check(loss, grad, {"w": np.zeros(5)})
+    assert report["w"].statuses[1] in ("ok", "uncertain")
+
+
+def test_c1_but_not_c2_point_is_extrapolated_to_first_order():
+    """relu(z)**2 at z = 0 exactly: f' exists, f'' jumps, central differences err ~ h."""
+    x = np.array([0.5, 0.75, -0.75])
+
+    def loss(p):
+        z = x * p["w"][0] - 0.375  # zero at sample 0 for w = 0.75
+        return float(np.sum(np.maximum(z, 0.0) ** 2 + 0.3 * z) / 3)
+
+    def grad(p):
+        z = x * p["w"][0] - 0.375
+        return {"w": np.array([np.sum((2 * np.maximum(z, 0.0) + 0.3) * x) / 3])}
+
+    report = gradcheck.check(loss, grad, {"w": np.array([0.75])})
+    assert report.passed
+    assert report["w"].statuses.tolist() == ["ok"]
+
+
+def test_float32_relu_net_with_a_unit_exactly_at_its_kink_raises_no_false_alarm():
+    """Found by a random search over ReLU nets on a 1/8 grid: unit 3 of sample 1 sits exactly
+    at z = 0, and its jump in slope is smaller than float32 noise floors at the verdict's
+    safety factor; the kink test must still see it."""
+    f32 = np.float32
+    x = np.array([[-1.0, -1.0, -0.875], [-1.0, 0.0, 0.0], [0.5, -0.75, 0.875]], dtype=f32)
+    params = {
+        "W": np.array(
+            [
+                [-0.875, 0.75, -0.125],
+                [1.0, -0.75, -0.125],
+                [0.125, -0.25, -1.0],
+                [0.25, 0.5, 0.375],
+            ],
+            dtype=f32,
+        ),
+        "b": np.array([0.375, 0.875, -0.75, 0.25], dtype=f32),
+        "V": np.array([[0.375, 0.875, 1.0, -0.125]], dtype=f32),
+    }
+
+    def loss(p):
+        out = np.maximum(x @ p["W"].T + p["b"], 0) @ p["V"].T
+        return f32(0.5) * np.sum(out**2) / f32(3)
+
+    def grad(p):
+        z = x @ p["W"].T + p["b"]
+        h = np.maximum(z, 0)
+        dout = h @ p["V"].T / f32(3)
+        dz = (dout @ p["V"]) * (z > 0)
+        return {"W": dz.T @ x, "b": dz.sum(0), "V": dout.T @ h}
+
+    report = gradcheck.check(loss, grad, params)
+    assert report.passed
+    assert report["W"].statuses.reshape(4, 3)[3, 0] == "uncertain"
+
+
+# --- from test_engine_findings_zoo.py ----------------------------------------
+
+
+def _relu_sum(p):
+    return float(np.maximum(p["x"], 0.0).sum())
+
+
+def test_a_subgradient_at_a_kink_passes():
+    # 0 (the usual mask x > 0) and 1 (x >= 0) are both slopes of ReLU at 0: uncertain, passing
+    for at_zero in (0.0, 1.0):
+        report = gradcheck.check(
+            _relu_sum,
+            lambda p, v=at_zero: {"x": np.where(p["x"] > 0, 1.0, v)},
+            {"x": np.array([0.0, 0.7])},
+        )
+        assert report.passed
+        assert report["x"].statuses.tolist() == ["uncertain", "ok"]
+
+
+def test_a_value_outside_the_one_sided_slopes_at_a_kink_fails():
+    # the slopes at x = 0 are 0 and 1; 5 is no derivative of ReLU from either side
+    report = gradcheck.check(
+        _relu_sum, lambda p: {"x": np.where(p["x"] > 0, 1.0, 5.0)}, {"x": np.array([0.0, 0.7])}
+    )
+    assert report["x"].statuses.tolist() == ["wrong", "ok"]

@@ -1,0 +1,612 @@
+"""Executors: the same points and float operations as a serial run, so the same bits."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import gradcheck
+from gradcheck import (
+    GradcheckError,
+    InputError,
+    LossError,
+    NondeterministicLossError,
+    StateMutationError,
+)
+from gradcheck.core.params import ParamSet
+from nets.tanh_mlp import TanhMLP, wrong_elements
+from tests.helpers import smooth
+from tests.helpers.snapshot import assert_unchanged, snapshot
+
+# --- from test_parallel.py ----------------------------------------
+
+SPOT_CHECK = 1  # the first parallel point is re-evaluated here, bits compared
+
+
+@pytest.fixture(scope="module")
+def processes():
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        yield pool
+
+
+@pytest.fixture(scope="module")
+def threads():
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        yield pool
+
+
+def bits(params):
+    return {k: np.asarray(v).tobytes() for k, v in params.items()}
+
+
+def without_count(report):
+    data = json.loads(report.to_json())
+    return data.pop("evaluations"), data
+
+
+class ScalarNet:
+    """Python-float and NumPy-scalar parameters, replaced (not written) in the view."""
+
+    def loss(self, p):
+        return float(np.sin(p["a"]) * p["b"] + np.float32(p["c"]) ** 2)
+
+    def grad(self, p):
+        return {"a": np.cos(p["a"]) * p["b"], "b": np.sin(p["a"]), "c": 2.0 * p["c"] + 0.5}
+
+
+@pytest.mark.parametrize("pool", ["processes", "threads"])
+@pytest.mark.parametrize("mode", ["full", "fast"])
+def test_executor_results_identical_to_serial(pool, mode, request):
+    executor = request.getfixturevalue(pool)
+    net = TanhMLP(sizes=(6, 8, 3), dtype=np.float32)
+    grad = wrong_elements(net.grad, {"W1": {7: 0.5}})
+    serial = gradcheck.check(net.loss, grad, net.params(), mode=mode)
+    params = net.params()
+    before = bits(params)
+    arrays = {k: id(v) for k, v in params.items()}
+    parallel = gradcheck.check(net.loss, grad, params, mode=mode, executor=executor)
+    assert bits(params) == before
+    assert {k: id(v) for k, v in params.items()} == arrays
+    count_s, data_s = without_count(serial)
+    count_p, data_p = without_count(parallel)
+    assert data_p == data_s  # every number, bit for bit (JSON keeps 17 digits)
+    for a, b in zip(serial.params, parallel.params, strict=True):
+        assert a.numeric.tobytes() == b.numeric.tobytes()
+    assert count_p == count_s + SPOT_CHECK
+    assert parallel.failed_params == ["W1"]
+
+
+@pytest.mark.parametrize("pool", ["processes", "threads"])
+def test_scalar_parameters_on_an_executor(pool, request):
+    net = ScalarNet()
+    params = {"a": 0.3, "b": np.float64(-1.2), "c": np.float32(0.5)}
+    serial = gradcheck.check(net.loss, net.grad, dict(params))
+    parallel = gradcheck.check(net.loss, net.grad, params, executor=request.getfixturevalue(pool))
+    assert without_count(parallel)[1] == without_count(serial)[1]
+    assert parallel.failed_params == ["c"]
+
+
+def test_unpicklable_loss_is_refused_clearly(processes):
+    net = TanhMLP(sizes=(3, 2))
+    with pytest.raises(InputError, match=r"cannot be pickled.*module level"):
+        gradcheck.check(lambda p: net.loss(p), net.grad, net.params(), executor=processes)
+
+
+def test_a_thread_pool_takes_any_loss(threads):
+    net = TanhMLP(sizes=(3, 2))
+    report = gradcheck.check(lambda p: net.loss(p), net.grad, net.params(), executor=threads)
+    assert report.passed
+
+
+class StaleLoss:
+    """Reads the parameters from its own reference, not from its argument."""
+
+    def __init__(self, net, params):
+        self.net, self.params = net, params
+
+    def __call__(self, _ignored):
+        return self.net.loss(self.params)
+
+
+def test_loss_reading_parameters_elsewhere_is_caught(processes):
+    net = TanhMLP(sizes=(3, 2))
+    params = net.params()
+    before = bits(params)
+    # serially this works (the arrays are perturbed in place); in a worker it sees copies
+    assert gradcheck.check(StaleLoss(net, params), net.grad, params).passed
+    with pytest.raises(InputError, match="read the parameters from the dict"):
+        gradcheck.check(StaleLoss(net, params), net.grad, params, executor=processes)
+    assert bits(params) == before
+
+
+class FailingLoss:
+    def __init__(self, net):
+        self.net = net
+
+    def __call__(self, params):
+        if params["W1"].reshape(-1)[2] != self.net.start["W1"].reshape(-1)[2]:
+            raise ArithmeticError("bad element")
+        return self.net.loss(params)
+
+
+def test_loss_raising_in_a_worker_names_the_point(processes):
+    net = TanhMLP(sizes=(3, 2))
+    params = net.params()
+    before = bits(params)
+    with pytest.raises(LossError, match=r"ArithmeticError: bad element with W1\[0, 2\].*worker"):
+        gradcheck.check(FailingLoss(net), net.grad, params, executor=processes)
+    assert bits(params) == before
+
+
+def test_not_an_executor_is_refused():
+    net = TanhMLP(sizes=(3, 2))
+    with pytest.raises(InputError, match=r"concurrent\.futures\.Executor"):
+        gradcheck.check(net.loss, net.grad, net.params(), executor=4)
+
+
+def test_serial_hot_loop_restores_and_counts_when_the_loss_raises():
+    net = TanhMLP(sizes=(3, 2))
+    params = net.params()
+    before = bits(params)
+    calls = []
+
+    def loss(p):
+        calls.append(1)
+        if len(calls) == 7:  # 2 baseline calls, the pilot's 12, ...: inside the hot loop
+            raise ZeroDivisionError("seventh")
+        return net.loss(p)
+
+    with pytest.raises(LossError, match=r"seventh with W1\[\d, \d\] moved to"):
+        gradcheck.check(loss, net.grad, params)
+    assert bits(params) == before
+
+
+# --- from test_robustness_restore.py ----------------------------------------
+
+
+@pytest.mark.parametrize("after", [1, 4, 11])
+def test_interrupt_between_a_write_and_its_undo(monkeypatch, after):
+    # evaluate_at writes an element, then enters try/finally: an interrupt landing in between
+    # skips the element's reset, so the final restore_all must undo it
+    params = {"W": np.array([[0.5, -0.0], [1.5, -2.0]]), "s": 0.25, "z": np.array(1.0)}
+    snap = snapshot(params)
+    writes = []
+    original_set = ParamSet.set
+
+    def set_then_interrupt(self, name, index, value):
+        original_set(self, name, index, value)
+        writes.append(name)
+        if len(writes) == after:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ParamSet, "set", set_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        # a progress callback keeps every write on ParamSet.set (the per-call path)
+        gradcheck.check(smooth.loss, smooth.grad, params, progress=lambda done, total: None)
+    assert_unchanged(snap)
+
+
+class _InterruptingFlat:
+    """A flat view whose n-th write lands, then raises KeyboardInterrupt."""
+
+    def __init__(self, flat, writes, after):
+        self.flat, self.writes, self.after = flat, writes, after
+
+    def __setitem__(self, index, value):
+        self.flat[index] = value
+        self.writes.append(index)
+        if len(self.writes) == self.after:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("after", [1, 2, 7, 30])
+def test_interrupt_between_a_write_and_its_undo_on_the_hot_path(monkeypatch, after):
+    # the array hot path (Engine._evaluate_array) writes through a flat view
+    params = {"W": np.array([[0.5, -0.0], [1.5, -2.0]]), "s": 0.25, "z": np.array(1.0)}
+    snap = snapshot(params)
+    writes = []
+    original = ParamSet.flat_pair
+
+    def interrupting(self, name):
+        flat, snapshot_flat = original(self, name)
+        return (None if flat is None else _InterruptingFlat(flat, writes, after)), snapshot_flat
+
+    monkeypatch.setattr(ParamSet, "flat_pair", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        gradcheck.check(smooth.loss, smooth.grad, params)
+    assert_unchanged(snap)
+
+
+def test_a_parameter_that_cannot_be_written_does_not_stop_the_others():
+    # the loss scribbles over u, then freezes v while v is perturbed, and v's base too (an
+    # array that owns its data: numpy then refuses to make v writable again)
+    base = np.array([-1.0, -0.5, 0.5, 1.0])
+    params = {"v": base[1:3], "u": np.array([0.1, 0.2, 0.3])}
+    u_snap = snapshot({"u": params["u"]})
+    calls = []
+
+    def loss(p):
+        calls.append(1)
+        if len(calls) == 5:
+            p["u"][:] = 7.0
+            p["v"].flags.writeable = False
+            base.flags.writeable = False
+        return smooth.loss(p)
+
+    with pytest.raises(
+        StateMutationError,
+        match=r"could not restore parameter\(s\) 'v': the "
+        r"loss or grad made them read-only",
+    ):
+        gradcheck.check(loss, smooth.grad, params)
+    assert_unchanged(u_snap)
+
+
+def test_a_frozen_but_intact_parameter_is_not_reported_lost():
+    base = np.array([-1.0, -0.5, 0.5, 1.0])
+    params = {"v": base[1:3], "u": np.array([0.1, 0.2, 0.3])}
+    snap = snapshot({"u": params["u"]})
+    calls = []
+
+    def loss(p):
+        calls.append(1)
+        if len(calls) == 20:  # u is being perturbed; v is back to its own bits
+            p["v"].flags.writeable = False
+            base.flags.writeable = False
+        return smooth.loss(p)
+
+    with pytest.raises(StateMutationError, match=r"'v' changed while 'u' was being perturbed"):
+        gradcheck.check(loss, smooth.grad, params)
+    assert params["v"].tolist() == [-0.5, 0.5]
+    assert_unchanged(snap)
+
+
+# --- from test_robustness_loss.py ----------------------------------------
+
+
+def _params():
+    """One of each kind of parameter the check perturbs differently."""
+    base = np.linspace(-1.0, 1.0, 12).reshape(3, 4)
+    readonly = np.array([0.25, -0.75])
+    readonly.flags.writeable = False
+    return base, {
+        "W": np.asfortranarray(np.array([[0.5, -0.0], [1.5, -2.0]])),
+        "v": base[::2, 1::2],  # a strided view: writes land in base
+        "r": readonly,
+        "s": 0.3,
+        "z": np.array(-1.2),
+    }
+
+
+# (id, loss value at the start point, pattern the message must match)
+BAD_VALUES = [
+    (
+        "vector",
+        np.ones(3),
+        r"loss returned an array of shape \(3,\) at the starting "
+        r"parameters; expected a real scalar: reduce it",
+    ),
+    ("size-1-array", np.ones(1), r"array of shape \(1,\) .*call \.item\(\) on a size-1"),
+    ("string", "0.5", r"loss returned str '0.5' at the starting parameters; expected a real"),
+    (
+        "none",
+        None,
+        r"loss returned NoneType None .*expected a real scalar \(does the loss end "
+        r"with a return\?\)",
+    ),
+    ("bool", True, r"loss returned a bool at the starting parameters; expected a real scalar"),
+    ("complex", 1 + 1j, r"loss returned complex .*expected a real scalar"),
+    ("nan", math.nan, r"loss is nan at the starting parameters; it must be finite"),
+    ("inf", math.inf, r"loss is inf at the starting parameters; it must be finite"),
+    ("numpy-neg-inf", np.float32(-np.inf), r"loss is -inf at the starting parameters"),
+]
+
+
+@pytest.mark.parametrize(
+    ("value", "pattern"), [c[1:] for c in BAD_VALUES], ids=[c[0] for c in BAD_VALUES]
+)
+def test_unusable_loss_value_at_the_start(value, pattern):
+    base, params = _params()
+    snap = snapshot(params, base)
+    with pytest.raises(InputError, match=pattern):
+        gradcheck.check(lambda p: value, smooth.grad, params)
+    assert_unchanged(snap)
+
+
+def test_zero_d_array_and_numpy_scalars_are_accepted():
+    for wrap in (np.array, np.float64, np.float32):
+        params = {"w": np.array([0.5, -1.0])}
+        report = gradcheck.check(lambda p, wrap=wrap: wrap(smooth.loss(p)), smooth.grad, params)
+        assert report.passed, wrap
+
+
+def test_float32_loss_still_catches_a_planted_error():
+    params = {"w": np.array([0.5, -1.0, 2.0], dtype=np.float32)}
+    snap = snapshot(params)
+    report = gradcheck.check(
+        lambda p: np.float32(smooth.loss(p)), smooth.planted("w", (2,), delta=0.05), params
+    )
+    assert [e.index for e in report.entries if e.status == "wrong"] == [(2,)]
+    assert_unchanged(snap)
+
+
+def test_loss_raising_at_the_start():
+    base, params = _params()
+    snap = snapshot(params, base)
+
+    def loss(p):
+        raise ZeroDivisionError("division by zero")
+
+    with pytest.raises(
+        LossError,
+        match=r"loss raised ZeroDivisionError: division by zero at "
+        r"the starting parameters",
+    ) as info:
+        gradcheck.check(loss, smooth.grad, params)
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+    assert_unchanged(snap)
+
+
+def test_loss_raising_only_at_a_perturbed_point_names_the_element_and_point():
+    params = {"w": np.array([2.0, 1e-9, 3.0])}  # log is fine here, not 1e-9 - h
+    snap = snapshot(params)
+
+    def loss(p):
+        return sum(math.log(x) for x in p["w"])
+
+    with pytest.raises(
+        LossError,
+        match=r"loss raised ValueError: math domain error with "
+        r"w\[1\] moved to -\d",
+    ):
+        gradcheck.check(loss, lambda p: {"w": 1 / p["w"]}, params)
+    assert_unchanged(snap)
+
+
+def test_loss_nan_only_at_a_perturbed_point_is_a_nonfinite_element():
+    params = {"w": np.array([2.0, 1e-9, 3.0])}
+    snap = snapshot(params)
+
+    def loss(p):
+        with np.errstate(invalid="ignore"):
+            return float(np.sum(np.log(p["w"])))
+
+    report = gradcheck.check(loss, lambda p: {"w": 1 / p["w"]}, params)
+    assert [(e.index, e.status) for e in report.entries] == [
+        ((0,), "ok"),
+        ((1,), "nonfinite"),
+        ((2,), "ok"),
+    ]
+    assert not report.passed
+    assert_unchanged(snap)
+
+
+def test_unusable_value_only_at_a_perturbed_point_names_the_element():
+    params = {"w": np.array([0.5, -1.0]), "b": 0.25}
+    snap = snapshot(params)
+
+    def loss(p):
+        return None if p["b"] != 0.25 else smooth.loss(p)
+
+    with pytest.raises(InputError, match=r"loss returned NoneType None with b moved to 0\.2"):
+        gradcheck.check(loss, smooth.grad, params)
+    assert_unchanged(snap)
+
+
+def _evaluations(loss, grad):
+    _, params = _params()
+    return gradcheck.check(loss, grad, params).evaluations
+
+
+# every evaluation of a check that refines (a planted error makes it use all three passes)
+WRONG_GRAD = smooth.planted("v", (1, 0))
+TOTAL = _evaluations(smooth.loss, WRONG_GRAD)
+
+
+def _label_of_moved(params, originals):
+    """The element the engine has moved right now, as the message should name it."""
+    for name, value in params.items():
+        current = np.asarray(value)
+        moved = np.flatnonzero(current != originals[name])
+        if moved.size:
+            index = ", ".join(map(str, np.unravel_index(moved[0], current.shape)))
+            return f"{name}[{index}]" if current.shape else name
+    return None
+
+
+@pytest.mark.parametrize("fail_at", range(1, TOTAL + 1))
+def test_exception_at_every_evaluation_names_the_point_and_restores(fail_at):
+    base, params = _params()
+    snap = snapshot(params, base)
+    originals = {k: np.array(v, copy=True) for k, v in params.items()}
+    calls = []
+
+    def loss(p):
+        calls.append(_label_of_moved(p, originals))
+        if len(calls) == fail_at:
+            raise RuntimeError("boom")
+        return smooth.loss(p)
+
+    with pytest.raises(LossError) as info:
+        gradcheck.check(loss, WRONG_GRAD, params)
+    where = "at the starting parameters" if calls[-1] is None else f"with {calls[-1]} moved to "
+    assert re.search(r"loss raised RuntimeError: boom " + re.escape(where), str(info.value))
+    assert_unchanged(snap)
+
+
+@pytest.mark.parametrize("interrupt_at", range(1, TOTAL + 1))
+def test_keyboard_interrupt_at_every_evaluation_propagates_and_restores(interrupt_at):
+    base, params = _params()
+    snap = snapshot(params, base)
+    calls = []
+
+    def loss(p):
+        calls.append(1)
+        if len(calls) == interrupt_at:
+            raise KeyboardInterrupt
+        return smooth.loss(p)
+
+    with pytest.raises(KeyboardInterrupt):
+        gradcheck.check(loss, WRONG_GRAD, params)
+    assert_unchanged(snap)
+
+
+@pytest.mark.parametrize("error", [SystemExit, MemoryError, GeneratorExit])
+def test_other_base_exceptions_propagate_unchanged_and_restore(error):
+    base, params = _params()
+    snap = snapshot(params, base)
+    calls = []
+
+    def loss(p):
+        calls.append(1)
+        if len(calls) == TOTAL // 2:
+            raise error("stop")
+        return smooth.loss(p)
+
+    with pytest.raises(error, match="stop"):
+        gradcheck.check(loss, WRONG_GRAD, params)
+    assert_unchanged(snap)
+
+
+def test_keyboard_interrupt_in_grad_propagates_and_restores():
+    base, params = _params()
+    snap = snapshot(params, base)
+
+    def grad(p):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        gradcheck.check(smooth.loss, grad, params)
+    assert_unchanged(snap)
+
+
+# -- losses that change state ------------------------------------------------------------------
+def test_loss_writing_into_its_parameters_is_refused():
+    base, params = _params()
+    snap = snapshot(params, base)
+
+    def loss(p):
+        p["v"] -= 0.01 * smooth.grad(p)["v"]  # a training step inside the loss
+        return smooth.loss(p)
+
+    with pytest.raises(StateMutationError, match=r"calling the loss changed parameter\(s\) 'v'"):
+        gradcheck.check(loss, smooth.grad, params)
+    assert_unchanged(snap)
+
+
+def test_loss_writing_into_its_parameters_mid_check_is_refused():
+    base, params = _params()
+    snap = snapshot(params, base)
+    calls = []
+
+    def loss(p):
+        calls.append(1)
+        if len(calls) == 9:  # after the baseline, while W is perturbed
+            p["v"][0, 0] += 1.0
+        return smooth.loss(p)
+
+    with pytest.raises(StateMutationError, match=r"'v' changed while 'W' was being perturbed"):
+        gradcheck.check(loss, smooth.grad, params)
+    assert_unchanged(snap)
+
+
+def test_loss_rebinding_a_dict_entry_is_refused():
+    base, params = _params()
+    snap = snapshot(params, base)
+
+    def loss(p):
+        p["s"] = p["s"] * 0.5
+        return smooth.loss(p)
+
+    with pytest.raises(StateMutationError, match=r"changed parameter\(s\) 's'"):
+        gradcheck.check(loss, smooth.grad, params)
+    assert_unchanged(snap)
+
+
+@pytest.mark.parametrize("freeze_at", [1, 9])
+def test_loss_making_a_parameter_read_only_is_refused_and_undone(freeze_at):
+    base, params = _params()
+    snap = snapshot(params, base)
+    calls = []
+
+    def loss(p):
+        calls.append(1)
+        if len(calls) == freeze_at:
+            p["W"].flags.writeable = False
+        return smooth.loss(p)
+
+    with pytest.raises(StateMutationError, match=r"'W'"):
+        gradcheck.check(loss, smooth.grad, params)
+    assert params["W"].flags.writeable
+    assert_unchanged(snap)
+
+
+def test_loss_reading_global_state_it_changes_is_nondeterministic():
+    counter = {"calls": 0}
+
+    def loss(p):
+        counter["calls"] += 1
+        return smooth.loss(p) + 1e-9 * counter["calls"]
+
+    base, params = _params()
+    snap = snapshot(params, base)
+    with pytest.raises(
+        NondeterministicLossError,
+        match=r"returned .* and then .* at the same "
+        r"parameters; .*fix the seed",
+    ):
+        gradcheck.check(loss, smooth.grad, params)
+    assert_unchanged(snap)
+
+
+def test_loss_changing_global_state_it_does_not_read_is_fine():
+    calls = []
+
+    def loss(p):
+        calls.append(1)
+        return smooth.loss(p)
+
+    _, params = _params()
+    report = gradcheck.check(loss, smooth.grad, params)
+    assert report.passed
+    assert report.evaluations == len(calls)
+
+
+def test_grad_writing_into_its_parameters_is_refused():
+    base, params = _params()
+    snap = snapshot(params, base)
+
+    def grad(p):
+        out = smooth.grad(p)
+        p["z"] -= 0.1 * out["z"]
+        return out
+
+    with pytest.raises(StateMutationError, match=r"calling grad changed parameter\(s\) 'z'"):
+        gradcheck.check(smooth.loss, grad, params)
+    assert_unchanged(snap)
+
+
+def test_grad_raising_is_a_loss_error():
+    base, params = _params()
+    snap = snapshot(params, base)
+
+    def grad(p):
+        raise IndexError("index 3 is out of bounds")
+
+    with pytest.raises(
+        LossError,
+        match=r"grad raised IndexError: index 3 is out of bounds at "
+        r"the starting parameters",
+    ):
+        gradcheck.check(smooth.loss, grad, params)
+    assert_unchanged(snap)
+
+
+def test_every_error_here_derives_from_the_one_base_class():
+    for error in (InputError, LossError, NondeterministicLossError, StateMutationError):
+        assert issubclass(error, GradcheckError)

@@ -1,0 +1,249 @@
+"""Bad and unusual parameters: each is refused with a message naming it and saying what was
+expected, or checked correctly; either way the user's parameters are bitwise unchanged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gradcheck
+from gradcheck import GradcheckError, InputError
+from tests.helpers import smooth
+from tests.helpers.snapshot import assert_unchanged, snapshot
+
+
+def _w():
+    return np.array([0.5, -1.25, 2.0])
+
+
+def _readonly(array):
+    array.flags.writeable = False
+    return array
+
+
+def _strided_overlap():
+    return np.lib.stride_tricks.as_strided(
+        np.array([1.0, 2.0]), shape=(3,), strides=(0,), writeable=True
+    )
+
+
+# (id, params factory, pattern the message must match: the parameter and what was expected)
+REFUSED = [
+    (
+        "int-array",
+        lambda: {"w": np.array([1, 2, 3])},
+        r"'w' has dtype int64; a finite difference on integers is always 0; convert it",
+    ),
+    (
+        "bool-array",
+        lambda: {"w": np.array([True, False])},
+        r"'w' has dtype bool; a finite difference on integers is always 0",
+    ),
+    (
+        "float16-array",
+        lambda: {"w": _w().astype(np.float16)},
+        r"'w' has dtype float16; .*use float32",
+    ),
+    ("float16-scalar", lambda: {"w": np.float16(0.5)}, r"'w' has dtype float16; .*use float32"),
+    (
+        "complex-array",
+        lambda: {"w": _w().astype(np.complex128)},
+        r"'w' has dtype complex128; pass the real and imaginary parts as two float parameters",
+    ),
+    (
+        "complex-scalar",
+        lambda: {"w": 1 + 2j},
+        r"'w' is complex; .*pass the real and imaginary parts",
+    ),
+    (
+        "big-endian",
+        lambda: {"w": _w().astype(">f8")},
+        r"'w' has dtype >f8; expected native byte order",
+    ),
+    ("bool", lambda: {"w": True}, r"'w' is a bool; expected a float or a float ndarray"),
+    ("numpy-bool", lambda: {"w": np.bool_(True)}, r"'w' is a bool; expected a float"),
+    ("string", lambda: {"w": "0.5"}, r"'w' is a str; expected a float or a float ndarray"),
+    ("none", lambda: {"w": None}, r"'w' is a NoneType; expected a float or a float ndarray"),
+    ("list", lambda: {"w": [0.5, 1.0]}, r"'w' is a list; expected a float or a float ndarray"),
+    (
+        "object-array",
+        lambda: {"w": np.array([0.5, None])},
+        r"'w' has dtype object; expected float32 or float64",
+    ),
+    ("empty-array", lambda: {"w": np.zeros((2, 0))}, r"'w' is empty \(shape \(2, 0\)\)"),
+    (
+        "nan",
+        lambda: {"w": np.array([[0.5, 1.0], [np.nan, 2.0]])},
+        r"'w' is nan at w\[1, 0\]; expected finite values",
+    ),
+    ("inf-scalar", lambda: {"b": float("-inf")}, r"'b' is -inf at b; expected finite values"),
+    ("not-a-dict", lambda: [("w", _w())], r"params must be a dict of name -> float or ndarray"),
+    ("empty-dict", dict, r"params is empty"),
+    ("int-key", lambda: {1: _w()}, r"parameter names must be strings, got 1 \(int\)"),
+    (
+        "tuple-key",
+        lambda: {("layer", "w"): _w()},
+        r"parameter names must be strings, got \('layer', 'w'\) \(tuple\)",
+    ),
+    (
+        "self-overlapping-view",
+        lambda: {"w": _strided_overlap()},
+        r"'w' is a view whose elements share memory",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("factory", "pattern"), [c[1:] for c in REFUSED], ids=[c[0] for c in REFUSED]
+)
+def test_refused_with_a_clear_message_and_nothing_touched(factory, pattern):
+    params = factory()
+    snap = snapshot(
+        params, *(v for v in getattr(params, "values", list)() if isinstance(v, np.ndarray))
+    )
+    with pytest.raises(InputError, match=pattern) as info:
+        gradcheck.check(smooth.loss, smooth.grad, params)
+    assert isinstance(info.value, GradcheckError)
+    assert_unchanged(snap)
+
+
+def test_longdouble_is_refused_where_it_differs_from_float64():
+    if np.dtype(np.longdouble) == np.dtype(np.float64):
+        pytest.skip("long double is float64 on this platform")
+    params = {"w": np.longdouble(0.5)}
+    with pytest.raises(InputError, match=r"'w' has dtype float(96|128); expected float32"):
+        gradcheck.check(smooth.loss, smooth.grad, params)
+
+
+def _alias_cases():
+    a = _w()
+    yield "same-array", {"a": a, "b": a}
+    base = np.arange(6.0)
+    yield "overlapping-slices", {"a": base[:4], "b": base[3:]}
+    m = np.arange(6.0).reshape(2, 3)
+    yield "transpose", {"W": m, "Wt": m.T}
+    c = _w()
+    yield "read-only-view-of-another", {"a": c, "b": _readonly(c[1:])}
+
+
+@pytest.mark.parametrize(
+    ("label", "params"), list(_alias_cases()), ids=[c[0] for c in _alias_cases()]
+)
+def test_aliased_parameters_are_refused(label, params):
+    snap = snapshot(params, *params.values())
+    first, second = params
+    with pytest.raises(InputError, match=rf"parameters '{first}' and '{second}' share memory"):
+        gradcheck.check(smooth.loss, smooth.grad, params)
+    assert_unchanged(snap)
+
+
+def test_python_and_numpy_ints_are_converted_with_a_note():
+    params = {"n": 3, "m": np.int64(-2), "w": _w()}
+    snap = snapshot(params)
+    seen = set()
+
+    def loss(p):
+        seen.add((type(p["n"]), type(p["m"])))
+        return smooth.loss(p)
+
+    report = gradcheck.check(loss, smooth.grad, params)
+    assert report.passed
+    assert seen == {(float, float)}  # the loss only ever sees floats
+    assert "'n' was the integer 3; checked as float64 3.0" in report.notes
+    assert any(n.startswith("'m' was the integer") for n in report.notes)
+    assert_unchanged(snap)
+
+
+def test_int_array_is_refused_not_converted():
+    # converting would check a different function: the user's code keeps integer arithmetic
+    params = {"w": np.arange(3)}
+    with pytest.raises(InputError, match=r"params\['w'\] = params\['w'\]\.astype\(float\)"):
+        gradcheck.check(smooth.loss, smooth.grad, params)
+
+
+def test_read_only_array_is_perturbed_on_a_private_copy():
+    user = _readonly(_w())
+    params = {"w": user}
+    snap = snapshot(params)
+    seen = []
+
+    def loss(p):
+        seen.append(np.array(p["w"], copy=True))
+        return smooth.loss(p)
+
+    report = gradcheck.check(loss, smooth.grad, params)
+    assert report.passed
+    assert report.notes == ["'w' is read-only; perturbed on a private copy"]
+    moved = {i for s in seen for i in np.flatnonzero(s != user)}
+    assert moved == {0, 1, 2}  # the loss saw every element move, through the dict
+    assert not user.flags.writeable
+    assert_unchanged(snap)
+
+
+def test_view_into_a_larger_array_is_checked_and_the_base_kept_bitwise():
+    base = np.linspace(-1.0, 1.0, 24).reshape(4, 6)
+    base[0, 0] = -0.0
+    view = base[::2, 1::2]  # non-contiguous, 2 x 3
+    params = {"v": view}
+    snap = snapshot(params, base)
+    report = gradcheck.check(smooth.loss, smooth.planted("v", (1, 2)), params)
+    assert [e.index for e in report.entries if e.status == "wrong"] == [(1, 2)]
+    assert_unchanged(snap)
+
+
+def test_disjoint_views_of_one_flat_vector_work_through_the_vector():
+    # the "flat parameter vector" pattern: the loss reads theta, the params are views of it
+    theta = np.array([0.3, -0.7, 1.1, 0.2, -0.4])
+    params = {"W": theta[:4].reshape(2, 2), "b": theta[4:]}
+
+    def loss(_):
+        return float(np.sum(np.sin(theta) + 0.5 * theta * theta))
+
+    snap = snapshot(params, theta)
+    report = gradcheck.check(loss, smooth.planted("W", (1, 0)), params)
+    assert report.failed_params == ["W"]
+    assert report["W"].worst_index == (1, 0)
+    assert report["b"].status == "ok"
+    assert_unchanged(snap)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fortran_order_reports_the_right_element(dtype):
+    params = {"W": np.asfortranarray(np.linspace(-1, 1, 6, dtype=dtype).reshape(2, 3))}
+    snap = snapshot(params)
+    report = gradcheck.check(smooth.loss, smooth.planted("W", (1, 0)), params)
+    assert [e.index for e in report.entries if e.status == "wrong"] == [(1, 0)]
+    assert_unchanged(snap)
+
+
+def test_read_only_broadcast_is_checked_on_a_private_copy():
+    params = {"w": np.broadcast_to(np.array([0.25]), (3,))}
+    snap = snapshot(params)
+    report = gradcheck.check(smooth.loss, smooth.grad, params)
+    assert report.passed
+    assert_unchanged(snap)
+
+
+def test_scalars_zero_d_arrays_and_negative_zero_are_restored_bitwise():
+    params = {
+        "a": 0.75,
+        "b": np.float32(-0.5),
+        "c": np.array(1.5),
+        "d": np.array([-0.0, 0.0, 1e-300]),
+    }
+    snap = snapshot(params)
+    report = gradcheck.check(smooth.loss, smooth.planted("c", ()), params)
+    assert report.failed_params == ["c"]
+    assert_unchanged(snap)
+
+
+def test_invalid_options_are_input_errors():
+    params = {"w": _w()}
+    with pytest.raises(InputError, match=r"Tolerance\.safety must be > 0"):
+        gradcheck.Tolerance(safety=0)
+    with pytest.raises(InputError, match=r"tolerance must be a gradcheck\.Tolerance"):
+        gradcheck.check(smooth.loss, smooth.grad, params, tolerance=1e-6)
+    with pytest.raises(InputError, match="loss must be callable"):
+        gradcheck.check(1.0, smooth.grad, params)
+    with pytest.raises(InputError, match="grad must be callable"):
+        gradcheck.check(smooth.loss, {"w": 1.0}, params)

@@ -1,0 +1,177 @@
+"""Small nets unlike the asker's, with hand-written gradients and switchable planted bugs.
+
+Each builder returns ``(loss, grad, params)``; ``bug`` names a planted mistake (None: correct).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradcheck.protocol import NodeTrace
+
+BATCH = 5
+
+
+def mlp(bug: str | None = None, dtype=np.float64, seed: int = 1):
+    """x (5, 3) -> dense (4) -> tanh -> dense (2) -> softmax cross-entropy, mean over batch."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(BATCH, 3)).astype(dtype)
+    y = np.eye(2, dtype=dtype)[rng.integers(0, 2, size=BATCH)]
+    params = {
+        "W1": rng.normal(size=(4, 3)).astype(dtype),
+        "b1": rng.normal(size=4).astype(dtype),
+        "W2": rng.normal(size=(2, 4)).astype(dtype),
+        "b2": rng.normal(size=2).astype(dtype),
+    }
+
+    def forward(p):
+        a = x @ p["W1"].T + p["b1"]
+        h = np.tanh(a)
+        z = h @ p["W2"].T + p["b2"]
+        z = z - z.max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return a, h, log_p
+
+    def loss(p):
+        return -(y * forward(p)[2]).sum() / BATCH
+
+    def grad(p):
+        _, h, log_p = forward(p)
+        scale = 1.0 if bug == "sum_not_mean" else 1.0 / BATCH
+        dz = (np.exp(log_p) - y) * scale
+        dW2 = dz.T @ h
+        db2 = dz.sum(axis=0)
+        dh = dz @ p["W2"]
+        da = dh * (1 - np.tanh(h) ** 2) if bug == "tanh_at_output" else dh * (1 - h**2)
+        dW1 = da.T @ x
+        db1 = da.sum(axis=0)
+        g = {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+        if bug == "sign_W2":
+            g["W2"] = -dW2
+        if bug == "no_b1":
+            g["b1"] = np.zeros_like(db1)
+        if bug == "per_sample_b2":  # forgot to sum over the batch
+            g["b2"] = dz
+        if bug == "W1_transposed":
+            g["W1"] = x.T @ da
+        if bug == "nan_b2":
+            g["b2"] = db2 * np.nan
+        return g
+
+    return loss, grad, params
+
+
+def regression(bug: str | None = None, seed: int = 2, scale: float = 1.0):
+    """Linear regression, L = mean_n (x_n . w + b - t_n)^2; ``scale`` sets |w| (large params)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(BATCH, 3)) / scale
+    t = rng.normal(size=BATCH)
+    params = {"w": rng.normal(size=3) * scale, "b": 0.3, "unused": np.array([1.0, -1.0])}
+
+    def loss(p):
+        r = x @ p["w"] + p["b"] - t
+        return float(np.mean(r**2))
+
+    def grad(p):
+        r = x @ p["w"] + p["b"] - t
+        factor = 1.0 if bug == "missing_2" else 2.0
+        g = {"w": factor * x.T @ r / BATCH, "b": factor * r.mean(), "unused": np.zeros(2)}
+        if bug == "spurious":
+            g["unused"] = np.array([0.5, 0.0])
+        if bug == "sign_all":
+            g = {k: -v for k, v in g.items()}
+        return g
+
+    return loss, grad, params
+
+
+def square(bug: str | None = None, seed: int = 3):
+    """L = sum((A @ v - t)^2) + sum((B @ v)^2) / 2 with square A, B (3, 3)."""
+    rng = np.random.default_rng(seed)
+    v = rng.normal(size=3)
+    t = rng.normal(size=3)
+    params = {"A": rng.normal(size=(3, 3)), "B": rng.normal(size=(3, 3))}
+
+    def loss(p):
+        return float(np.sum((p["A"] @ v - t) ** 2) + np.sum((p["B"] @ v) ** 2) / 2)
+
+    def grad(p):
+        g = {"A": 2 * np.outer(p["A"] @ v - t, v), "B": np.outer(p["B"] @ v, v)}
+        if bug == "A_transposed":
+            g["A"] = g["A"].T
+        if bug == "swapped":
+            g = {"A": g["B"], "B": g["A"]}
+        return g
+
+    return loss, grad, params
+
+
+def relu_net(at_kinks: bool, bug: str | None = None):
+    """L = sum(relu(W @ x) * c) with W @ x exactly 0 in some units when ``at_kinks``."""
+    x = np.array([1.0, 2.0])
+    c = np.array([1.5, -0.5, 2.0])
+    w = (
+        np.array([[2.0, -1.0], [0.5, 0.25], [-1.0, 0.3]])
+        if at_kinks
+        else np.array([[2.0, -0.5], [0.5, 0.25], [-1.0, 0.3]])
+    )
+
+    def loss(p):
+        return float(np.sum(np.maximum(p["W"] @ x, 0) * c))
+
+    def grad(p):
+        pre = p["W"] @ x
+        mask = pre > 0 if bug != "mask_inverted" else pre <= 0
+        return {"W": np.outer(mask * c, x)}
+
+    return loss, grad, {"W": w}
+
+
+def chain(bug: str | None = None, seed: int = 4):
+    """A 3-node chain with a NodeTrace: a = W x, h = tanh(a), z = V h, L = 0.5 |z - t|^2.
+
+    Bugs: ``tanh_at_output`` (derivative of tanh evaluated at h instead of a),
+    ``skip_tanh`` (dL/da = dL/dh).
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=3)
+    t = rng.normal(size=2)
+    params = {"W": rng.normal(size=(4, 3)), "V": rng.normal(size=(2, 4))}
+
+    def run(p, overrides=None):
+        overrides = overrides or {}
+        a = np.asarray(overrides.get("a", p["W"] @ x), dtype=float)
+        h = np.asarray(overrides.get("h", np.tanh(a)), dtype=float)
+        z = np.asarray(overrides.get("z", p["V"] @ h), dtype=float)
+        return {"a": a, "h": h, "z": z}, float(0.5 * np.sum((z - t) ** 2))
+
+    def backward(p, values):
+        dz = values["z"] - t
+        dh = p["V"].T @ dz
+        if bug == "tanh_at_output":
+            da = dh * (1 - np.tanh(values["h"]) ** 2)
+        elif bug == "skip_tanh":
+            da = dh
+        else:
+            da = dh * (1 - np.tanh(values["a"]) ** 2)
+        return {"a": da, "h": dh, "z": dz}
+
+    def loss(p):
+        return run(p)[1]
+
+    def grad(p):
+        values, _ = run(p)
+        g = backward(p, values)
+        return {"W": np.outer(g["a"], x), "V": np.outer(g["z"], values["h"])}
+
+    def nodes(p):
+        values, _ = run(p)
+        return NodeTrace(
+            ("a", "h", "z"),
+            values,
+            backward(p, values),
+            lambda overrides: run(p, overrides),
+            {"h": "tanh", "z": "dense V"},
+        )
+
+    return loss, grad, params, nodes

@@ -1,0 +1,170 @@
+"""Rendering, tested with exact expected strings."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradcheck import check
+from gradcheck.core.compare import ParamResult
+from gradcheck.fast.probe import ProbeSummary
+from gradcheck.report.model import Report
+from gradcheck.report.text import fast_lines, render_text
+
+# --- from test_render.py ----------------------------------------
+
+
+def small_report():
+    params = {"w": np.array([1.0, -2.0])}
+    return check(
+        lambda p: float(np.sum(p["w"] ** 2)), lambda p: {"w": np.array([2.0, 4.0])}, params
+    )
+
+
+def test_text_table_exact():
+    report = small_report()
+    text = report.to_text()
+    lines = text.splitlines()
+    assert lines[0] == (
+        f"gradcheck FAILED: 1 of 1 parameters with wrong partials, loss 5, "
+        f"{report.evaluations} loss evaluations"
+    )
+    assert "Elements (failing first):" in lines
+    start = lines.index("Elements (failing first):")
+    assert lines[start + 3].split() == [
+        "X",
+        "w[1]",
+        "+4",
+        "-4",
+        "8.0e+00",
+        "2.0e+00",
+        lines[start + 3].split()[6],
+        "wrong",
+    ]
+    assert lines[start + 4].split()[:4] == ["w[0]", "+2", "+2", lines[start + 4].split()[3]]
+    assert lines[start + 4].split()[-1] == "ok"
+
+
+def test_markdown_uses_github_tables():
+    md = small_report().to_markdown()
+    assert "### Parameters" in md
+    assert "| X  | w       | (2,)    | (2,)         | wrong    | 1/2     |" in md
+
+
+# --- from test_render_fast.py ----------------------------------------
+
+LEGEND = (
+    "probed: covered by a passing random-direction probe, not measured on its own: a "
+    "subset's errors K times the probe's tolerance pass it with probability below 1.6/K; "
+    "unchecked: not examined"
+)
+
+
+def result(name, statuses, probe, numeric=None):
+    n = len(statuses)
+    nan = np.full(n, np.nan)
+    numeric = nan.copy() if numeric is None else np.array(numeric, dtype=float)
+    analytic = np.arange(1.0, n + 1)
+    abs_err = np.abs(analytic - numeric)
+    return ParamResult(
+        name=name,
+        shape=(n,),
+        dtype="float64",
+        grad_shape=(n,),
+        analytic=analytic,
+        numeric=numeric,
+        fd_error=nan.copy(),
+        tolerance=np.where(np.isnan(numeric), nan, 1e-8),
+        abs_err=abs_err,
+        rel_err=abs_err / analytic,
+        statuses=np.array(statuses, dtype="<U14"),
+        step=nan.copy(),
+        forward=nan.copy(),
+        backward=nan.copy(),
+        kink=np.zeros(n, bool),
+        refined=np.zeros(n, bool),
+        raw_grad=analytic,
+        probe=probe,
+    )
+
+
+def probe_dict(analytic, numeric, tolerance, passed):
+    return {
+        "analytic": analytic,
+        "numeric": numeric,
+        "tolerance": tolerance,
+        "passed": passed,
+        "step": 1e-5,
+        "size": 4,
+    }
+
+
+def test_fast_section_lines():
+    passing = ProbeSummary(probes=[probe_dict(1.5, 1.5, 2e-8, True)])
+    failing = ProbeSummary(
+        probes=[probe_dict(2.0, 1.0, 2e-8, False)],
+        localization_evaluations=18,
+        localization_probes=4,
+        located=[2],
+        proven_wrong=[2],
+        measured=1,
+    )
+    report = Report(
+        params=[
+            result("a", ["probed"] * 4, passing),
+            result(
+                "b",
+                ["probed", "probed", "wrong", "probed"],
+                failing,
+                numeric=[np.nan, np.nan, 2.0, np.nan],
+            ),
+        ],
+        evaluations=40,
+        loss=0.5,
+        options={"mode": "fast"},
+    )
+    assert fast_lines(report) == [
+        "a: 1 random-direction probe(s): passed (analytic +1.5, numeric +1.5, tolerance "
+        "2.0e-08); 4 probed",
+        "b: 1 random-direction probe(s): FAILED (analytic +2, numeric +1, tolerance 2.0e-08); "
+        "localization: 18 evaluations, 4 subset probes, 1 element(s) measured one by one, 1 "
+        "proven wrong: b[2]; 3 probed",
+        LEGEND,
+    ]
+    assert report.passed is False
+    assert report.failed_params == ["b"]
+    text = render_text(report)
+    assert "gradcheck FAILED: 1 of 2 parameters with wrong partials" in text
+    assert "X   b[2]       +3          +2         1.0e+00    3.3e-01    1.0e-08      wrong" in text
+    assert "~   a[0]       +1          -          -          -          -            probed" in text
+
+
+def test_unresolved_probe_fails_the_tensor_with_no_element_wrong():
+    summary = ProbeSummary(
+        probes=[probe_dict(2.0, 1.0, 2e-8, False)], unresolved=True, fallback="too many", measured=0
+    )
+    p = result("w", ["unchecked"] * 4, summary)
+    report = Report(params=[p], evaluations=20, loss=0.5)
+    assert p.status == "wrong"
+    assert p.n_wrong == 0
+    assert not report.passed
+    assert (
+        "the tensor is wrong but not every wrong element was found (too many)"
+        in (fast_lines(report)[0])
+    )
+
+
+def test_unchecked_and_probed_alone_do_not_fail():
+    report = Report(
+        params=[
+            result(
+                "w",
+                ["unchecked", "probed", "probed", "unchecked"],
+                ProbeSummary(probes=[probe_dict(1.0, 1.0, 1e-8, True)]),
+            )
+        ],
+        evaluations=14,
+        loss=0.5,
+    )
+    assert report.passed
+    assert report["w"].status == "unchecked"
+    assert [e.status for e in report.entries] == ["unchecked", "probed", "probed", "unchecked"]

@@ -1,0 +1,271 @@
+"""check(): verdicts, statuses, restoration, and the Report's schema."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import gradcheck
+from gradcheck import LossError, check
+from tests.helpers.snapshot import assert_unchanged, snapshot
+
+# --- from test_check.py ----------------------------------------
+
+
+def quadratic():
+    """L = sum(a * W**2) + b * s, with W a matrix and s a Python float."""
+    a = np.arange(1.0, 7.0).reshape(2, 3)
+    params = {"W": np.linspace(-1, 1, 6).reshape(2, 3), "s": 0.75}
+
+    def loss(p):
+        return float(np.sum(a * p["W"] ** 2) + 3.0 * p["s"] ** 2)
+
+    def grad(p):
+        return {"W": 2 * a * p["W"], "s": 6.0 * p["s"]}
+
+    return loss, grad, params
+
+
+def test_correct_gradient_passes():
+    loss, grad, params = quadratic()
+    report = check(loss, grad, params)
+    assert report.passed
+    assert [p.status for p in report.params] == ["ok", "ok"]
+    assert report.failed_params == []
+
+
+def test_one_wrong_element_is_pinpointed():
+    loss, grad, params = quadratic()
+
+    def bad(p):
+        g = grad(p)
+        g["W"][1, 2] *= -1
+        return g
+
+    report = check(loss, bad, params)
+    assert not report.passed
+    assert report.failed_params == ["W"]
+    w = report["W"]
+    assert w.n_wrong == 1
+    assert w.worst_index == (1, 2)
+    wrong = [e for e in report.entries if e.status == "wrong"]
+    assert [(e.param, e.index) for e in wrong] == [("W", (1, 2))]
+    assert wrong[0].rel_err == pytest.approx(2.0)
+
+
+def test_shape_mismatch_is_reported_with_both_shapes_not_raised():
+    loss, grad, params = quadratic()
+    report = check(loss, lambda p: {**grad(p), "s": np.array([6 * p["s"], 0.0])}, params)
+    s = report["s"]
+    assert s.status == "shape_mismatch"
+    assert s.shape == ()
+    assert s.grad_shape == (2,)
+    assert report["W"].status == "ok"
+    assert "s: the gradient has shape (2,), the parameter ()" in report.to_text()
+
+
+def test_missing_and_extra_gradient_names_are_reported_by_name():
+    loss, grad, params = quadratic()
+    report = check(loss, lambda p: {"W": grad(p)["W"], "bias": 1.0}, params)
+    assert report["s"].status == "no_gradient"
+    assert report.extra_gradients == ["bias"]
+    text = report.to_text()
+    assert "s: no hand-written gradient was returned" in text
+    assert "bias: the gradient function returned it, but it is not a parameter" in text
+    assert not report.passed
+
+
+def test_nonfinite_gradient():
+    loss, grad, params = quadratic()
+    report = check(loss, lambda p: {**grad(p), "s": float("nan")}, params)
+    assert report["s"].status == "nonfinite"
+
+
+def test_zero_partials_raise_no_false_alarm():
+    """A parameter the loss ignores, and partials that are exactly zero."""
+    params = {"used": np.array([0.0, 1.0, -2.0]), "unused": np.array([3.0, 4.0])}
+    report = check(
+        lambda p: float(np.sum(p["used"] ** 3)),
+        lambda p: {"used": 3 * p["used"] ** 2, "unused": np.zeros(2)},
+        params,
+    )
+    assert report.passed
+    assert report["unused"].numeric.tolist() == [0.0, 0.0]
+
+
+def test_tiny_gradients_raise_no_false_alarm():
+    params = {"x": np.array([1e-3, -2e-3, 5e-4])}
+    report = check(
+        lambda p: 1.0 + 1e-9 * float(np.sum(p["x"] ** 2)), lambda p: {"x": 2e-9 * p["x"]}, params
+    )
+    assert report.passed
+
+
+def test_tiny_gradient_that_is_wrong_is_caught():
+    params = {"x": np.array([0.5, -0.3])}
+    report = check(
+        lambda p: 1e-6 * float(np.sum(p["x"] ** 2)), lambda p: {"x": 1e-6 * p["x"]}, params
+    )  # missing factor 2
+    assert report.failed_params == ["x"]
+    assert report["x"].n_wrong == 2
+
+
+def test_parameters_bitwise_restored_after_success_and_failure():
+    loss, grad, params = quadratic()
+    params["W"][0, 0] = -0.0
+    before = snapshot(params)
+    check(loss, grad, params)
+    assert_unchanged(before)
+    check(loss, lambda p: {"W": -grad(p)["W"], "s": 0.0}, params)
+    assert_unchanged(before)
+
+
+def test_parameters_bitwise_restored_after_exception_in_loss():
+    loss, grad, params = quadratic()
+    held = params["W"]  # a reference the user keeps
+    before = snapshot(params)
+    calls = {"n": 0}
+
+    def flaky(p):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise ZeroDivisionError("boom")
+        return loss(p)
+
+    with pytest.raises(LossError, match=r"ZeroDivisionError: boom with W\[\d, \d\] moved to"):
+        check(flaky, grad, params)
+    assert_unchanged(before)
+    assert held is params["W"]
+
+
+def test_parameters_bitwise_restored_after_keyboard_interrupt():
+    loss, grad, params = quadratic()
+    before = snapshot(params)
+    calls = {"n": 0}
+
+    def interrupted(p):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return loss(p)
+
+    with pytest.raises(KeyboardInterrupt):
+        check(interrupted, grad, params)
+    assert_unchanged(before)
+
+
+def test_closures_reading_the_users_arrays_see_perturbations():
+    """The loss may ignore its argument and read the arrays it closes over."""
+    w = np.array([1.0, 2.0])
+    report = check(lambda _: float(np.sum(w**2)), lambda _: {"w": 2 * w}, {"w": w})
+    assert report.passed
+    assert np.abs(report["w"].numeric - [2.0, 4.0]).max() < 1e-8
+
+
+def test_evaluations_are_counted():
+    calls = {"n": 0}
+    loss, grad, params = quadratic()
+
+    def counting(p):
+        calls["n"] += 1
+        return loss(p)
+
+    report = check(counting, grad, params)
+    assert report.evaluations == calls["n"]
+
+
+def test_json_schema():
+    loss, grad, params = quadratic()
+    data = json.loads(check(loss, lambda p: {**grad(p), "s": 0.0}, params).to_json())
+    assert data["passed"] is False
+    assert isinstance(data["evaluations"], int)
+    assert {
+        "name",
+        "shape",
+        "grad_shape",
+        "status",
+        "max_abs_err",
+        "max_rel_err",
+        "n_wrong",
+    } <= set(data["params"][0])
+    entry = data["entries"][0]
+    assert {"param", "index", "analytic", "numeric", "abs_err", "rel_err", "status"} <= set(entry)
+    assert entry["param"] == "W"
+    assert entry["index"] == [0, 0]
+    assert [p["status"] for p in data["params"]] == ["ok", "wrong"]
+    assert len(data["entries"]) == 7
+
+
+def test_json_has_null_for_missing_analytic():
+    loss, grad, params = quadratic()
+    data = json.loads(check(loss, lambda p: {"W": grad(p)["W"]}, params).to_json())
+    s = next(e for e in data["entries"] if e["param"] == "s")
+    assert s["analytic"] is None
+    assert s["status"] == "no_gradient"
+    assert data["params"][1]["grad_shape"] is None
+
+
+def test_large_tensors_are_summarised_unless_asked():
+    params = {"v": np.linspace(-1, 1, 30)}
+    report = check(lambda p: float(np.sum(p["v"] ** 2)), lambda p: {"v": 2 * p["v"]}, params)
+    assert "v: 20 more elements not shown (0 failing)" in report.to_text()
+    assert report.to_text(max_rows=None).count("\n    v[") == 30
+
+
+def test_report_has_no_truth_value():
+    loss, grad, params = quadratic()
+    report = check(loss, grad, params)
+    with pytest.raises(TypeError, match=r"report\.passed"):
+        bool(report)
+
+
+# --- from test_robustness_memory.py ----------------------------------------
+
+# bytes per parameter the whole check may hold at its peak: its per-element work arrays (steps,
+# loss values, partials, errors, statuses) and the report with its diagnosis, about 250 bytes
+# measured at P = 50,000; a constant, where P x P would be 8 P bytes per element
+BYTES_PER_PARAM = 64 * 8
+
+
+def _problem(size: int):
+    w = np.linspace(-1.0, 1.0, size)
+    middle = size // 2
+
+    def loss(p):
+        v = p["w"]
+        return float(v[0] * v[0] + 3.0 * v[middle] - v[-1] ** 3)
+
+    def grad(p):
+        v = p["w"]
+        g = np.zeros(size)
+        g[0], g[middle], g[-1] = 2.0 * v[0], 3.0, -3.0 * v[-1] ** 2
+        return {"w": g}
+
+    return loss, grad, {"w": w}
+
+
+def _peak(size: int) -> tuple[int, gradcheck.Report]:
+    loss, grad, params = _problem(size)
+    snap = snapshot(params)
+    tracemalloc.start()
+    try:
+        report = gradcheck.check(loss, grad, params)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert_unchanged(snap)
+    return peak, report
+
+
+def test_memory_is_linear_in_the_parameter_count():
+    small, big = 12_500, 50_000
+    peak_small, _ = _peak(small)
+    peak_big, report = _peak(big)
+    assert report.passed
+    assert report.evaluations >= 2 * big
+    assert peak_big < BYTES_PER_PARAM * big
+    # four times the parameters, at most about four times the memory (P x P would be 16x)
+    assert peak_big < 5 * peak_small
