@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import gradcheck.progress
@@ -47,6 +48,16 @@ def write(tmp_path: Path, body: str, name: str = "user_net.py") -> str:
     path = tmp_path / name
     path.write_text(textwrap.dedent(body))
     return str(path)
+
+
+def user_module(path: str):
+    """The module the CLI loaded from ``path`` (kept in sys.modules under a unique name)."""
+    (module,) = [
+        m
+        for n, m in list(sys.modules.items())
+        if n.startswith("gradcheck_user_") and getattr(m, "__file__", None) == path
+    ]
+    return module
 
 
 @pytest.fixture
@@ -206,7 +217,7 @@ def test_interrupt_is_130_and_parameters_are_restored(tmp_path, capsys):
     )
     assert main(["check", f"{path}:make"]) == EXIT_INTERRUPTED
     assert capsys.readouterr().err == "gradcheck: interrupted\n"
-    module = sys.modules["gradcheck_user_interrupted"]
+    module = user_module(path)
     assert module.W.tolist() == [0.0, 1.0, 2.0, 3.0]
 
 
@@ -285,3 +296,123 @@ def test_fast_mode_from_the_command_line_names_the_wrong_tensor(capsys):
     assert "declared to fail; it did fail at w" in out
     assert "- w: 1 random-direction probe(s): FAILED" in out
     assert "12 proven wrong" in out
+
+
+# issue 12.1: two targets whose files `import helpers` from their own folders
+NEIGHBOUR_NET = """
+import numpy as np
+import helpers
+
+def make():
+    w = np.array([0.5, -1.5, 2.0])
+    return (lambda p: float(np.sum(p["w"] ** 3)), lambda p: {"w": helpers.dcube(p["w"])},
+            {"w": w})
+"""
+
+
+def test_each_target_sees_its_own_neighbours(tmp_path, capsys):
+    right, wrong = tmp_path / "right", tmp_path / "wrong"
+    right.mkdir()
+    wrong.mkdir()
+    (right / "helpers.py").write_text("def dcube(w):\n    return 3 * w ** 2\n")
+    (wrong / "helpers.py").write_text("def dcube(w):\n    return 2 * w ** 2\n")
+    nets = [write(folder, NEIGHBOUR_NET, "net.py") for folder in (right, wrong)]
+    saved = list(sys.path)
+    assert main(["check", f"{nets[0]}:make", f"{nets[1]}:make"]) == EXIT_MISMATCH
+    out = capsys.readouterr().out
+    assert out.count("gradcheck PASSED") == 1
+    assert out.count("gradcheck FAILED") == 1
+    assert out.index("PASSED") < out.index("FAILED")  # the second, wrong one fails
+    assert main(["check", f"{nets[1]}:make", f"{nets[0]}:make"]) == EXIT_MISMATCH
+    out = capsys.readouterr().out
+    assert out.index("FAILED") < out.index("PASSED")
+    assert sys.path == saved
+    assert "helpers" not in sys.modules
+
+
+def test_module_targets_see_their_own_neighbours(tmp_path, monkeypatch, capsys):
+    for folder, factor in (("one", 3), ("two", 2)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "helpers.py").write_text(
+            f"def dcube(w):\n    return {factor} * w ** 2\n"
+        )
+        write(tmp_path / folder, NEIGHBOUR_NET, f"net_{folder}.py")
+    monkeypatch.chdir(tmp_path / "one")
+    assert main(["check", "net_one:make"]) == EXIT_OK
+    monkeypatch.chdir(tmp_path / "two")
+    try:
+        assert main(["check", "net_two:make"]) == EXIT_MISMATCH
+    finally:
+        for name in ("net_one", "net_two"):
+            sys.modules.pop(name, None)
+
+
+# issue 12.3: sys.exit() inside the loss or the gradient during a check
+@pytest.mark.parametrize(
+    ("where", "call", "shown"),
+    [
+        ("loss", "sys.exit()", "sys.exit()"),
+        ("loss", "sys.exit(0)", "sys.exit(0)"),
+        ("grad", "sys.exit(1)", "sys.exit(1)"),
+        ("loss", "sys.exit('bye')", "sys.exit('bye')"),
+    ],
+)
+def test_sys_exit_in_user_code_is_exit_2_and_parameters_are_restored(
+    tmp_path, capsys, where, call, shown
+):
+    path = write(
+        tmp_path,
+        f"""
+        import sys
+        import numpy as np
+        W = np.array([0.1, -0.2, 0.3, 1e-300, -0.0])
+        calls = []
+        def loss(p):
+            calls.append(1)
+            if {where == "loss"} and len(calls) == 4:
+                {call}
+            return float(np.sum(p["W"] ** 2))
+        def grad(p):
+            if {where == "grad"}:
+                {call}
+            return {{"W": 2 * p["W"]}}
+        def make():
+            return loss, grad, {{"W": W}}
+        """,
+        "exiting.py",
+    )
+    assert main(["check", f"{path}:make"]) == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(
+        f"gradcheck: error: {path}:make: the loss or gradient called {shown}"
+    )
+    assert f"exiting.py, line {9 if where == 'loss' else 13})" in lines[0]
+    assert "parameters were restored" in lines[0]
+    W = user_module(path).W
+    assert W.tobytes() == np.array([0.1, -0.2, 0.3, 1e-300, -0.0]).tobytes()
+
+
+# issue 12.17: a tabulate.py or html.py beside the user's file is never gradcheck's
+def test_modules_beside_the_users_file_do_not_replace_gradchecks_own(tmp_path):
+    for shadow in ("tabulate", "html", "json"):
+        (tmp_path / f"{shadow}.py").write_text(
+            f"raise RuntimeError('the user folder {shadow}.py was imported')\n"
+        )
+    path = write(tmp_path, GOOD.replace("BUG", " * 2"))
+    out = tmp_path / "reports"
+    elsewhere = tmp_path / "elsewhere"  # `python -m` puts the working folder first itself
+    elsewhere.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "gradcheck", "check", f"{path}:make", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        check=False,
+    )
+    assert done.returncode == EXIT_MISMATCH, done.stderr
+    assert done.stderr == ""
+    assert "X   c " in done.stdout
+    assert sorted(p.suffix for p in out.iterdir()) == [".html", ".json", ".md"]
