@@ -28,6 +28,8 @@ from gradcheck.api import check, check_problem
 from gradcheck.assertions import Settings, assert_gradients, pop_settings, push_settings
 from gradcheck.cli import seed_argument
 from gradcheck.core.numerics import Tolerance
+from gradcheck.errors import InputError
+from gradcheck.report.files import check_writable
 from gradcheck.report.model import Report
 
 SETTINGS = pytest.StashKey[Settings]()
@@ -122,6 +124,11 @@ def _settings(config: pytest.Config) -> Settings:
 
 def pytest_configure(config: pytest.Config) -> None:
     settings = _settings(config)
+    if settings.report_dir is not None:  # refused now, not at the first failing check
+        try:
+            check_writable(settings.report_dir, "--gradcheck-report-dir")
+        except InputError as exc:
+            raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS] = settings
     push_settings(settings)
 

@@ -184,3 +184,50 @@ def test_wrong_c():
     result = pytester.runpytest()
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["E       X   c        ()       ()            wrong*"])
+
+
+# issue 12.13: parametrized ids that sanitise alike keep a report each
+def test_report_dir_keeps_one_report_per_test_id(pytester):
+    pytester.makepyfile(
+        NETS
+        + """
+import pytest
+
+@pytest.mark.parametrize("case", ["a/b", "a-b", "a b"])
+def test_case(case):
+    gradcheck.assert_gradients(*net("double_W2"))
+"""
+    )
+    result = pytester.runpytest("--gradcheck-report-dir", "gc-reports")
+    result.assert_outcomes(failed=3)
+    titles = sorted(
+        p.read_text().splitlines()[0] for p in (pytester.path / "gc-reports").glob("*.md")
+    )
+    assert [t.rsplit("[", 1)[1] for t in titles] == ["a b]", "a-b]", "a/b]"]
+
+
+# issue 12.14: an unwritable report folder is a usage error up front ...
+def test_unwritable_report_dir_is_a_usage_error(pytester):
+    pytester.makepyfile(TESTS)
+    pytester.makefile(".txt", afile="x")
+    result = pytester.runpytest("--gradcheck-report-dir", "afile.txt/reports")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*--gradcheck-report-dir *afile.txt*reports: cannot write reports there (*"]
+    )
+
+
+# ... and a report that cannot be written later never replaces the gradient failure
+def test_failed_report_write_keeps_the_gradient_failure(pytester):
+    pytester.makepyfile(TESTS)
+    stem = "test_failed_report_write_keeps_the_gradient_failure.py-test_buggy"
+    (pytester.path / "gc-reports" / f"{stem}.json").mkdir(parents=True)
+    result = pytester.runpytest("--gradcheck-report-dir", "gc-reports")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E       gradcheck.GradientMismatch: gradcheck FAILED*",
+            "E       gradcheck: warning: could not write the reports of *; the verdict stands",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*OSError*")

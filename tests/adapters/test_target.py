@@ -15,6 +15,7 @@ import pytest
 import gradcheck.progress
 from gradcheck import InputError
 from gradcheck.cli import EXIT_INTERRUPTED, EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, main, one_line
+from gradcheck.report.files import safe_name
 
 ROOT = Path(__file__).resolve().parents[2]
 ASKER = str(ROOT / "examples" / "asker_style.py")
@@ -416,3 +417,42 @@ def test_modules_beside_the_users_file_do_not_replace_gradchecks_own(tmp_path):
     assert done.stderr == ""
     assert "X   c " in done.stdout
     assert sorted(p.suffix for p in out.iterdir()) == [".html", ".json", ".md"]
+
+
+# issue 12.13: two targets whose names sanitise alike keep both reports
+def test_out_keeps_both_reports_when_names_sanitise_alike(tmp_path, monkeypatch, capsys):
+    (tmp_path / "a").mkdir()
+    write(tmp_path / "a", GOOD.replace("BUG", ""), "b.py")
+    write(tmp_path, GOOD.replace("BUG", " * 2"), "a-b.py")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "reports"
+    assert main(["check", "a/b.py:make", "a-b.py:make", "--out", str(out)]) == EXIT_MISMATCH
+    capsys.readouterr()
+    verdicts = {json.loads(p.read_text())["passed"]: p.read_text() for p in out.glob("*.json")}
+    assert sorted(verdicts) == [False, True]
+    assert len(list(out.iterdir())) == 6
+
+
+# issue 12.14: --out that cannot be written is refused before any check runs
+def test_unwritable_out_is_refused_up_front(buggy, tmp_path, capsys):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    code = main(["check", f"{buggy}:make", "--out", str(tmp_path / "taken" / "reports")])
+    assert code == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no check ran
+    assert captured.err.startswith("gradcheck: error: --out ")
+    assert "cannot write reports there" in captured.err
+    assert len(captured.err.splitlines()) == 1
+
+
+# issue 12.14: a report file that cannot be written never hides the verdict and its table
+def test_failed_write_is_a_warning_and_the_table_is_still_shown(buggy, tmp_path, capsys):
+    out = tmp_path / "reports"
+    out.mkdir()
+    (out / f"{safe_name(f'{buggy}:make')}.md").mkdir()  # in the way of the Markdown file
+    assert main(["check", f"{buggy}:make", "--out", str(out)]) == EXIT_MISMATCH
+    captured = capsys.readouterr()
+    assert "gradcheck FAILED" in captured.out
+    assert "X   c " in captured.out
+    (line,) = captured.err.splitlines()
+    assert line.startswith("gradcheck: warning: could not write the reports of ")
