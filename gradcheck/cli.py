@@ -124,7 +124,7 @@ def run_check(problem: Problem, args: argparse.Namespace, label: str) -> Report:
     A ``sys.exit()`` in the loss or the gradient is bad input, not the end of gradcheck: it
     becomes an :class:`InputError` (exit 2, one line), the parameters restored as on any
     way out of a check."""
-    bar = ProgressBar(sys.stderr, label=label)
+    bar = ProgressBar(sys.stderr, label=visible(label))
     try:
         return check_problem(
             problem,
@@ -199,7 +199,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         if args.format in ("text", "markdown"):
             print(
                 f"{len(outcome) - len(mismatched)} of {len(outcome)} reference nets behaved "
-                "as declared" + (f"; not: {', '.join(mismatched)}" if mismatched else "")
+                "as declared" + (f"; not: {visible(', '.join(mismatched))}" if mismatched else "")
             )
         if args.out:
             try:
@@ -242,7 +242,7 @@ def emit(
         got = verdict(ref, report)
         where = f" at {', '.join(report.failed_params)}" if got == "fail" else ""
         print(
-            f"   declared to {expected}; it did {got}{where}"
+            f"   declared to {expected}; it did {visible(got + where)}"
             + ("" if expected == got else "  <-- MISMATCH")
         )
     print(report.to_text(max_rows=max_rows))

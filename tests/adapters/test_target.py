@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -456,3 +457,20 @@ def test_failed_write_is_a_warning_and_the_table_is_still_shown(buggy, tmp_path,
     assert "X   c " in captured.out
     (line,) = captured.err.splitlines()
     assert line.startswith("gradcheck: warning: could not write the reports of ")
+
+
+# issue 12.18: an error message from user code reaches stderr as one visible line
+def test_hostile_error_message_is_one_visible_line(tmp_path, capsys):
+    path = write(
+        tmp_path,
+        """
+        def make():
+            raise ValueError("bad\\x1b[2J\\rhidden\\n# second line\\u202e")
+        """,
+        "hostile.py",
+    )
+    assert main(["check", f"{path}:make"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.endswith("raised ValueError: bad\\x1b[2J (" + path + ", line 3)\n")
+    assert not re.search("[\x00-\x09\x0b-\x1f\u202a-\u202e]", err)
