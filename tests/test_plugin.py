@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 
+import numpy as np
 import pytest
 
 NETS = """
@@ -231,3 +233,47 @@ def test_failed_report_write_keeps_the_gradient_failure(pytester):
         ]
     )
     result.stdout.no_fnmatch_line("*OSError*")
+
+
+# issue 12.19: the header's "replay with --gradcheck-seed N" holds under pytest-randomly and
+# pytest-xdist (pytest-randomly reseeds the global generators after fixture set-up)
+SEEDED_DRAWS = """
+import json
+import pathlib
+import random
+
+import numpy as np
+
+def record(name, gradcheck):
+    draws = [float(np.random.rand()), random.random(), float(gradcheck.rng.random())]
+    pathlib.Path(__file__).with_name(name + ".json").write_text(json.dumps(draws))
+
+def test_one(gradcheck):
+    record("one", gradcheck)
+
+def test_two(gradcheck):
+    record("two", gradcheck)
+"""
+
+
+@pytest.mark.parametrize("xdist", [False, True])
+def test_seed_replays_the_draws_under_randomly_and_xdist(pytester, monkeypatch, xdist):
+    pytest.importorskip("pytest_randomly")
+    pytest.importorskip("xdist")
+    monkeypatch.delenv("PYTEST_ADDOPTS")
+    pytester.makepyfile(SEEDED_DRAWS)
+    np.random.seed(7)  # noqa: NPY002 - what the fixture promises
+    random.seed(7)
+    expected = [
+        float(np.random.rand()),  # noqa: NPY002
+        random.random(),
+        float(np.random.default_rng(7).random()),
+    ]
+    args = ["-p", "randomly", "--randomly-seed=1", "--gradcheck-seed=7", "-p", "no:cacheprovider"]
+    # with xdist, in a worker process: the seed must reach it too
+    run = pytester.runpytest_subprocess if xdist else pytester.runpytest
+    result = run(*args, *(["-n", "1"] if xdist else []))
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["gradcheck: replay with --gradcheck-seed 7"])
+    for name in ("one", "two"):
+        assert json.loads((pytester.path / f"{name}.json").read_text()) == expected
