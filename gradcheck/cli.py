@@ -142,7 +142,9 @@ def run_check(problem: Problem, args: argparse.Namespace, label: str) -> Report:
         bar.close()
 
 
-def cmd_check(args: argparse.Namespace) -> int:
+def cmd_check(args: argparse.Namespace, references: dict[str, Reference] | None = None) -> int:
+    """Check every target; ``references`` defaults to the registries' nets, loaded only when
+    a reference net is asked for (the registries are third-party code)."""
     if args.all and args.targets:
         raise GradcheckError("give reference names or --all, not both")
     names = args.targets
@@ -151,9 +153,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             "nothing to check: name a reference net (see 'gradcheck list'), "
             "use --all, or give path/to/file.py:NAME"
         )
-    # the registries are third-party code: loaded only when a reference net is asked for
-    needs_references = args.all or not all(is_target(n) for n in names)
-    references = load_references(warn=warn) if needs_references else {}
+    if references is None:
+        needs_references = args.all or not all(is_target(n) for n in names)
+        references = load_references(warn=warn) if needs_references else {}
     if args.all:
         names = list(references)
     unknown = [n for n in names if not is_target(n) and n not in references]
