@@ -474,3 +474,27 @@ def test_hostile_error_message_is_one_visible_line(tmp_path, capsys):
     assert err.count("\n") == 1
     assert err.endswith("raised ValueError: bad\\x1b[2J (" + path + ", line 3)\n")
     assert not re.search("[\x00-\x09\x0b-\x1f\u202a-\u202e]", err)
+
+
+def test_users_folder_is_importable_only_while_the_file_loads(tmp_path, capsys):
+    path = write(
+        tmp_path,
+        """
+        import sys
+        import numpy as np
+        FOLDER = sys.path[0]
+        SEEN = {"load": FOLDER in sys.path}
+        def loss(p):
+            SEEN["check"] = FOLDER in sys.path
+            return float(np.sum(p["w"] ** 2))
+        def make():
+            SEEN["factory"] = FOLDER in sys.path
+            return loss, lambda p: {"w": 2 * p["w"]}, {"w": np.array([1.0, 2.0])}
+        """,
+        "scoped.py",
+    )
+    assert main(["check", f"{path}:make"]) == EXIT_OK
+    capsys.readouterr()
+    module = user_module(path)
+    assert module.FOLDER == str(tmp_path)
+    assert module.SEEN == {"load": True, "factory": True, "check": False}
