@@ -279,6 +279,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"gradcheck: error: {visible(one_line(exc))}", file=sys.stderr)
         return EXIT_USAGE
+    except SystemExit as exc:  # gradcheck never exits from here: code it ran did (a net's build)
+        if args.debug:
+            raise
+        print(
+            f"gradcheck: error: {describe_exit(exc)} was called by code gradcheck ran; it "
+            "must raise an exception or return, not end the process",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     finally:
         sys.path[:] = saved_path
 

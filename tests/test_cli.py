@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from importlib.metadata import EntryPoint, entry_points
 
+import gradcheck.cli
 import gradcheck.protocol
 from gradcheck.cli import main
+from gradcheck.protocol import Reference
 
 
 def test_list_names_reference_nets(capsys):
@@ -89,3 +91,17 @@ def test_registry_with_a_wrong_entry_is_a_warning(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "registry 'odd' (json:__dict__, a gradcheck.registries entry point): entry" in err
     assert "is not a gradcheck Reference; its nets are left out" in err
+
+
+# issue 12.3, sibling: a registry's net that calls sys.exit() while it is built
+def test_sys_exit_in_a_reference_nets_build_is_exit_2(monkeypatch, capsys):
+    def build():
+        raise SystemExit(0)
+
+    exiting = Reference("exits-on-build", build, True, "calls sys.exit(0) when built")
+    monkeypatch.setattr(gradcheck.cli, "load_references", lambda warn: {exiting.name: exiting})
+    assert main(["check", "exits-on-build"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gradcheck: error: sys.exit(0) (")
+    assert "test_cli.py, line" in err
+    assert err.count("\n") == 1

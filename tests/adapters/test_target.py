@@ -496,5 +496,5 @@ def test_users_folder_is_importable_only_while_the_file_loads(tmp_path, capsys):
     assert main(["check", f"{path}:make"]) == EXIT_OK
     capsys.readouterr()
     module = user_module(path)
-    assert module.FOLDER == str(tmp_path)
+    assert str(tmp_path) == module.FOLDER
     assert module.SEEN == {"load": True, "factory": True, "check": False}
