@@ -27,6 +27,7 @@ import os
 import random
 import site
 import sys
+import sysconfig
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +41,7 @@ from gradcheck.errors import InputError
 from gradcheck.protocol import Problem, as_problem
 
 PASS_THROUGH = (KeyboardInterrupt, MemoryError)
+TARGET_PREFIX = "gradcheck_user_"  # the module name of a FILE.py target starts with this
 
 # What gradcheck imports lazily (to break import cycles, or for speed), and the libraries
 # behind it: imported before any user code, so that a tabulate.py or html.py beside the user's
@@ -165,7 +167,17 @@ def _evict(names: list[str], folders: list[Path]) -> None:
 
 
 def _installed_roots() -> list[Path]:
-    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, *site.getsitepackages()}
+    """The standard library and site-packages folders, of this environment and of the Python
+    it was made from (not their prefixes: a project may live under ``/usr/local/src``)."""
+    base = {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}
+    keys = ("stdlib", "platstdlib", "purelib", "platlib")
+    roots = {
+        p
+        for paths in (sysconfig.get_paths(), sysconfig.get_paths(vars=base))
+        for k, p in paths.items()
+        if k in keys
+    }
+    roots.update(site.getsitepackages())
     user_site = site.getusersitepackages()
     if isinstance(user_site, str):
         roots.add(user_site)
@@ -185,9 +197,6 @@ def _module_files(module: Any) -> list[Path]:
         return [Path(p).resolve() for p in path or ()]
     except TypeError:
         return []
-
-
-TARGET_PREFIX = "gradcheck_user_"
 
 
 def _import(location: str):
