@@ -8,10 +8,15 @@ after every step.
 
 The recovered ``g`` carries a rounding error of a few ulps of ``theta`` divided by the learning
 rate; a :class:`PrecisionWarning` says when that is large next to the partials themselves.
+
+Every call of the step and the loss gets a fresh copy of its sample, so a step that changes its
+sample in place (``x.shape += (1,)``, ``x -= mean``) cannot change the function being checked
+from one call to the next; it is reported once with a :class:`SampleChangedWarning`.
 """
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
@@ -25,6 +30,10 @@ from gradcheck.protocol import Problem
 
 class PrecisionWarning(UserWarning):
     """A recovered gradient keeps too few digits to be judged finely (tiny training step)."""
+
+
+class SampleChangedWarning(UserWarning):
+    """The training step (or the loss) changed its sample in place; the check gave it a copy."""
 
 
 # The recovered gradient is judged untrustworthy when its rounding error exceeds this fraction
@@ -109,7 +118,10 @@ def _functions(obj, container, slots: Slots, user_step, user_loss, cases, rate, 
     def mean_loss(params):
         saved = slots.bind(params)
         try:
-            values = [user_loss(obj, *case) for case in cases]
+            values = [
+                _on_copy(user_loss, obj, case, k, "loss")
+                for k, case in enumerate(cases, start=first)
+            ]
         finally:
             slots.unbind(saved)
         for k, value in enumerate(values, start=first):
@@ -143,7 +155,7 @@ def _one_step(obj, container, slots: Slots, params, user_step, case, rate, k):
     try:
         before = {n: np.array(slots.get(n), dtype=np.float64) for n in slots.names}
         try:
-            user_step(obj, *case)
+            _on_copy(user_step, obj, case, k, "training step")
         except (KeyboardInterrupt, SystemExit, MemoryError):
             raise
         except Exception as exc:
@@ -172,6 +184,43 @@ def _one_step(obj, container, slots: Slots, params, user_step, case, rate, k):
     return grads
 
 
+def _on_copy(function, obj, case: tuple, k: int, what: str):
+    """``function(obj, *case)`` on a fresh copy of the sample, warning if it changed the copy."""
+    fresh = tuple(_copy(item) for item in case)
+    try:
+        return function(obj, *fresh)
+    finally:
+        change = _change(case, fresh)
+        if change:
+            warnings.warn(
+                f"the {what} changes its sample in place (sample {k}: {change}); gradcheck "
+                "passes every call a fresh copy, so the check is not affected, but the code "
+                "would change its data when called twice on the same sample",
+                SampleChangedWarning,
+                stacklevel=2,
+            )
+
+
+def _copy(item: Any) -> Any:
+    if isinstance(item, np.ndarray):
+        return item.copy()
+    try:
+        return copy.deepcopy(item)
+    except Exception:  # uncopyable objects are passed as they are
+        return item
+
+
+def _change(case: tuple, fresh: tuple) -> str:
+    """How the copies differ from the samples they were made from ("" when they do not)."""
+    for i, (before, after) in enumerate(zip(case, fresh, strict=True)):
+        if isinstance(before, np.ndarray) and isinstance(after, np.ndarray):
+            if after.shape != before.shape:
+                return f"argument {i} changed shape {before.shape} -> {after.shape}"
+            if after.dtype != before.dtype or after.tobytes() != before.tobytes():
+                return f"argument {i} changed values"
+    return ""
+
+
 def _capture(obj, container) -> list:
     """Everything a step may touch: attribute/key bindings and the contents of arrays.
 
@@ -197,8 +246,8 @@ def _capture(obj, container) -> list:
 
 def _restore(state: list) -> None:
     for mapping, bindings, arrays in state:
-        for array, copy in arrays:
-            np.copyto(array, copy, casting="no")
+        for array, saved in arrays:
+            np.copyto(array, saved, casting="no")
         mapping.clear()
         mapping.update(bindings)
 
