@@ -22,6 +22,9 @@ from gradcheck.errors import (
 from gradcheck.fast.probe import FastOptions
 from gradcheck.protocol import NodeTrace, Problem
 from gradcheck.report.model import Entry, Report
+from gradcheck.routes.derivatives import check_hessian, check_hvp, check_jacobian
+from gradcheck.routes.layer import check_layer
+from gradcheck.routes.value_and_grad import check_value_and_grad
 
 __all__ = [
     "Entry",
@@ -40,7 +43,12 @@ __all__ = [
     "Tolerance",
     "assert_gradients",
     "check",
+    "check_hessian",
+    "check_hvp",
+    "check_jacobian",
+    "check_layer",
     "check_problem",
+    "check_value_and_grad",
     "find_params",
     "from_attributes",
     "from_params_dict",
