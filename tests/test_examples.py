@@ -54,3 +54,30 @@ def test_torch_example(capsys):
     pytest.importorskip("torch")
     assert main(["check", f"{EXAMPLES / 'torch_function.py'}:make"]) == EXIT_MISMATCH
     assert "group: true = 3 x hand-written for w (all 12)" in capsys.readouterr().out
+
+
+# -- the routes of issue 13: each example plants a bug, shows it caught, and a correct version
+# passing; its main() returns 0 only when all of that holds.
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("list_network.py", "X   weights[0]"),
+        ("layer_pair.py", "X   prev_c"),
+        ("value_and_grad_net.py", "Whh for Whh.T through time: ['Wxh', 'Whh', 'bh']"),
+        ("least_squares.py", "wrong elements: [(1, 1), (2, 1)"),
+        ("trust_region.py", "hess with H[0, 1] off: [(0, 1)]"),
+    ],
+)
+def test_route_examples_catch_their_planted_bugs(script, expected, capsys):
+    with pytest.raises(SystemExit) as stop:
+        runpy.run_path(str(EXAMPLES / script), run_name="__main__")
+    out = capsys.readouterr().out
+    assert stop.value.code == 0, out
+    assert expected in out
+
+
+def test_list_network_example_from_the_command_line(capsys):
+    assert main(["check", f"{EXAMPLES / 'list_network.py'}:make"]) == EXIT_MISMATCH
+    out = capsys.readouterr().out
+    assert "weights[0][1, 1]" in out
+    assert "biases[0][0, 0]" in out
