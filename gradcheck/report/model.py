@@ -205,5 +205,15 @@ class Report:
 
         return render_html(self, title=title, max_rows=max_rows)
 
+    def _repr_html_(self) -> str:
+        """Notebooks: the HTML report inline (a fragment with scoped styles, no page)."""
+        from gradcheck.report.notebook import render_fragment
+
+        return render_fragment(self)
+
+    def _repr_markdown_(self) -> str:
+        """Notebooks and other Markdown front-ends: :meth:`to_markdown`."""
+        return self.to_markdown()
+
     def __str__(self) -> str:
         return self.to_text()
