@@ -81,3 +81,23 @@ def test_list_network_example_from_the_command_line(capsys):
     out = capsys.readouterr().out
     assert "weights[0][1, 1]" in out
     assert "biases[0][0, 0]" in out
+
+
+def test_jax_example(capsys):
+    pytest.importorskip("jax")
+    assert main(["check", f"{EXAMPLES / 'jax_custom_vjp.py'}:make"]) == EXIT_MISMATCH
+    assert "group: true = 3 x hand-written for w (all 12)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stop:
+        runpy.run_path(str(EXAMPLES / "jax_custom_vjp.py"), run_name="__main__")
+    assert stop.value.code == 0
+
+
+def test_routes_doc_code_blocks_run():
+    """Every ```python block of the routes docs section runs (each on its own)."""
+    doc = EXAMPLES.parent / "docs" / "_incoming" / "routes.md"
+    if not doc.exists():  # folded into the docs site, whose own test runs its blocks
+        pytest.skip("docs/_incoming/routes.md has been folded into the docs")
+    blocks = doc.read_text().split("```python\n")[1:]
+    assert len(blocks) == 4
+    for block in blocks:
+        exec(compile(block.split("```", 1)[0], str(doc), "exec"), {"__name__": "__doc__"})
