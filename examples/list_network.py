@@ -46,6 +46,18 @@ class Network:
     def cost(self, x, y):
         return float(0.5 * np.sum((self.feedforward(x) - y) ** 2))
 
+    def update_mini_batch(self, mini_batch, eta):
+        """One SGD step on a mini-batch, as in the book (rebinds the two lists)."""
+        nabla_b = [np.zeros(b.shape) for b in self.biases]
+        nabla_w = [np.zeros(w.shape) for w in self.weights]
+        for x, y in mini_batch:
+            delta_nabla_b, delta_nabla_w = self.backprop(x, y)
+            nabla_b = [nb + dnb for nb, dnb in zip(nabla_b, delta_nabla_b, strict=True)]
+            nabla_w = [nw + dnw for nw, dnw in zip(nabla_w, delta_nabla_w, strict=True)]
+        step = eta / len(mini_batch)
+        self.weights = [w - step * nw for w, nw in zip(self.weights, nabla_w, strict=True)]
+        self.biases = [b - step * nb for b, nb in zip(self.biases, nabla_b, strict=True)]
+
     def backprop(self, x, y):
         nabla_b = [np.zeros(b.shape) for b in self.biases]
         nabla_w = [np.zeros(w.shape) for w in self.weights]

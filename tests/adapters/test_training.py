@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from examples.list_network import Network, X, Y
 from gradcheck import check_problem, from_training_step
 from gradcheck.adapters.training import SampleChangedWarning
 
@@ -62,3 +63,39 @@ def test_step_that_reshapes_its_sample_still_pins_a_planted_bug():
     with pytest.warns(SampleChangedWarning):
         report = check_problem(problem)
     assert [(e.param, e.index) for e in report.entries if e.status == "wrong"] == [("W", (0, 2))]
+
+
+# -- list-valued weights: Nielsen's update_mini_batch is the training step ----------------------
+def _nielsen_problem(bug, in_place=False):
+    net = Network(bug=bug)
+
+    def step(n, x, y):
+        if not in_place:
+            n.update_mini_batch([(x, y)], 0.5)
+            return
+        nabla_b, nabla_w = n.backprop(x, y)
+        for w, nw in zip(n.weights, nabla_w, strict=True):
+            w -= 0.5 * nw  # in place, inside the list
+        for b, nb in zip(n.biases, nabla_b, strict=True):
+            b -= 0.5 * nb
+
+    samples = [(X, Y), (-X, 1 - Y)]
+    return net, from_training_step(
+        net, step, lambda n, x, y: n.cost(x, y), learning_rate=0.5, samples=samples
+    )
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_list_weights_updated_by_a_training_step(in_place):
+    net, problem = _nielsen_problem(bug=False, in_place=in_place)
+    weights, biases = net.weights, net.biases
+    saved = [a.copy() for a in [*weights, *biases]]
+    report = check_problem(problem)
+    assert report.passed, report.to_text()
+    assert net.weights is weights
+    assert net.biases is biases
+    for a, b in zip([*net.weights, *net.biases], saved, strict=True):
+        assert a.tobytes() == b.tobytes()
+    _, problem = _nielsen_problem(bug=True, in_place=in_place)
+    report = check_problem(problem)
+    assert report.failed_params == ["biases[0]", "weights[0]"]
