@@ -7,7 +7,11 @@ Everything else (the subpackages ``core``, ``fast``, ``diagnosis``, ``report`` a
 """
 
 from gradcheck.adapters.attributes import find_params, from_attributes, from_params_dict
-from gradcheck.adapters.training import PrecisionWarning, from_training_step
+from gradcheck.adapters.training import (
+    PrecisionWarning,
+    SampleChangedWarning,
+    from_training_step,
+)
 from gradcheck.api import check, check_problem
 from gradcheck.assertions import GradientMismatch, assert_gradients
 from gradcheck.core.compare import ParamResult
@@ -39,6 +43,7 @@ __all__ = [
     "PrecisionWarning",
     "Problem",
     "Report",
+    "SampleChangedWarning",
     "StateMutationError",
     "Tolerance",
     "assert_gradients",

@@ -260,6 +260,11 @@ def _check_matrix(fun, jac, x, symbol: str, fun_name: str, jac_name: str, option
         return point.split(matrix, symbol)
 
     report = check(loss, hand, params, **options)
+    report.notes.append(
+        f"checked {symbol}[i, j] = d {fun_name}_i / d x_j as the derivative of the scalar "
+        f"sum_i {fun_name}_i(P[i]) over m = {rows} stacked copies P of x; "
+        f"{fun_name} was called {len(memo) + 2} times"
+    )
     if symbol == "H":
         note = _asymmetry(_dense(jac(point.user(point.copies(symbol), symbol))), symbol)
         if note:
