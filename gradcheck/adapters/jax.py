@@ -4,10 +4,10 @@
 ``jax.custom_vjp`` with its ``fwd``/``bwd`` pair, or any JAX function whose VJP is in question)
 and returns a :class:`~gradcheck.protocol.Problem`: the loss is a fixed random projection of
 its outputs, ``sum_i <r_i, out_i>``, and the hand-written gradient is ``jax.vjp``'s pullback of
-``r`` (which runs the ``bwd`` rule). Every call runs under ``jax.enable_x64(True)``, so the
-check is in float64 without changing the user's global JAX configuration; the parameters
-are float64 NumPy copies of the inputs (the user's arrays are never modified). Importing this
-module does not import JAX; calling it does.
+``r`` (which runs the ``bwd`` rule); the loss is compiled once with ``jax.jit``. Every call
+runs under ``jax.enable_x64(True)``, so the check is in float64 without changing the user's
+global JAX configuration; the parameters are float64 NumPy copies of the inputs (the user's
+arrays are never modified). Importing this module does not import JAX; calling it does.
 """
 
 from __future__ import annotations
@@ -66,49 +66,34 @@ def from_jax_function(
         for label, i in zip(labels, slots, strict=True)
     }
     scalar = {label: np.ndim(inputs[i]) == 0 for label, i in zip(labels, slots, strict=True)}
-    rng = np.random.default_rng(seed)
-    projections: list[np.ndarray] = []
 
-    def args(params) -> list[Any]:
-        import jax.numpy as jnp
+    def of_checked(*xs):
+        """``function`` with the checked inputs replaced (the others fixed, as given)."""
+        full = list(inputs)
+        for i, x in zip(slots, xs, strict=True):
+            full[i] = x
+        result = function(*full)
+        return result if isinstance(result, (tuple, list)) else (result,)
 
-        out = list(inputs)
-        for label, i in zip(labels, slots, strict=True):
-            out[i] = jnp.asarray(np.asarray(params[label], dtype=np.float64))
-        return out
+    with jax.enable_x64(True):
+        shapes = jax.eval_shape(of_checked, *(arrays[label] for label in labels))
+        # one fixed random direction per output: the loss is the same function everywhere
+        rng = np.random.default_rng(seed)
+        projections = [rng.standard_normal(s.shape) for s in shapes]
 
-    def outputs_of(result) -> list[Any]:
-        return list(result) if isinstance(result, (tuple, list)) else [result]
+        def projected(*xs):
+            return sum((o * r).sum() for o, r in zip(of_checked(*xs), projections, strict=True))
 
-    def project(outs) -> Any:
-        if not projections:  # drawn once, on the first call: the same loss everywhere after
-            projections.extend(rng.standard_normal(np.shape(o)) for o in outs)
-        return sum((o * r).sum() for o, r in zip(outs, projections, strict=True))
+        compiled = jax.jit(projected)  # one compilation; 2P calls follow
 
     def loss(params):
         with jax.enable_x64(True):
-            return float(project(outputs_of(function(*args(params)))))
+            return float(compiled(*(np.asarray(params[label]) for label in labels)))
 
     def grad(params):
         with jax.enable_x64(True):
-            values = args(params)
-            checked = [values[i] for i in slots]
-
-            def of_checked(*xs):
-                full = list(values)
-                for i, x in zip(slots, xs, strict=True):
-                    full[i] = x
-                return function(*full)
-
-            result, pullback = jax.vjp(of_checked, *checked)
-            outs = outputs_of(result)
-            project(outs)  # make sure the projections exist
-            import jax.numpy as jnp
-
-            cotangent = [jnp.asarray(r) for r in projections]
-            pulled = pullback(
-                tuple(cotangent) if isinstance(result, (tuple, list)) else cotangent[0]
-            )
+            _, pullback = jax.vjp(of_checked, *(np.asarray(params[label]) for label in labels))
+            pulled = pullback(tuple(np.asarray(r) for r in projections))
         return {
             label: float(np.asarray(g)) if scalar[label] else np.asarray(g, dtype=np.float64)
             for label, g in zip(labels, pulled, strict=True)
