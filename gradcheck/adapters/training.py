@@ -119,10 +119,7 @@ def _functions(obj, container, slots: Slots, user_step, user_loss, cases, rate, 
     def mean_loss(params):
         saved = slots.bind(params)
         try:
-            values = [
-                _on_copy(user_loss, obj, case, k, "loss")
-                for k, case in enumerate(cases, start=first)
-            ]
+            values = [_on_copy(user_loss, obj, case, "loss") for case in cases]
         finally:
             slots.unbind(saved)
         for k, value in enumerate(values, start=first):
@@ -157,7 +154,7 @@ def _one_step(obj, container, slots: Slots, params, user_step, case, rate, k):
     try:
         before = _numbers(slots, "before")
         try:
-            _on_copy(user_step, obj, case, k, "training step")
+            _on_copy(user_step, obj, case, "training step")
         except (KeyboardInterrupt, SystemExit, MemoryError):
             raise
         except Exception as exc:
@@ -201,7 +198,7 @@ def _numbers(slots: Slots, when: str) -> dict[str, np.ndarray]:
     return out
 
 
-def _on_copy(function, obj, case: tuple, k: int, what: str):
+def _on_copy(function, obj, case: tuple, what: str):
     """``function(obj, *case)`` on a fresh copy of the sample, warning if it changed the copy."""
     fresh = tuple(_copy(item) for item in case)
     try:
@@ -210,9 +207,10 @@ def _on_copy(function, obj, case: tuple, k: int, what: str):
         change = _change(case, fresh)
         if change:
             warnings.warn(
-                f"the {what} changes its sample in place (sample {k}: {change}); gradcheck "
-                "passes every call a fresh copy, so the check is not affected, but the code "
-                "would change its data when called twice on the same sample",
+                # no sample number: the same change on every sample is reported once
+                f"the {what} changes its sample in place ({change}); gradcheck passes every "
+                "call a fresh copy, so the check is not affected, but the code would change "
+                "its data when called twice on the same sample",
                 SampleChangedWarning,
                 stacklevel=2,
             )

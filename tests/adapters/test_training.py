@@ -46,7 +46,7 @@ def test_step_that_reshapes_its_sample_is_checked_and_reported():
     problem = from_training_step(
         Reshaper(), "step", "loss", learning_rate=LR, samples=samples, exclude=["bug"]
     )
-    with pytest.warns(SampleChangedWarning, match=r"sample 0: argument 0 changed shape"):
+    with pytest.warns(SampleChangedWarning, match=r"argument 0 changed shape \(3,\) -> \(3, 1\)"):
         report = check_problem(problem)
     assert report.passed, report.to_text()
     for (x, t), (x0, t0) in zip(samples, originals, strict=True):  # the user's data untouched
