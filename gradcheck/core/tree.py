@@ -17,12 +17,12 @@ engine unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from gradcheck.errors import InputError
-from gradcheck.protocol import Problem
 
 
 def is_container(value: Any) -> bool:
@@ -184,15 +184,16 @@ class Tree:
         return _OnTree(self, grad, grad=True)
 
     def sample(self, sample: Any) -> Any:
-        """A per-sample ``Problem`` or ``(loss, grad)`` pair, on the flat view."""
-        if isinstance(sample, Problem):
-            return Problem(
-                self.on_flat(sample.loss),
-                self.grad_on_flat(sample.grad),
-                {},
-                sample.name,
+        """A per-sample ``Problem`` (any dataclass with ``loss``, ``grad`` and ``nodes``) or
+        ``(loss, grad)`` pair, on the flat view."""
+        if dataclasses.is_dataclass(sample) and all(
+            hasattr(sample, a) for a in ("loss", "grad", "nodes")
+        ):
+            return dataclasses.replace(
+                sample,
+                loss=self.on_flat(sample.loss),
+                grad=self.grad_on_flat(sample.grad),
                 nodes=self.on_flat(sample.nodes),
-                dims=sample.dims,
             )
         if isinstance(sample, tuple) and len(sample) == 2 and all(map(callable, sample)):
             return (self.on_flat(sample[0]), self.grad_on_flat(sample[1]))

@@ -8,9 +8,12 @@ A notebook shows ``_repr_html_`` inside its own page, so the fragment has no ``<
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from gradcheck.report.html import CSS, render_html
-from gradcheck.report.model import Report
+
+if TYPE_CHECKING:
+    from gradcheck.report.model import Report
 
 SCOPE = "gradcheck-report"
 

@@ -37,6 +37,7 @@ from gradcheck.api import check
 from gradcheck.core.tree import StructureError
 from gradcheck.errors import InputError, NondeterministicLossError
 from gradcheck.report.model import Report
+from gradcheck.routes import with_notes
 
 # A hand-written Hessian is reported as asymmetric when |H - H^T| exceeds this fraction of its
 # largest entry: well above the rounding of a symmetric formula evaluated in two orders
@@ -100,11 +101,11 @@ def check_hvp(
         return point.split(total, "Hv")
 
     report = check(loss, hand, params, seed=seed, **options)
-    report.notes.append(
+    return with_notes(
+        report,
         f"checked d/dx of sum_k v_k . grad(x) against sum_k hvp(x, v_k) for {len(vs)} random "
-        f"v_k (seed {seed})"
+        f"v_k (seed {seed})",
     )
-    return report
 
 
 class _Point:
@@ -260,16 +261,14 @@ def _check_matrix(fun, jac, x, symbol: str, fun_name: str, jac_name: str, option
         return point.split(matrix, symbol)
 
     report = check(loss, hand, params, **options)
-    report.notes.append(
+    notes = [
         f"checked {symbol}[i, j] = d {fun_name}_i / d x_j as the derivative of the scalar "
         f"sum_i {fun_name}_i(P[i]) over m = {rows} stacked copies P of x; "
         f"{fun_name} was called {len(memo) + 2} times"
-    )
+    ]
     if symbol == "H":
-        note = _asymmetry(_dense(jac(point.user(point.copies(symbol), symbol))), symbol)
-        if note:
-            report.notes.append(note)
-    return report
+        notes.append(_asymmetry(_dense(jac(point.user(point.copies(symbol), symbol))), symbol))
+    return with_notes(report, *notes)
 
 
 def _values(point: _Point, fun: Callable, at: Any, what: str) -> np.ndarray:

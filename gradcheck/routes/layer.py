@@ -29,6 +29,7 @@ from gradcheck.api import check
 from gradcheck.core.tree import StructureError
 from gradcheck.errors import InputError
 from gradcheck.report.model import Report
+from gradcheck.routes import with_notes
 
 # How many upstream gradients by default: enough for a second and third call of the backward
 # to expose state kept between calls, and cheap (the finite differences do not depend on it).
@@ -90,12 +91,12 @@ def check_layer(
     pair.douts = _douts(douts, pair.first_outputs(), seed)
     params = {n: named[n] for n in checked}
     report = check(pair.loss, pair.grad, params, seed=seed, **options)
-    report.notes.append(
+    return with_notes(
+        report,
         f"checked the scalar sum_k sum(out * dout_k) over {len(pair.douts)} upstream "
-        f"gradient(s) dout_k (seed {seed}), against sum_k backward(dout_k)"
+        f"gradient(s) dout_k (seed {seed}), against sum_k backward(dout_k)",
+        *pair.notes,
     )
-    report.notes.extend(pair.notes)
-    return report
 
 
 def _named(inputs: Any) -> dict[str, Any]:
