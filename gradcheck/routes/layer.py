@@ -27,7 +27,7 @@ import numpy as np
 from gradcheck.adapters.attributes import is_weight
 from gradcheck.api import check
 from gradcheck.core.tree import StructureError
-from gradcheck.errors import InputError
+from gradcheck.errors import InputError, LossError
 from gradcheck.report.model import Report
 from gradcheck.routes import with_notes
 
@@ -78,7 +78,7 @@ def check_layer(
     if outputs is not None and (not isinstance(outputs, int) or outputs < 1):
         raise InputError(f"outputs must be a positive int, got {outputs!r}")
     named = _named(inputs)
-    checked = [n for n, v in named.items() if _checkable(v)]
+    checked = [n for n, v in named.items() if is_weight(v)]
     if wrt is not None:
         wrt = list(wrt)
         unknown = [n for n in wrt if n not in named]
@@ -111,10 +111,6 @@ def _named(inputs: Any) -> dict[str, Any]:
         f"inputs must be a dict name -> array (forward's argument order) or a list, got "
         f"{type(inputs).__name__}"
     )
-
-
-def _checkable(value: Any) -> bool:
-    return is_weight(value)
 
 
 def _douts(douts: Any, outs: tuple[np.ndarray, ...], seed: int) -> list[tuple[np.ndarray, ...]]:
@@ -172,9 +168,8 @@ class _Pair:
                     f"forward returned {len(result)} items; outputs={self.outputs} expects "
                     f"{self.outputs} outputs and maybe a cache"
                 )
-            return result[: self.outputs], result[self.outputs] if len(
-                result
-            ) > self.outputs else None
+            cache = result[self.outputs] if len(result) > self.outputs else None
+            return result[: self.outputs], cache
         if len(result) < 2:
             raise StructureError("forward returned a 1-tuple; return out or (out, cache)")
         return result[:-1], result[-1]
@@ -189,7 +184,7 @@ class _Pair:
         except InputError:
             raise
         except Exception as exc:
-            raise InputError(
+            raise LossError(
                 f"forward raised {type(exc).__name__}: {exc} at the starting inputs"
             ) from exc
         for i, o in enumerate(outs):

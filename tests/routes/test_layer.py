@@ -122,3 +122,16 @@ def test_explicit_douts_and_bad_ones():
     assert check_layer(affine_forward, affine_backward, inputs, douts=[dout]).passed
     with pytest.raises(InputError, match=r"douts\[0\] has shape \(2,\)"):
         check_layer(affine_forward, affine_backward, inputs, douts=[np.ones(2)])
+
+
+def test_two_outputs_without_a_cache():
+    def forward(x):
+        return np.sin(x), x**2  # two outputs, no cache: outputs=2
+
+    def backward(dsin, dsq, cache):
+        assert cache is None
+        return dsin * np.cos(x_value) + dsq * 2 * x_value * (x_value > 0)  # bug where x <= 0
+
+    x_value = np.array([0.5, -1.0, 2.0])
+    report = check_layer(forward, backward, {"x": x_value}, outputs=2)
+    assert _wrong(report) == [("x", (1,))]
