@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gradcheck.cli import EXIT_MISMATCH, EXIT_OK, main
-from tests.adapters.test_jax import run_isolated
+from tests.helpers.isolated import run_isolated
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

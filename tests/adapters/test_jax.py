@@ -2,25 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_isolated(*args: str) -> subprocess.CompletedProcess:
-    """``python *args`` from the repository root in a fresh process (JAX never imported here)."""
-    if importlib.util.find_spec("jax") is None:
-        pytest.skip("jax is not installed (pip install 'gradcheck[jax]')")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
-    )
+from tests.helpers.isolated import run_isolated
 
 
 def test_jax_adapter_cases():
