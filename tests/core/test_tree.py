@@ -7,6 +7,8 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gradcheck import InputError, check, find_params, from_attributes
 from gradcheck.api import check_problem
@@ -215,3 +217,29 @@ def test_find_params_discovers_tuples_and_lists_of_dicts_but_not_mixed_lists():
         )
     )
     assert report.failed_params == ['layers[0]["b"]']
+
+
+_leaf = st.floats(-10, 10, allow_nan=False)
+_trees = st.recursive(
+    _leaf,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(st.sampled_from(["W", "b", "w[0]", 'q"x']), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.sampled_from(["a", "b", "c"]), _trees, min_size=1))
+def test_build_of_the_leaves_is_the_tree_and_paths_are_distinct(params):
+    """Round trip on any nesting; a path is a key of exactly one leaf, in walk order."""
+    try:
+        tree = Tree(params)
+    except InputError as exc:  # only empty containers: nested keys are quoted, never collide
+        assert "holds no arrays or floats" in str(exc)
+        return
+    assert tree.build(tree.leaves) == params
+    assert len(set(tree.leaves)) == len(tree.leaves)
+    assert tree.flatten_grad(params) == tree.leaves
