@@ -167,26 +167,39 @@ def merge_by_message(lines: list[str]) -> list[str]:
     return out
 
 
-def group_lines(groups) -> list[str]:
-    """Each group with its numbers, then what such groups mean, each meaning said once."""
-    lines = [f"group: {g.message}" for g in groups]
-    meanings = list(dict.fromkeys(g.meaning for g in groups))
-    return lines + [f"what a shared factor means: {m}" for m in meanings]
+# The diagnosis section's budget: the story, the whole-gradient line and the top findings; the
+# rest are counted (every finding is in the JSON).
+DIAGNOSIS_LINES = 12
+GROUPS_PER_SAMPLE = 3
 
 
-def diagnosis_lines(report: Report) -> list[str]:
-    """The diagnosis in plain sentences: findings, groups, whole-gradient figures."""
+def finding_lines(findings) -> list[str]:
+    """One line per finding (its meaning after it, where it has one), equal tails merged."""
+    return merge_by_message([f.message + (f"; {f.meaning}" if f.meaning else "") for f in findings])
+
+
+def diagnosis_lines(report: Report, budget: int | None = DIAGNOSIS_LINES) -> list[str]:
+    """The diagnosis in plain sentences, most explanatory first, within ``budget`` lines:
+    the tensor-level story, cosine and descent, then findings by share of the error."""
     d = report.diagnosis
     if d is None:
         return []
-    lines = merge_by_message([f.message for f in d.findings])
-    lines += group_lines(d.groups)
+    lines = finding_lines(d.findings[: d.lead])
     if not report.passed:
+        whole = []
         if d.cosine is not None:
-            lines.append(f"cosine(hand-written, numeric gradient) = {d.cosine:+.4f}")
+            whole.append(f"cosine(hand-written, numeric gradient) = {d.cosine:+.4f}")
         if d.descent is not None:
-            lines.append(str(d.descent["message"]))
-    return lines
+            whole.append(str(d.descent["message"]))
+        if whole:
+            lines.append("; ".join(whole))
+    rest = finding_lines(d.findings[d.lead :])
+    if budget is not None and len(lines) + len(rest) > budget:
+        room = max(budget - len(lines) - 1, 0)
+        hidden = len(rest) - room
+        more = f"and {hidden} more finding{'s' if hidden > 1 else ''}"
+        rest = [*rest[:room], f'{more} (all in the JSON report, "findings")']
+    return lines + rest
 
 
 NODE_HEADERS = ["", "node", "dL/dnode", "its backward step", "worst element"]
@@ -219,7 +232,10 @@ def sample_lines(report: Report) -> list[str]:
         verdict = "passed" if sample.passed else "failed"
         out.append(f"sample {i}: {verdict} ({len(sample.failed_params)} parameters wrong)")
         if sample.diagnosis is not None:
-            out += [f"  group: {g.message}" for g in sample.diagnosis.groups]
+            groups = sample.diagnosis.groups
+            out += [f"  group: {g.message}" for g in groups[:GROUPS_PER_SAMPLE]]
+            if len(groups) > GROUPS_PER_SAMPLE:
+                out.append(f"  and {len(groups) - GROUPS_PER_SAMPLE} more groups (in the JSON)")
         out += [f"  node: {line}" for line in _node_summary(sample)]
     return out
 
