@@ -112,29 +112,40 @@ def check(
     dims = dict(dims or {})
     scale = {"mode": mode, "seed": int(seed), "executor": executor, "fast": fast}
     report = _check_params(loss, grad, params, richardson, tolerance, dims, progress, **scale)
-    options = {"richardson": richardson, "tolerance": tolerance}
     if nodes is not None:
-        trace = _call_with_restore(nodes, params, "nodes")
-        report.nodes = check_nodes(trace, check, **options)
-        report.evaluations += sum(
-            r.total.evaluations + (r.local.evaluations if r.local is not r.total else 0)
-            for r in report.nodes
-        )
+        _check_nodes(report, nodes, params, richardson, tolerance)
+    # per sample, only what the batch found wrong (everything when it passed)
+    only = None if report.passed else report.failed_params
     for i, sample in enumerate(samples):
         sample = _as_sample(sample, i)
-        sub = check(
+        if executor is not None:
+            check_executor(executor, sample.loss)
+        sub = _check_params(
             sample.loss,
             sample.grad,
             params,
-            nodes=sample.nodes,
-            dims=dims,
-            progress=_offset(progress, report.evaluations),
-            **options,
+            richardson,
+            tolerance,
+            dims,
+            _offset(progress, report.evaluations),
+            names=only,
             **scale,
         )
+        if sample.nodes is not None:
+            _check_nodes(sub, sample.nodes, params, richardson, tolerance)
         report.samples.append(sub)
         report.evaluations += sub.evaluations
     return report
+
+
+def _check_nodes(report: Report, nodes, params, richardson, tolerance) -> None:
+    """Node-level checks into ``report`` (always full mode, serial)."""
+    trace = _call_with_restore(nodes, params, "nodes")
+    report.nodes = check_nodes(trace, check, richardson=richardson, tolerance=tolerance)
+    report.evaluations += sum(
+        r.total.evaluations + (r.local.evaluations if r.local is not r.total else 0)
+        for r in report.nodes
+    )
 
 
 def check_problem(problem: Any, **options: Any) -> Report:
@@ -177,16 +188,21 @@ def _check_params(
     seed=0,
     executor=None,
     fast=None,
+    names=None,
 ) -> Report:
+    """The parameter check; ``names`` restricts it to those parameters (the loss still sees
+    all of them)."""
     pset = ParamSet(params)
+    names = pset.names if names is None else [n for n in pset.names if n in set(names)]
     evaluator = Evaluator(pset, loss, progress=progress, executor=executor)
-    evaluator.plan(planned_evaluations(pset, richardson) if mode == "full" else 2)
+    evaluator.plan(planned_evaluations(pset, richardson, names) if mode == "full" else 2)
     engine = FiniteDifferences(evaluator, tolerance, richardson=richardson)
     try:
         f0 = evaluator.baseline()
         gradients, grad_dtypes = _call_grad(grad, pset)
         if mode == "fast":
             results = fast_results(engine, pset, gradients, grad_dtypes, tolerance, fast, seed)
+            results = [p for p in results if p.name in names]
         else:
             results = [
                 compare(
@@ -199,12 +215,14 @@ def _check_params(
                     ),
                     tolerance,
                 )
-                for name in pset.names
+                for name in names
             ]
         extra = [str(k) for k in gradients if k not in pset.params]
     finally:
         pset.restore_all()
-    notes = pset.notes
+    notes = pset.notes + engine.notes
+    if len(names) < len(pset.names):
+        notes.append(f"re-checked only the batch check's failing parameters: {', '.join(names)}")
     if mode == "fast" and any(p.failed for p in results):
         notes.append(
             "fast mode measured only the elements it located or sampled: for the "

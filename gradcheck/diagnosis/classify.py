@@ -364,7 +364,7 @@ def _groups(params, build: Builder, dims) -> tuple[list[Group], list[Finding]]:
         findings.append(
             build.make(
                 "group",
-                f"{message} ({len(names)} elements)",
+                message + (f" ({len(names)} elements)" if " more" in message else ""),
                 where,
                 factor,
                 meaning="" if meaning in meanings else meaning,

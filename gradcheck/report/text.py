@@ -175,7 +175,14 @@ GROUPS_PER_SAMPLE = 3
 
 def finding_lines(findings) -> list[str]:
     """One line per finding (its meaning after it, where it has one), equal tails merged."""
-    return merge_by_message([f.message + (f"; {f.meaning}" if f.meaning else "") for f in findings])
+    return merge_by_message(
+        [
+            ("group: " if f.kind == "group" else "")
+            + f.message
+            + (f"; {f.meaning}" if f.meaning else "")
+            for f in findings
+        ]
+    )
 
 
 def diagnosis_lines(report: Report, budget: int | None = DIAGNOSIS_LINES) -> list[str]:
