@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.adapters.widen import HOW_TO_CAST, widen_params, widened
 from gradcheck.core.compare import analytic_array, compare
 from gradcheck.core.differences import FiniteDifferences, planned_evaluations
 from gradcheck.core.evaluation import Evaluator, check_executor
@@ -40,6 +41,7 @@ def check(
     seed: int = 0,
     executor: Executor | None = None,
     fast: FastOptions | None = None,
+    recheck_float64: bool = False,
 ) -> Report:
     """Compare every hand-written partial with a finite-difference one, and diagnose.
 
@@ -75,6 +77,10 @@ def check(
             of a serial run. A process pool needs a picklable loss that reads the parameters
             from its argument (see :mod:`gradcheck.core.evaluation`). Node checks run serially.
         fast: fast mode's knobs, :class:`~gradcheck.fast.probe.FastOptions` by default.
+        recheck_float64: when anything is float32, check again in float64 (``report.recheck``):
+            float32 parameters and the float32 arrays the loss and gradient close over are
+            cast for the re-check and restored afterwards (see
+            :mod:`gradcheck.adapters.widen`); what cannot be cast is named in the notes.
 
     Returns:
         A :class:`~gradcheck.report.model.Report`; ``report.passed`` is the verdict (of the batch
@@ -114,6 +120,15 @@ def check(
     report = _check_params(loss, grad, params, richardson, tolerance, dims, progress, **scale)
     if nodes is not None:
         _check_nodes(report, nodes, params, richardson, tolerance)
+    if recheck_float64 and _float32(report):
+        report.recheck = _recheck_float64(loss, grad, params, richardson, tolerance, dims, scale)
+        report.evaluations += report.recheck.evaluations
+    elif _float32(report):
+        report.notes.append(
+            "to see past float32 rounding, re-check in float64: check(..., "
+            "recheck_float64=True) or --float64 casts the parameters and the float32 arrays "
+            f"the loss closes over; or {HOW_TO_CAST}"
+        )
     # per sample, only what the batch found wrong (everything when it passed)
     only = None if report.passed else report.failed_params
     for i, sample in enumerate(samples):
@@ -136,6 +151,22 @@ def check(
         report.samples.append(sub)
         report.evaluations += sub.evaluations
     return report
+
+
+def _float32(report: Report) -> bool:
+    return any(n.startswith("precision limited") for n in report.notes)
+
+
+def _recheck_float64(loss, grad, params, richardson, tolerance, dims, scale) -> Report:
+    """The same check with float32 parameters and closed-over inputs cast to float64."""
+    wide, cast = widen_params(params)
+    with widened(loss, grad) as inputs:
+        recheck = _check_params(loss, grad, wide, richardson, tolerance, dims, **scale)
+    done = ", ".join(cast + inputs) or "nothing"
+    recheck.notes.insert(0, f"float64 re-check: cast {done} from float32")
+    if _float32(recheck):
+        recheck.notes.append(f"the loss still computes in float32 here: {HOW_TO_CAST}")
+    return recheck
 
 
 def _check_nodes(report: Report, nodes, params, richardson, tolerance) -> None:

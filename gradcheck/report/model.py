@@ -28,6 +28,22 @@ class Entry(NamedTuple):
     kind: str | None = None  # the diagnosis class of a failing element
 
 
+def scaled_error(p: ParamResult) -> float | None:
+    """The largest ``|analytic - numeric|`` relative to the tensor's scale (its largest
+    ``|numeric|``): unlike the elementwise relative error, a partial near 0 that is off by
+    rounding reads as small, as it is."""
+    err, numeric = p.abs_err, p.numeric
+    finite_err = err[np.isfinite(err)]
+    finite_num = numeric[np.isfinite(numeric)]
+    if not finite_err.size:
+        return None
+    scale = float(np.abs(finite_num).max(initial=0.0))
+    worst = float(finite_err.max())
+    if scale == 0:
+        return None if worst == 0 else math.inf
+    return worst / scale
+
+
 def _number(value: float) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
@@ -48,6 +64,7 @@ class Report:
         diagnosis: classes, groups and findings (:mod:`gradcheck.diagnosis.classify`).
         nodes: node-level checks, input side first (:mod:`gradcheck.diagnosis.nodes`), if asked for.
         samples: one report per sample, if per-sample problems were given.
+        recheck: the same check in float64 (``check(recheck_float64=True)``), if asked for.
     """
 
     params: list[ParamResult]
@@ -59,6 +76,7 @@ class Report:
     diagnosis: Diagnosis | None = None
     nodes: list[NodeResult] = field(default_factory=list)
     samples: list[Report] = field(default_factory=list)
+    recheck: Report | None = None
 
     @property
     def passed(self) -> bool:
@@ -119,6 +137,9 @@ class Report:
                     "status": p.status,
                     "max_abs_err": p.max_abs_err,
                     "max_rel_err": p.max_rel_err,
+                    "max_scaled_err": None
+                    if (scaled := scaled_error(p)) is None
+                    else _number(scaled),
                     "n_wrong": p.n_wrong,
                     "n_uncertain": p.count("uncertain"),
                     "size": p.size,
@@ -153,6 +174,9 @@ class Report:
                     "params": list(f.params),
                     "elements": list(f.elements),
                     "factor": None if f.factor is None else _number(f.factor),
+                    "count": f.count,
+                    "share": _number(f.share),
+                    "meaning": f.meaning,
                 }
                 for f in diagnosis.findings
             ],
@@ -181,6 +205,7 @@ class Report:
             ],
             "node_summary": summarize(self.nodes) if self.nodes else [],
             "samples": [s.to_dict(entries=entries) for s in self.samples],
+            "recheck_float64": None if self.recheck is None else self.recheck.to_dict(entries),
         }
 
     def to_json(self, indent: int | None = 2) -> str:

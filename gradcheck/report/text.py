@@ -8,7 +8,7 @@ import numpy as np
 from tabulate import tabulate
 
 from gradcheck.core.compare import FAILING, ParamResult
-from gradcheck.report.model import Report
+from gradcheck.report.model import Report, scaled_error
 
 MARK = {
     "ok": "",
@@ -70,6 +70,7 @@ def summary_rows(report: Report) -> list[list[str]]:
                 f"{p.n_wrong}/{p.size}",
                 fmt_error(p.max_abs_err),
                 fmt_error(p.max_rel_err),
+                fmt_error(scaled_error(p)),
                 p.label(p.worst),
             ]
         )
@@ -85,6 +86,7 @@ SUMMARY_HEADERS = [
     "wrong",
     "max abs err",
     "max rel err",
+    "err / scale",
     "worst",
 ]
 ELEMENT_HEADERS = [
@@ -209,6 +211,34 @@ def diagnosis_lines(report: Report, budget: int | None = DIAGNOSIS_LINES) -> lis
     return lines + rest
 
 
+SCALE_CAPTION = (
+    "err / scale: the largest |analytic - numeric| over the tensor's largest |numeric|. A "
+    "passing partial near 0 can show a large elementwise rel err; against the tensor's scale "
+    "its error is what it is, rounding"
+)
+# A passing parameter whose elementwise relative error is above this would read as a failure.
+ALARMING_REL_ERR = 1e-4
+
+
+def scale_caption(report: Report) -> str:
+    """The caption of the ``err / scale`` column, when a passing parameter needs it."""
+    alarming = any(
+        not p.failed and (p.max_rel_err or 0.0) > ALARMING_REL_ERR for p in report.params
+    )
+    return SCALE_CAPTION if alarming else ""
+
+
+def recheck_lines(report: Report, budget: int = 6) -> list[str]:
+    """The float64 re-check: its verdict, its notes and the top of its diagnosis."""
+    again = report.recheck
+    if again is None:
+        return []
+    lines = [headline(again)]
+    lines += list(again.notes)
+    lines += diagnosis_lines(again, budget)
+    return lines
+
+
 NODE_HEADERS = ["", "node", "dL/dnode", "its backward step", "worst element"]
 
 
@@ -316,11 +346,17 @@ def _render(report: Report, max_rows: int | None, fmt: str, section: Callable[[s
             for line in sample_lines(report)
         ]
         out += [""]
+    recheck = recheck_lines(report)
+    if recheck:
+        out += [section("float64 re-check")] + [f"- {line}" for line in recheck] + [""]
     out += [
         section("Parameters"),
         tabulate(summary_rows(report), SUMMARY_HEADERS, tablefmt=fmt, disable_numparse=True),
         "",
     ]
+    scale = scale_caption(report)
+    if scale:
+        out += [scale, ""]
     fast = fast_lines(report)
     if fast:
         out += [section("Fast mode")] + [f"- {line}" for line in fast] + [""]
