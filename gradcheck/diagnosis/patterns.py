@@ -12,11 +12,18 @@ from __future__ import annotations
 import numpy as np
 
 from gradcheck.core.compare import ParamResult
-from gradcheck.diagnosis.resolve import hand_rounding, numeric_error
+from gradcheck.diagnosis.resolve import (
+    converged,
+    hand_rounding,
+    numeric_error,
+    zero_within_error,
+)
 
 # Clipping needs a few elements on the bound: one element at the tensor's largest value is
 # what every tensor has.
 MIN_CLIPPED = 3
+# Share of a tensor's numeric partials that must be resolved before a pattern is matched.
+RESOLVED_SHARE = 0.9
 
 
 def matches(candidate: np.ndarray, p: ParamResult) -> bool:
@@ -34,9 +41,17 @@ def matches(candidate: np.ndarray, p: ParamResult) -> bool:
         smooth = ~p.kink & np.isfinite(numeric)
         close = np.abs(candidate - numeric) <= allowed + 1e-300
     judged = smooth & np.isfinite(candidate)
-    if not judged.any() or not np.any(numeric[judged] != 0):
+    if not judged.any() or not np.any(numeric[judged] != 0) or not resolved(p, judged):
         return False
     return bool(np.all(close[judged]) and np.all(np.isfinite(candidate[smooth])))
+
+
+def resolved(p: ParamResult, where: np.ndarray) -> bool:
+    """Whether the numeric partials at ``where`` are sharp enough to match a pattern against:
+    at least ``RESOLVED_SHARE`` of them converged or zero within their error (with loose
+    ones, any rearrangement would match)."""
+    sharp = converged(p) | zero_within_error(p)
+    return bool(np.mean(sharp[where]) >= RESOLVED_SHARE) if where.any() else False
 
 
 def transposed(p: ParamResult) -> bool:
@@ -77,6 +92,8 @@ def axis_reduction(p: ParamResult) -> str | None:
       for a matrix, the sums along one axis are right and the elements are not.
     """
     if p.analytic is None or not p.failed or p.size < 2 or p.kink.any():
+        return None
+    if not resolved(p, np.ones(p.size, dtype=bool)):
         return None
     hand = p.analytic.reshape(p.shape)
     true = p.numeric.reshape(p.shape)
