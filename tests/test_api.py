@@ -269,3 +269,24 @@ def test_memory_is_linear_in_the_parameter_count():
     assert peak_big < BYTES_PER_PARAM * big
     # four times the parameters, at most about four times the memory (P x P would be 16x)
     assert peak_big < 5 * peak_small
+
+
+def test_per_sample_rechecks_cover_only_the_batch_checks_failing_parameters():
+    """W is right, s is wrong: each sample re-checks s alone (the loss still sees W)."""
+    loss, grad, params = quadratic()
+
+    def wrong_s(p):
+        g = grad(p)
+        g["s"] = 2 * g["s"]
+        return g
+
+    batch = check(loss, wrong_s, params)
+    report = check(loss, wrong_s, params, samples=[(loss, wrong_s), (loss, wrong_s)])
+    assert report.failed_params == ["s"]
+    for sample in report.samples:
+        assert [p.name for p in sample.params] == ["s"]
+        assert sample.failed_params == ["s"]
+        assert "re-checked only the batch check's failing parameters: s" in sample.notes
+    assert report.evaluations < 3 * batch.evaluations  # two full sample checks would be 3x
+    passing = check(loss, grad, params, samples=[(loss, grad)])
+    assert [p.name for p in passing.samples[0].params] == ["W", "s"]

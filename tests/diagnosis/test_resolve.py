@@ -22,7 +22,8 @@ def test_unconverged_partials_get_no_class_and_are_named():
         wrong = p.statuses == "wrong"
         assert set(diagnosis.classes[p.name][wrong].tolist()) <= {"unresolved"}
     kinds = {f.kind for f in diagnosis.findings}
-    assert "sign_flipped" not in kinds and "group" not in kinds
+    assert "sign_flipped" not in kinds
+    assert "group" not in kinds
     unresolved = next(f for f in diagnosis.findings if f.kind == "unresolved")
     assert unresolved.message.startswith("numeric partial did not converge at w (all 3) (e.g. w[0]")
 

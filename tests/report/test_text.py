@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from gradcheck import check
 from gradcheck.core.compare import ParamResult
 from gradcheck.fast.probe import ProbeSummary
 from gradcheck.report.model import Report
-from gradcheck.report.text import fast_lines, render_text
+from gradcheck.report.text import SCALE_CAPTION, fast_lines, render_text, summary_rows
 
 # --- from test_render.py ----------------------------------------
 
@@ -168,3 +169,18 @@ def test_unchecked_and_probed_alone_do_not_fail():
     assert report.passed
     assert report["w"].status == "unchecked"
     assert [e.status for e in report.entries] == ["unchecked", "probed", "probed", "unchecked"]
+
+
+def test_a_passing_partial_near_zero_reads_small_against_its_tensor_scale():
+    """w[1] has a partial of 2e-11 known to rounding: its elementwise rel err is large, but
+    against the tensor's scale its error is rounding, and the column says so."""
+    params = {"w": np.array([1.0, 1e-11, -0.5])}
+    report = check(lambda p: float(np.sum(p["w"] ** 2) + 1.0), lambda p: {"w": 2 * p["w"]}, params)
+    assert report.passed
+    [row] = summary_rows(report)
+    assert float(row[7]) > 1e-4  # max rel err: alarming on its own
+    assert float(row[8]) < 1e-8  # err / scale
+    text = report.to_text()
+    assert "err / scale" in text
+    assert SCALE_CAPTION in text
+    assert report.to_dict()["params"][0]["max_scaled_err"] == pytest.approx(float(row[8]), rel=0.1)
