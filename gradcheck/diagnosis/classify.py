@@ -29,7 +29,7 @@ import numpy as np
 
 from gradcheck.core.compare import ParamResult
 from gradcheck.diagnosis import patterns
-from gradcheck.diagnosis.findings import Builder, Finding, members_text
+from gradcheck.diagnosis.findings import Builder, Finding, members_text, merge_alike
 from gradcheck.diagnosis.groups import Group, significant_runs, weighted
 from gradcheck.diagnosis.resolve import (
     converged,
@@ -272,6 +272,7 @@ def diagnose(params: list[ParamResult], dims: dict[str, int] | None = None) -> D
         )
     diagnosis.groups, group_findings = _groups(params, build, dims)
     grouped = {label for g in diagnosis.groups for label in g.members}
+    flipped = {label for g in diagnosis.groups if g.meaning == SIGN_SENTENCE for label in g.members}
     findings += group_findings
     # a tensor-wide pattern explains its elements: drop their per-element findings
     explained = {f.params[0] for f in findings if f.kind in WHOLE_TENSOR}
@@ -280,7 +281,9 @@ def diagnose(params: list[ParamResult], dims: dict[str, int] | None = None) -> D
         for f in findings
         if not (f.kind in PER_ELEMENT and f.params and f.params[0] in explained)
         and not (f.kind == "scaled" and set(f.elements) <= grouped)
+        and not (f.kind == "sign_flipped" and set(f.elements) <= flipped)
     ]
+    findings = merge_alike(findings)
     total_wrong = sum(p.n_wrong for p in params)
     ranked = rank(findings, total_wrong)
     dominant = bool(ranked) and dominates(ranked[0])

@@ -78,3 +78,43 @@ class Builder:
 
     def elements(self, p: ParamResult, where: np.ndarray) -> str:
         return members_text(tuple(p.label(int(i)) for i in where), self.sizes)
+
+
+def merge_alike(findings: list[Finding]) -> list[Finding]:
+    """One finding for the same statement about several parameters (``w1: <text>`` and
+    ``w2: <text>`` become ``w1, w2: <text>``), counts and shares added: fourteen scalar
+    weights with the same missing sum are one cause, and rank as one."""
+    merged: dict[tuple[str, str, str], list[Finding]] = {}
+    order: list[tuple[str, str, str] | int] = []
+    for i, f in enumerate(findings):
+        head = f"{f.params[0]}: " if len(f.params) == 1 else None
+        if head is None or not f.message.startswith(head):
+            order.append(i)
+            continue
+        key = (f.kind, f.message[len(head) :], f.meaning)
+        if key not in merged:
+            order.append(key)
+        merged.setdefault(key, []).append(f)
+    out = []
+    for item in order:
+        if isinstance(item, int):
+            out.append(findings[item])
+            continue
+        alike = merged[item]
+        if len(alike) == 1:
+            out.append(alike[0])
+            continue
+        params = tuple(p for f in alike for p in f.params)
+        out.append(
+            Finding(
+                item[0],
+                f"{', '.join(params)}: {item[1]}",
+                params,
+                tuple(e for f in alike for e in f.elements),
+                alike[0].factor,
+                sum(f.count for f in alike),
+                min(sum(f.share for f in alike), 1.0),
+                item[2],
+            )
+        )
+    return out

@@ -65,6 +65,16 @@ def _coverage(p: ParamResult, build: Builder, several: bool) -> str:
     return f"{p.name} ({', '.join(parts)})" if parts else p.name
 
 
+def _largest_shares(wrong: list[ParamResult], build: Builder, shown: int = 3) -> str:
+    """``; most of the error in Whh (54%), Wxh (24%), bh (22%)``."""
+    shares = sorted(
+        ((build.make("", "", {p.name: failing(p)}, labels=False).share, p.name) for p in wrong),
+        reverse=True,
+    )[:shown]
+    parts = ", ".join(f"{name} ({100 * value:.0f}%)" for value, name in shares)
+    return f"; most of the error in {parts}"
+
+
 def tensor_story(params: list[ParamResult], build: Builder, infer: bool = True) -> list[Finding]:
     """Which parameters are wrong and which right, and (``infer``) what that says about where
     the error enters. Nothing for a single parameter (the findings say it all)."""
@@ -72,8 +82,11 @@ def tensor_story(params: list[ParamResult], build: Builder, infer: bool = True) 
     if not wrong or len(params) < 2:
         return []
     right = [p.name for p in params if not p.failed]
-    wrong_text = _names([_coverage(p, build, len(wrong) > 1) for p in wrong])
     names = _names([p.name for p in wrong])
+    if right:
+        wrong_text = _names([_coverage(p, build, len(wrong) > 1) for p in wrong])
+    else:
+        wrong_text = f"all {len(wrong)}" + _largest_shares(wrong, build)
     if not infer:
         message = f"wrong: {wrong_text}" + (f"; right: {_names(right)}" if right else "")
     elif right:
@@ -87,8 +100,9 @@ def tensor_story(params: list[ParamResult], build: Builder, infer: bool = True) 
         )
     else:
         message = (
-            f"every parameter is wrong: {wrong_text}: the error enters at or near the loss, in "
-            "a step every backward path passes through (or there are several errors)"
+            f"every parameter is wrong ({wrong_text}): the error enters on the way from the "
+            "loss to all of them, in a step every backward path passes through (the loss's own "
+            "derivative, a node all share, a recurrence), or there are several errors"
         )
     where = {p.name: failing(p) for p in wrong}
     return [build.make("tensors", message, where, labels=False)]
