@@ -13,6 +13,7 @@ import numpy as np
 
 from gradcheck.core.compare import ParamResult
 from gradcheck.diagnosis.resolve import (
+    CONVERGED_FRACTION,
     converged,
     hand_rounding,
     numeric_error,
@@ -119,8 +120,10 @@ def axis_reduction(p: ParamResult) -> str | None:
             slack = error.sum(axis=axis) * 3 + hand_rounding(p) * np.abs(hand).sum(axis=axis)
         if not np.all(np.abs(hand_total - true_total) <= slack + 1e-300):
             continue
-        if not np.any(np.abs(true_total) > slack):
-            continue  # totals of 0 = 0 say nothing
+        # every total resolved (a total near 0 agrees with anything): a factor or a sign
+        # error cannot pass for a redistribution
+        if not np.all(slack <= CONVERGED_FRACTION * np.abs(true_total)):
+            continue
         where = "the elements sum" if len(p.shape) == 1 else f"the sums along axis {axis} are"
         return (
             f"{where} to the true total but the elements differ: the same numbers reduced "

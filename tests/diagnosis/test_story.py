@@ -212,3 +212,23 @@ def test_line_budget_counts_the_rest_and_the_json_keeps_them():
     assert len(data["findings"]) == len(report.diagnosis.findings) > DIAGNOSIS_LINES
     assert {f["kind"] for f in data["findings"]} == {"tensors", "group"}
     assert sum(f["share"] for f in data["findings"] if f["kind"] == "group") == pytest.approx(1)
+
+
+def test_a_factor_is_not_taken_for_a_sum_over_the_wrong_axis():
+    """Totals near 0 agree with anything: float32, hand-written values half the true ones with
+    mixed signs. The factor is named; no redistribution is claimed."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 5)).astype(np.float32)
+    params = {"w": rng.normal(size=5).astype(np.float32)}
+
+    def loss(p):
+        return np.sum(np.tanh(x @ p["w"]) ** 2)
+
+    def grad(p):
+        h = np.tanh(x @ p["w"])
+        return {"w": x.T @ (h * (1 - h**2))}
+
+    report = check(loss, grad, params)
+    kinds = [f.kind for f in report.diagnosis.findings]
+    assert "sum_axis" not in kinds
+    assert lead(report).startswith("w (all 5): true = 2 x hand-written")
