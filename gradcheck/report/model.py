@@ -13,13 +13,15 @@ import numpy as np
 from gradcheck.core.compare import ParamResult
 from gradcheck.diagnosis.classify import Diagnosis
 from gradcheck.diagnosis.nodes import NodeResult, summarize
+from gradcheck.report.html import render_html
+from gradcheck.report.text import render_markdown, render_text, scaled_error
 
 
 class Entry(NamedTuple):
     """One checked element."""
 
     param: str
-    index: tuple[int, ...]
+    index: tuple[int, ...]  # type: ignore[assignment]  # a field, shadowing tuple.index
     analytic: float | None
     numeric: float
     abs_err: float | None
@@ -28,28 +30,12 @@ class Entry(NamedTuple):
     kind: str | None = None  # the diagnosis class of a failing element
 
 
-def scaled_error(p: ParamResult) -> float | None:
-    """The largest ``|analytic - numeric|`` relative to the tensor's scale (its largest
-    ``|numeric|``): unlike the elementwise relative error, a partial near 0 that is off by
-    rounding reads as small, as it is."""
-    err, numeric = p.abs_err, p.numeric
-    finite_err = err[np.isfinite(err)]
-    finite_num = numeric[np.isfinite(numeric)]
-    if not finite_err.size:
-        return None
-    scale = float(np.abs(finite_num).max(initial=0.0))
-    worst = float(finite_err.max())
-    if scale == 0:
-        return None if worst == 0 else math.inf
-    return worst / scale
-
-
 def _number(value: float) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Report:
     """What a check found. ``print(report)`` shows the diff table.
 
@@ -214,20 +200,14 @@ class Report:
 
     def to_text(self, max_rows: int | None = 10) -> str:
         """The diff table; ``max_rows=None`` shows every element."""
-        from gradcheck.report.text import render_text
-
         return render_text(self, max_rows=max_rows)
 
     def to_markdown(self, max_rows: int | None = 10) -> str:
         """The same report as GitHub-flavoured Markdown."""
-        from gradcheck.report.text import render_markdown
-
         return render_markdown(self, max_rows=max_rows)
 
     def to_html(self, title: str = "gradcheck report", max_rows: int | None = 10) -> str:
         """A self-contained HTML page: diagnosis, tables and relative-error heatmaps."""
-        from gradcheck.report.html import render_html
-
         return render_html(self, title=title, max_rows=max_rows)
 
     def __str__(self) -> str:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tabulate import tabulate
 
 from gradcheck.core.compare import FAILING, ParamResult
-from gradcheck.report.model import Report, scaled_error
+from gradcheck.diagnosis.nodes import summarize
+
+if TYPE_CHECKING:  # the model renders itself through this module, so it imports it
+    from gradcheck.report.model import Report
 
 MARK = {
     "ok": "",
@@ -20,6 +24,22 @@ MARK = {
     "probed": "~",
     "unchecked": ".",
 }
+
+
+def scaled_error(p: ParamResult) -> float | None:
+    """The largest ``|analytic - numeric|`` relative to the tensor's scale (its largest
+    ``|numeric|``): unlike the elementwise relative error, a partial near 0 that is off by
+    rounding reads as small, as it is."""
+    err, numeric = p.abs_err, p.numeric
+    finite_err = err[np.isfinite(err)]
+    finite_num = numeric[np.isfinite(numeric)]
+    if not finite_err.size:
+        return None
+    scale = float(np.abs(finite_num).max(initial=0.0))
+    worst = float(finite_err.max())
+    if scale == 0:
+        return None if worst == 0 else float("inf")
+    return worst / scale
 
 
 def fmt_value(value: float | None) -> str:
@@ -278,7 +298,6 @@ def sample_lines(report: Report) -> list[str]:
 
 
 def _node_summary(report: Report) -> list[str]:
-    from gradcheck.diagnosis.nodes import summarize
 
     return summarize(report.nodes) if report.nodes else []
 
