@@ -8,12 +8,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from gradcheck.adapters.widen import HOW_TO_CAST, widen_params, widened
 from gradcheck.core.compare import ParamResult, analytic_array, compare
 from gradcheck.core.differences import FiniteDifferences, planned_evaluations
 from gradcheck.core.evaluation import Evaluator, check_executor
 from gradcheck.core.numerics import Tolerance, coarser_dtype, machine_eps
 from gradcheck.core.params import ParamSet
+from gradcheck.core.widen import HOW_TO_CAST, widen_params, widened
 from gradcheck.diagnosis.classify import diagnose
 from gradcheck.diagnosis.nodes import NodeResult, node_plans, node_result
 from gradcheck.errors import InputError, LossError, StateMutationError
@@ -81,7 +81,7 @@ def check(
         recheck_float64: when anything is float32, check again in float64 (``report.recheck``):
             float32 parameters and the float32 arrays the loss and gradient close over are
             cast for the re-check and restored afterwards (see
-            :mod:`gradcheck.adapters.widen`); what cannot be cast is named in the notes.
+            :mod:`gradcheck.core.widen`); what cannot be cast is named in the notes.
 
     Returns:
         A :class:`~gradcheck.report.model.Report`; ``report.passed`` is the verdict (of the batch

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradcheck import check
-from gradcheck.adapters.widen import widen_params, widened
+from gradcheck.core.widen import widen_params, widened
 from tests.helpers.snapshot import assert_unchanged, snapshot
 
 
