@@ -114,16 +114,16 @@ def significant_runs(params: list[ParamResult]) -> list[list[tuple]]:
     start = 0
     for run in runs:
         end = start + len(run)
+        begin, start = start, end
+        if len(run) < 2:
+            continue
         # sorted: the nearest other ratios are the ones just before and after the run
         others = np.concatenate(
             [
-                all_ratios[max(start - DENSITY_NEIGHBOURS, 0) : start],
+                all_ratios[max(begin - DENSITY_NEIGHBOURS, 0) : begin],
                 all_ratios[end : end + DENSITY_NEIGHBOURS],
             ]
         )
-        start = end
-        if len(run) < 2:
-            continue
         factor, uncertainty = weighted(run)
         if abs(factor - 1) <= uncertainty:
             continue

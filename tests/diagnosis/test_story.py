@@ -99,6 +99,7 @@ def test_float64_recheck_of_the_float32_batch_norm_resolves_every_element():
     assert again["W1"].dtype == "float64"
     assert again.notes[0] == "float64 re-check: cast W1, gamma, beta, W2, eps, x, y from float32"
     assert "float64 re-check:" in report.to_text()
+    assert '<section id="recheck"><h2>float64 re-check</h2>' in report.to_html()
     assert report.to_dict(entries=False)["recheck_float64"]["params"][0]["n_wrong"] == 30
 
 
