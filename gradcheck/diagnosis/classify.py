@@ -286,7 +286,7 @@ def diagnose(params: list[ParamResult], dims: dict[str, int] | None = None) -> D
     findings = merge_alike(findings)
     total_wrong = sum(p.n_wrong for p in params)
     ranked = rank(findings, total_wrong)
-    dominant = bool(ranked) and dominates(ranked[0])
+    dominant = bool(ranked) and dominates(ranked[0], total_wrong)
     # with one cause explaining nearly all, the story only says which tensors it touched
     story = tensor_story(params, build, infer=not dominant)
     diagnosis.findings = rank(story + findings, total_wrong)
@@ -382,11 +382,17 @@ def _groups(params, build: Builder, dims) -> tuple[list[Group], list[Finding]]:
         findings.append(
             build.make(
                 "groups_more",
-                f"{home}: {len(rest)} more groups of shared ratios ("
-                f"{min(len(g.members) for g in rest)}-{max(len(g.members) for g in rest)} "
-                "elements each; all in the JSON)",
+                f"{home}: {len(rest)} more group{'s' if len(rest) > 1 else ''} of shared "
+                f"ratios ({_span(len(g.members) for g in rest)} elements each; all in the JSON)",
                 where,
                 labels=False,
             )
         )
     return groups, findings
+
+
+def _span(sizes) -> str:
+    """``3`` or ``2-5``."""
+    sizes = list(sizes)
+    low, high = min(sizes), max(sizes)
+    return str(low) if low == high else f"{low}-{high}"

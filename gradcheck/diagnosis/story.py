@@ -12,7 +12,12 @@ import numpy as np
 
 from gradcheck.core.compare import ParamResult
 from gradcheck.diagnosis.findings import Builder, Finding
-from gradcheck.diagnosis.resolve import failing, numeric_error, zero_within_error
+from gradcheck.diagnosis.resolve import (
+    CONVERGED_FRACTION,
+    failing,
+    numeric_error,
+    zero_within_error,
+)
 
 # A finding about fewer elements than this never leads while more elements than this are wrong.
 HANDFUL = 5
@@ -108,9 +113,11 @@ def tensor_story(params: list[ParamResult], build: Builder, infer: bool = True) 
     return [build.make("tensors", message, where, labels=False)]
 
 
-def dominates(f: Finding) -> bool:
-    """A named cause that explains nearly all of the error."""
-    return f.kind in NAMED_CAUSES and f.share >= DOMINANT
+def dominates(f: Finding, total_wrong: int) -> bool:
+    """A named cause that explains nearly all of the error, about more than a handful of
+    elements (or all there are)."""
+    enough = f.count >= HANDFUL or f.count >= total_wrong
+    return f.kind in NAMED_CAUSES and f.share >= DOMINANT and enough
 
 
 def rank(findings: list[Finding], total_wrong: int) -> list[Finding]:
@@ -123,7 +130,8 @@ def rank(findings: list[Finding], total_wrong: int) -> list[Finding]:
     def key(item: tuple[int, Finding]):
         position, f = item
         small = many and f.count < HANDFUL
-        return (not dominates(f), f.kind != "tensors", small, -f.share, position)
+        last = f.kind == "groups_more"  # the count of the groups not shown closes the list
+        return (not dominates(f, total_wrong), f.kind != "tensors", last, small, -f.share, position)
 
     return [f for _, f in sorted(enumerate(findings), key=key)]
 
@@ -167,6 +175,12 @@ def whole_gradient(params: list[ParamResult]) -> tuple[float | None, dict[str, o
         message = (
             f"stepping against the hand-written gradient lowers the loss ({shown} "
             "* lr to first order)"
+        )
+    elif uncertainty > CONVERGED_FRACTION * float(np.linalg.norm(a) * np.linalg.norm(n)):
+        verdict = "unknown"  # no stall finding from partials that did not converge
+        message = (
+            "the numeric partials are too imprecise to tell whether stepping against the "
+            "hand-written gradient lowers the loss"
         )
     else:
         verdict = "flat"

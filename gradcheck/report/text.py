@@ -213,7 +213,10 @@ def diagnosis_lines(report: Report, budget: int | None = DIAGNOSIS_LINES) -> lis
     d = report.diagnosis
     if d is None:
         return []
-    lines = finding_lines(d.findings[: d.lead])
+    lines = []
+    if report.nodes and not report.passed:  # where the declared nodes say the error enters
+        lines.append(f"node walk: {summarize(report.nodes)[0]}")
+    lines += finding_lines(d.findings[: d.lead])
     if not report.passed:
         whole = []
         if d.cosine is not None:

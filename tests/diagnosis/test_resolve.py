@@ -59,3 +59,14 @@ def test_poisson_tail():
     assert poisson_tail(1e-3, 1) == pytest.approx(1 - np.exp(-1e-3), rel=1e-9)
     assert poisson_tail(1e-3, 3) == pytest.approx(1e-9 / 6, rel=1e-2)
     assert poisson_tail(0.1, 10**5) == 0.0  # no overflow for huge groups
+
+
+def test_no_stall_finding_from_partials_that_did_not_converge():
+    loss, grad, params = toy.regression(bug="sign_all")
+    report = check(loss, grad, params)
+    assert report.diagnosis.descent["direction"] == "ascent"
+    for p in report.params:
+        p.fd_error[:] = 2 * np.abs(p.numeric)  # errors larger than the partials
+    descent = diagnose(report.params).descent
+    assert descent["direction"] == "unknown"
+    assert "stall" not in descent["message"]

@@ -233,3 +233,24 @@ def test_a_factor_is_not_taken_for_a_sum_over_the_wrong_axis():
     kinds = [f.kind for f in report.diagnosis.findings]
     assert "sum_axis" not in kinds
     assert lead(report).startswith("w (all 5): true = 2 x hand-written")
+
+
+def test_a_gradient_summed_over_an_axis_the_parameter_owns():
+    assert check(*planted.per_sample_scale()).passed
+    report = check(*planted.per_sample_scale("summed_and_broadcast"))
+    assert report.diagnosis.findings[0].kind == "sum_axis"
+    assert lead(report).startswith(
+        "g: every slice along axis 0 holds the sum of the true partials along that axis: the "
+        "gradient was summed over axis 0 (length 5) and broadcast back"
+    )
+
+
+def test_declared_nodes_lead_the_diagnosis():
+    from tests.helpers import toy
+
+    loss, grad, params, nodes = toy.chain(bug="skip_tanh")
+    report = check(loss, grad, params, nodes=nodes)
+    assert lead(report).startswith(
+        "node walk: dL/dh is right, dL/da is wrong: the error is in the backward of a -> h"
+    )
+    assert_told_in_order(report)

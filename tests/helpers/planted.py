@@ -221,3 +221,26 @@ def square_layer(bug: str | None = None, size: int = 100, seed: int = 0):
         return {"W": dh.T @ x if bug == "transposed" else x.T @ dh}
 
     return loss, grad, params
+
+
+def per_sample_scale(bug: str | None = None, batch: int = 5, features: int = 3, seed: int = 0):
+    """``out = x * g`` with a scale ``g`` of its own per sample and feature, shape (5, 3).
+
+    ``bug="summed_and_broadcast"``: the backward treats ``g`` as shared across the batch,
+    ``dg = (dout * x).sum(axis=0, keepdims=True)`` broadcast back to ``g``'s shape.
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(batch, features))
+    y = rng.normal(size=(batch, features))
+    params = {"g": 1 + 0.1 * rng.normal(size=(batch, features))}
+
+    def loss(p):
+        return 0.5 * float(np.sum((x * p["g"] - y) ** 2))
+
+    def grad(p):
+        dg = (x * p["g"] - y) * x
+        if bug == "summed_and_broadcast":
+            dg = np.broadcast_to(dg.sum(axis=0, keepdims=True), dg.shape).copy()
+        return {"g": dg}
+
+    return loss, grad, params
