@@ -195,7 +195,9 @@ def _check(
         notes=notes,
         extra_gradients=measured.extra,
         # fast mode measures a few elements: too few for whole-gradient figures or groups
-        diagnosis=diagnose(measured.results, dims) if options.mode == "full" else None,
+        diagnosis=diagnose(measured.results, dims, nodes is not None)
+        if options.mode == "full"
+        else None,
         nodes=node_results,
         samples=sample_reports,
         recheck=recheck,

@@ -234,8 +234,11 @@ def _element_findings(p: ParamResult, classes: np.ndarray, build: Builder, dims)
 
 
 # -- all together -----------------------------------------------------------------------------
-def diagnose(params: list[ParamResult], dims: dict[str, int] | None = None) -> Diagnosis:
-    """Classify every failing element and collect the findings the numbers support, ranked."""
+def diagnose(
+    params: list[ParamResult], dims: dict[str, int] | None = None, nodes: bool = False
+) -> Diagnosis:
+    """Classify every failing element and collect the findings the numbers support, ranked.
+    ``nodes``: node checks were declared (the story then does not suggest declaring them)."""
     diagnosis = Diagnosis()
     build = Builder(params)
     findings: list[Finding] = []
@@ -288,7 +291,7 @@ def diagnose(params: list[ParamResult], dims: dict[str, int] | None = None) -> D
     ranked = rank(findings, total_wrong)
     dominant = bool(ranked) and dominates(ranked[0], total_wrong)
     # with one cause explaining nearly all, the story only says which tensors it touched
-    story = tensor_story(params, build, infer=not dominant)
+    story = tensor_story(params, build, infer=not dominant, nodes=nodes)
     diagnosis.findings = rank(story + findings, total_wrong)
     diagnosis.lead = diagnosis.findings.index(story[0]) + 1 if story else int(dominant)
     diagnosis.cosine, diagnosis.descent = whole_gradient(params)

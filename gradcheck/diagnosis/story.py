@@ -80,7 +80,9 @@ def _largest_shares(wrong: list[ParamResult], build: Builder, shown: int = 3) ->
     return f"; most of the error in {parts}"
 
 
-def tensor_story(params: list[ParamResult], build: Builder, infer: bool = True) -> list[Finding]:
+def tensor_story(
+    params: list[ParamResult], build: Builder, infer: bool = True, nodes: bool = False
+) -> list[Finding]:
     """Which parameters are wrong and which right, and (``infer``) what that says about where
     the error enters. Nothing for a single parameter (the findings say it all)."""
     wrong = [p for p in params if p.failed]
@@ -100,8 +102,8 @@ def tensor_story(params: list[ParamResult], build: Builder, infer: bool = True) 
             f"{wrong_text} {verb} wrong; {_names(right)} {'is' if len(right) == 1 else 'are'} "
             f"right: every backward step on the way to {_names(right)} is right, so the error "
             f"enters on a path that reaches only {names}, or in "
-            f"{'its own formula' if len(wrong) == 1 else 'their own formulas'} "
-            "(declare nodes to pin the step)"
+            f"{'its own formula' if len(wrong) == 1 else 'their own formulas'}"
+            + ("" if nodes else " (declare nodes to pin the step)")
         )
     else:
         message = (
