@@ -299,6 +299,7 @@ def diagnose(
 
 
 WHOLE_TENSOR = frozenset({"transposed", "reshaped", "wrong_axis", "missing_sum", "sum_axis"})
+# "permuted" keeps its element findings: which elements got a value they should not have
 PER_ELEMENT = frozenset({"missing", "spurious", "sign_flipped", "scaled", "unresolved"})
 
 
@@ -327,12 +328,39 @@ def _tensor_findings(p: ParamResult, classes, build: Builder, dims) -> list[Find
             "is meant, then a reshape)"
         )
         out.append(build.make("transposed", message, every, labels=False))
-    else:
-        cause = patterns.axis_reduction(p)
-        if cause is not None:
-            classes[p.statuses == "wrong"] = "wrong_axis"
-            out.append(build.make("sum_axis", f"{p.name}: {cause}", every, labels=False))
+    elif (order := patterns.axes_permuted(p)) is not None:
+        classes[p.statuses == "wrong"] = "transposed"
+        message = (
+            f"{p.name}: the hand-written values, read with their axes in the order {order} "
+            f"and reshaped back to {p.shape}, are the true gradient: it was unfolded with its "
+            "axes in another order (e.g. (F, HH, WW, C) where (F, C, HH, WW) is meant)"
+        )
+        out.append(build.make("transposed", message, every, labels=False))
+    elif not _one_ratio(p, classes):  # a sign or a factor says more than a rearrangement
+        if patterns.permuted(p):
+            message = (
+                f"{p.name}: the hand-written values are the true ones in another order: an "
+                "index mix-up (values routed to the wrong elements), not a wrong formula"
+            )
+            out.append(build.make("permuted", message, every, labels=False))
+        else:
+            cause = patterns.axis_reduction(p)
+            if cause is not None:
+                classes[p.statuses == "wrong"] = "wrong_axis"
+                out.append(build.make("sum_axis", f"{p.name}: {cause}", every, labels=False))
     return out + _element_findings(p, classes, build, dims)
+
+
+def _one_ratio(p: ParamResult, classes: np.ndarray) -> bool:
+    """Every wrong element of ``p`` is sign-flipped, or scaled by one ratio within error."""
+    wrong = p.statuses == "wrong"
+    kinds = set(classes[wrong].tolist())
+    if kinds == {"sign_flipped"}:
+        return True
+    if kinds != {"scaled"}:
+        return False
+    ratio, sigma = ratios(p)
+    return bool(np.max(ratio[wrong] - sigma[wrong]) <= np.min(ratio[wrong] + sigma[wrong]))
 
 
 def _groups(params, build: Builder, dims) -> tuple[list[Group], list[Finding]]:

@@ -9,6 +9,8 @@ on elements whose numeric partial is smooth, and needs at least one of them to b
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from gradcheck.core.compare import ParamResult
@@ -70,6 +72,25 @@ def transposed_reshaped(p: ParamResult) -> bool:
     return matches(p.analytic.reshape(p.shape[::-1]).T.reshape(-1), p)
 
 
+# Axis orders tried for a tensor's hand-written values: all of them up to this many axes.
+MAX_PERMUTED_AXES = 5
+
+
+def axes_permuted(p: ParamResult) -> tuple[int, ...] | None:
+    """For a tensor of 3 or more axes: an axis order ``order`` such that the hand-written
+    values, transposed to ``order`` and reshaped back, are the true gradient (the gradient was
+    unfolded with its axes in another order, as a conv's ``dw`` reshaped (F, HH, WW, C) where
+    im2col orders (F, C, HH, WW)). ``None`` when no order fits."""
+    if p.analytic is None or not 3 <= len(p.shape) <= MAX_PERMUTED_AXES or not p.failed:
+        return None
+    hand = p.analytic.reshape(p.shape)
+    identity = tuple(range(len(p.shape)))
+    for order in itertools.permutations(identity):
+        if order != identity and matches(hand.transpose(order).reshape(-1), p):
+            return order
+    return None
+
+
 def swapped_pairs(params: list[ParamResult]) -> list[tuple[str, str]]:
     """Pairs of same-shaped parameters whose hand-written gradients are exchanged."""
     pairs = []
@@ -79,6 +100,16 @@ def swapped_pairs(params: list[ParamResult]) -> list[tuple[str, str]]:
             if a.shape == b.shape and matches(a.analytic, b) and matches(b.analytic, a):
                 pairs.append((a.name, b.name))
     return pairs
+
+
+def permuted(p: ParamResult) -> bool:
+    """The hand-written values are the true ones in another order (sorted, they match)."""
+    if p.analytic is None or not p.failed or p.size < 2 or p.kink.any():
+        return False
+    if not resolved(p, np.ones(p.size, dtype=bool)):
+        return False
+    order = np.argsort(p.numeric)
+    return _close(np.sort(p.analytic), p.numeric[order], numeric_error(p)[order], p)
 
 
 def axis_reduction(p: ParamResult) -> str | None:

@@ -30,6 +30,7 @@ NAMED_CAUSES = frozenset(
         "swapped",
         "clipped",
         "sum_axis",
+        "permuted",
         "wrong_axis",
         "missing_sum",
         "sign_flipped",

@@ -254,3 +254,28 @@ def test_declared_nodes_lead_the_diagnosis():
         "node walk: dL/dh is right, dL/da is wrong: the error is in the backward of a -> h"
     )
     assert_told_in_order(report)
+
+
+def test_values_in_another_order_are_not_a_wrong_sum_axis():
+    loss, grad, params = planted.dense_bias()
+
+    def rolled(p):
+        g = grad(p)
+        g["b"] = np.roll(g["b"], 1)
+        return g
+
+    report = check(loss, rolled, params)
+    assert lead(report).startswith("b: the hand-written values are the true ones in another order")
+
+
+def test_conv_weight_gradient_unfolded_with_its_axes_in_another_order():
+    """The zoo's conv2d whose dw is reshaped (F, HH, WW, C) where im2col orders (F, C, HH, WW)."""
+    from gradcheck import check_problem
+    from gradcheck.protocol import load_references
+
+    report = check_problem(load_references()["bug-conv2d-dw-axes-swapped"].build())
+    assert report.failed_params == ["w"]
+    assert lead(report).startswith(
+        "w: the hand-written values, read with their axes in the order (0, 2, 3, 1) and "
+        "reshaped back to (3, 2, 3, 3), are the true gradient"
+    )
