@@ -170,8 +170,7 @@ def compare(
     """Put a parameter's hand-written and numeric partials side by side, element by element."""
     n = param.size
     numeric = fd.numeric
-    fits = grad is not None and grad.shape == param.shape
-    analytic = grad.reshape(-1) if fits else None
+    analytic = grad.reshape(-1) if grad is not None and grad.shape == param.shape else None
     statuses = np.full(n, "ok", dtype="<U14")
     if analytic is None:
         abs_err = np.full(n, np.nan)
