@@ -93,8 +93,8 @@ class FiniteDifferences:
         """The largest ``|f'''|`` seen on ``elements`` (name, flat index), times a margin."""
         thirds = []
         by_name: dict[str, list[int]] = {}
-        for name, index in elements:
-            by_name.setdefault(name, []).append(index)
+        for name, flat in elements:
+            by_name.setdefault(name, []).append(flat)
         for name, chosen in by_name.items():
             index = np.array(chosen, dtype=np.intp)
             x = self.params.flat_values(name)[index]
@@ -207,7 +207,7 @@ class FiniteDifferences:
             slack[again] = more["slack"]
             kink[where] = more["kink"][keep]
             refined[again] = True
-            if not sampled:
+            if not sampled or analytic is None:  # a sample means disagreements, so analytic
                 break
             sampled = False
             with np.errstate(invalid="ignore"):
