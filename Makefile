@@ -25,6 +25,7 @@ check: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff format --check $(LINTED)
 	$(PY) -m ruff check $(LINTED)
+	$(PY) -m mypy
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # Benchmarks against scipy, numdifftools and torch (the bench extra); writes reports/bench.md.
@@ -37,6 +38,7 @@ bench:
 lint: $(STAMP)
 	$(PY) -m ruff format --check $(LINTED)
 	$(PY) -m ruff check $(LINTED)
+	$(PY) -m mypy
 
 letters: $(STAMP)
 	$(PY) -m nets.letters
