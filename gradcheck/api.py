@@ -16,7 +16,7 @@ from gradcheck.core.params import ParamSet
 from gradcheck.diagnosis.classify import diagnose
 from gradcheck.diagnosis.nodes import check_nodes
 from gradcheck.errors import InputError, LossError, StateMutationError
-from gradcheck.fast.mode import fast_results
+from gradcheck.fast.mode import choose_mode, fast_results
 from gradcheck.fast.probe import FastOptions
 from gradcheck.protocol import NodeTrace, Problem, as_problem
 from gradcheck.report.model import Report
@@ -179,6 +179,7 @@ def _check_params(
     fast=None,
 ) -> Report:
     pset = ParamSet(params)
+    mode, why = choose_mode(pset, fast, richardson) if mode == "fast" else (mode, "")
     evaluator = Evaluator(pset, loss, progress=progress, executor=executor)
     evaluator.plan(planned_evaluations(pset, richardson) if mode == "full" else 2)
     engine = FiniteDifferences(evaluator, tolerance, richardson=richardson)
@@ -233,11 +234,13 @@ def _check_params(
             "noise_ulps": tolerance.noise_ulps,
             "rtol": tolerance.rtol,
             "mode": mode,
+            **({"mode_reason": why} if why else {}),
             **(
                 {
                     "seed": seed,
                     "probes": fast.probes,
                     "false_alarm": fast.false_alarm,
+                    "miss": fast.miss,
                     "max_wrong": fast.max_wrong,
                     "fallback_samples": fast.fallback_samples,
                 }
