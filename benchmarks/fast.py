@@ -18,7 +18,7 @@ tensor so the evaluation targets apply as stated), and the tanh MLP of ``benchma
 with about 10^6 parameters in 6 tensors. ``--big`` adds the MLP with a 10^7-element first layer
 (minutes on a loaded 2-core machine: not in ``make bench``).
 
-Usage: ``python -m benchmarks.fast [--out reports/bench-fast.md] [--big] [--seeds 5]``.
+Usage: ``python -m benchmarks.fast [--out reports/bench-fast.md] [--big] [--seeds 5] [--nets ...]``.
 """
 
 from __future__ import annotations
@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--big", action="store_true", help="add the 10^7 MLP (slow)")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--relative", type=float, default=1e-3)
+    parser.add_argument("--nets", nargs="*", help="only these nets (names as in the tables)")
     args = parser.parse_args(argv)
     nets = [
         ("vector-1e6", Vector(10**6), "w"),
@@ -170,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.big:
         nets.append(("mlp-1e7", TanhMLP(sizes=NETS["mlp-1e7"], batch=BATCH, seed=0), "W1"))
+    if args.nets:
+        nets = [n for n in nets if n[0] in args.nets]
     lines = ["# Fast mode", "", __doc__.split("\n\n")[1], ""]
     lines += [
         "## Sensitivity",

@@ -64,11 +64,13 @@ def check(
             sample checks (``total`` is the planned count; it grows as refinement and sample
             checks add evaluations). For progress bars; ``None`` costs nothing.
         mode: ``"full"`` measures every element (about ``2P`` loss evaluations). ``"fast"``
-            probes each tensor along random directions (a dozen evaluations per tensor) and,
-            where a probe fails, finds the wrong elements by bisection in ``O(k log P)``
-            evaluations and measures them one by one; the other elements are ``probed`` or
-            ``unchecked``, never ``ok`` (see :mod:`gradcheck.fast.mode`). Sample checks use the
-            same mode; node checks are always full.
+            probes each tensor along random directions (``4 + 2 * probes`` evaluations per
+            tensor) and, where a probe fails, reads the wrong elements off the probes' values
+            (bisection as the fallback) and measures them one by one; the other elements are
+            ``probed`` (with a stated sensitivity) or ``unchecked``, never ``ok`` (see
+            :mod:`gradcheck.fast.mode`). When the full check plans no more evaluations, it
+            runs instead (``report.options["mode_reason"]`` says which ran and why). Sample
+            checks use the same mode; node checks are always full.
         seed: seeds the ``numpy.random.Generator`` that draws fast mode's directions.
         executor: any ``concurrent.futures.Executor`` (a process or thread pool, Dask's
             ``client.get_executor()``, ...) to evaluate the loss on; results are bitwise those

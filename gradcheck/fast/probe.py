@@ -162,8 +162,10 @@ class Direction:
                 continue
             z = np.random.default_rng([self.seed, c]).standard_normal(CHUNK, dtype=np.float32)
             z = z[a - start : b - start].astype(np.float64)
-            z[~np.isfinite(t.analytic[a:b])] = 0.0
-            z *= weights.level(np.arange(a, b))
+            if t.finite < t.x.size:
+                z[~np.isfinite(t.analytic[a:b])] = 0.0
+            if weights.edges is not None:
+                z *= weights.level(np.arange(a, b))
             s = np.maximum(1.0, np.abs(t.x[a:b].astype(np.float64))) * t.scale
             yield a, b, z, s
 
@@ -242,10 +244,14 @@ def _evaluate(
         x = t.x[a:b]
         np.add(x, move, out=piece)
         span = piece.astype(np.float64) - (x - move).astype(np.float64)
-        a_piece = np.where(z != 0, t.analytic[a:b], 0.0)  # z is 0 where a is not finite
+        a_piece = t.analytic[a:b]
+        if t.finite < t.x.size or weights.edges is not None:
+            a_piece = np.where(z != 0, a_piece, 0.0)  # z is 0 where a is not finite
         sums.analytic += float(a_piece @ span)
-        level = weights.level(np.arange(a, b))
-        sums.rounding += float(np.sum((a_piece * (2.0 * step) * s * level) ** 2))
+        spread = (
+            a_piece * s if weights.edges is None else a_piece * s * weights.level(np.arange(a, b))
+        )
+        sums.rounding += float(spread @ spread) * (2.0 * step) ** 2
         sums.taken += float(span @ w)
         sums.norm += float(w @ w)
     f_up = float(differences.evaluator.at([(t.name, index, buffer)])[0])
