@@ -39,12 +39,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gradcheck.core.compare import CODE, compare
-from gradcheck.core.differences import PILOT_ELEMENTS, REFINE_LEVELS, TensorDifferences
+from gradcheck.core.differences import (
+    PILOT_ELEMENTS,
+    REFINE_LEVELS,
+    FiniteDifferences,
+    TensorDifferences,
+)
+from gradcheck.core.numerics import Tolerance
+from gradcheck.core.params import Param
 from gradcheck.fast.numerics import decoding_groups, decoding_levels
 from gradcheck.fast.probe import (
     PILOT_EVALUATIONS,
@@ -55,11 +61,6 @@ from gradcheck.fast.probe import (
     Weights,
     probe,
 )
-
-if TYPE_CHECKING:
-    from gradcheck.core.differences import FiniteDifferences
-    from gradcheck.core.numerics import Tolerance
-    from gradcheck.core.params import Param
 
 # Cost model (loss evaluations), from the engine's own procedure.
 PER_ELEMENT = 2  # the main central difference of a measured element

@@ -28,11 +28,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from gradcheck.core.differences import THIRD_MARGIN
+from gradcheck.core.differences import THIRD_MARGIN, FiniteDifferences
 from gradcheck.core.numerics import Tolerance, coarser_eps, evaluation_noise
 from gradcheck.errors import InputError
 from gradcheck.fast.numerics import (
@@ -42,9 +42,6 @@ from gradcheck.fast.numerics import (
     gaussian_quantile,
     pilot_step,
 )
-
-if TYPE_CHECKING:
-    from gradcheck.core.differences import FiniteDifferences
 
 CHUNK = 1 << 14  # elements of a direction drawn at once
 PILOT_MULTIPLES = (1.0, 2.0)  # the pilot's steps, in units of hp (as the engine's pilot)
