@@ -104,8 +104,8 @@ class Record:
 
     @property
     def passed(self) -> bool:
-        """Within tolerance; a NaN anywhere passes nothing."""
-        return bool(abs(self.discrepancy) <= self.tolerance)
+        """Within a finite tolerance: a NaN or an infinity anywhere passes nothing."""
+        return bool(abs(self.discrepancy) <= self.tolerance < float("inf"))
 
 
 @dataclass(frozen=True)
@@ -219,9 +219,38 @@ class Sums:
     """What the first pass over a probe's range accumulates besides the points."""
 
     analytic: float = 0.0  # A = a . span
-    rounding: float = 0.0  # ||a * 2h w / z||**2, the hand-written rounding's variance scale
+    rounding: float = 0.0  # ||a * 2h w / z||, the hand-written rounding's standard deviation
     taken: float = 0.0  # span . w
     norm: float = 0.0  # w . w
+
+
+class ScaledNorm:
+    """A Euclidean norm accumulated piece by piece without overflow or underflow: the sum of
+    squares is kept relative to the largest magnitude seen (as BLAS ``nrm2`` does), so partials
+    of 1e160 give a finite norm instead of an infinite tolerance."""
+
+    def __init__(self) -> None:
+        self.largest = 0.0
+        self.squares = 0.0  # sum of (v / largest)**2
+
+    def add(self, values: np.ndarray) -> None:
+        if not values.size:
+            return
+        top = float(np.max(np.abs(values)))
+        if not np.isfinite(top):
+            self.largest, self.squares = float("inf"), 1.0
+            return
+        if top == 0.0 or not np.isfinite(self.largest):
+            return
+        if top > self.largest:
+            self.squares *= (self.largest / top) ** 2
+            self.largest = top
+        ratio = values / self.largest
+        self.squares += float(ratio @ ratio)
+
+    @property
+    def value(self) -> float:
+        return self.largest * float(np.sqrt(self.squares))
 
 
 def _evaluate(
@@ -234,23 +263,27 @@ def _evaluate(
     buffer = np.empty(weights.hi - weights.lo, dtype=t.x.dtype)
     sums = Sums()
     index = slice(weights.lo, weights.hi)
+    scaled = ScaledNorm()
     for a, b, z, s in direction.chunks(weights):
         w = z * s
         move = (step * w).astype(t.x.dtype)
         piece = buffer[a - weights.lo : b - weights.lo]
         x = t.x[a:b]
-        np.add(x, move, out=piece)
-        span = piece.astype(np.float64) - (x - move).astype(np.float64)
-        a_piece = t.analytic[a:b]
-        if t.finite < t.x.size or weights.edges is not None:
-            a_piece = np.where(z != 0, a_piece, 0.0)  # z is 0 where a is not finite
-        sums.analytic += float(a_piece @ span)
-        spread = (
-            a_piece * s if weights.edges is None else a_piece * s * weights.level(np.arange(a, b))
-        )
-        sums.rounding += float(spread @ spread) * (2.0 * step) ** 2
-        sums.taken += float(span @ w)
-        sums.norm += float(w @ w)
+        with np.errstate(over="ignore", invalid="ignore"):
+            np.add(x, move, out=piece)
+            span = piece.astype(np.float64) - (x - move).astype(np.float64)
+            a_piece = t.analytic[a:b]
+            if t.finite < t.x.size or weights.edges is not None:
+                a_piece = np.where(z != 0, a_piece, 0.0)  # z is 0 where a is not finite
+            sums.analytic += float(a_piece @ span)
+            spread = a_piece * s
+            if weights.edges is not None:
+                spread = spread * weights.level(np.arange(a, b))
+            scaled.add(spread)
+            sums.taken += float(span @ w)
+            sums.norm += float(w @ w)
+    with np.errstate(over="ignore"):
+        sums.rounding = scaled.value * (2.0 * step)
     f_up = float(differences.evaluator.at([(t.name, index, buffer)])[0])
     for a, b, z, s in direction.chunks(weights):
         move = (step * z * s).astype(t.x.dtype)
@@ -299,7 +332,7 @@ def probe(
         discrepancy = (f_up - f_down) - sums.analytic
     noise = float(evaluation_noise(np.array(max(abs(f_up), abs(f_down))), t.eps, t.tol))
     tolerance = direction_tolerance(
-        noise, h, direction.third, float(np.sqrt(sums.rounding)), t.rtol, t.tol, t.quantile
+        noise, h, direction.third, sums.rounding, t.rtol, t.tol, t.quantile
     )
     record = Record(weights.lo, weights.hi, discrepancy, tolerance)
     return correct(direction, weights, record, known)

@@ -317,3 +317,25 @@ def test_bad_options_are_refused(kwargs, message):
 def test_fast_options_validate(kwargs, message):
     with pytest.raises(InputError, match=message):
         FastOptions(**kwargs)
+
+
+def test_huge_partials_fail_closed_and_huge_scales_still_pass():
+    # issue 12.2: a partial of 1e160 made the tolerance overflow to inf and the probe pass
+    net = Wide(5000)
+
+    def huge(params):
+        g = net.grad(params)
+        g["w"][17] = 1e160
+        return g
+
+    report = fast(net.loss, huge, {"w": net.w.copy()})
+    assert not report.passed
+    assert report["w"].probe.proven_wrong == (17,)
+    # a correct net whose loss and partials are all 1e160 times larger is no error
+    scale = 1e160
+    report = fast(
+        lambda p: net.loss(p) * scale,
+        lambda p: {"w": net.grad(p)["w"] * scale},
+        {"w": net.w.copy()},
+    )
+    assert report.passed, report.to_text()
