@@ -23,8 +23,9 @@ if it passes too the range's errors are spread out near the sensitivity: it stay
 engine's full procedure (:meth:`gradcheck.core.differences.FiniteDifferences.differentiate`) and
 only that measurement calls it wrong; a false lead (a kink, noise, a mixture of errors read as
 one) ends ``ok`` or ``uncertain`` and the range is bisected instead. An element measured wrong
-has its measured error ``a - numeric`` removed from every later probe (``known``), so the range
-it sat in is probed again for what is left: several errors are peeled one after the other.
+has its measured error ``a - numeric`` removed from every probe (``known``; arithmetic on the
+regenerated spans, no evaluation), so the range it sat in is looked at again for what is left:
+several errors are peeled one after the other.
 
 Guarantees. *False alarm*: an element is called wrong only by its own measurement, with the
 full check's rule, so the probability is the full check's. *Miss*: localization never clears an
@@ -59,6 +60,7 @@ from gradcheck.fast.probe import (
     FastOptions,
     Record,
     Weights,
+    correct,
     probe,
 )
 
@@ -149,7 +151,7 @@ def localize(
             )
             break
         start = evaluator.evaluations
-        node = _again(differences, direction, node, measured, out)
+        node = _again(direction, node, measured)
         if node.passed:
             continue
         so_far = spent.get((node.lo, node.hi), 0) + evaluator.evaluations - start
@@ -162,7 +164,7 @@ def localize(
         if lead is not None and lead not in measured.fd:
             out.decoded.append(lead)
             if measured.measure(differences, [lead]):
-                pending.insert(0, node)  # what is left in the range, probed again
+                pending.insert(0, node)  # what is left in the range, looked at again
                 spent[(node.lo, node.hi)] = so_far + evaluator.evaluations - start
                 continue
         elif measure_cost(node.size) <= so_far + 2 * _search_cost(node.size):
@@ -180,18 +182,9 @@ def _search_cost(size: int) -> int:
     return 2 * PROBE_EVALUATIONS * math.ceil(math.log2(max(size, 2))) + measure_cost(1) + 4
 
 
-def _again(
-    differences: FiniteDifferences,
-    direction: Direction,
-    node: Record,
-    measured: Measured,
-    out: Outcome,
-) -> Record:
-    """Probe ``node`` again when elements inside it were measured wrong since its record."""
-    if not any(node.lo <= p < node.hi for p in measured.known):
-        return node
-    out.probes += 1
-    return probe(differences, direction, Weights(node.lo, node.hi), measured.known)
+def _again(direction: Direction, node: Record, measured: Measured) -> Record:
+    """``node`` with the elements measured wrong since its probe removed (no evaluation)."""
+    return correct(direction, Weights(node.lo, node.hi), node, measured.known)
 
 
 def _decode(
@@ -236,7 +229,11 @@ def _halve(
     left = probe(differences, direction, Weights(node.lo, mid), measured.known)
     out.probes += 1
     right = Record(
-        mid, node.hi, node.discrepancy - left.discrepancy, node.tolerance + left.tolerance
+        mid,
+        node.hi,
+        node.discrepancy - left.discrepancy,
+        node.tolerance + left.tolerance,
+        frozenset(p for p in node.peeled if p >= mid),
     )
     if right.passed and left.passed:  # inference proves nothing: probe it
         right = probe(differences, direction, Weights(mid, node.hi), measured.known)

@@ -91,12 +91,14 @@ class FastOptions:
 @dataclass(frozen=True)
 class Record:
     """One probe of the positions ``lo:hi`` (or an inference about them), in ``D`` units:
-    ``discrepancy`` is ``D - A`` corrected for the elements already measured wrong."""
+    ``discrepancy`` is ``D - A`` with the contributions of the elements in ``peeled``
+    (measured wrong) removed."""
 
     lo: int
     hi: int
     discrepancy: float
     tolerance: float
+    peeled: frozenset[int] = frozenset()
 
     @property
     def size(self) -> int:
@@ -344,10 +346,14 @@ def correct(
     record: Record,
     known: Mapping[int, tuple[float, float]] | None,
 ) -> Record:
-    """``record`` with the contributions of the ``known`` wrong elements in its range removed."""
+    """``record`` with the contributions of the ``known`` wrong elements in its range removed
+    (those it has not had removed yet): arithmetic on the spans, no loss evaluation."""
     if not known:
         return record
-    inside = np.array(sorted(p for p in known if record.lo <= p < record.hi), dtype=np.intp)
+    inside = np.array(
+        sorted(p for p in known if record.lo <= p < record.hi and p not in record.peeled),
+        dtype=np.intp,
+    )
     if not inside.size:
         return record
     spans = direction.spans_at(weights, inside, direction.half_step)
@@ -359,6 +365,7 @@ def correct(
             record.hi,
             record.discrepancy + float(errors @ spans),
             record.tolerance + float(bounds @ np.abs(spans)),
+            record.peeled | frozenset(inside.tolist()),
         )
 
 
