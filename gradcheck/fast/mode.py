@@ -59,18 +59,20 @@ BASELINE = 2
 MEDIAN_SAMPLE = 4096  # partials the median |partial| is estimated from
 
 
-def planned_fast(params: ParamSet, options: FastOptions) -> int:
-    """Loss evaluations of a fast check of a correct net: the baseline, and per tensor a pilot
-    and ``probes`` probes."""
+def planned_fast(params: ParamSet, options: FastOptions, names: list[str] | None = None) -> int:
+    """Loss evaluations of a fast check of a correct net: the baseline, and per tensor (of
+    ``names``, all by default) a pilot and ``probes`` probes."""
     per_tensor = PILOT_EVALUATIONS + PROBE_EVALUATIONS * options.probes
-    return BASELINE + per_tensor * len(params.names)
+    return BASELINE + per_tensor * len(params.names if names is None else names)
 
 
-def choose_mode(params: ParamSet, options: FastOptions, richardson: bool) -> tuple[str, str]:
+def choose_mode(
+    params: ParamSet, options: FastOptions, richardson: bool, names: list[str] | None = None
+) -> tuple[str, str]:
     """``("full" | "fast", why)``: fast mode is never worse than the full check, so a net whose
     full check plans no more evaluations than the fast one gets the full check."""
-    full = planned_evaluations(params, richardson)
-    fast = planned_fast(params, options)
+    full = planned_evaluations(params, richardson, names)
+    fast = planned_fast(params, options, names)
     if options.auto and full <= fast:
         return "full", (
             f"fast mode asked, full check run: it plans {full} loss evaluations, no more than "
@@ -92,15 +94,18 @@ def fast_results(
     tolerance: Tolerance,
     options: FastOptions,
     seed: int,
+    names: list[str] | None = None,
 ) -> list[ParamResult]:
-    """One :class:`ParamResult` per parameter, each with its :class:`ProbeSummary`.
+    """One :class:`ParamResult` per parameter (of ``names``, all by default), each with its
+    :class:`ProbeSummary`.
 
     ``grad_dtypes``: the dtype each hand-written gradient came in (the relative floor is
     the coarser of it and the parameter's, as in the full check)."""
     rng = np.random.default_rng(seed)
-    differences.evaluator.plan(planned_fast(pset, options) - BASELINE)
+    names = pset.names if names is None else names
+    differences.evaluator.plan(planned_fast(pset, options, names) - BASELINE)
     results = []
-    for name in pset.names:
+    for name in names:
         param = pset[name]
         grad = gradients.get(name)
         precision = coarser_dtype(param.dtype, grad_dtypes.get(name))
