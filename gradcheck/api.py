@@ -18,6 +18,17 @@ from gradcheck.diagnosis.nodes import check_nodes
 from gradcheck.errors import InputError, LossError, StateMutationError
 from gradcheck.fast.mode import fast_results
 from gradcheck.fast.probe import FastOptions
+from gradcheck.options import (
+    callable_option,
+    dims_option,
+    fast_option,
+    flag,
+    mode_option,
+    progress_option,
+    samples_option,
+    seed_option,
+    tolerance_option,
+)
 from gradcheck.protocol import NodeTrace, Problem, as_problem
 from gradcheck.report.model import Report
 
@@ -87,30 +98,20 @@ def check(
         NondeterministicLossError, StateMutationError: the loss is not a pure function of the
             parameters, so no finite difference can be trusted.
     """
-    if not callable(loss):
-        raise InputError(f"loss must be callable as loss(params), got {type(loss).__name__}")
-    if not callable(grad):
-        raise InputError(f"grad must be callable as grad(params), got {type(grad).__name__}")
-    if nodes is not None and not callable(nodes):
-        raise InputError(f"nodes must be callable as nodes(params), got {type(nodes).__name__}")
-    if progress is not None and not callable(progress):
-        raise InputError(
-            f"progress must be callable as progress(done, total), got {type(progress).__name__}"
-        )
-    tolerance = Tolerance() if tolerance is None else tolerance
-    if not isinstance(tolerance, Tolerance):
-        raise InputError(f"tolerance must be a gradcheck.Tolerance, got {type(tolerance).__name__}")
-    if mode not in ("full", "fast"):
-        raise InputError(f"mode must be 'full' or 'fast', got {mode!r}")
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise InputError(f"seed must be a non-negative int, got {seed!r}")
-    fast = FastOptions() if fast is None else fast
-    if not isinstance(fast, FastOptions):
-        raise InputError(f"fast must be a gradcheck.FastOptions, got {type(fast).__name__}")
+    callable_option("loss", loss, "loss(params)")
+    callable_option("grad", grad, "grad(params)")
+    callable_option("nodes", nodes, "nodes(params)", optional=True)
+    progress_option(progress)
+    richardson = flag("richardson", richardson)
+    tolerance = tolerance_option(tolerance)
+    mode = mode_option(mode)
+    seed = seed_option(seed)
+    fast = fast_option(fast)
+    samples = samples_option(samples)
+    dims = dims_option(dims)
     if executor is not None:
         check_executor(executor, loss)
-    dims = dict(dims or {})
-    scale = {"mode": mode, "seed": int(seed), "executor": executor, "fast": fast}
+    scale = {"mode": mode, "seed": seed, "executor": executor, "fast": fast}
     report = _check_params(loss, grad, params, richardson, tolerance, dims, progress, **scale)
     options = {"richardson": richardson, "tolerance": tolerance}
     if nodes is not None:

@@ -4,7 +4,9 @@ Statuses, from worst to best (a parameter takes the worst of its elements):
 
 * ``no_gradient``: the gradient function returned no value (or ``None``) for the parameter;
 * ``shape_mismatch``: it returned an array whose shape is not the parameter's;
-* ``nonfinite``: the hand-written or the numeric partial is NaN or infinite;
+* ``nonfinite``: the hand-written or the numeric partial is NaN or infinite, or comparing them
+  overflowed (a tolerance or discrepancy beyond float64's range): nothing is proven, so it
+  fails (fail closed, :func:`gradcheck.core.numerics.within`);
 * ``wrong``: ``|analytic - numeric|`` exceeds the element's tolerance (see
   :class:`gradcheck.core.numerics.Tolerance`);
 * ``uncertain``: the loss has a kink here (one-sided slopes disagree), so no single derivative
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gradcheck.core.differences import TensorDifferences
-from gradcheck.core.numerics import Tolerance, relative_error
+from gradcheck.core.numerics import Tolerance, beyond, relative_error, within
 from gradcheck.core.params import Param
 
 if TYPE_CHECKING:
@@ -184,7 +186,8 @@ def compare(
     if analytic is None:
         abs_err = np.full(n, np.nan)
         rel_err = np.full(n, np.nan)
-        allowed = tolerance.safety * fd.error
+        with np.errstate(over="ignore"):
+            allowed = tolerance.safety * fd.error
         statuses[:] = "no_gradient" if grad is None else "shape_mismatch"
     else:
         with np.errstate(invalid="ignore", over="ignore"):
@@ -194,16 +197,20 @@ def compare(
                 np.abs(analytic), np.abs(numeric)
             )
         finite = np.isfinite(analytic) & np.isfinite(numeric)
-        statuses[finite & (abs_err > allowed)] = "wrong"
+        wrong = beyond(abs_err, allowed)
+        statuses[finite & wrong] = "wrong"
+        # fail closed: a comparison that overflowed (an infinite tolerance or discrepancy)
+        # proves nothing, so it cannot pass
+        statuses[finite & ~wrong & ~within(abs_err, allowed)] = "nonfinite"
         # at a kink a valid value lies between the one-sided slopes (the subgradients along
         # this coordinate), widened by how far those may be off and by the relative floor
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
             low = np.minimum(fd.forward, fd.backward)
             high = np.maximum(fd.forward, fd.backward)
             margin = fd.slack + fd.rtol * np.maximum(np.abs(analytic), np.abs(high - low))
-            subgradient = (analytic >= low - margin) & (analytic <= high + margin)
-        statuses[finite & fd.kink & subgradient] = "uncertain"
-        statuses[finite & fd.kink & ~subgradient] = "wrong"
+            gap = np.maximum(np.maximum(low - analytic, analytic - high), 0.0)  # NaN stays NaN
+        statuses[finite & fd.kink & within(gap, margin)] = "uncertain"
+        statuses[finite & fd.kink & beyond(gap, margin)] = "wrong"
         statuses[~finite] = "nonfinite"
     return ParamResult(
         name=param.name,

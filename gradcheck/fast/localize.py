@@ -110,10 +110,10 @@ def _halve(
             parent.tolerance + left.tolerance,
             inferred=True,
         )
-        if right.passed:  # consistent with no error, which proves nothing: probe it
-            undecided.append((right.lo, right.hi))
-        else:
+        if right.exceeds:  # proven to fail by inference alone
             failing.append(right)
+        else:  # consistent with no error, or not finite (undecided): either way, probe it
+            undecided.append((right.lo, right.hi))
     rights = probe(engine, direction, undecided)
     out.probes += len(rights)
     for right in rights:

@@ -41,12 +41,16 @@ import numpy as np
 from gradcheck.core.evaluation import evaluate_changes
 from gradcheck.core.numerics import (
     Tolerance,
+    beyond,
     coarser_eps,
+    euclidean_norm,
     evaluation_noise,
     gaussian_quantile,
     probe_step,
     probe_tolerance,
+    within,
 )
+from gradcheck.errors import InputError
 
 if TYPE_CHECKING:
     from gradcheck.core.differences import Engine
@@ -79,9 +83,8 @@ class FastOptions:
         for name in ("probes", "max_wrong", "fallback_samples"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"FastOptions.{name} must be an int >= 1, got {value!r}")
-        if not 0 < self.false_alarm < 1:
-            raise ValueError(f"FastOptions.false_alarm must be in (0, 1), got {self.false_alarm!r}")
+                raise InputError(f"FastOptions.{name} must be an int >= 1, got {value!r}")
+        gaussian_quantile(self.false_alarm)  # refuses what has no finite quantile
 
 
 @dataclass
@@ -100,8 +103,21 @@ class Record:
         return self.hi - self.lo
 
     @property
+    def discrepancy(self) -> float:
+        """``D - A`` (NaN or infinite when a loss value or the prediction overflowed)."""
+        with np.errstate(invalid="ignore", over="ignore"):
+            return float(np.float64(self.difference) - np.float64(self.analytic))
+
+    @property
     def passed(self) -> bool:
-        return bool(abs(self.difference - self.analytic) <= self.tolerance)
+        """Proven within the tolerance (fail closed: a non-finite ``D``, ``A`` or ``T`` never
+        passes, see :func:`gradcheck.core.numerics.within`)."""
+        return bool(within(self.discrepancy, self.tolerance))
+
+    @property
+    def exceeds(self) -> bool:
+        """Proven beyond the tolerance; with a non-finite quantity, neither this nor passed."""
+        return bool(beyond(self.discrepancy, self.tolerance))
 
 
 @dataclass
@@ -117,7 +133,7 @@ class Direction:
     lower: np.ndarray
     span: np.ndarray  # float64, upper - lower
     contribution: np.ndarray  # a * span: A over a subset is its sum
-    rounding: np.ndarray  # (a * 2h max(1, |x|))**2: the rounding allowance's variance
+    rounding: np.ndarray  # |a * 2h max(1, |x|)|: the rounding allowance's per-element scale
     eps: float
     tol: Tolerance
     rtol: float  # relative floor of the hand-written partials
@@ -173,6 +189,9 @@ def draw(
     h = probe_step(noise, third, eps)
     upper, lower = _points(x, h * weights)
     span = upper.astype(np.float64) - lower.astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow: an infinite, failing bound
+        contribution = analytic[positions] * span
+        rounding = np.abs(analytic[positions] * 2.0 * h * scale)
     return Direction(
         name=name,
         positions=positions,
@@ -182,8 +201,8 @@ def draw(
         upper=upper,
         lower=lower,
         span=span,
-        contribution=analytic[positions] * span,
-        rounding=(analytic[positions] * 2.0 * h * scale) ** 2,
+        contribution=contribution,
+        rounding=rounding,
         eps=eps,
         tol=tol,
         rtol=tol.relative_floor(precision or dtype),
@@ -212,12 +231,15 @@ def probe(engine: Engine, direction: Direction, ranges: list[tuple[int, int]]) -
     records = []
     for k, (lo, hi) in enumerate(ranges):
         f_up, f_down = f[2 * k], f[2 * k + 1]
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite: the probe cannot pass
+            difference = float(f_up - f_down)
+            analytic = float(direction.contribution[lo:hi].sum())
         records.append(
             Record(
                 lo,
                 hi,
-                float(f_up - f_down),
-                float(direction.contribution[lo:hi].sum()),
+                difference,
+                analytic,
                 tolerance(direction, lo, hi, max(abs(f_up), abs(f_down))),
             )
         )
@@ -233,7 +255,7 @@ def tolerance(direction: Direction, lo: int, hi: int, loss_size: float) -> float
         noise,
         direction.half_step,
         direction.third,
-        float(np.sqrt(direction.rounding[lo:hi].sum())),
+        euclidean_norm(direction.rounding[lo:hi]),
         direction.rtol,
         tol,
         direction.quantile,
