@@ -199,3 +199,31 @@ def test_wrong_c():
     result = pytester.runpytest()
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["E       X   c        ()       ()            wrong*"])
+
+
+def test_report_dir_on_a_nonfinite_gradient_keeps_the_gradient_mismatch(pytester, tmp_path):
+    # issue 12 item 7: writing the JSON report turned the GradientMismatch into a ValueError
+    pytester.makepyfile(
+        NETS
+        + """
+
+def test_nonfinite():
+    loss, grad, params = net()
+    def bad(p):
+        g = grad(p)
+        g["b2"][0] = float("inf")
+        return g
+    gradcheck.assert_gradients(loss, bad, params)
+"""
+    )
+    out = tmp_path / "reports"
+    result = pytester.runpytest(f"--gradcheck-report-dir={out}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["E       gradcheck.GradientMismatch: gradcheck FAILED*"])
+    [written] = list(out.glob("*.json"))
+
+    def refuse(constant):
+        raise ValueError(constant)
+
+    data = json.loads(written.read_text(), parse_constant=refuse)
+    assert data["params"][3]["status"] == "nonfinite"

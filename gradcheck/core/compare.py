@@ -112,7 +112,7 @@ class ParamResult:
     @property
     def significance(self) -> np.ndarray:
         """``abs_err / tolerance``: above 1 means wrong; how far above says how sure."""
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             s = self.abs_err / self.tolerance
         return np.where(np.isnan(s), -1.0, s)
 

@@ -130,6 +130,12 @@ def test_relative_error_metric():
     assert relative_error(np.array([3.0]), np.array([1.0]))[0] == pytest.approx(2 / 3)
 
 
+def test_relative_error_does_not_overflow_at_the_float64_limit():
+    # issue 12 item 7 sibling: |a - n| overflowed to inf, an infinite "relative error"
+    big = np.finfo(np.float64).max
+    assert relative_error(np.array([big]), np.array([-big])).tolist() == [2.0]
+
+
 def test_tolerance_validates():
     with pytest.raises(ValueError, match="safety"):
         Tolerance(safety=0)
