@@ -165,7 +165,9 @@ def draw(
     dtype = param.dtype
     x = pset.flat_values(name)[positions]
     scale = np.maximum(1.0, np.abs(x.astype(np.float64)))
-    weights = rng.standard_normal(x.size) * scale
+    # v = z * scale, kept as unit * largest: v itself overflows for parameters near 1e308
+    largest = float(scale.max())
+    unit = rng.standard_normal(x.size) * (scale / largest)
     eps = coarser_eps(dtype, engine.loss_dtype)
     tol = engine.tolerance
     noise = float(evaluation_noise(np.array(engine.f0), eps, tol))
@@ -176,10 +178,11 @@ def draw(
     hp = eps ** (1 / 5)
     points, steps = [], []
     for m in PILOT_MULTIPLES:
-        up, down = _points(x, m * hp * weights)
+        up, down = _points(x, (m * hp * unit) * largest)
         span = up.astype(np.float64) - down.astype(np.float64)
-        # the step actually taken along v (rounding to the dtype moves the points slightly)
-        steps.append(float(span @ weights) / (2.0 * float(weights @ weights)))
+        # the step actually taken along v (rounding to the dtype moves the points slightly):
+        # (span . v) / (2 v . v), with v = unit * largest
+        steps.append(float((span / largest) @ unit) / (2.0 * float(unit @ unit)))
         points += [(name, index, up), (name, index, down)]
     f = evaluate_changes(engine, points)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
@@ -187,7 +190,7 @@ def draw(
         third = 6.0 * abs(slopes[1] - slopes[0]) / (steps[1] ** 2 - steps[0] ** 2)
     third = float(third) * THIRD_MARGIN if np.isfinite(third) else float("inf")
     h = probe_step(noise, third, eps)
-    upper, lower = _points(x, h * weights)
+    upper, lower = _points(x, (h * unit) * largest)
     span = upper.astype(np.float64) - lower.astype(np.float64)
     with np.errstate(over="ignore", invalid="ignore"):  # overflow: an infinite, failing bound
         contribution = analytic[positions] * span
@@ -212,8 +215,9 @@ def draw(
 
 def _points(x: np.ndarray, move: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``x + move`` and ``x - move`` in ``x``'s dtype (the points the loss will see)."""
-    move = move.astype(x.dtype)
-    return x + move, x - move
+    with np.errstate(over="ignore"):  # beyond the dtype's range: an infinite point, which the
+        move = move.astype(x.dtype)  # loss answers with a non-finite value that cannot pass
+        return x + move, x - move
 
 
 def probe(engine: Engine, direction: Direction, ranges: list[tuple[int, int]]) -> list[Record]:
