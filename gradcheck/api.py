@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from gradcheck.core.compare import analytic_array, compare
-from gradcheck.core.differences import Engine
-from gradcheck.core.evaluation import check_executor
+from gradcheck.core.compare import ParamResult, analytic_array, compare
+from gradcheck.core.differences import FiniteDifferences, planned_evaluations
+from gradcheck.core.evaluation import Evaluator, check_executor
 from gradcheck.core.numerics import Tolerance, coarser_dtype, machine_eps
 from gradcheck.core.params import ParamSet
 from gradcheck.diagnosis.classify import diagnose
-from gradcheck.diagnosis.nodes import check_nodes
+from gradcheck.diagnosis.nodes import NodeResult, node_plans, node_result
 from gradcheck.errors import InputError, LossError, StateMutationError
 from gradcheck.fast.mode import fast_results
 from gradcheck.fast.probe import FastOptions
-from gradcheck.options import (
-    callable_option,
-    dims_option,
-    fast_option,
-    flag,
-    mode_option,
-    progress_option,
-    samples_option,
-    seed_option,
-    tolerance_option,
-)
+from gradcheck.options import CheckOptions
 from gradcheck.protocol import NodeTrace, Problem, as_problem
 from gradcheck.report.model import Report
 
@@ -98,29 +88,34 @@ def check(
         NondeterministicLossError, StateMutationError: the loss is not a pure function of the
             parameters, so no finite difference can be trusted.
     """
-    callable_option("loss", loss, "loss(params)")
-    callable_option("grad", grad, "grad(params)")
-    callable_option("nodes", nodes, "nodes(params)", optional=True)
-    progress_option(progress)
-    richardson = flag("richardson", richardson)
-    tolerance = tolerance_option(tolerance)
-    mode = mode_option(mode)
-    seed = seed_option(seed)
-    fast = fast_option(fast)
-    samples = samples_option(samples)
-    dims = dims_option(dims)
+    if not callable(loss):
+        raise InputError(f"loss must be callable as loss(params), got {type(loss).__name__}")
+    if not callable(grad):
+        raise InputError(f"grad must be callable as grad(params), got {type(grad).__name__}")
+    if nodes is not None and not callable(nodes):
+        raise InputError(f"nodes must be callable as nodes(params), got {type(nodes).__name__}")
+    if progress is not None and not callable(progress):
+        raise InputError(
+            f"progress must be callable as progress(done, total), got {type(progress).__name__}"
+        )
+    options = CheckOptions.build(
+        mode=mode, richardson=richardson, tolerance=tolerance, seed=seed, fast=fast
+    )
     if executor is not None:
         check_executor(executor, loss)
-    scale = {"mode": mode, "seed": seed, "executor": executor, "fast": fast}
-    report = _check_params(loss, grad, params, richardson, tolerance, dims, progress, **scale)
-    options = {"richardson": richardson, "tolerance": tolerance}
+    dims = _dims(dims)
+    samples = _samples(samples)
+    measured = _measure(loss, grad, params, options, progress, executor)
+    done = measured.evaluations
+    node_results: list[NodeResult] = []
     if nodes is not None:
         trace = _call_with_restore(nodes, params, "nodes")
-        report.nodes = check_nodes(trace, check, **options)
-        report.evaluations += sum(
+        node_results = _check_nodes(trace, options)
+        done += sum(
             r.total.evaluations + (r.local.evaluations if r.local is not r.total else 0)
-            for r in report.nodes
+            for r in node_results
         )
+    sample_reports = []
     for i, sample in enumerate(samples):
         sample = _as_sample(sample, i)
         sub = check(
@@ -129,13 +124,24 @@ def check(
             params,
             nodes=sample.nodes,
             dims=dims,
-            progress=_offset(progress, report.evaluations),
-            **options,
-            **scale,
+            progress=_offset(progress, done),
+            executor=executor,
+            **_keywords(options),
         )
-        report.samples.append(sub)
-        report.evaluations += sub.evaluations
-    return report
+        sample_reports.append(sub)
+        done += sub.evaluations
+    return Report(
+        params=measured.results,
+        evaluations=done,
+        loss=measured.loss,
+        options=options.describe(),
+        notes=measured.notes,
+        extra_gradients=measured.extra,
+        # fast mode measures a few elements: too few for whole-gradient figures or groups
+        diagnosis=diagnose(measured.results, dims) if options.mode == "full" else None,
+        nodes=node_results,
+        samples=sample_reports,
+    )
 
 
 def check_problem(problem: Any, **options: Any) -> Report:
@@ -165,29 +171,90 @@ def _as_sample(sample: Any, i: int) -> Problem:
     )
 
 
-def _check_params(
-    loss,
-    grad,
-    params,
-    richardson,
-    tolerance,
-    dims,
-    progress=None,
-    *,
-    mode="full",
-    seed=0,
-    executor=None,
-    fast=None,
-) -> Report:
+def _keywords(options: CheckOptions) -> dict[str, Any]:
+    """``options`` as :func:`check`'s keyword arguments (for node and sample checks)."""
+    return {
+        "mode": options.mode,
+        "richardson": options.richardson,
+        "tolerance": options.tolerance,
+        "seed": options.seed,
+        "fast": options.fast,
+    }
+
+
+def _samples(samples: Any) -> list[Any]:
+    """Per-sample problems as a list (each is checked by :func:`_as_sample` when its turn
+    comes); a count, a string or a dict is refused here rather than as a TypeError."""
+    if isinstance(samples, (str, bytes, Mapping)) or not isinstance(samples, Iterable):
+        raise InputError(
+            "samples must be a list of Problem or (loss, grad) pairs, one per sample, got "
+            f"{type(samples).__name__} {samples!r:.60}"
+        )
+    return list(samples)
+
+
+def _dims(dims: Mapping[str, int] | None) -> dict[str, int]:
+    """Named sizes for the diagnosis, validated: ``{name: positive int}``."""
+    if dims is None:
+        return {}
+    if not isinstance(dims, Mapping):
+        raise InputError(
+            f"dims must be a dict of name -> size (e.g. {{'batch': 32}}), got {type(dims).__name__}"
+        )
+    for name, size in dims.items():
+        if (
+            not isinstance(name, str)
+            or isinstance(size, bool)
+            or not isinstance(size, (int, np.integer))
+            or size < 1
+        ):
+            raise InputError(f"dims must map names to positive ints, got {name!r}: {size!r}")
+    return {name: int(size) for name, size in dims.items()}
+
+
+def _check_nodes(trace: NodeTrace, options: CheckOptions) -> list[NodeResult]:
+    """The two checks of every node of ``trace`` (node checks are always full and serial)."""
+    results = []
+    for plan in node_plans(trace):
+        keywords = _keywords(options) | {"mode": "full"}
+        total = check(*plan.total, **keywords)
+        local = total if plan.local is None else check(*plan.local, **keywords)
+        results.append(node_result(trace, plan, total, local))
+    return results
+
+
+class _Measured(NamedTuple):
+    """The parameter check's results, before nodes, samples and diagnosis are added."""
+
+    results: list[ParamResult]
+    evaluations: int
+    loss: float
+    notes: list[str]
+    extra: list[str]
+
+
+def _measure(
+    loss: Loss,
+    grad: Grad,
+    params: Mapping[str, Any],
+    options: CheckOptions,
+    progress: Callable[[int, int], None] | None,
+    executor: Executor | None,
+) -> _Measured:
+    """Parameters -> evaluations -> finite differences -> one verdict per element."""
     pset = ParamSet(params)
-    engine = Engine(
-        pset, loss, tolerance, richardson=richardson, progress=progress, executor=executor
-    )
+    evaluator = Evaluator(pset, loss, progress=progress, executor=executor)
+    full = options.mode == "full"
+    evaluator.plan(planned_evaluations(pset, options.richardson) if full else 2)
+    engine = FiniteDifferences(evaluator, options.tolerance, richardson=options.richardson)
+    tolerance = options.tolerance
     try:
-        f0 = engine.baseline()
+        f0 = evaluator.baseline()
         gradients, grad_dtypes = _call_grad(grad, pset)
-        if mode == "fast":
-            results = fast_results(engine, pset, gradients, grad_dtypes, tolerance, fast, seed)
+        if not full:
+            results = fast_results(
+                engine, pset, gradients, grad_dtypes, tolerance, options.fast, options.seed
+            )
         else:
             results = [
                 compare(
@@ -206,7 +273,7 @@ def _check_params(
     finally:
         pset.restore_all()
     notes = pset.notes
-    if mode == "fast" and any(p.failed for p in results):
+    if not full and any(p.failed for p in results):
         notes.append(
             "fast mode measured only the elements it located or sampled: for the "
             "diagnosis (bug classes, ratio groups, cosine), run the full check on the "
@@ -214,7 +281,7 @@ def _check_params(
         )
     coarse = sorted(
         {p.dtype for p in results if machine_eps(np.dtype(p.dtype)) > 1e-10}
-        | ({str(engine.loss_dtype)} if machine_eps(engine.loss_dtype) > 1e-10 else set())
+        | ({str(evaluator.loss_dtype)} if machine_eps(evaluator.loss_dtype) > 1e-10 else set())
     )
     if coarse:
         notes.append(
@@ -222,35 +289,7 @@ def _check_params(
             "steps and tolerances are scaled to it, so differences smaller than the tolerance "
             "column cannot be seen"
         )
-    return Report(
-        params=results,
-        evaluations=engine.evaluations,
-        loss=f0,
-        options={
-            "step": "central, h = (3 noise / |f'''|)^(1/3) from a pilot, clipped to "
-            "[eps^(1/3), eps^(1/5)] * max(1, |x|)",
-            "richardson": richardson,
-            "safety": tolerance.safety,
-            "noise_ulps": tolerance.noise_ulps,
-            "rtol": tolerance.rtol,
-            "mode": mode,
-            **(
-                {
-                    "seed": seed,
-                    "probes": fast.probes,
-                    "false_alarm": fast.false_alarm,
-                    "max_wrong": fast.max_wrong,
-                    "fallback_samples": fast.fallback_samples,
-                }
-                if mode == "fast"
-                else {}
-            ),
-        },
-        notes=notes,
-        extra_gradients=extra,
-        # fast mode measures a few elements: too few for whole-gradient figures or groups
-        diagnosis=diagnose(results, dims) if mode == "full" else None,
-    )
+    return _Measured(results, evaluator.evaluations, f0, notes, extra)
 
 
 def _fitting(grad: Any, shape: tuple[int, ...]):
@@ -288,7 +327,7 @@ def _call_with_restore(function: Callable, params: Mapping[str, Any], what: str)
         pset.restore_all()
 
 
-def _call_grad(grad: Grad, pset: ParamSet) -> tuple[dict[str, Any], dict[str, np.dtype]]:
+def _call_grad(grad: Grad, pset: ParamSet) -> tuple[dict[str, Any], dict[str, Any]]:
     """The hand-written gradients as float64 copies, and the dtype each came in."""
     raw = _call_user(grad, pset, "grad")
     if not isinstance(raw, Mapping):

@@ -1,98 +1,123 @@
-"""What :func:`gradcheck.check`'s keyword options may be: each refused with an
-:class:`~gradcheck.errors.InputError` that names the option and says what was expected.
+"""The options of a check: one frozen, validated object shared by the API, the plugin and the CLI.
 
-A truthy string for a flag (``richardson="no"``), a list where sizes with names are expected
-(``dims=[1, 2]``), a count where a sequence is expected (``samples=5``): Python would turn each
-into a quiet wrong setting or a TypeError deep inside the check; here it is a refusal up front.
+:func:`gradcheck.check` takes them as keyword arguments and builds a :class:`CheckOptions`
+once; the pytest plugin and the command line build one from their flags. Every setting is
+validated here, so each front-end refuses the same values with the same message (an
+:class:`~gradcheck.errors.InputError` naming the option and what it expects), and the one
+description of the step rule (:func:`gradcheck.core.numerics.step_rule`) reaches the report, the
+plugin's header and the CLI alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import argparse
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from gradcheck.core.numerics import Tolerance
+from gradcheck.core.numerics import Tolerance, step_rule
 from gradcheck.errors import InputError
 from gradcheck.fast.probe import FastOptions
 
 MODES = ("full", "fast")
 
 
-def callable_option(name: str, value: Any, signature: str, *, optional: bool = False) -> None:
-    """``value`` must be callable as ``signature`` (or ``None`` when ``optional``)."""
-    if value is None and optional:
-        return
-    if not callable(value):
-        raise InputError(f"{name} must be callable as {signature}, got {type(value).__name__}")
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def flag(name: str, value: Any) -> bool:
-    """A bool option: ``True`` or ``False`` only (a string such as ``"no"`` is truthy)."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise InputError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
-    return bool(value)
+@dataclass(frozen=True)
+class CheckOptions:
+    """How a check measures and judges; every field validated on construction.
 
+    Attributes:
+        mode: ``"full"`` measures every element; ``"fast"`` probes each tensor along random
+            directions and localizes the wrong elements (see :mod:`gradcheck.fast.mode`).
+        richardson: refine every element with Richardson extrapolation (four more loss
+            evaluations each), not only those whose verdict needs it.
+        tolerance: the pass rule (:class:`~gradcheck.core.numerics.Tolerance`).
+        seed: seeds fast mode's random directions (the plugin and the CLI also seed ``random``
+            and ``numpy.random`` with it before the user's code runs).
+        fast: fast mode's knobs (:class:`~gradcheck.fast.probe.FastOptions`).
+    """
 
-def tolerance_option(value: Any) -> Tolerance:
-    """``None`` (the default rule) or a :class:`Tolerance` (validated when it was built)."""
-    if value is None:
-        return Tolerance()
-    if not isinstance(value, Tolerance):
-        raise InputError(f"tolerance must be a gradcheck.Tolerance, got {type(value).__name__}")
-    return value
+    mode: str = "full"
+    richardson: bool = False
+    tolerance: Tolerance = field(default_factory=Tolerance)
+    seed: int = 0
+    fast: FastOptions = field(default_factory=FastOptions)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.mode, str) or self.mode not in MODES:
+            raise InputError(f"mode must be 'full' or 'fast', got {self.mode!r}")
+        if not isinstance(self.richardson, (bool, np.bool_)):
+            raise InputError(f"richardson must be True or False, got {self.richardson!r}")
+        if not isinstance(self.tolerance, Tolerance):
+            raise InputError(
+                f"tolerance must be a gradcheck.Tolerance, got {type(self.tolerance).__name__}"
+            )
+        if not _is_int(self.seed) or self.seed < 0:
+            raise InputError(f"seed must be a non-negative int, got {self.seed!r}")
+        if not isinstance(self.fast, FastOptions):
+            raise InputError(
+                f"fast must be a gradcheck.FastOptions, got {type(self.fast).__name__}"
+            )
+        object.__setattr__(self, "richardson", bool(self.richardson))
+        object.__setattr__(self, "seed", int(self.seed))
 
-def fast_option(value: Any) -> FastOptions:
-    """``None`` (the defaults) or a :class:`FastOptions` (validated when it was built)."""
-    if value is None:
-        return FastOptions()
-    if not isinstance(value, FastOptions):
-        raise InputError(f"fast must be a gradcheck.FastOptions, got {type(value).__name__}")
-    return value
-
-
-def mode_option(value: Any) -> str:
-    if not isinstance(value, str) or value not in MODES:
-        raise InputError(f"mode must be 'full' or 'fast', got {value!r}")
-    return value
-
-
-def seed_option(value: Any) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
-        raise InputError(f"seed must be a non-negative int, got {value!r}")
-    return int(value)
-
-
-def dims_option(value: Any) -> dict[str, int]:
-    """``None`` or a mapping name -> size (a positive int), as ``{"batch": 32}``."""
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise InputError(
-            f"dims must be a dict of name -> size, such as {{'batch': 32}}, got "
-            f"{type(value).__name__} {value!r:.60}"
+    @classmethod
+    def build(
+        cls,
+        *,
+        mode: str = "full",
+        richardson: bool = False,
+        tolerance: Tolerance | None = None,
+        seed: int = 0,
+        fast: FastOptions | None = None,
+    ) -> CheckOptions:
+        """From :func:`gradcheck.check`'s keyword arguments (``None`` means the default)."""
+        return cls(
+            mode=mode,
+            richardson=richardson,
+            tolerance=Tolerance() if tolerance is None else tolerance,
+            seed=seed,
+            fast=FastOptions() if fast is None else fast,
         )
-    out = {}
-    for name, size in value.items():
-        if not isinstance(name, str):
-            raise InputError(f"dims keys must be names (str), got {name!r}")
-        if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
-            raise InputError(f"dims[{name!r}] must be a positive int (a size), got {size!r}")
-        out[name] = int(size)
-    return out
+
+    @property
+    def step(self) -> str:
+        """The step rule in words (the same text everywhere it is shown)."""
+        return step_rule(self.richardson)
+
+    def describe(self) -> dict[str, Any]:
+        """The options as a report records them (``Report.options``, the JSON)."""
+        tol = self.tolerance
+        out: dict[str, Any] = {
+            "step": self.step,
+            "richardson": self.richardson,
+            "safety": tol.safety,
+            "noise_ulps": tol.noise_ulps,
+            "rtol": tol.rtol,
+            "mode": self.mode,
+            "seed": self.seed,
+        }
+        if self.mode == "fast":
+            out |= {
+                "probes": self.fast.probes,
+                "false_alarm": self.fast.false_alarm,
+                "max_wrong": self.fast.max_wrong,
+                "fallback_samples": self.fast.fallback_samples,
+            }
+        return out
 
 
-def samples_option(value: Any) -> list[Any]:
-    """A sequence of per-sample problems (each checked later by ``_as_sample``)."""
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
-        raise InputError(
-            "samples must be a list of Problem or (loss, grad) pairs, one per sample, got "
-            f"{type(value).__name__} {value!r:.60}"
-        )
-    return list(value)
-
-
-def progress_option(value: Callable[[int, int], None] | None) -> None:
-    callable_option("progress", value, "progress(done, total)", optional=True)
+def seed_argument(text: str) -> int:
+    """A command-line seed (``--seed``, ``--gradcheck-seed``): a non-negative integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {value}")
+    return value

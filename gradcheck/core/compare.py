@@ -31,7 +31,8 @@ import numpy as np
 
 from gradcheck.core.differences import TensorDifferences
 from gradcheck.core.numerics import Tolerance, beyond, relative_error, within
-from gradcheck.core.params import Param
+from gradcheck.core.params import Param, element_label
+from gradcheck.errors import InputError
 
 if TYPE_CHECKING:
     from gradcheck.fast.probe import ProbeSummary
@@ -47,13 +48,6 @@ STATUS_ORDER = (
     "ok",
 )
 FAILING = frozenset({"no_gradient", "shape_mismatch", "nonfinite", "wrong"})
-
-
-def element_label(name: str, shape: tuple[int, ...], flat: int) -> str:
-    """``w1`` for a scalar, ``W[1, 0]`` for element 2 of a 2x2 matrix."""
-    if not shape:
-        return name
-    return f"{name}[{', '.join(str(int(i)) for i in np.unravel_index(flat, shape))}]"
 
 
 @dataclass
@@ -152,8 +146,6 @@ def analytic_array(name: str, value: Any) -> np.ndarray | None:
 
     Raises a clear error for values that are not numbers at all (strings, objects).
     """
-    from gradcheck.errors import InputError
-
     if value is None:
         return None
     try:

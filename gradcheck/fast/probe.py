@@ -34,11 +34,11 @@ subset that holds it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from gradcheck.core.evaluation import evaluate_changes
+from gradcheck.core.differences import FiniteDifferences
 from gradcheck.core.numerics import (
     Tolerance,
     beyond,
@@ -51,9 +51,6 @@ from gradcheck.core.numerics import (
     within,
 )
 from gradcheck.errors import InputError
-
-if TYPE_CHECKING:
-    from gradcheck.core.differences import Engine
 
 PILOT_MULTIPLES = (1.0, 2.0)
 THIRD_MARGIN = 4.0  # as the engine's: the pilot's third difference is an order of magnitude
@@ -148,7 +145,7 @@ class Direction:
 
 
 def draw(
-    engine: Engine,
+    differences: FiniteDifferences,
     name: str,
     analytic: np.ndarray,
     positions: np.ndarray,
@@ -160,7 +157,7 @@ def draw(
 
     ``analytic`` is the tensor's flat hand-written gradient (float64); ``precision`` the dtype
     of the relative floor (the parameter's by default)."""
-    pset = engine.params
+    pset = differences.params
     param = pset[name]
     dtype = param.dtype
     x = pset.flat_values(name)[positions]
@@ -168,9 +165,9 @@ def draw(
     # v = z * scale, kept as unit * largest: v itself overflows for parameters near 1e308
     largest = float(scale.max())
     unit = rng.standard_normal(x.size) * (scale / largest)
-    eps = coarser_eps(dtype, engine.loss_dtype)
-    tol = engine.tolerance
-    noise = float(evaluation_noise(np.array(engine.f0), eps, tol))
+    eps = coarser_eps(dtype, differences.evaluator.loss_dtype)
+    tol = differences.tolerance
+    noise = float(evaluation_noise(np.array(differences.evaluator.f0), eps, tol))
     contiguous = bool(positions.size == param.size)
     index = slice(0, x.size) if contiguous else positions
 
@@ -184,7 +181,7 @@ def draw(
         # (span . v) / (2 v . v), with v = unit * largest
         steps.append(float((span / largest) @ unit) / (2.0 * float(unit @ unit)))
         points += [(name, index, up), (name, index, down)]
-    f = evaluate_changes(engine, points)
+    f = differences.evaluator.at(points)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         slopes = [(f[2 * k] - f[2 * k + 1]) / (2 * steps[k]) for k in range(len(steps))]
         third = 6.0 * abs(slopes[1] - slopes[0]) / (steps[1] ** 2 - steps[0] ** 2)
@@ -220,7 +217,9 @@ def _points(x: np.ndarray, move: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return x + move, x - move
 
 
-def probe(engine: Engine, direction: Direction, ranges: list[tuple[int, int]]) -> list[Record]:
+def probe(
+    differences: FiniteDifferences, direction: Direction, ranges: list[tuple[int, int]]
+) -> list[Record]:
     """Probe each range ``positions[lo:hi]`` of the direction: two loss calls per range."""
     if not ranges:
         return []
@@ -231,7 +230,7 @@ def probe(engine: Engine, direction: Direction, ranges: list[tuple[int, int]]) -
             (direction.name, index, direction.upper[lo:hi]),
             (direction.name, index, direction.lower[lo:hi]),
         ]
-    f = evaluate_changes(engine, points)
+    f = differences.evaluator.at(points)
     records = []
     for k, (lo, hi) in enumerate(ranges):
         f_up, f_down = f[2 * k], f[2 * k + 1]
