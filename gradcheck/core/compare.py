@@ -148,6 +148,12 @@ def analytic_array(name: str, value: Any) -> np.ndarray | None:
     """
     if value is None:
         return None
+    if isinstance(value, np.ma.MaskedArray):
+        raise InputError(
+            f"gradient for {name!r} is a masked array (numpy.ma); a masked partial has no value "
+            "to compare: return a plain array (the partial is 0 where the loss ignores an "
+            "element)"
+        )
     try:
         array = np.asarray(value)
     except Exception as exc:  # ragged lists and the like

@@ -27,6 +27,7 @@ parameters are never written by a worker.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import pickle
 from collections.abc import Callable, Sequence
@@ -82,6 +83,11 @@ def scalar_loss(value: Any, where: Where) -> float:
     """Turn a loss value into a float, or say clearly why it is not one."""
     if isinstance(value, (bool, np.bool_)):
         raise InputError(f"loss returned a bool {_text(where)}; expected a real scalar (float)")
+    if isinstance(value, np.ma.MaskedArray) and np.ma.getmaskarray(value).any():
+        raise InputError(
+            f"loss returned a masked value {_text(where)}; expected a real scalar (a masked "
+            "reduction over all-masked data has no value)"
+        )
     if isinstance(value, np.ndarray):
         if value.ndim != 0:
             raise InputError(
@@ -90,12 +96,33 @@ def scalar_loss(value: Any, where: Where) -> float:
             )
         value = value[()]
     if isinstance(value, (Real, np.floating, np.integer)) and not isinstance(value, bool):
-        return float(value)
+        return _as_float64(value, where)
     hint = " (does the loss end with a return?)" if value is None else ""
     raise InputError(
         f"loss returned {type(value).__name__} {value!r:.60} {_text(where)}; expected a real "
         f"scalar{hint}"
     )
+
+
+def _as_float64(value: Any, where: Where) -> float:
+    """A real number as a float64; one beyond float64's range (a Python int of 10**400, a
+    long double of 1e400) is an :class:`InputError`, not an OverflowError or a silent inf."""
+    try:
+        with np.errstate(over="ignore"):
+            number = float(value)
+    except OverflowError:
+        number = math.inf
+    if math.isinf(number) and not (isinstance(value, np.floating) and np.isinf(value)):
+        if isinstance(value, int):
+            what = f"an integer of {value.bit_length()} bits"  # its repr may be too long to make
+        else:
+            what = f"{type(value).__name__} {value!r:.40}"
+        raise InputError(
+            f"loss returned {what} {_text(where)}, beyond float64's range (about 1.8e308); "
+            "expected a real scalar a float64 can hold: scale the loss down (a mean instead of "
+            "a sum?)"
+        )
+    return number
 
 
 class Evaluator:

@@ -60,6 +60,14 @@ def _as_param(name: Any, value: Any) -> Param:
     if not isinstance(name, str):
         raise InputError(f"parameter names must be strings, got {name!r} ({type(name).__name__})")
     notes: list[str] = []
+    if isinstance(value, np.ma.MaskedArray):
+        # writing an element through a masked array unmasks it, and the snapshot keeps only
+        # the data: the mask would not come back
+        raise InputError(
+            f"parameter {name!r} is a masked array (numpy.ma); gradcheck perturbs parameters "
+            f"element by element and a write unmasks the element: pass {name}.filled(...) or "
+            f"{name}.data and apply the mask inside the loss"
+        )
     if isinstance(value, np.ndarray):
         array = value
         python_scalar = False

@@ -139,6 +139,16 @@ def test_gradient_returning_views_of_a_reused_buffer_is_copied():
     assert report["b"].analytic.tolist() == smooth.grad(params)["b"].tolist()
 
 
+def test_a_masked_gradient_is_refused():
+    # issue 12 item 12 sibling: np.asarray dropped the mask and compared the hidden values
+    params = _params()
+    snap = snapshot(params)
+    masked = _with(b=lambda g: np.ma.array(g, mask=[True, False]))
+    with pytest.raises(InputError, match=r"gradient for 'b' is a masked array \(numpy\.ma\)"):
+        gradcheck.check(smooth.loss, masked, params)
+    assert_unchanged(snap)
+
+
 def _differences(n, **fields):
     """TensorDifferences of ``n`` elements: numeric 1, tiny error, not refined, overridable."""
     from gradcheck.core.differences import TensorDifferences

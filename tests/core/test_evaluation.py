@@ -6,6 +6,7 @@ import json
 import math
 import re
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -280,6 +281,14 @@ BAD_VALUES = [
     ("nan", math.nan, r"loss is nan at the starting parameters; it must be finite"),
     ("inf", math.inf, r"loss is inf at the starting parameters; it must be finite"),
     ("numpy-neg-inf", np.float32(-np.inf), r"loss is -inf at the starting parameters"),
+    # issue 12 item 8: an OverflowError, or a silent inf, before
+    ("int-10**400", 10**400, r"loss returned an integer of 1329 bits at the starting .*range"),
+    ("int-10**5000", 10**5000, r"loss returned an integer of 16610 bits at the starting"),
+    ("fraction", Fraction(10**400, 3), r"loss returned Fraction .*beyond float64's range"),
+    ("longdouble", np.longdouble(10) ** 400, r"loss returned longdouble .*beyond float64's"),
+    # issue 12 item 12 sibling: float(np.ma.masked) is nan with a UserWarning
+    ("masked", np.ma.masked, r"loss returned a masked value at the starting parameters"),
+    ("masked-0d", np.ma.array(1.0, mask=True), r"loss returned a masked value"),
 ]
 
 
@@ -359,6 +368,18 @@ def test_loss_nan_only_at_a_perturbed_point_is_a_nonfinite_element():
         ((2,), "ok"),
     ]
     assert not report.passed
+    assert_unchanged(snap)
+
+
+def test_loss_overflowing_float64_only_at_a_perturbed_point_names_the_element():
+    params = {"w": np.array([0.5, -1.0]), "b": 0.25}
+    snap = snapshot(params)
+
+    def loss(p):
+        return 10**400 if p["b"] != 0.25 else smooth.loss(p)
+
+    with pytest.raises(InputError, match=r"integer of 1329 bits with b moved to 0\.2.*range"):
+        gradcheck.check(loss, smooth.grad, params)
     assert_unchanged(snap)
 
 
