@@ -249,8 +249,11 @@ def _measure(
     engine = FiniteDifferences(evaluator, options.tolerance, richardson=options.richardson)
     tolerance = options.tolerance
     try:
-        f0 = evaluator.baseline()
-        gradients, grad_dtypes = _call_grad(grad, pset)
+        called: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        # grad runs between the baseline's two evaluations: its second proves that grad left
+        # what the loss reads unchanged
+        f0 = evaluator.baseline(between=lambda: called.append(_call_grad(grad, pset)))
+        [(gradients, grad_dtypes)] = called
         if not full:
             results = fast_results(
                 engine, pset, gradients, grad_dtypes, tolerance, options.fast, options.seed

@@ -104,6 +104,11 @@ def scalar_loss(value: Any, where: Where) -> float:
     )
 
 
+def _bits(value: float) -> bytes:
+    """The exact bits of a loss value (``==`` cannot tell -0.0 from 0.0)."""
+    return np.float64(value).tobytes()
+
+
 def _as_float64(value: Any, where: Where) -> float:
     """A real number as a float64; one beyond float64's range (a Python int of 10**400, a
     long double of 1e400) is an :class:`InputError`, not an OverflowError or a silent inf."""
@@ -175,8 +180,18 @@ class Evaluator:
         self._planned += int(more)
 
     # -- evaluation -------------------------------------------------------------------------
-    def baseline(self) -> float:
-        """Evaluate the loss twice at the start point; refuse nondeterminism and mutation."""
+    def baseline(self, between: Callable[[], Any] | None = None) -> float:
+        """Evaluate the loss twice at the start point; refuse nondeterminism and mutation.
+
+        ``between`` (the call of the gradient function) runs between the two evaluations, so
+        the second one also proves that it left everything the loss reads as it was: a
+        backward that adds into an array the loss closes over (a layer's ``dnext_c += ...``
+        into its upstream argument) would otherwise move the loss under the check, and
+        finite differences of a changed loss can pass a wrong gradient. When the two values'
+        bits differ, a third evaluation tells the two causes apart: it agrees with the second
+        when the gradient function changed the loss's inputs once, not when the loss itself
+        is nondeterministic.
+        """
         where = "at the starting parameters"
         first = self._at_start(where)
         if not np.isfinite(first):
@@ -187,8 +202,18 @@ class Evaluator:
                 f"calling the loss changed parameter(s) {', '.join(map(repr, changed))}; a loss "
                 "must not update its parameters (an optimiser step, running statistics?)"
             )
+        if between is not None:
+            between()
         second = self._at_start(where)
-        if first != second:
+        if _bits(first) != _bits(second):
+            if between is not None and _bits(self._at_start(where)) == _bits(second):
+                raise StateMutationError(
+                    "the gradient function changed what the loss reads (an in-place += into an "
+                    f"array the loss closes over?): the loss was {first!r} before grad(params) "
+                    f"and {second!r} after it, at the same parameters; the gradient function "
+                    "must not write into arrays the loss reads (write into fresh arrays, or "
+                    "copy its inputs)"
+                )
             raise NondeterministicLossError(
                 f"the loss returned {first!r} and then {second!r} at the same parameters; finite "
                 "differences need a deterministic loss: fix the seed of dropout or noise, and "

@@ -588,6 +588,55 @@ def test_grad_writing_into_its_parameters_is_refused():
     assert_unchanged(snap)
 
 
+def _layer_whose_backward_adds_into_its_upstream_argument():
+    """loss = sum(upstream * w * x) with ``upstream`` a closed-over array (ones). The backward
+    returns 2 x (wrong: the partial is x) and adds 1 into ``upstream``, as a layer's
+    ``dnext_c += ...`` does: the loss becomes sum(2 w x), whose gradient IS 2 x."""
+    x = np.array([0.5, -1.0, 2.0])
+    upstream = np.ones(3)
+
+    def loss(p):
+        return float(np.sum(upstream * p["w"] * x))
+
+    def grad(p):
+        dnext = upstream
+        dnext += 1.0
+        return {"w": 2.0 * x}
+
+    return loss, grad, {"w": np.array([1.0, 2.0, 3.0])}
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+def test_grad_changing_what_the_loss_reads_is_refused(mode):
+    # issue 12 item 6: the loss changed under the check and a WRONG gradient PASSED
+    loss, grad, params = _layer_whose_backward_adds_into_its_upstream_argument()
+    snap = snapshot(params)
+    with pytest.raises(
+        StateMutationError,
+        match=r"the gradient function changed what the loss reads \(an in-place \+= into an "
+        r"array the loss closes over\?\): the loss was 4\.5 before grad\(params\) and 9\.0 "
+        r"after it",
+    ):
+        gradcheck.check(loss, grad, params, mode=mode)
+    assert_unchanged(snap)
+
+
+def test_the_baseline_still_costs_two_evaluations_with_grad_between_them():
+    calls = []
+
+    def loss(p):
+        calls.append(1)
+        return smooth.loss(p)
+
+    def grad(p):
+        calls.append("grad")
+        return smooth.grad(p)
+
+    _, params = _params()
+    gradcheck.check(loss, grad, params)
+    assert calls[:3] == [1, "grad", 1]
+
+
 def test_grad_raising_is_a_loss_error():
     base, params = _params()
     snap = snapshot(params, base)
