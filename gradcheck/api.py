@@ -274,7 +274,7 @@ def _measure(
             ]
         extra = [str(k) for k in gradients if k not in pset.params]
     finally:
-        pset.restore_all()
+        pset.finish()
     notes = pset.notes
     if not full and any(p.failed for p in results):
         notes.append(
@@ -327,7 +327,7 @@ def _call_with_restore(function: Callable, params: Mapping[str, Any], what: str)
     try:
         return _call_user(function, pset, what)
     finally:
-        pset.restore_all()
+        pset.finish()
 
 
 def _call_grad(grad: Grad, pset: ParamSet) -> tuple[dict[str, Any], dict[str, Any]]:
