@@ -177,11 +177,14 @@ def taken_steps(x: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     (scipy's ``_numdiff``, numdifftools' ``make_exact``). Dividing by the true span removes
     that representation error entirely.
     """
-    h = h.astype(x.dtype)
-    upper = x + h
-    lower = x - h
+    with np.errstate(over="ignore"):
+        h = h.astype(x.dtype)
+        upper = x + h
+        lower = x - h
     span = upper.astype(np.float64) - lower.astype(np.float64)
-    return upper, lower, span
+    # a point past the dtype's largest value is infinite: no difference quotient there (NaN,
+    # a nonfinite element) rather than a finite value divided by an infinite span (0)
+    return upper, lower, np.where(np.isfinite(upper) & np.isfinite(lower), span, np.nan)
 
 
 def evaluation_noise(values: np.ndarray, eps: float, tol: Tolerance) -> np.ndarray:
