@@ -15,13 +15,6 @@ import pytest
 
 import gradcheck
 
-# diagnosis/ is another helper's (issue 12 items 8 and 9, diagnosis part): its own overflow
-# warnings are let through only where the full check's diagnosis runs on partials near 1e300
-DIAGNOSIS_WARNINGS = [
-    "ignore::RuntimeWarning:gradcheck.diagnosis.classify",
-    "ignore:overflow encountered in dot:RuntimeWarning:numpy.linalg._linalg",
-]
-
 
 def quiet(function):
     """The user's function with NumPy's own warnings off (they are not gradcheck's)."""
@@ -145,17 +138,6 @@ def test_extreme_values_raise_no_warning_in_fast_mode(name):
     _run(EXTREME[name], "fast")
 
 
-# the diagnosis rounds an infinite ratio (issue 12 item 8, diagnosis part: another helper's)
-ROUNDS_INFINITY = pytest.mark.xfail(raises=OverflowError, strict=False, reason="diagnosis")
-
-
-@pytest.mark.filterwarnings(*DIAGNOSIS_WARNINGS)
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=ROUNDS_INFINITY) if name == "huge partial 1.7e+308" else name
-        for name in EXTREME
-    ],
-)
-def test_extreme_values_raise_no_warning_outside_the_diagnosis(name):
+@pytest.mark.parametrize("name", list(EXTREME))
+def test_extreme_values_raise_no_warning_in_full_mode(name):
     _run(EXTREME[name], "full")

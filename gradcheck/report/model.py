@@ -14,7 +14,8 @@ from gradcheck.core.compare import ParamResult
 from gradcheck.diagnosis.classify import Diagnosis
 from gradcheck.diagnosis.nodes import NodeResult, summarize
 from gradcheck.report.html import render_html
-from gradcheck.report.text import render_markdown, render_text
+from gradcheck.report.notebook import render_fragment
+from gradcheck.report.text import render_markdown, render_text, scaled_error
 
 
 class Entry(NamedTuple):
@@ -72,6 +73,7 @@ class Report:
         diagnosis: classes, groups and findings (:mod:`gradcheck.diagnosis.classify`).
         nodes: node-level checks, input side first (:mod:`gradcheck.diagnosis.nodes`), if asked for.
         samples: one report per sample, if per-sample problems were given.
+        recheck: the same check in float64 (``check(recheck_float64=True)``), if asked for.
     """
 
     params: list[ParamResult]
@@ -83,6 +85,7 @@ class Report:
     diagnosis: Diagnosis | None = None
     nodes: list[NodeResult] = field(default_factory=list)
     samples: list[Report] = field(default_factory=list)
+    recheck: Report | None = None
 
     @property
     def passed(self) -> bool:
@@ -148,6 +151,7 @@ class Report:
                         "status": p.status,
                         "max_abs_err": p.max_abs_err,
                         "max_rel_err": p.max_rel_err,
+                        "max_scaled_err": scaled_error(p),
                         "n_wrong": p.n_wrong,
                         "n_uncertain": p.count("uncertain"),
                         "size": p.size,
@@ -185,6 +189,9 @@ class Report:
                         "params": f.params,
                         "elements": f.elements,
                         "factor": f.factor,
+                        "count": f.count,
+                        "share": f.share,
+                        "meaning": f.meaning,
                     }
                     for f in diagnosis.findings
                 ],
@@ -223,6 +230,7 @@ class Report:
             "nodes": nodes,
             "node_summary": json_ready(summarize(self.nodes)) if self.nodes else [],
             "samples": [s.to_dict(entries=entries) for s in self.samples],
+            "recheck_float64": None if self.recheck is None else self.recheck.to_dict(entries),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -240,6 +248,14 @@ class Report:
     def to_html(self, title: str = "gradcheck report", max_rows: int | None = 10) -> str:
         """A self-contained HTML page: diagnosis, tables and relative-error heatmaps."""
         return render_html(self, title=title, max_rows=max_rows)
+
+    def _repr_html_(self) -> str:
+        """Notebooks: the HTML report inline (a fragment with scoped styles, no page)."""
+        return render_fragment(self)
+
+    def _repr_markdown_(self) -> str:
+        """Notebooks and other Markdown front-ends: :meth:`to_markdown`."""
+        return self.to_markdown()
 
     def __str__(self) -> str:
         return self.to_text()
