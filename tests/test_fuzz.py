@@ -177,7 +177,7 @@ def problem(draw):
             out[first] = out[first] * scale
         elif corruption == "element":
             g = np.array(out[first], dtype=np.float64, copy=True)
-            g.reshape(-1)[0] = replacement
+            g.flat[0] = replacement  # (reshape(-1) of a Fortran-ordered array is a copy)
             out[first] = g
         elif corruption == "missing":
             del out[first]

@@ -112,6 +112,12 @@ EXTREME = {
     **{f"huge loss, wrong {b:g}": _huge_loss(b, 3.0) for b in (1e160, 1e300)},
     **{f"cubic {b:g}": _cubic(b) for b in (1e300, 1e307)},
     **{f"huge parameters {b:g}": _huge_parameters(b) for b in (1e300, 1.7e308)},
+    # found by tests/test_fuzz.py: probe points past float32's largest value
+    "float32 parameters at float32's largest": (
+        quiet(lambda p: float(np.sum(np.sin(p["w"].astype(np.float64))))),
+        quiet(lambda p: {"w": np.cos(p["w"].astype(np.float64))}),
+        {"w": np.array([0.0, 3.4028235e38, 3.4028235e38], dtype=np.float32)},
+    ),
 }
 
 

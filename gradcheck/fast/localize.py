@@ -103,7 +103,7 @@ def _halve(
             left.hi,
             parent.hi,
             parent.difference - left.difference,
-            float(direction.contribution[left.hi : parent.hi].sum()),
+            direction.predicted(left.hi, parent.hi),
             parent.tolerance + left.tolerance,
             inferred=True,
         )

@@ -139,6 +139,12 @@ class Direction:
     def index(self, lo: int, hi: int) -> Any:
         return slice(lo, hi) if self.contiguous else self.positions[lo:hi]
 
+    def predicted(self, lo: int, hi: int) -> float:
+        """``A`` over ``positions[lo:hi]``: the sum of the contributions (inf or NaN when they
+        overflow, which then fails the range rather than warning)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            return float(self.contribution[lo:hi].sum())
+
     def directional(self, value: float) -> float:
         """A ``D``-unit quantity as a directional derivative along ``v``."""
         return value / (2.0 * self.half_step)
@@ -236,7 +242,7 @@ def probe(
         f_up, f_down = f[2 * k], f[2 * k + 1]
         with np.errstate(over="ignore", invalid="ignore"):  # non-finite: the probe cannot pass
             difference = float(f_up - f_down)
-            analytic = float(direction.contribution[lo:hi].sum())
+            analytic = direction.predicted(lo, hi)
         records.append(
             Record(
                 lo,
