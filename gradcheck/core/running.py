@@ -48,6 +48,7 @@ class Claim:
     arrays: tuple[np.ndarray, ...]
     thread: str
     main: bool  # claimed in the main thread (which installs the SIGTERM handler)
+    pid: int  # a forked worker inherits the claims; only their owner restores them
     restore: Callable[[], None] | None = None  # set once the snapshots exist
 
 
@@ -73,6 +74,7 @@ def claim(named: Sequence[tuple[str, np.ndarray]]) -> Claim:
         tuple(array for _, array in named),
         threading.current_thread().name,
         threading.current_thread() is threading.main_thread(),
+        os.getpid(),
     )
     with _lock:
         for held in list(_claims):
@@ -159,6 +161,8 @@ def restore_everything() -> None:
     """Restore every running check's parameters bit for bit (no lock: this runs in a signal
     handler, which may have interrupted a thread holding it)."""
     for held in list(_claims):
+        if held.pid != os.getpid():  # a forked process pool worker: its parent's arrays
+            continue
         if held.restore is not None:
             with contextlib.suppress(Exception):  # the others must still be restored
                 held.restore()
