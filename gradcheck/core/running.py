@@ -1,4 +1,4 @@
-"""The checks running in this process: the memory each one perturbs, and SIGTERM.
+"""The checks running in this process: the memory each one perturbs, and SIGTERM or SIGHUP.
 
 **One check per array at a time.** A check perturbs the user's arrays in place. Two checks on
 the same arrays at once (two threads checking one net) would each see the other's
@@ -9,17 +9,19 @@ So a check claims the memory of its array parameters *before* it takes their sna
 either of the two writes them, is refused with an :class:`~gradcheck.errors.InputError` until
 the first one has restored them and released its claim.
 
-**SIGTERM.** Ctrl-C raises KeyboardInterrupt, which unwinds through the ``finally`` that
-restores the parameters. SIGTERM (``kill``, ``timeout``, a cancelled CI job) terminates the
-process at once by default, with an element still moved: on disk, for a ``np.memmap``
-parameter. While a check runs in the main thread, a handler is installed (and the previous one
-put back when the last such check ends) that hands the signal on as it would have gone:
+**SIGTERM and SIGHUP.** Ctrl-C raises KeyboardInterrupt, which unwinds through the ``finally``
+that restores the parameters. SIGTERM (``kill``, ``timeout``, a cancelled CI job) and SIGHUP
+(the terminal closed) terminate the process at once by default, with an element still moved: on
+disk, for a ``np.memmap`` parameter. While a check runs in the main thread, a handler is
+installed for each (and the previous one put back when the last such check ends) that hands the
+signal on as it would have gone:
 
 * to a previous Python handler, called as it would have been (an exception it raises, such as
   ``sys.exit``, unwinds through the check's ``finally`` and so restores the parameters; if it
   returns, the check goes on undisturbed);
 * under the default action, every running check's parameters are restored bit for bit first,
-  then the process is terminated by the same signal (exit status 143 in a shell).
+  then the process is terminated by the same signal (exit status 143 for SIGTERM, 129 for
+  SIGHUP, in a shell).
 
 A check in another thread cannot install a handler (Python allows that only in the main thread):
 it relies on the main thread's, when one is installed.
@@ -47,7 +49,7 @@ class Claim:
     names: tuple[str, ...]
     arrays: tuple[np.ndarray, ...]
     thread: str
-    main: bool  # claimed in the main thread (which installs the SIGTERM handler)
+    main: bool  # claimed in the main thread (which installs the signal handlers)
     pid: int  # a forked worker inherits the claims; only their owner restores them
     restore: Callable[[], None] | None = None  # set once the snapshots exist
 
@@ -57,7 +59,12 @@ _TOO_HARD = getattr(np, "exceptions", np).TooHardError  # np.TooHardError before
 # in the middle of claim() or release() on the same thread
 _lock = threading.RLock()
 _claims: list[Claim] = []
-_installed: list[Any] = []  # the handler SIGTERM had before the first main-thread claim
+# signals whose default action ends the process with an element moved: SIGTERM (kill, timeout,
+# a cancelled CI job) and, where it exists, SIGHUP (the terminal closed)
+TERMINATING = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+_installed: dict[int, Any] = {}  # signal -> its handler before the first main-thread claim
 _main_claims = 0
 
 
@@ -98,7 +105,7 @@ def claim(named: Sequence[tuple[str, np.ndarray]]) -> Claim:
 
 def release(held: Claim) -> None:
     """Release ``held`` (its arrays are restored); the last main-thread check puts the previous
-    SIGTERM handler back."""
+    signal handlers back."""
     global _main_claims
     with _lock:
         if held not in _claims:
@@ -132,29 +139,29 @@ def _share(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def _install() -> None:
-    previous = signal.getsignal(signal.SIGTERM)
-    if previous in (signal.SIG_IGN, None):  # ignored, or set outside Python: leave it alone
-        return
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    _installed.append(previous)
+    for signum in TERMINATING:
+        previous = signal.getsignal(signum)
+        if previous in (signal.SIG_IGN, None):  # ignored, or set outside Python: leave it
+            continue
+        signal.signal(signum, _on_terminate)
+        _installed[signum] = previous
 
 
 def _uninstall() -> None:
-    if not _installed:
-        return
-    previous = _installed.pop()
-    if signal.getsignal(signal.SIGTERM) is _on_sigterm:  # not replaced meanwhile by the user
-        signal.signal(signal.SIGTERM, previous)
+    for signum, previous in list(_installed.items()):
+        del _installed[signum]
+        if signal.getsignal(signum) is _on_terminate:  # not replaced meanwhile by the user
+            signal.signal(signum, previous)
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    previous = _installed[-1] if _installed else signal.SIG_DFL
+def _on_terminate(signum: int, frame: Any) -> None:
+    previous = _installed.get(signum, signal.SIG_DFL)
     if callable(previous):
         previous(signum, frame)
         return
     restore_everything()
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def restore_everything() -> None:

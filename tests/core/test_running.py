@@ -176,9 +176,15 @@ print("finished", flush=True)
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM semantics are POSIX")
 @pytest.mark.parametrize(
-    ("previous", "status"), [("default", -signal.SIGTERM), ("exit-3", 3)], ids=["default", "chain"]
+    ("previous", "signum", "status"),
+    [
+        ("default", signal.SIGTERM, -signal.SIGTERM),
+        ("exit-3", signal.SIGTERM, 3),
+        ("default", getattr(signal, "SIGHUP", signal.SIGTERM), -getattr(signal, "SIGHUP", 15)),
+    ],
+    ids=["default", "chain", "sighup"],
 )
-def test_sigterm_mid_check_restores_a_memmap_file(tmp_path, previous, status):
+def test_sigterm_mid_check_restores_a_memmap_file(tmp_path, previous, signum, status):
     path = tmp_path / "weights.bin"
     original = np.array([0.5, -1.0, 2.0, 1e-3, -0.0, 3.5])
     original.tofile(path)
@@ -198,13 +204,13 @@ def test_sigterm_mid_check_restores_a_memmap_file(tmp_path, previous, status):
     try:
         assert child.stdout.readline() == "perturbed\n"
         assert path.read_bytes() != before  # the memmap's file has an element moved
-        child.send_signal(signal.SIGTERM)
+        child.send_signal(signum)
         child.wait(WAIT)
     finally:
         if child.poll() is None:
             child.kill()
         child.communicate()
-    assert child.returncode == status  # -15: killed by SIGTERM (143 in a shell)
+    assert child.returncode == status  # -15: killed by SIGTERM (143 in a shell), -1: SIGHUP
     assert path.read_bytes() == before
 
 
