@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gradcheck import ParamResult, Report
+from gradcheck.core.compare import status_codes
 from gradcheck.diagnosis.classify import Diagnosis, Finding, Group
 from gradcheck.fast.probe import ProbeSummary
 from gradcheck.report.model import json_ready
@@ -51,17 +52,21 @@ def param_results(draw, name):
     probe = None
     if draw(st.booleans()):
         probe = ProbeSummary(
-            probes=[
-                {
-                    "analytic": draw(FLOATS),
-                    "numeric": draw(FLOATS),
-                    "tolerance": draw(FLOATS),
-                    "passed": draw(st.booleans()),
-                    "step": draw(FLOATS),
-                    "size": n,
-                }
-                for _ in range(draw(st.integers(0, 2)))
-            ],
+            step=draw(FLOATS),
+            sensitivity={"abs": draw(FLOATS), "relative": draw(FLOATS), "miss": draw(FLOATS)},
+            probes=tuple(
+                [
+                    {
+                        "analytic": draw(FLOATS),
+                        "numeric": draw(FLOATS),
+                        "tolerance": draw(FLOATS),
+                        "passed": draw(st.booleans()),
+                        "step": draw(FLOATS),
+                        "size": n,
+                    }
+                    for _ in range(draw(st.integers(0, 2)))
+                ]
+            ),
             unresolved=draw(st.booleans()),
         )
     return ParamResult(
@@ -75,7 +80,7 @@ def param_results(draw, name):
         tolerance=floats(),
         abs_err=floats(),
         rel_err=floats(),
-        statuses=statuses,
+        codes=status_codes(statuses),
         step=floats(),
         forward=floats(),
         backward=floats(),
