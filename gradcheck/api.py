@@ -13,10 +13,10 @@ from gradcheck.core.differences import FiniteDifferences, planned_evaluations
 from gradcheck.core.evaluation import Evaluator, check_executor
 from gradcheck.core.numerics import Tolerance, coarser_dtype, machine_eps
 from gradcheck.core.params import ParamSet
-from gradcheck.core.tree import StructureError, Tree, is_tree
+from gradcheck.core.tree import Tree, is_tree
 from gradcheck.diagnosis.classify import diagnose
 from gradcheck.diagnosis.nodes import NodeResult, node_plans, node_result
-from gradcheck.errors import InputError, LossError, StateMutationError
+from gradcheck.errors import GradcheckError, InputError, LossError, StateMutationError
 from gradcheck.fast.mode import fast_results
 from gradcheck.fast.probe import FastOptions
 from gradcheck.options import CheckOptions
@@ -298,8 +298,8 @@ def _call_user(function: Callable, pset: ParamSet, what: str) -> Any:
     """Call a user function at the starting parameters; it must neither raise nor change them."""
     try:
         result = function(pset.view)
-    except (KeyboardInterrupt, SystemExit, MemoryError, StructureError):
-        raise
+    except (KeyboardInterrupt, SystemExit, MemoryError, GradcheckError):
+        raise  # raised by an adapter wrapping the user's function: its message says what failed
     except Exception as exc:
         raise LossError(
             f"{what} raised {type(exc).__name__}: {exc} at the starting parameters"
