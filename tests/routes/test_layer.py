@@ -135,3 +135,17 @@ def test_two_outputs_without_a_cache():
     x_value = np.array([0.5, -1.0, 2.0])
     report = check_layer(forward, backward, {"x": x_value}, outputs=2)
     assert _wrong(report) == [("x", (1,))]
+
+
+# QA: a one-input layer (relu_forward(x)) checked with inputs=x was refused without saying how.
+def test_a_bare_array_as_inputs_says_how_to_pass_one_input():
+    def relu_forward(x):
+        return np.maximum(0, x), x
+
+    def relu_backward(dout, cache):
+        return dout * (cache > 0)
+
+    x = np.array([[0.5, -1.0], [2.0, 0.25]])
+    with pytest.raises(InputError, match=r"got ndarray \(one input: pass \{'x': x\} or \[x\]\)"):
+        check_layer(relu_forward, relu_backward, x)
+    assert check_layer(relu_forward, relu_backward, [x]).passed
