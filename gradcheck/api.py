@@ -245,7 +245,7 @@ def _measure(
     tolerance = options.tolerance
     try:
         f0 = evaluator.baseline()
-        gradients, grad_dtypes = _call_grad(grad, pset)
+        gradients, grad_dtypes, extra = _call_grad(grad, pset)
         if not full:
             results = fast_results(
                 engine, pset, gradients, grad_dtypes, tolerance, options.fast, options.seed
@@ -264,7 +264,6 @@ def _measure(
                 )
                 for name in pset.names
             ]
-        extra = [str(k) for k in gradients if k not in pset.params]
     finally:
         pset.restore_all()
     notes = pset.notes
@@ -322,15 +321,17 @@ def _call_with_restore(function: Callable, params: Mapping[str, Any], what: str)
         pset.restore_all()
 
 
-def _call_grad(grad: Grad, pset: ParamSet) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The hand-written gradients as float64 copies, and the dtype each came in."""
+def _call_grad(grad: Grad, pset: ParamSet) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """The hand-written gradients as float64 copies, the dtype each came in, and the names
+    that are no parameter (extra gradients: reported by name, whatever they hold)."""
     raw = _call_user(grad, pset, "grad")
     if not isinstance(raw, Mapping):
         raise InputError(
             f"grad must return a dict name -> array (one entry per parameter), got "
             f"{type(raw).__name__}"
         )
+    ours = {name: value for name, value in raw.items() if name in pset.params}
     # copy now: a gradient function may return views of buffers it reuses
-    gradients = {name: analytic_array(str(name), value) for name, value in raw.items()}
-    dtypes = {name: getattr(value, "dtype", None) for name, value in raw.items()}
-    return gradients, dtypes
+    gradients = {name: analytic_array(str(name), value) for name, value in ours.items()}
+    dtypes = {name: getattr(value, "dtype", None) for name, value in ours.items()}
+    return gradients, dtypes, [str(k) for k in raw if k not in pset.params]
