@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -236,3 +237,13 @@ def test_report_with_arguments_is_refused(gradcheck):
             "E       gradcheck.errors.InputError: assert_gradients(report) takes the report alone",
         ]
     )
+
+
+def test_qa_doc_fixture_example_passes(pytester):
+    """The ```python block of docs/_incoming/qa.md is a test file; it runs and passes."""
+    doc = Path(__file__).resolve().parents[1] / "docs" / "_incoming" / "qa.md"
+    if not doc.exists():  # folded into the docs site, whose own test runs its blocks
+        pytest.skip("docs/_incoming/qa.md has been folded into the docs")
+    (block,) = [b.split("```", 1)[0] for b in doc.read_text().split("```python\n")[1:]]
+    pytester.makepyfile(block)
+    pytester.runpytest().assert_outcomes(passed=1)
