@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -67,7 +67,16 @@ class _Split:
         return self._pair(params)[0]
 
     def grad(self, params: Any) -> Any:
-        return self._pair(params)[1]
+        grads = self._pair(params)[1]
+        if isinstance(params, Mapping) and not isinstance(grads, Mapping):
+            keys = ", ".join(map(repr, params))
+            one = f"{{{next(iter(params))!r}: out[1]}}" if len(params) == 1 else "{...}"
+            raise InputError(
+                f"the gradients fun returns must be a dict like params (keys {keys}), got "
+                f"{type(grads).__name__}; return them keyed like params, or pass "
+                f"unpack=lambda out: (out[0], {one})"
+            )
+        return grads
 
 
 def _is_number(value: Any) -> bool:

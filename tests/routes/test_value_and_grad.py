@@ -81,3 +81,20 @@ def test_grads_before_loss_is_named_as_such():
         check_value_and_grad(fun, {"w": np.ones(2)})
     swapped = check_value_and_grad(fun, {"w": np.ones(2)}, unpack=lambda out: (out[1], out[0]))
     assert swapped.passed
+
+
+# QA: CS231n's svm_loss(x, y) -> (loss, dx) checked with params {"x": x} was refused with
+# "grad must return a dict name -> array", which names no function of the user's.
+def test_a_bare_gradient_for_dict_params_suggests_the_unpack():
+    def svm_like(x):
+        return float(np.sum(np.maximum(0, x + 1.0))), (x + 1.0 > 0).astype(float)
+
+    x = np.array([[0.3, -2.0], [1.5, -0.4]])
+    with pytest.raises(
+        InputError, match=r"got ndarray; .*unpack=lambda out: \(out\[0\], \{'x': out\[1\]\}\)"
+    ):
+        check_value_and_grad(lambda p: svm_like(p["x"]), {"x": x})
+    report = check_value_and_grad(
+        lambda p: svm_like(p["x"]), {"x": x}, unpack=lambda out: (out[0], {"x": out[1]})
+    )
+    assert report.passed, report.to_text()
