@@ -226,5 +226,9 @@ class Report:
         """The verdict in one line (``assert report.passed, report`` shows this in pytest, which
         prints the repr of an assertion's message; ``print(report)`` shows the tables)."""
         failed = self.failed_params
-        where = f" at {', '.join(failed[:5])}{' ...' if len(failed) > 5 else ''}" if failed else ""
+        where = (
+            f"; failing: {', '.join(failed[:5])}{' ...' if len(failed) > 5 else ''}"
+            if failed
+            else ""
+        )
         return f"<Report: {headline(self)}{where}>"

@@ -14,7 +14,7 @@ def test_repr_is_the_verdict_in_one_line():
     bad = check(lambda p: float(np.sum(p["w"] ** 2)), lambda p: {"w": p["w"]}, {"w": w})
     assert repr(bad) == (
         f"<Report: gradcheck FAILED: 1 of 1 parameters with wrong partials, loss 5.25, "
-        f"{bad.evaluations} loss evaluations at w>"
+        f"{bad.evaluations} loss evaluations; failing: w>"
     )
     good = check(lambda p: float(np.sum(p["w"] ** 2)), lambda p: {"w": 2 * p["w"]}, {"w": w})
     assert repr(good).startswith("<Report: gradcheck PASSED: 0 of 1 parameters")
