@@ -1,4 +1,5 @@
-"""The Report as data: strict JSON whatever floats it holds (issue 12 item 7).
+"""The Report object itself (rendering is tested in test_text.py, test_html.py): its repr, and
+strict JSON whatever floats it holds (issue 12 item 7).
 
 ``to_json`` raised ``ValueError: Out of range float values`` on a ``nonfinite`` element's
 ``max_abs_err`` or a fast-mode probe's infinite bound; every float now goes through one
@@ -16,7 +17,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gradcheck import ParamResult, Report
+from gradcheck import ParamResult, Report, check
 from gradcheck.core.compare import status_codes
 from gradcheck.diagnosis.classify import Diagnosis, Finding, Group
 from gradcheck.fast.probe import ProbeSummary
@@ -138,3 +139,17 @@ def test_nonfinite_floats_become_null_and_finite_ones_stay_bitwise():
     assert data == {"a": None, "b": None, "c": -0.0, "d": 5e-324, "e": [1e308]}
     assert math.copysign(1.0, data["c"]) == -1.0
     assert strict_loads(json.dumps(data, allow_nan=False)) == data
+
+
+# QA: `assert report.passed, report` printed the dataclass repr, thousands of characters of
+# arrays, in pytest (which shows an assertion message's repr).
+def test_repr_is_the_verdict_in_one_line():
+    w = np.array([0.5, -1.0, 2.0])
+    bad = check(lambda p: float(np.sum(p["w"] ** 2)), lambda p: {"w": p["w"]}, {"w": w})
+    assert repr(bad) == (
+        f"<Report: gradcheck FAILED: 1 of 1 parameters with wrong partials, loss 5.25, "
+        f"{bad.evaluations} loss evaluations; failing: w>"
+    )
+    good = check(lambda p: float(np.sum(p["w"] ** 2)), lambda p: {"w": 2 * p["w"]}, {"w": w})
+    assert repr(good).startswith("<Report: gradcheck PASSED: 0 of 1 parameters")
+    assert "\n" not in repr(good)
