@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any, NamedTuple
 
@@ -13,11 +13,11 @@ from gradcheck.core.differences import FiniteDifferences, planned_evaluations
 from gradcheck.core.evaluation import Evaluator, check_executor
 from gradcheck.core.numerics import Tolerance, coarser_dtype, machine_eps
 from gradcheck.core.params import ParamSet
-from gradcheck.core.tree import StructureError, Tree, is_tree
+from gradcheck.core.tree import Tree, is_tree
 from gradcheck.core.widen import HOW_TO_CAST, widen_params, widened
 from gradcheck.diagnosis.classify import diagnose
 from gradcheck.diagnosis.nodes import NodeResult, node_plans, node_result
-from gradcheck.errors import InputError, LossError, StateMutationError
+from gradcheck.errors import GradcheckError, InputError, LossError, StateMutationError
 from gradcheck.fast.mode import choose_mode, fast_results
 from gradcheck.fast.probe import FastOptions
 from gradcheck.options import CheckOptions
@@ -112,6 +112,7 @@ def check(
     options = CheckOptions.build(
         mode=mode, richardson=richardson, tolerance=tolerance, seed=seed, fast=fast
     )
+    samples = _samples(samples)
     if is_tree(params):  # nested dicts/lists/tuples: the engine sees {path: leaf}
         tree = Tree(params)
         loss, grad, params = tree.on_flat(loss), tree.grad_on_flat(grad), tree.leaves
@@ -264,6 +265,17 @@ def _keywords(options: CheckOptions) -> dict[str, Any]:
     }
 
 
+def _samples(samples: Any) -> list[Any]:
+    """Per-sample problems as a list (each is checked by :func:`_as_sample` when its turn
+    comes); a count, a string or a dict is refused here rather than as a TypeError."""
+    if isinstance(samples, (str, bytes, Mapping)) or not isinstance(samples, Iterable):
+        raise InputError(
+            "samples must be a list of Problem or (loss, grad) pairs, one per sample, got "
+            f"{type(samples).__name__} {samples!r:.60}"
+        )
+    return list(samples)
+
+
 def _dims(dims: Mapping[str, int] | None) -> dict[str, int]:
     """Named sizes for the diagnosis, validated: ``{name: positive int}``."""
     if dims is None:
@@ -328,8 +340,11 @@ def _measure(
     engine = FiniteDifferences(evaluator, options.tolerance, richardson=options.richardson)
     tolerance = options.tolerance
     try:
-        f0 = evaluator.baseline()
-        gradients, grad_dtypes = _call_grad(grad, pset)
+        called: list[tuple[dict[str, Any], dict[str, Any], list[str]]] = []
+        # grad runs between the baseline's two evaluations: its second proves that grad left
+        # what the loss reads unchanged
+        f0 = evaluator.baseline(between=lambda: called.append(_call_grad(grad, pset)))
+        [(gradients, grad_dtypes, extra)] = called
         if not full:
             results = fast_results(
                 engine, pset, gradients, grad_dtypes, tolerance, options.fast, options.seed, names
@@ -348,9 +363,8 @@ def _measure(
                 )
                 for name in names
             ]
-        extra = [str(k) for k in gradients if k not in pset.params]
     finally:
-        pset.restore_all()
+        pset.finish()
     notes = pset.notes + engine.notes
     if len(names) < len(pset.names):
         notes.append(f"re-checked only the batch check's failing parameters: {', '.join(names)}")
@@ -384,8 +398,8 @@ def _call_user(function: Callable, pset: ParamSet, what: str) -> Any:
     """Call a user function at the starting parameters; it must neither raise nor change them."""
     try:
         result = function(pset.view)
-    except (KeyboardInterrupt, SystemExit, MemoryError, StructureError):
-        raise
+    except (KeyboardInterrupt, SystemExit, MemoryError, GradcheckError):
+        raise  # raised by an adapter wrapping the user's function: its message says what failed
     except Exception as exc:
         raise LossError(
             f"{what} raised {type(exc).__name__}: {exc} at the starting parameters"
@@ -405,18 +419,20 @@ def _call_with_restore(function: Callable, params: Mapping[str, Any], what: str)
     try:
         return _call_user(function, pset, what)
     finally:
-        pset.restore_all()
+        pset.finish()
 
 
-def _call_grad(grad: Grad, pset: ParamSet) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The hand-written gradients as float64 copies, and the dtype each came in."""
+def _call_grad(grad: Grad, pset: ParamSet) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """The hand-written gradients as float64 copies, the dtype each came in, and the names
+    that are no parameter (extra gradients: reported by name, whatever they hold)."""
     raw = _call_user(grad, pset, "grad")
     if not isinstance(raw, Mapping):
         raise InputError(
             f"grad must return a dict name -> array (one entry per parameter), got "
             f"{type(raw).__name__}"
         )
+    ours = {name: value for name, value in raw.items() if name in pset.params}
     # copy now: a gradient function may return views of buffers it reuses
-    gradients = {name: analytic_array(str(name), value) for name, value in raw.items()}
-    dtypes = {name: getattr(value, "dtype", None) for name, value in raw.items()}
-    return gradients, dtypes
+    gradients = {name: analytic_array(str(name), value) for name, value in ours.items()}
+    dtypes = {name: getattr(value, "dtype", None) for name, value in ours.items()}
+    return gradients, dtypes, [str(k) for k in raw if k not in pset.params]

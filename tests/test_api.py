@@ -79,6 +79,16 @@ def test_missing_and_extra_gradient_names_are_reported_by_name():
     assert not report.passed
 
 
+# QA: an extra entry holding a list (a Nielsen net's "weights" left out of params) raised
+# "gradient for 'weights' could not be read as an array" instead of being reported by name.
+@pytest.mark.parametrize("extra", [[np.ones(2), np.ones(3)], {"a": np.ones(2)}, None])
+def test_an_extra_gradient_of_any_kind_is_reported_by_name(extra):
+    loss, grad, params = quadratic()
+    report = check(loss, lambda p: {**grad(p), "weights": extra}, params)
+    assert report.passed, report.to_text()
+    assert report.extra_gradients == ["weights"]
+
+
 def test_nonfinite_gradient():
     loss, grad, params = quadratic()
     report = check(loss, lambda p: {**grad(p), "s": float("nan")}, params)
@@ -270,6 +280,36 @@ def test_memory_is_linear_in_the_parameter_count():
     assert peak_big < BYTES_PER_PARAM * big
     # four times the parameters, at most about four times the memory (P x P would be 16x)
     assert peak_big < 5 * peak_small
+
+
+# issue 12 item 10: check's own option validation raised TypeError (dims=[1, 2], samples=5) or
+# accepted a truthy string for a flag (richardson="no")
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"richardson": "no"}, "richardson must be True or False"),
+        ({"richardson": 1}, "richardson must be True or False"),
+        ({"dims": [1, 2]}, "dims must be a dict of name -> size"),
+        ({"dims": {"batch": 0}}, "dims must map names to positive ints, got 'batch': 0"),
+        ({"dims": {"batch": 2.5}}, "dims must map names to positive ints"),
+        ({"dims": {3: 3}}, "dims must map names to positive ints"),
+        ({"samples": 5}, "samples must be a list of Problem or"),
+        ({"samples": "ab"}, "samples must be a list of Problem or"),
+        ({"samples": [5]}, r"samples\[0\] must be a Problem"),
+        ({"mode": ["fast"]}, "mode must be 'full' or 'fast'"),
+        ({"seed": "0"}, "seed must be a non-negative int"),
+        ({"progress": 3}, "progress must be callable"),
+        ({"nodes": 3}, "nodes must be callable"),
+        ({"tolerance": 1e-6}, r"tolerance must be a gradcheck\.Tolerance"),
+        ({"fast": {"probes": 1}}, r"fast must be a gradcheck\.FastOptions"),
+    ],
+)
+def test_bad_options_are_input_errors_naming_the_option(kwargs, message):
+    loss, grad, params = quadratic()
+    snap = snapshot(params)
+    with pytest.raises(gradcheck.InputError, match=message):
+        check(loss, grad, params, **kwargs)
+    assert_unchanged(snap)
 
 
 # issue 12.3: sys.exit() in user code during a check ends the check, never the restoration

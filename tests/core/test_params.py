@@ -72,6 +72,17 @@ REFUSED = [
         r"'w' has dtype object; expected float32 or float64",
     ),
     ("empty-array", lambda: {"w": np.zeros((2, 0))}, r"'w' is empty \(shape \(2, 0\)\)"),
+    # issue 12 item 12: a masked array came back without its mask
+    (
+        "masked-array",
+        lambda: {"w": np.ma.array(_w(), mask=[False, True, False])},
+        r"'w' is a masked array \(numpy.ma\); .*pass w.filled\(...\) or w.data",
+    ),
+    (
+        "masked-array-nothing-masked",
+        lambda: {"w": np.ma.array(_w())},
+        r"'w' is a masked array \(numpy.ma\)",
+    ),
     (
         "nan",
         lambda: {"w": np.array([[0.5, 1.0], [np.nan, 2.0]])},
@@ -79,6 +90,11 @@ REFUSED = [
     ),
     ("inf-scalar", lambda: {"b": float("-inf")}, r"'b' is -inf at b; expected finite values"),
     ("not-a-dict", lambda: "w", r"params must be a dict of name -> float or ndarray"),
+    (  # QA: scipy users pass x0 itself, as to check_grad(f, g, x0)
+        "bare-array",
+        lambda: np.ones(3),
+        r"got ndarray: name the array, check\(lambda p: f\(p\['x'\]\)",
+    ),
     ("pairs", lambda: [("w", _w())], r"parameter '\[0\]\[0\]' is a str; expected a float"),
     ("empty-dict", dict, r"params is empty"),
     ("int-key", lambda: {1: _w()}, r"parameter names must be strings, got 1 \(int\)"),
