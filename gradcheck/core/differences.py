@@ -2,53 +2,90 @@
 
 Per parameter tensor:
 
-1. **Pilot.** On up to three elements (of the tensor, or shared by all small tensors),
-   central differences at ``hp`` and ``2hp`` (pilot step ``hp = eps**(1/5) max(1, |x|)``)
-   measure ``|f'''|``, which fixes the step of the main pass.
-2. **Main pass.** Every element gets one central difference at the step ``h`` that minimises
-   truncation + rounding (:func:`gradcheck.core.numerics.optimal_step`): two loss evaluations each.
-3. **Refinement.** Elements whose hand-written value disagrees with the main pass beyond the
-   estimated error (and every element, with ``richardson=True``) get four more evaluations at
-   ``x +- h/4`` and ``x +- h/2``. Three levels give a Richardson value with its own error
-   estimate; the way the one-sided slopes' gap grows with the step tells a kink (ReLU at 0, a
-   max-pool tie, ``abs``: the element is ``uncertain``) from a smooth function, and the way
-   the central values converge tells a loss that is C1 but not C2 (``relu(z)**2`` at ``z = 0``:
-   error linear in the step, extrapolated linearly). Smaller steps, not larger: they stay
-   clear of nearby kinks and resolve sharp curvature the main step does not.
+1. **Pilot.** On up to three elements (of the tensor, or shared by all small tensors):
+   a. *noise*: seven loss values at a tiny spacing (:func:`gradcheck.core.numerics.ecnoise`,
+      six calls per element) measure the loss's noise; the tensor takes the largest;
+   b. *ladder*: central differences at steps shrinking 4x per level from ``eps**(1/5)
+      max(1, |x|)`` until two consecutive ``|f'''|`` estimates agree or the differences sink
+      into that noise (:func:`gradcheck.core.stencil.ladder_third`; two calls per level).
+   The step of the main pass follows from both
+   (:func:`gradcheck.core.numerics.scale_free_step`), whatever the scale of the parameter.
+2. **Main pass.** Every element gets one central difference at that step: two loss
+   evaluations each, and an error bound from the pilot's ``|f'''|`` and the noise.
+3. **Refinement.** Elements whose hand-written value disagrees with the main pass by more
+   than that bound (and every element, with ``richardson=True``) get four more evaluations
+   at ``x +- h/4`` and ``x +- h/2``. Three levels give a Richardson value with an error
+   estimate of the element's own (no tensor-wide curvature bound); the way the one-sided
+   slopes' gap grows with the step tells a kink (ReLU at 0, a max-pool tie, ``abs``: the
+   element is ``uncertain``) from a smooth function, and the way the central values converge
+   tells a loss that is C1 but not C2 (``relu(z)**2`` at ``z = 0``: error linear in the
+   step, extrapolated linearly). Smaller steps, not larger: they stay clear of nearby kinks
+   and resolve sharp curvature the main step does not. A smooth element still off after
+   that gets four more at ``x +- 2h`` and ``x +- 4h``, where rounding is 4x-8x smaller, and
+   keeps whichever Richardson value has the smaller error estimate: the tolerance is tight
+   where the measurement is good.
 
-A correct smooth net therefore costs about ``2P`` evaluations (plus 4 per pilot element);
-the extra ones go only where a verdict needs them.
+A correct smooth net therefore costs about ``2P`` evaluations (plus the pilots); the extra
+ones go only where a verdict needs them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from gradcheck.core.evaluation import Evaluator
 from gradcheck.core.numerics import (
+    LADDER_LEVELS,
+    LADDER_RATIO,
+    NOISE_OFFSETS,
+    NOISE_RESCALE,
+    NOISE_TRIES,
     Tolerance,
     central_error,
     coarser_eps,
-    evaluation_noise,
-    optimal_step,
+    ecnoise,
+    machine_eps,
+    noise_bound,
+    noise_spacing,
     pilot_step,
+    richardson_rounding,
+    scale_free_step,
     taken_steps,
 )
 from gradcheck.core.params import ParamSet
-from gradcheck.core.stencil import analyse
+from gradcheck.core.stencil import analyse, ladder_third
 from gradcheck.errors import StateMutationError
 
 PILOT_ELEMENTS = 3
-# Tensors smaller than this share one pilot (FiniteDifferences.shared_third): an own pilot (12
-# evaluations) then costs under 1% of the tensor's 2n.
+# Tensors smaller than this share one pilot (FiniteDifferences.shared_pilot): an own pilot (about
+# 40 evaluations) then costs under 2% of the tensor's 2n.
 OWN_PILOT_MIN = 1024
 # Third-derivative margin: the pilot sees three elements, the main pass all of them.
 THIRD_MARGIN = 4.0
 # Refinement levels, as fractions of the main step: smaller steps stay clear of nearby kinks and
 # of curvature the main step does not resolve, at the price of more rounding.
 REFINE_LEVELS = (0.25, 0.5)
+# Second refinement, for smooth elements still off after the first: larger steps, less rounding.
+WIDEN_LEVELS = (2.0, 4.0)
+# A main-pass discrepancy beyond this many error bounds is refined (no safety factor: the bound
+# comes from the tensor's largest curvature, so most elements sit far inside it, and a small
+# error must reach the per-element estimate to be judged by it).
+REFINE_TRIGGER = 1.0
+# An element's numeric partial is resolved when its error estimate is within this fraction of
+# its size (and it is no kink): a ratio, a sign or a stall read from it is meaningful.
+RESOLVED_FRACTION = 0.1
+
+
+@dataclass
+class Pilot:
+    """What the pilot measured for a tensor (or for all small tensors together)."""
+
+    sigma: float  # measured standard deviation of the loss's noise, NaN if never measured
+    noise: float  # the noise bound at the loss values the ladder saw (it sets the step)
+    third: float  # the ladder's largest |f'''|, times THIRD_MARGIN
+    largest: float  # the largest step the ladder saw the function smooth at
 
 
 @dataclass
@@ -56,7 +93,7 @@ class TensorDifferences:
     """Finite-difference results for one parameter tensor (flat arrays, float64)."""
 
     numeric: np.ndarray
-    error: np.ndarray  # estimated |numeric - true partial|
+    error: np.ndarray  # estimated |numeric - true partial| (per element when refined)
     step: np.ndarray  # half the span actually taken by the central difference
     forward: np.ndarray  # one-sided slopes, NaN where the element was not refined
     backward: np.ndarray
@@ -65,6 +102,15 @@ class TensorDifferences:
     refined: np.ndarray  # bool: refined on smaller steps
     third: float  # the pilot's |f'''|
     rtol: float  # the relative floor of the tolerance rule for this tensor
+    # measured standard deviation of the loss values (ECnoise), NaN if not measured
+    noise: float = float("nan")
+    # bool: the numeric partial is known to RESOLVED_FRACTION of its size and is no kink, so
+    # ratios, signs and stalls read from it mean something ("converged")
+    resolved: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    # the smallest |analytic - numeric| the check is sure to flag, before the relative floor
+    # (safety * error where refined; the refinement trigger plus the rounding a refinement
+    # would carry elsewhere)
+    detectable: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 class FiniteDifferences:
@@ -80,37 +126,113 @@ class FiniteDifferences:
         self.params = evaluator.params
         self.tolerance = tolerance
         self.richardson = richardson
-        self._shared_third: float | None = None
+        self._shared: Pilot | None = None
+        self._sigma = float("nan")  # the loss's noise, once a table has isolated it
 
-    # -- differentiation -------------------------------------------------------------------
-    def _pilot(self, elements: list[tuple[str, int]]) -> float:
-        """The largest ``|f'''|`` seen on ``elements`` (name, flat index), times a margin."""
-        thirds = []
-        by_name: dict[str, list[int]] = {}
+    # -- the pilot ---------------------------------------------------------------------------
+    def _pilot(self, elements: list[tuple[str, int]]) -> Pilot:
+        """Noise, ``|f'''|`` (times a margin) and the largest smooth step on ``elements``."""
+        # the noise is a property of how the loss is computed, not of which element moves: the
+        # first element whose table isolates it speaks for all tensors (one table, six calls)
+        sigma = self._sigma
+        for name, index in elements if not sigma > 0 else []:
+            measured = self._measure_noise(name, index)
+            if measured > 0:
+                sigma = self._sigma = measured
+                break
+            if measured == 0:
+                sigma = 0.0
+        thirds, largest, noises = [], [], []
         for name, index in elements:
-            by_name.setdefault(name, []).append(index)
-        for name, chosen in by_name.items():
-            index = np.array(chosen, dtype=np.intp)
-            x = self.params.flat_values(name)[index]
-            eps = coarser_eps(self.params[name].dtype, self.evaluator.loss_dtype)
-            probe = self._stencil(name, index, x, pilot_step(x, eps), eps, (1, 2))
-            usable = ~probe["kink"] & np.isfinite(probe["third"])
-            thirds.extend(probe["third"][usable].tolist())
-        return max(thirds) * THIRD_MARGIN if thirds else 0.0
+            third, top, noise = self._ladder(name, index, sigma)
+            if np.isfinite(top):
+                largest.append(top)
+            thirds.append(third)
+            noises.append(noise)
+        finite_thirds = [t for t in thirds if np.isfinite(t)]
+        third = max(finite_thirds) * THIRD_MARGIN if finite_thirds else float("inf")
+        return Pilot(sigma, max(noises), third, max(largest) if largest else float("nan"))
 
-    def shared_third(self) -> float:
+    def _eps(self, name: str) -> float:
+        """Epsilon of the coarser of the parameter's and the loss's dtype."""
+        return coarser_eps(self.params[name].dtype, self.evaluator.loss_dtype)
+
+    def _measure_noise(self, name: str, index: int) -> float:
+        """Standard deviation of the loss's noise along element ``index`` of ``name``
+        (:func:`gradcheck.core.numerics.ecnoise`; six calls per table, at most
+        ``NOISE_TRIES`` tables). 0 when the loss shows no noise above its resolution, NaN when
+        no spacing isolated the noise."""
+        dtype = self.params[name].dtype
+        x = float(self.params.flat_values(name)[index])
+        spacing = noise_spacing(x, self._eps(name))
+        offsets = np.array(NOISE_OFFSETS, dtype=np.float64)
+        seen: set[str] = set()
+        status = "slope"
+        for _ in range(NOISE_TRIES):
+            points = (x + spacing * offsets).astype(dtype)
+            f = self.evaluator.at_elements(name, np.full(offsets.size, index, np.intp), points)
+            sigma, status = ecnoise(np.insert(f, len(NOISE_OFFSETS) // 2, self.evaluator.f0))
+            if status == "measured":
+                return sigma
+            seen.add(status)
+            if len(seen) == 2:  # no variation at one spacing, a smooth trend at the next
+                break
+            spacing = spacing * NOISE_RESCALE if status == "flat" else spacing / NOISE_RESCALE
+        return 0.0 if "flat" in seen else float("nan")
+
+    def _ladder(self, name: str, index: int, sigma: float) -> tuple[float, float, float]:
+        """``|f'''|``, the largest smooth step and the noise bound at element ``index`` of
+        ``name``, from central differences at steps shrinking ``LADDER_RATIO``-fold (two calls
+        per level) until :func:`gradcheck.core.stencil.ladder_third` says they are enough. The
+        noise bound is taken at the loss values seen (a loss that is 0 at the start has its
+        noise where it is evaluated)."""
+        eps = self._eps(name)
+        x = self.params.flat_values(name)[index : index + 1]
+        half = pilot_step(x, eps)
+        where = np.array([index, index], dtype=np.intp)
+        slopes: list[float] = []
+        halves: list[float] = []
+        noise = float(noise_bound(sigma, np.array(self.evaluator.f0), eps, self.tolerance))
+        for _ in range(LADDER_LEVELS):
+            upper, lower, span = taken_steps(x, half)
+            if not span[0] > 0:
+                break
+            f = self.evaluator.at_elements(name, where, np.concatenate([upper, lower]))
+            if np.all(np.isfinite(f)):
+                size = np.array(max(abs(f[0]), abs(f[1])))
+                noise = max(noise, float(noise_bound(sigma, size, eps, self.tolerance)))
+            with np.errstate(invalid="ignore", over="ignore"):
+                slopes.append(float((f[0] - f[1]) / span[0]))
+            halves.append(float(span[0] / 2))
+            verdict = ladder_third(slopes, halves, noise)
+            if verdict is not None:
+                return verdict[0], verdict[1], noise
+            half = half / LADDER_RATIO
+        # never converged: the last pair's estimate (smallest steps: the safe side)
+        if len(slopes) >= 2:
+            with np.errstate(invalid="ignore", over="ignore"):
+                last = 6.0 * abs(slopes[-2] - slopes[-1]) / (halves[-2] ** 2 - halves[-1] ** 2)
+            return float(last), halves[-1], noise
+        return float("inf"), float("nan"), noise
+
+    def shared_pilot(self) -> Pilot:
         """One pilot for every tensor smaller than ``OWN_PILOT_MIN``, run once per check: a
         pilot per tiny tensor (a scalar weight) would cost more than the tensor itself."""
-        if self._shared_third is None:
+        if self._shared is None:
             small = [
                 (name, i)
                 for name in self.params.names
                 if self.params[name].size < OWN_PILOT_MIN
                 for i in range(self.params[name].size)
             ]
-            self._shared_third = self._pilot([small[k] for k in _spread(len(small))])
-        return self._shared_third
+            self._shared = self._pilot([small[k] for k in _spread(len(small))])
+        return self._shared
 
+    def shared_third(self) -> float:
+        """The shared pilot's ``|f'''|`` (with its margin)."""
+        return self.shared_pilot().third
+
+    # -- differentiation -------------------------------------------------------------------
     def differentiate(
         self,
         name: str,
@@ -133,27 +255,27 @@ class FiniteDifferences:
         everything = np.arange(x.size) if indices is None else np.asarray(indices, np.intp)
         x = x[everything]
         n = x.size
-        eps = coarser_eps(param.dtype, self.evaluator.loss_dtype)
+        eps = self._eps(name)
         tol = self.tolerance
 
-        # 1. pilot: |f'''| from central differences at hp and 2hp on a few elements (of this
-        # tensor, or, for small tensors, of all small tensors together)
+        # 1. pilot: noise and |f'''| on a few elements (of this tensor, or, for small tensors,
+        # of all small tensors together)
         if indices is None and x.size < OWN_PILOT_MIN:
-            third = self.shared_third()
+            pilot = self.shared_pilot()
         else:
-            third = self._pilot([(name, int(i)) for i in everything[_spread(n)]])
+            pilot = self._pilot([(name, int(i)) for i in everything[_spread(n)]])
+        third, sigma = pilot.third, pilot.sigma
 
-        # 2. main pass: one central difference per element at the optimal step
-        h = optimal_step(
-            x, float(evaluation_noise(np.array(self.evaluator.f0), eps, tol)), third, eps
-        )
+        # 2. main pass: one central difference per element at the step fitted to the function
+        largest = pilot.largest if np.isfinite(pilot.largest) else pilot_step(x, eps)
+        h = scale_free_step(x, pilot.noise, third, largest, machine_eps(param.dtype))
         upper, lower, span = taken_steps(x, h)
         f_up = self.evaluator.at_elements(name, everything, upper)
         f_down = self.evaluator.at_elements(name, everything, lower)
-        noise = evaluation_noise(np.maximum(np.abs(f_up), np.abs(f_down)), eps, tol)
+        noise = noise_bound(sigma, np.maximum(np.abs(f_up), np.abs(f_down)), eps, tol)
         with np.errstate(invalid="ignore", over="ignore"):
             numeric = (f_up - f_down) / span
-        error = central_error(noise, span, third)
+            error = central_error(noise, span, third)
         step = span / 2
         forward = np.full(n, np.nan)
         backward = np.full(n, np.nan)
@@ -163,17 +285,20 @@ class FiniteDifferences:
 
         # 3. refinement where the verdict needs it
         floor = tol.relative_floor(precision or param.dtype)
-        with np.errstate(invalid="ignore"):
-            off = (
-                np.zeros(n, dtype=bool)
-                if analytic is None
-                else (
-                    np.abs(analytic - numeric)
-                    > tol.safety * error + floor * np.maximum(np.abs(analytic), np.abs(numeric))
-                )
-                & np.isfinite(analytic)
-            )
+
+        def beyond(factor: float, where: np.ndarray) -> np.ndarray:
+            """Elements ``where`` whose discrepancy exceeds ``factor`` error estimates plus
+            the relative floor (none without a usable hand-written gradient)."""
+            if analytic is None:
+                return np.zeros(where.size, dtype=bool)
+            a, v = analytic[where], numeric[where]
+            with np.errstate(invalid="ignore"):
+                return (
+                    np.abs(a - v) > factor * error[where] + floor * np.maximum(np.abs(a), np.abs(v))
+                ) & np.isfinite(a)
+
         positions = np.arange(n)
+        off = beyond(REFINE_TRIGGER, positions)
         again = positions if self.richardson else positions[off]
         if again.size:
             if not self.richardson:  # the plan already counts refinement then
@@ -183,7 +308,7 @@ class FiniteDifferences:
                 everything[again],
                 x[again],
                 step[again],
-                eps,
+                sigma,
                 REFINE_LEVELS,
                 known={1: (f_up[again], f_down[again])},
             )
@@ -198,14 +323,58 @@ class FiniteDifferences:
             slack[again] = more["slack"]
             kink[where] = more["kink"][keep]
             refined[again] = True
+            # 4. smooth elements still off by more than their own error, but not beyond the
+            # verdict's margin: larger steps carry 4-8x less rounding; keep the better value
+            smooth = where[~kink[where]]
+            widen = smooth[beyond(REFINE_TRIGGER, smooth) & ~beyond(tol.safety, smooth)]
+            if widen.size:
+                self.evaluator.plan(4 * widen.size)
+                wide = self._stencil(
+                    name,
+                    everything[widen],
+                    x[widen],
+                    step[widen],
+                    sigma,
+                    WIDEN_LEVELS,
+                    known={1: (f_up[widen], f_down[widen])},
+                )
+                better = (
+                    ~wide["kink"] & np.isfinite(wide["numeric"]) & (wide["error"] < error[widen])
+                )
+                numeric[widen[better]] = wide["numeric"][better]
+                error[widen[better]] = wide["error"][better]
         changed = self.params.changed()
         if changed:  # the baseline saw no change, so it happened at a perturbed point
             raise StateMutationError(
                 f"parameter(s) {', '.join(map(repr, changed))} changed while {name!r} was "
                 "being perturbed; a loss must not update its parameters"
             )
+        with np.errstate(invalid="ignore"):
+            resolved = (
+                np.isfinite(numeric)
+                & np.isfinite(error)
+                & ~kink
+                & (error <= RESOLVED_FRACTION * np.abs(numeric))
+            )
+            detectable = np.where(
+                refined,
+                tol.safety * error,
+                REFINE_TRIGGER * error + tol.safety * richardson_rounding(noise, step),
+            )
         return TensorDifferences(
-            numeric, error, step, forward, backward, slack, kink, refined, third, floor
+            numeric,
+            error,
+            step,
+            forward,
+            backward,
+            slack,
+            kink,
+            refined,
+            third,
+            floor,
+            noise=sigma,
+            resolved=resolved,
+            detectable=detectable,
         )
 
     def _stencil(
@@ -214,12 +383,12 @@ class FiniteDifferences:
         idx: np.ndarray,
         x: np.ndarray,
         h: np.ndarray,
-        eps: float,
+        sigma: float,
         multiples: tuple[float, ...],
         known: dict[float, tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> dict[str, np.ndarray]:
         """Central differences at ``m * h`` for ``m`` in ``multiples`` (and ``known`` ones),
-        analysed by :func:`gradcheck.core.stencil.analyse`."""
+        analysed by :func:`gradcheck.core.stencil.analyse` with the measured noise."""
         dtype = self.params[name].dtype
         x = x.astype(dtype)
         x64 = x.astype(np.float64)
@@ -235,7 +404,9 @@ class FiniteDifferences:
                 f_down = self.evaluator.at_elements(name, idx, down)
             central[m] = (f_up, f_down, up.astype(np.float64) - x64, x64 - down.astype(np.float64))
             values += [f_up, f_down]
-        noise = evaluation_noise(np.abs(np.stack(values)).max(axis=0), eps, self.tolerance)
+        noise = noise_bound(
+            sigma, np.abs(np.stack(values)).max(axis=0), self._eps(name), self.tolerance
+        )
         return analyse(self.evaluator.f0, central, noise)
 
 
@@ -244,13 +415,17 @@ def _spread(n: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, min(n, PILOT_ELEMENTS)).round().astype(np.intp))
 
 
+# Pilot cost per element, for the plan: one noise table (6) and a ladder of about 3 levels (6).
+PILOT_EVALUATIONS = 12
+
+
 def planned_evaluations(params: ParamSet, richardson: bool = False) -> int:
-    """Loss evaluations a check plans before refinement: 2 for the baseline, 4 per pilot
-    element (up to 3 per tensor of ``OWN_PILOT_MIN`` elements or more, up to 3 shared by the
-    smaller ones), and 2 per element (6 with ``richardson``)."""
+    """Loss evaluations a check plans before refinement: 2 for the baseline, about
+    ``PILOT_EVALUATIONS`` per pilot element (up to 3 per tensor of ``OWN_PILOT_MIN`` elements
+    or more, up to 3 shared by the smaller ones), and 2 per element (6 with ``richardson``)."""
     sizes = [params[name].size for name in params.names]
     small = sum(n for n in sizes if n < OWN_PILOT_MIN)
     pilots = min(small, PILOT_ELEMENTS) + sum(
         min(n, PILOT_ELEMENTS) for n in sizes if n >= OWN_PILOT_MIN
     )
-    return 2 + 4 * pilots + (6 if richardson else 2) * sum(sizes)
+    return 2 + PILOT_EVALUATIONS * pilots + (6 if richardson else 2) * sum(sizes)

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gradcheck.core.differences import PILOT_EVALUATIONS
 from gradcheck.fast.probe import Direction, FastOptions, Record, probe
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 # Cost model (loss evaluations) for choosing between bisecting and measuring one by one.
 PER_HALVING = 4  # a left probe, and the right one when it cannot be inferred
 PER_ELEMENT = 2  # the main central difference of a measured element
-PILOT = 4  # the engine's pilot per pilot element (up to three)
+PILOT = PILOT_EVALUATIONS  # the engine's pilot per pilot element (up to three)
 
 
 @dataclass
