@@ -45,6 +45,8 @@ STATUS_ORDER = (
     "ok",
 )
 FAILING = frozenset({"no_gradient", "shape_mismatch", "nonfinite", "wrong"})
+# Sensitivity is summarised over the partials at least this fraction of their tensor's largest.
+SENSITIVITY_FRACTION = 0.01
 
 
 @dataclass
@@ -69,6 +71,9 @@ class ParamResult:
     refined: np.ndarray
     raw_grad: np.ndarray | None  # what the gradient function returned, as an array
     probe: ProbeSummary | None = None  # fast mode: the tensor's probes and localization
+    noise: float = float("nan")  # measured standard deviation of the loss values (ECnoise)
+    # the smallest |analytic - numeric| the check was sure to flag, per element (NaN: unmeasured)
+    detectable: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -129,6 +134,34 @@ class ParamResult:
     def max_rel_err(self) -> float | None:
         return _nanmax(self.rel_err)
 
+    @property
+    def sensitivity(self) -> np.ndarray:
+        """Per element, the smallest relative error its check could detect: ``detectable /
+        max(|analytic|, |numeric|)`` (inf for a zero partial, NaN where not measured)."""
+        if self.detectable is None:
+            return np.full(self.size, np.nan)
+        scale = np.abs(self.numeric)
+        if self.analytic is not None:
+            scale = np.fmax(scale, np.abs(self.analytic))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(scale > 0, self.detectable / np.where(scale > 0, scale, 1.0), np.inf)
+
+    def sensitivity_summary(self) -> tuple[float, float] | None:
+        """Median and worst :attr:`sensitivity` over the elements whose numeric partial is at
+        least ``SENSITIVITY_FRACTION`` of the tensor's largest (the partials a check promises
+        to judge relative to their size); ``None`` when there are none."""
+        numeric = np.abs(self.numeric)
+        finite = np.isfinite(numeric)
+        if not finite.any() or not numeric[finite].max() > 0:
+            return None
+        with np.errstate(invalid="ignore"):
+            large = finite & (numeric >= SENSITIVITY_FRACTION * numeric[finite].max())
+        values = self.sensitivity[large]
+        values = values[~np.isnan(values)]
+        if not values.size:
+            return None
+        return float(np.median(values)), float(values.max())
+
     def label(self, flat: int) -> str:
         return element_label(self.name, self.shape, flat)
 
@@ -178,14 +211,14 @@ def compare(
         abs_err = np.full(n, np.nan)
         rel_err = np.full(n, np.nan)
         allowed = tolerance.safety * fd.error
+        scale = np.abs(numeric)
         statuses[:] = "no_gradient" if grad is None else "shape_mismatch"
     else:
         with np.errstate(invalid="ignore", over="ignore"):
             abs_err = np.abs(analytic - numeric)
             rel_err = relative_error(analytic, numeric)
-            allowed = tolerance.safety * fd.error + fd.rtol * np.maximum(
-                np.abs(analytic), np.abs(numeric)
-            )
+            scale = np.maximum(np.abs(analytic), np.abs(numeric))
+            allowed = tolerance.safety * fd.error + fd.rtol * scale
         finite = np.isfinite(analytic) & np.isfinite(numeric)
         statuses[finite & (abs_err > allowed)] = "wrong"
         # at a kink a valid value lies between the one-sided slopes (the subgradients along
@@ -216,4 +249,6 @@ def compare(
         kink=fd.kink,
         refined=fd.refined,
         raw_grad=grad,
+        noise=float(fd.noise),
+        detectable=(fd.detectable + fd.rtol * scale) if fd.detectable.size == n else None,
     )

@@ -41,6 +41,7 @@ from gradcheck.core.numerics import (
     LADDER_RATIO,
     NOISE_OFFSETS,
     NOISE_RESCALE,
+    NOISE_SIGMAS,
     NOISE_TRIES,
     Tolerance,
     central_error,
@@ -73,6 +74,11 @@ WIDEN_LEVELS = (2.0, 4.0)
 # comes from the tensor's largest curvature, so most elements sit far inside it, and a small
 # error must reach the per-element estimate to be judged by it).
 REFINE_TRIGGER = 1.0
+# A loss whose measured noise bound is this many times the floor is noisy (cancellation inside):
+# its pilot ladder climbs to larger steps while the slope stays flat within noise, up to
+# CLIMB_LEVELS times LADDER_RATIO (256 times the ladder's start, ~0.2 max(1, |x|)).
+NOISY = 100.0
+CLIMB_LEVELS = 4
 # An element's numeric partial is resolved when its error estimate is within this fraction of
 # its size (and it is no kink): a ratio, a sign or a stall read from it is meaningful.
 RESOLVED_FRACTION = 0.1
@@ -165,6 +171,7 @@ class FiniteDifferences:
         dtype = self.params[name].dtype
         x = float(self.params.flat_values(name)[index])
         spacing = noise_spacing(x, self._eps(name))
+        widest = float(pilot_step(np.array(x), self._eps(name)))
         offsets = np.array(NOISE_OFFSETS, dtype=np.float64)
         seen: set[str] = set()
         status = "slope"
@@ -177,6 +184,8 @@ class FiniteDifferences:
             seen.add(status)
             if len(seen) == 2:  # no variation at one spacing, a smooth trend at the next
                 break
+            if status == "flat" and spacing * NOISE_RESCALE * offsets.max() > widest:
+                break  # flat up to the ladder's own start: no noise to see
             spacing = spacing * NOISE_RESCALE if status == "flat" else spacing / NOISE_RESCALE
         return 0.0 if "flat" in seen else float("nan")
 
@@ -206,6 +215,9 @@ class FiniteDifferences:
             halves.append(float(span[0] / 2))
             verdict = ladder_third(slopes, halves, noise)
             if verdict is not None:
+                if verdict[2] == "noise" and len(slopes) == 2 and self._noisy(sigma, eps):
+                    start = (halves[0], slopes[0])
+                    return self._climb(name, where, x, start, sigma, verdict, noise)
                 return verdict[0], verdict[1], noise
             half = half / LADDER_RATIO
         # never converged: the last pair's estimate (smallest steps: the safe side)
@@ -214,6 +226,47 @@ class FiniteDifferences:
                 last = 6.0 * abs(slopes[-2] - slopes[-1]) / (halves[-2] ** 2 - halves[-1] ** 2)
             return float(last), halves[-1], noise
         return float("inf"), float("nan"), noise
+
+    def _noisy(self, sigma: float, eps: float) -> bool:
+        """Whether the measured noise is ``NOISY`` times the floor or more (cancellation in
+        the loss): then rounding, not truncation, limits the accuracy at the ladder's start."""
+        floor = float(noise_bound(float("nan"), np.array(self.evaluator.f0), eps, self.tolerance))
+        return bool(NOISE_SIGMAS * sigma > NOISY * floor)
+
+    def _climb(
+        self,
+        name: str,
+        where: np.ndarray,
+        x: np.ndarray,
+        start: tuple[float, float],
+        sigma: float,
+        verdict: tuple[float, float, str],
+        noise: float,
+    ) -> tuple[float, float, float]:
+        """For a noisy loss whose slope does not change beyond noise at the ladder's start
+        (``start``: half-step, slope): larger steps, ``LADDER_RATIO``-fold up to
+        ``CLIMB_LEVELS`` times, while it still does not, since rounding falls as ``1/h``;
+        returns the last noise-limited verdict's ``|f'''|`` bound and step, and the noise."""
+        eps = self._eps(name)
+        half, slope = start
+        third, largest, _ = verdict
+        for _ in range(CLIMB_LEVELS):
+            upper, lower, span = taken_steps(x, np.array([half * LADDER_RATIO]))
+            f = self.evaluator.at_elements(name, where, np.concatenate([upper, lower]))
+            if not np.all(np.isfinite(f)):
+                break
+            size = np.array(max(abs(f[0]), abs(f[1])))
+            wider_noise = max(noise, float(noise_bound(sigma, size, eps, self.tolerance)))
+            wider = float(span[0] / 2)
+            wider_slope = float((f[0] - f[1]) / span[0])
+            if wider_noise / wider >= noise / half:  # rounding grows as fast as the step
+                break  # (the residuals of a least-squares fit, whose rounding grows with them)
+            found = ladder_third([wider_slope, slope], [wider, half], wider_noise)
+            if found is None or found[2] != "noise":
+                break
+            third, largest, noise = found[0], found[1], wider_noise
+            half, slope = wider, wider_slope
+        return third, largest, noise
 
     def shared_pilot(self) -> Pilot:
         """One pilot for every tensor smaller than ``OWN_PILOT_MIN``, run once per check: a

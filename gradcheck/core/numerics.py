@@ -49,7 +49,7 @@ class Tolerance:
     """
 
     safety: float = 10.0
-    noise_ulps: float = 4.0
+    noise_ulps: float = 1.0
     rtol: float | None = None
 
     def __post_init__(self) -> None:

@@ -120,8 +120,9 @@ def _tensor(
     fd = _blank(param.size, tolerance.relative_floor(precision))
     if measure.size:
         for f in fields(TensorDifferences):
-            if f.name not in ("third", "rtol"):
+            if f.name not in ("third", "rtol", "noise"):
                 getattr(fd, f.name)[measure] = getattr(measured, f.name)
+        fd.noise = measured.noise
     result = compare(param, grad, fd, tolerance)
     # elements not measured one by one: what the probes say about them, never "ok"
     statuses = result.statuses
@@ -155,8 +156,12 @@ def _probe_dict(direction: Direction, record: Record) -> dict[str, Any]:
 def _blank(n: int, rtol: float) -> TensorDifferences:
     """No element measured: NaN partials, no kink, nothing refined."""
     arrays = {
-        f.name: (np.zeros(n, dtype=bool) if f.name in ("kink", "refined") else np.full(n, np.nan))
+        f.name: (
+            np.zeros(n, dtype=bool)
+            if f.name in ("kink", "refined", "resolved")
+            else np.full(n, np.nan)
+        )
         for f in fields(TensorDifferences)
-        if f.name not in ("third", "rtol")
+        if f.name not in ("third", "rtol", "noise")
     }
     return TensorDifferences(**arrays, third=float("nan"), rtol=rtol)

@@ -33,6 +33,14 @@ def _number(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _sensitivity(p: ParamResult) -> dict[str, float | None] | None:
+    """Median and worst smallest-detectable relative error (partials >= 1% of the largest)."""
+    summary = p.sensitivity_summary()
+    if summary is None:
+        return None
+    return {"median": _number(summary[0]), "worst": _number(summary[1])}
+
+
 @dataclass
 class Report:
     """What a check found. ``print(report)`` shows the diff table.
@@ -124,6 +132,8 @@ class Report:
                     "size": p.size,
                     "worst_index": list(p.worst_index),
                     "probe": None if p.probe is None else p.probe.to_dict(),
+                    "noise": _number(p.noise),
+                    "sensitivity": _sensitivity(p),
                 }
                 for p in self.params
             ],
