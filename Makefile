@@ -33,6 +33,7 @@ bench:
 	$(MAKE) setup EXTRAS=test,bench
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 		$(PY) -m benchmarks.bench --out reports/bench.md
+	$(PY) -m benchmarks.numerics --out reports/numerics.md
 
 lint: $(STAMP)
 	$(PY) -m ruff format --check $(LINTED)
