@@ -226,8 +226,8 @@ def _check_params(
         evaluations=evaluator.evaluations,
         loss=f0,
         options={
-            "step": "central, h = (3 noise / |f'''|)^(1/3) from a pilot, clipped to "
-            "[eps^(1/3), eps^(1/5)] * max(1, |x|)",
+            "step": "central, h = (3 noise / |f'''|)^(1/3) , noise measured (ECnoise), "
+            "|f'''| from a pilot ladder converging on the function's own scale",
             "richardson": richardson,
             "safety": tolerance.safety,
             "noise_ulps": tolerance.noise_ulps,

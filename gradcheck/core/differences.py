@@ -177,6 +177,7 @@ class FiniteDifferences:
         status = "slope"
         for _ in range(NOISE_TRIES):
             points = (x + spacing * offsets).astype(dtype)
+            self.evaluator.plan(offsets.size)  # the pilot plans its calls as it goes
             f = self.evaluator.at_elements(name, np.full(offsets.size, index, np.intp), points)
             sigma, status = ecnoise(np.insert(f, len(NOISE_OFFSETS) // 2, self.evaluator.f0))
             if status == "measured":
@@ -206,6 +207,7 @@ class FiniteDifferences:
             upper, lower, span = taken_steps(x, half)
             if not span[0] > 0:
                 break
+            self.evaluator.plan(2)
             f = self.evaluator.at_elements(name, where, np.concatenate([upper, lower]))
             if np.all(np.isfinite(f)):
                 size = np.array(max(abs(f[0]), abs(f[1])))
@@ -252,6 +254,7 @@ class FiniteDifferences:
         third, largest, _ = verdict
         for _ in range(CLIMB_LEVELS):
             upper, lower, span = taken_steps(x, np.array([half * LADDER_RATIO]))
+            self.evaluator.plan(2)
             f = self.evaluator.at_elements(name, where, np.concatenate([upper, lower]))
             if not np.all(np.isfinite(f)):
                 break
@@ -468,17 +471,13 @@ def _spread(n: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, min(n, PILOT_ELEMENTS)).round().astype(np.intp))
 
 
-# Pilot cost per element, for the plan: one noise table (6) and a ladder of about 3 levels (6).
+# Pilot cost per element, typically: a share of the noise table (6) and a ladder of about three
+# levels (6). The pilot plans its own calls as it makes them (their number depends on the loss);
+# fast mode's cost model reads this figure.
 PILOT_EVALUATIONS = 12
 
 
 def planned_evaluations(params: ParamSet, richardson: bool = False) -> int:
-    """Loss evaluations a check plans before refinement: 2 for the baseline, about
-    ``PILOT_EVALUATIONS`` per pilot element (up to 3 per tensor of ``OWN_PILOT_MIN`` elements
-    or more, up to 3 shared by the smaller ones), and 2 per element (6 with ``richardson``)."""
-    sizes = [params[name].size for name in params.names]
-    small = sum(n for n in sizes if n < OWN_PILOT_MIN)
-    pilots = min(small, PILOT_ELEMENTS) + sum(
-        min(n, PILOT_ELEMENTS) for n in sizes if n >= OWN_PILOT_MIN
-    )
-    return 2 + PILOT_EVALUATIONS * pilots + (6 if richardson else 2) * sum(sizes)
+    """Loss evaluations a check plans before the pilots and refinement (both plan their own
+    calls as they go): 2 for the baseline and 2 per element (6 with ``richardson``)."""
+    return 2 + (6 if richardson else 2) * sum(params[name].size for name in params.names)
