@@ -226,7 +226,7 @@ def _check_params(
         evaluations=evaluator.evaluations,
         loss=f0,
         options={
-            "step": "central, h = (3 noise / |f'''|)^(1/3) , noise measured (ECnoise), "
+            "step": "central, h = (3 noise / |f'''|)^(1/3), noise measured (ECnoise), "
             "|f'''| from a pilot ladder converging on the function's own scale",
             "richardson": richardson,
             "safety": tolerance.safety,
