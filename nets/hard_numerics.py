@@ -124,6 +124,18 @@ def float32_loss() -> Case:
     return _case("float32 loss of float64 parameters", loss, exact.grad, params, float64=False)
 
 
+def float32_cast_inside() -> Case:
+    """float64 parameters that the loss rounds to float32 before computing in float64: a
+    staircase in each parameter (steps of a float32 ulp), not noise in the loss values."""
+    net = TanhMLP(sizes=(6, 10, 3), batch=8, seed=4)
+
+    def loss(p):
+        return net.loss({k: v.astype(np.float32).astype(np.float64) for k, v in p.items()})
+
+    name = "float64 loss of float32-rounded parameters"
+    return _case(name, loss, net.grad, net.params(), float64=False)
+
+
 def float32_params() -> Case:
     """float32 parameters, a loss computed in float64 from them, the float64 gradient."""
     net = TanhMLP(sizes=(6, 10, 3), batch=8, seed=5)
@@ -195,6 +207,7 @@ CASES: dict[str, Callable[[], Case]] = {
     "tiny-exp-1e-4": lambda: tiny_exp(1e-4),
     "float32-loss": float32_loss,
     "float32-params": float32_params,
+    "float32-cast-inside": float32_cast_inside,
     "cancelling-quadratic": cancelling_penalty,
     "mlp-cancelling-penalty": mlp_with_cancelling_penalty,
 }

@@ -8,6 +8,10 @@ Per parameter tensor:
    b. *ladder*: central differences at steps shrinking 4x per level from ``eps**(1/5)
       max(1, |x|)`` until two consecutive ``|f'''|`` estimates agree or the differences sink
       into that noise (:func:`gradcheck.core.stencil.ladder_third`; two calls per level).
+   A table that sees no change at one spacing though the next one's slope says the loss
+   should have moved by many of its ulps reveals a loss that rounds its parameters (a float32
+   cast inside): steps then stay well above that resolution, and ``|f'| x resolution`` counts
+   as each element's noise.
    The step of the main pass follows from both
    (:func:`gradcheck.core.numerics.scale_free_step`), whatever the scale of the parameter.
 2. **Main pass.** Every element gets one central difference at that step: two loss
@@ -134,6 +138,7 @@ class FiniteDifferences:
         self.richardson = richardson
         self._shared: Pilot | None = None
         self._sigma = float("nan")  # the loss's noise, once a table has isolated it
+        self._resolution = 0.0  # the loss's input resolution, relative (0: none seen)
 
     # -- the pilot ---------------------------------------------------------------------------
     def _pilot(self, elements: list[tuple[str, int]]) -> Pilot:
@@ -142,7 +147,8 @@ class FiniteDifferences:
         # first element whose table isolates it speaks for all tensors (one table, six calls)
         sigma = self._sigma
         for name, index in elements if not sigma > 0 else []:
-            measured = self._measure_noise(name, index)
+            measured, resolution = self._measure_noise(name, index)
+            self._resolution = max(self._resolution, resolution)
             if measured > 0:
                 sigma = self._sigma = measured
                 break
@@ -163,11 +169,14 @@ class FiniteDifferences:
         """Epsilon of the coarser of the parameter's and the loss's dtype."""
         return coarser_eps(self.params[name].dtype, self.evaluator.loss_dtype)
 
-    def _measure_noise(self, name: str, index: int) -> float:
+    def _measure_noise(self, name: str, index: int) -> tuple[float, float]:
         """Standard deviation of the loss's noise along element ``index`` of ``name``
         (:func:`gradcheck.core.numerics.ecnoise`; six calls per table, at most
         ``NOISE_TRIES`` tables). 0 when the loss shows no noise above its resolution, NaN when
-        no spacing isolated the noise."""
+        no spacing isolated the noise. Also the loss's input resolution, relative to ``|x|``:
+        a table that saw no change at one spacing and changes at the next says the loss reads
+        this element only to about that spacing (it rounds its parameters, a float32 cast
+        inside a float64 loss); 0 when no such staircase was seen."""
         dtype = self.params[name].dtype
         x = float(self.params.flat_values(name)[index])
         spacing = noise_spacing(x, self._eps(name))
@@ -175,20 +184,28 @@ class FiniteDifferences:
         offsets = np.array(NOISE_OFFSETS, dtype=np.float64)
         seen: set[str] = set()
         status = "slope"
+        resolution = 0.0
         for _ in range(NOISE_TRIES):
             points = (x + spacing * offsets).astype(dtype)
             self.evaluator.plan(offsets.size)  # the pilot plans its calls as it goes
             f = self.evaluator.at_elements(name, np.full(offsets.size, index, np.intp), points)
             sigma, status = ecnoise(np.insert(f, len(NOISE_OFFSETS) // 2, self.evaluator.f0))
+            if "flat" in seen and status != "flat" and x != 0:
+                # a staircase in x, not in f: the slope seen here would have moved f by many of
+                # its own ulps at the flat spacing, yet f did not move
+                slope = abs(f[-1] - f[0]) / (spacing * (offsets[-1] - offsets[0]))
+                step_before = spacing / NOISE_RESCALE
+                if slope * step_before > 4.0 * self._eps(name) * abs(self.evaluator.f0):
+                    resolution = spacing / abs(x)
             if status == "measured":
-                return sigma
+                return sigma, resolution
             seen.add(status)
             if len(seen) == 2:  # no variation at one spacing, a smooth trend at the next
                 break
             if status == "flat" and spacing * NOISE_RESCALE * offsets.max() > widest:
                 break  # flat up to the ladder's own start: no noise to see
             spacing = spacing * NOISE_RESCALE if status == "flat" else spacing / NOISE_RESCALE
-        return 0.0 if "flat" in seen else float("nan")
+        return (0.0 if "flat" in seen else float("nan")), resolution
 
     def _ladder(self, name: str, index: int, sigma: float) -> tuple[float, float, float]:
         """``|f'''|``, the largest smooth step and the noise bound at element ``index`` of
@@ -324,13 +341,20 @@ class FiniteDifferences:
 
         # 2. main pass: one central difference per element at the step fitted to the function
         largest = pilot.largest if np.isfinite(pilot.largest) else pilot_step(x, eps)
-        h = scale_free_step(x, pilot.noise, third, largest, machine_eps(param.dtype))
+        # a loss that rounds its parameters reads them no finer than its resolution
+        resolution = self._resolution
+        fineness = max(machine_eps(param.dtype), resolution)
+        h = scale_free_step(x, pilot.noise, third, largest, fineness)
         upper, lower, span = taken_steps(x, h)
         f_up = self.evaluator.at_elements(name, everything, upper)
         f_down = self.evaluator.at_elements(name, everything, lower)
         noise = noise_bound(sigma, np.maximum(np.abs(f_up), np.abs(f_down)), eps, tol)
         with np.errstate(invalid="ignore", over="ignore"):
             numeric = (f_up - f_down) / span
+            # the points the loss saw are off from ours by up to its resolution: as loss noise,
+            # |f'| times that
+            rounding = np.nan_to_num(np.abs(numeric)) * resolution * np.abs(x.astype(np.float64))
+            noise = np.maximum(noise, rounding)
             error = central_error(noise, span, third)
         step = span / 2
         forward = np.full(n, np.nan)
@@ -367,6 +391,7 @@ class FiniteDifferences:
                 sigma,
                 REFINE_LEVELS,
                 known={1: (f_up[again], f_down[again])},
+                floor=rounding[again],
             )
             # a kink only matters where the hand-written value disagreed: elsewhere (the
             # richardson option) the main pass stands
@@ -393,6 +418,7 @@ class FiniteDifferences:
                     sigma,
                     WIDEN_LEVELS,
                     known={1: (f_up[widen], f_down[widen])},
+                    floor=rounding[widen],
                 )
                 better = (
                     ~wide["kink"] & np.isfinite(wide["numeric"]) & (wide["error"] < error[widen])
@@ -442,9 +468,11 @@ class FiniteDifferences:
         sigma: float,
         multiples: tuple[float, ...],
         known: dict[float, tuple[np.ndarray, np.ndarray]] | None = None,
+        floor: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
         """Central differences at ``m * h`` for ``m`` in ``multiples`` (and ``known`` ones),
-        analysed by :func:`gradcheck.core.stencil.analyse` with the measured noise."""
+        analysed by :func:`gradcheck.core.stencil.analyse` with the measured noise (at least
+        ``floor``, per element)."""
         dtype = self.params[name].dtype
         x = x.astype(dtype)
         x64 = x.astype(np.float64)
@@ -463,6 +491,8 @@ class FiniteDifferences:
         noise = noise_bound(
             sigma, np.abs(np.stack(values)).max(axis=0), self._eps(name), self.tolerance
         )
+        if floor is not None:
+            noise = np.maximum(noise, floor)
         return analyse(self.evaluator.f0, central, noise)
 
 
