@@ -2,18 +2,12 @@
 
 Per parameter tensor:
 
-1. **Pilot.** On up to three elements (of the tensor, or shared by all small tensors):
-   a. *noise*: seven loss values at a tiny spacing (:func:`gradcheck.core.numerics.ecnoise`,
-      six calls per element) measure the loss's noise; the tensor takes the largest;
-   b. *ladder*: central differences at steps shrinking 4x per level from ``eps**(1/5)
-      max(1, |x|)`` until two consecutive ``|f'''|`` estimates agree or the differences sink
-      into that noise (:func:`gradcheck.core.stencil.ladder_third`; two calls per level).
-   A table that sees no change at one spacing though the next one's slope says the loss
-   should have moved by many of its ulps reveals a loss that rounds its parameters (a float32
-   cast inside): steps then stay well above that resolution, and ``|f'| x resolution`` counts
-   as each element's noise.
-   The step of the main pass follows from both
-   (:func:`gradcheck.core.numerics.scale_free_step`), whatever the scale of the parameter.
+1. **Pilot** (:mod:`gradcheck.core.pilot`). On up to three elements (of the tensor, or shared
+   by all small tensors): the loss's noise, measured once per check, and ``|f'''|`` from a
+   ladder of steps converging on the function's own scale. The step of the main pass follows
+   from both (:func:`gradcheck.core.numerics.scale_free_step`), whatever the scale of the
+   parameter; a loss that rounds its parameters gets steps well above that resolution, and
+   ``|f'| x resolution`` counts as each element's noise.
 2. **Main pass.** Every element gets one central difference at that step: two loss
    evaluations each, and an error bound from the pilot's ``|f'''|`` and the noise.
 3. **Refinement.** Elements whose hand-written value disagrees with the main pass by more
@@ -41,34 +35,24 @@ import numpy as np
 
 from gradcheck.core.evaluation import Evaluator
 from gradcheck.core.numerics import (
-    LADDER_LEVELS,
-    LADDER_RATIO,
-    NOISE_OFFSETS,
-    NOISE_RESCALE,
-    NOISE_SIGMAS,
-    NOISE_TRIES,
     Tolerance,
     central_error,
-    coarser_eps,
-    ecnoise,
     machine_eps,
     noise_bound,
-    noise_spacing,
     pilot_step,
     richardson_rounding,
     scale_free_step,
     taken_steps,
 )
 from gradcheck.core.params import ParamSet
-from gradcheck.core.stencil import analyse, ladder_third
+from gradcheck.core.pilot import Pilot, Pilots
+from gradcheck.core.stencil import analyse
 from gradcheck.errors import StateMutationError
 
 PILOT_ELEMENTS = 3
 # Tensors smaller than this share one pilot (FiniteDifferences.shared_pilot): an own pilot (about
 # 40 evaluations) then costs under 2% of the tensor's 2n.
 OWN_PILOT_MIN = 1024
-# Third-derivative margin: the pilot sees three elements, the main pass all of them.
-THIRD_MARGIN = 4.0
 # Refinement levels, as fractions of the main step: smaller steps stay clear of nearby kinks and
 # of curvature the main step does not resolve, at the price of more rounding.
 REFINE_LEVELS = (0.25, 0.5)
@@ -78,24 +62,9 @@ WIDEN_LEVELS = (2.0, 4.0)
 # comes from the tensor's largest curvature, so most elements sit far inside it, and a small
 # error must reach the per-element estimate to be judged by it).
 REFINE_TRIGGER = 1.0
-# A loss whose measured noise bound is this many times the floor is noisy (cancellation inside):
-# its pilot ladder climbs to larger steps while the slope stays flat within noise, up to
-# CLIMB_LEVELS times LADDER_RATIO (256 times the ladder's start, ~0.2 max(1, |x|)).
-NOISY = 100.0
-CLIMB_LEVELS = 4
 # An element's numeric partial is resolved when its error estimate is within this fraction of
 # its size (and it is no kink): a ratio, a sign or a stall read from it is meaningful.
 RESOLVED_FRACTION = 0.1
-
-
-@dataclass
-class Pilot:
-    """What the pilot measured for a tensor (or for all small tensors together)."""
-
-    sigma: float  # measured standard deviation of the loss's noise, NaN if never measured
-    noise: float  # the noise bound at the loss values the ladder saw (it sets the step)
-    third: float  # the ladder's largest |f'''|, times THIRD_MARGIN
-    largest: float  # the largest step the ladder saw the function smooth at
 
 
 @dataclass
@@ -136,157 +105,12 @@ class FiniteDifferences:
         self.params = evaluator.params
         self.tolerance = tolerance
         self.richardson = richardson
+        self.pilots = Pilots(evaluator, tolerance)
         self._shared: Pilot | None = None
-        self._sigma = float("nan")  # the loss's noise, once a table has isolated it
-        self._resolution = 0.0  # the loss's input resolution, relative (0: none seen)
 
     # -- the pilot ---------------------------------------------------------------------------
-    def _pilot(self, elements: list[tuple[str, int]]) -> Pilot:
-        """Noise, ``|f'''|`` (times a margin) and the largest smooth step on ``elements``."""
-        # the noise is a property of how the loss is computed, not of which element moves: the
-        # first element whose table isolates it speaks for all tensors (one table, six calls)
-        sigma = self._sigma
-        for name, index in elements if not sigma > 0 else []:
-            measured, resolution = self._measure_noise(name, index)
-            self._resolution = max(self._resolution, resolution)
-            if measured > 0:
-                sigma = self._sigma = measured
-                break
-            if measured == 0:
-                sigma = 0.0
-        thirds, largest, noises = [], [], []
-        for name, index in elements:
-            third, top, noise = self._ladder(name, index, sigma)
-            if np.isfinite(top):
-                largest.append(top)
-            thirds.append(third)
-            noises.append(noise)
-        finite_thirds = [t for t in thirds if np.isfinite(t)]
-        third = max(finite_thirds) * THIRD_MARGIN if finite_thirds else float("inf")
-        return Pilot(sigma, max(noises), third, max(largest) if largest else float("nan"))
-
     def _eps(self, name: str) -> float:
-        """Epsilon of the coarser of the parameter's and the loss's dtype."""
-        return coarser_eps(self.params[name].dtype, self.evaluator.loss_dtype)
-
-    def _measure_noise(self, name: str, index: int) -> tuple[float, float]:
-        """Standard deviation of the loss's noise along element ``index`` of ``name``
-        (:func:`gradcheck.core.numerics.ecnoise`; six calls per table, at most
-        ``NOISE_TRIES`` tables). 0 when the loss shows no noise above its resolution, NaN when
-        no spacing isolated the noise. Also the loss's input resolution, relative to ``|x|``:
-        a table that saw no change at one spacing and changes at the next says the loss reads
-        this element only to about that spacing (it rounds its parameters, a float32 cast
-        inside a float64 loss); 0 when no such staircase was seen."""
-        dtype = self.params[name].dtype
-        x = float(self.params.flat_values(name)[index])
-        spacing = noise_spacing(x, self._eps(name))
-        widest = float(pilot_step(np.array(x), self._eps(name)))
-        offsets = np.array(NOISE_OFFSETS, dtype=np.float64)
-        seen: set[str] = set()
-        status = "slope"
-        resolution = 0.0
-        for _ in range(NOISE_TRIES):
-            points = (x + spacing * offsets).astype(dtype)
-            self.evaluator.plan(offsets.size)  # the pilot plans its calls as it goes
-            f = self.evaluator.at_elements(name, np.full(offsets.size, index, np.intp), points)
-            sigma, status = ecnoise(np.insert(f, len(NOISE_OFFSETS) // 2, self.evaluator.f0))
-            if "flat" in seen and status != "flat" and x != 0:
-                # a staircase in x, not in f: the slope seen here would have moved f by many of
-                # its own ulps at the flat spacing, yet f did not move
-                slope = abs(f[-1] - f[0]) / (spacing * (offsets[-1] - offsets[0]))
-                step_before = spacing / NOISE_RESCALE
-                if slope * step_before > 4.0 * self._eps(name) * abs(self.evaluator.f0):
-                    resolution = spacing / abs(x)
-            if status == "measured":
-                return sigma, resolution
-            seen.add(status)
-            if len(seen) == 2:  # no variation at one spacing, a smooth trend at the next
-                break
-            if status == "flat" and spacing * NOISE_RESCALE * offsets.max() > widest:
-                break  # flat up to the ladder's own start: no noise to see
-            spacing = spacing * NOISE_RESCALE if status == "flat" else spacing / NOISE_RESCALE
-        return (0.0 if "flat" in seen else float("nan")), resolution
-
-    def _ladder(self, name: str, index: int, sigma: float) -> tuple[float, float, float]:
-        """``|f'''|``, the largest smooth step and the noise bound at element ``index`` of
-        ``name``, from central differences at steps shrinking ``LADDER_RATIO``-fold (two calls
-        per level) until :func:`gradcheck.core.stencil.ladder_third` says they are enough. The
-        noise bound is taken at the loss values seen (a loss that is 0 at the start has its
-        noise where it is evaluated)."""
-        eps = self._eps(name)
-        x = self.params.flat_values(name)[index : index + 1]
-        half = pilot_step(x, eps)
-        where = np.array([index, index], dtype=np.intp)
-        slopes: list[float] = []
-        halves: list[float] = []
-        noise = float(noise_bound(sigma, np.array(self.evaluator.f0), eps, self.tolerance))
-        for _ in range(LADDER_LEVELS):
-            upper, lower, span = taken_steps(x, half)
-            if not span[0] > 0:
-                break
-            self.evaluator.plan(2)
-            f = self.evaluator.at_elements(name, where, np.concatenate([upper, lower]))
-            if np.all(np.isfinite(f)):
-                size = np.array(max(abs(f[0]), abs(f[1])))
-                noise = max(noise, float(noise_bound(sigma, size, eps, self.tolerance)))
-            with np.errstate(invalid="ignore", over="ignore"):
-                slopes.append(float((f[0] - f[1]) / span[0]))
-            halves.append(float(span[0] / 2))
-            verdict = ladder_third(slopes, halves, noise)
-            if verdict is not None:
-                if verdict[2] == "noise" and len(slopes) == 2 and self._noisy(sigma, eps):
-                    start = (halves[0], slopes[0])
-                    return self._climb(name, where, x, start, sigma, verdict, noise)
-                return verdict[0], verdict[1], noise
-            half = half / LADDER_RATIO
-        # never converged: the last pair's estimate (smallest steps: the safe side)
-        if len(slopes) >= 2:
-            with np.errstate(invalid="ignore", over="ignore"):
-                last = 6.0 * abs(slopes[-2] - slopes[-1]) / (halves[-2] ** 2 - halves[-1] ** 2)
-            return float(last), halves[-1], noise
-        return float("inf"), float("nan"), noise
-
-    def _noisy(self, sigma: float, eps: float) -> bool:
-        """Whether the measured noise is ``NOISY`` times the floor or more (cancellation in
-        the loss): then rounding, not truncation, limits the accuracy at the ladder's start."""
-        floor = float(noise_bound(float("nan"), np.array(self.evaluator.f0), eps, self.tolerance))
-        return bool(NOISE_SIGMAS * sigma > NOISY * floor)
-
-    def _climb(
-        self,
-        name: str,
-        where: np.ndarray,
-        x: np.ndarray,
-        start: tuple[float, float],
-        sigma: float,
-        verdict: tuple[float, float, str],
-        noise: float,
-    ) -> tuple[float, float, float]:
-        """For a noisy loss whose slope does not change beyond noise at the ladder's start
-        (``start``: half-step, slope): larger steps, ``LADDER_RATIO``-fold up to
-        ``CLIMB_LEVELS`` times, while it still does not, since rounding falls as ``1/h``;
-        returns the last noise-limited verdict's ``|f'''|`` bound and step, and the noise."""
-        eps = self._eps(name)
-        half, slope = start
-        third, largest, _ = verdict
-        for _ in range(CLIMB_LEVELS):
-            upper, lower, span = taken_steps(x, np.array([half * LADDER_RATIO]))
-            self.evaluator.plan(2)
-            f = self.evaluator.at_elements(name, where, np.concatenate([upper, lower]))
-            if not np.all(np.isfinite(f)):
-                break
-            size = np.array(max(abs(f[0]), abs(f[1])))
-            wider_noise = max(noise, float(noise_bound(sigma, size, eps, self.tolerance)))
-            wider = float(span[0] / 2)
-            wider_slope = float((f[0] - f[1]) / span[0])
-            if wider_noise / wider >= noise / half:  # rounding grows as fast as the step
-                break  # (the residuals of a least-squares fit, whose rounding grows with them)
-            found = ladder_third([wider_slope, slope], [wider, half], wider_noise)
-            if found is None or found[2] != "noise":
-                break
-            third, largest, noise = found[0], found[1], wider_noise
-            half, slope = wider, wider_slope
-        return third, largest, noise
+        return self.pilots.eps(name)
 
     def shared_pilot(self) -> Pilot:
         """One pilot for every tensor smaller than ``OWN_PILOT_MIN``, run once per check: a
@@ -298,7 +122,7 @@ class FiniteDifferences:
                 if self.params[name].size < OWN_PILOT_MIN
                 for i in range(self.params[name].size)
             ]
-            self._shared = self._pilot([small[k] for k in _spread(len(small))])
+            self._shared = self.pilots.run([small[k] for k in _spread(len(small))])
         return self._shared
 
     def shared_third(self) -> float:
@@ -336,13 +160,13 @@ class FiniteDifferences:
         if indices is None and x.size < OWN_PILOT_MIN:
             pilot = self.shared_pilot()
         else:
-            pilot = self._pilot([(name, int(i)) for i in everything[_spread(n)]])
+            pilot = self.pilots.run([(name, int(i)) for i in everything[_spread(n)]])
         third, sigma = pilot.third, pilot.sigma
 
         # 2. main pass: one central difference per element at the step fitted to the function
         largest = pilot.largest if np.isfinite(pilot.largest) else pilot_step(x, eps)
         # a loss that rounds its parameters reads them no finer than its resolution
-        resolution = self._resolution
+        resolution = self.pilots.resolution
         fineness = max(machine_eps(param.dtype), resolution)
         h = scale_free_step(x, pilot.noise, third, largest, fineness)
         upper, lower, span = taken_steps(x, h)

@@ -146,7 +146,7 @@ def test_a_subset_is_measured_like_the_whole():
     whole = engine.differentiate("W1", analytic)
     picked = np.array([3, 17, 29])
     before = evaluator.evaluations
-    engine._pilot([("W1", int(i)) for i in picked])  # deterministic: the same calls again below
+    engine.pilots.run([("W1", int(i)) for i in picked])  # deterministic: the same calls below
     pilot = evaluator.evaluations - before
     before = evaluator.evaluations
     part = engine.differentiate("W1", analytic[picked], indices=picked)
