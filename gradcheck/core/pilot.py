@@ -45,6 +45,11 @@ THIRD_MARGIN = 4.0
 # CLIMB_LEVELS times LADDER_RATIO (256 times the ladder's start, ~0.2 max(1, |x|)).
 NOISY = 100.0
 CLIMB_LEVELS = 4
+# A loss that rounds its parameters: no change over a table at spacing d means its input
+# resolution is at least ~2d; counted as 8d (a float32 cast inside a float64 loss rounds to
+# 4-8 such spacings), tighter than the next table's 64d, which a loss whose values are
+# quantized (cancellation) would also pass for.
+RESOLUTION_SPACINGS = 8.0
 
 
 @dataclass
@@ -124,7 +129,7 @@ class Pilots:
                 slope = abs(f[-1] - f[0]) / (spacing * (offsets[-1] - offsets[0]))
                 step_before = spacing / NOISE_RESCALE
                 if slope * step_before > 4.0 * self.eps(name) * abs(self.evaluator.f0):
-                    resolution = spacing / abs(x)
+                    resolution = RESOLUTION_SPACINGS * step_before / abs(x)
             if status == "measured":
                 return sigma, resolution
             seen.add(status)
