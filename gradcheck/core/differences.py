@@ -62,6 +62,11 @@ WIDEN_LEVELS = (2.0, 4.0)
 # comes from the tensor's largest curvature, so most elements sit far inside it, and a small
 # error must reach the per-element estimate to be judged by it).
 REFINE_TRIGGER = 1.0
+# A tensor wrong almost everywhere is wrong whatever refinement says about each element: refine
+# an evenly spread sample of its disagreeing elements (as fast mode samples), and all of them
+# only if the sample overturns a verdict. Below these, every disagreeing element is refined.
+REFINE_SAMPLE = 64
+WRONG_ALMOST_EVERYWHERE = 0.5
 # An element's numeric partial is resolved when its error estimate is within this fraction of
 # its size (and it is no kink): a ratio, a sign or a stall read from it is meaningful.
 RESOLVED_FRACTION = 0.1
@@ -107,6 +112,7 @@ class FiniteDifferences:
         self.richardson = richardson
         self.pilots = Pilots(evaluator, tolerance)
         self._shared: Pilot | None = None
+        self.notes: list[str] = []  # what the user should know about how partials were refined
 
     # -- the pilot ---------------------------------------------------------------------------
     def _eps(self, name: str) -> float:
@@ -204,7 +210,10 @@ class FiniteDifferences:
         positions = np.arange(n)
         off = beyond(REFINE_TRIGGER, positions)
         again = positions if self.richardson else positions[off]
-        if again.size:
+        sampled = not self.richardson and refine_sample(again.size, n)
+        if sampled:
+            again = again[_spread(again.size, REFINE_SAMPLE)]
+        while again.size:
             if not self.richardson:  # the plan already counts refinement then
                 self.evaluator.plan(4 * again.size)
             more = self._stencil(
@@ -249,6 +258,20 @@ class FiniteDifferences:
                 )
                 numeric[widen[better]] = wide["numeric"][better]
                 error[widen[better]] = wide["error"][better]
+            if not sampled:
+                break
+            sampled = False
+            still = beyond(tol.safety, again) & ~kink[again]
+            rest = positions[off & ~refined]
+            if still.all():
+                self.notes.append(
+                    f"{name}: {int(off.sum())} of {n} elements disagree with the main pass; a "
+                    f"sample of {again.size} spread over them was refined and every one "
+                    f"confirmed wrong, so the other {rest.size} keep their main-pass values "
+                    "(richardson=True refines them all)"
+                )
+                break
+            again = rest  # the sample overturned a verdict: refine them all
         changed = self.params.changed()
         if changed:  # the baseline saw no change, so it happened at a perturbed point
             raise StateMutationError(
@@ -320,9 +343,17 @@ class FiniteDifferences:
         return analyse(self.evaluator.f0, central, noise)
 
 
-def _spread(n: int) -> np.ndarray:
-    """Up to ``PILOT_ELEMENTS`` positions spread evenly over ``range(n)``."""
-    return np.unique(np.linspace(0, n - 1, min(n, PILOT_ELEMENTS)).round().astype(np.intp))
+def _spread(n: int, count: int = PILOT_ELEMENTS) -> np.ndarray:
+    """Up to ``count`` positions spread evenly over ``range(n)``."""
+    return np.unique(np.linspace(0, n - 1, min(n, count)).round().astype(np.intp))
+
+
+def refine_sample(disagreeing: int, size: int) -> bool:
+    """Whether to refine only a sample of a tensor's disagreeing elements: when they are more
+    than ``REFINE_SAMPLE`` and at least ``WRONG_ALMOST_EVERYWHERE`` of the tensor, refining
+    each would cost 4 evaluations per element (3x a passing check) to say what a sample says:
+    the tensor is wrong almost everywhere."""
+    return disagreeing > REFINE_SAMPLE and disagreeing >= WRONG_ALMOST_EVERYWHERE * size
 
 
 # Pilot cost per element, typically: a share of the noise table (6) and a ladder of about three
@@ -331,7 +362,11 @@ def _spread(n: int) -> np.ndarray:
 PILOT_EVALUATIONS = 12
 
 
-def planned_evaluations(params: ParamSet, richardson: bool = False) -> int:
+def planned_evaluations(
+    params: ParamSet, richardson: bool = False, names: list[str] | None = None
+) -> int:
     """Loss evaluations a check plans before the pilots and refinement (both plan their own
-    calls as they go): 2 for the baseline and 2 per element (6 with ``richardson``)."""
-    return 2 + (6 if richardson else 2) * sum(params[name].size for name in params.names)
+    calls as they go): 2 for the baseline and 2 per element (6 with ``richardson``), over
+    ``names`` (all by default)."""
+    sizes = [params[name].size for name in (params.names if names is None else names)]
+    return 2 + (6 if richardson else 2) * sum(sizes)

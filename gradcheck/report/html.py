@@ -10,7 +10,7 @@ last the element table, failing elements first.
 from __future__ import annotations
 
 import math
-from html import escape
+from html import escape as escape_markup
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,8 +30,11 @@ from gradcheck.report.text import (
     headline,
     node_rows,
     notes,
+    recheck_lines,
     sample_lines,
+    scale_caption,
     summary_rows,
+    visible,
 )
 
 if TYPE_CHECKING:  # the model renders itself through this module, so it imports it
@@ -81,6 +84,12 @@ font:10px ui-monospace,monospace;border:1px solid #fff}
 .maps{display:flex;flex-wrap:wrap;gap:1.5em 3em;align-items:flex-start}
 footer{margin-top:2em;color:#57606a;font-size:.85em}
 """
+
+
+def escape(text: str) -> str:
+    """HTML-escaped, with control and invisible characters (ESC, CR, bidi overrides) from
+    names and messages shown as their escapes, as in the text report."""
+    return escape_markup(visible(text))
 
 
 def heat_bin(rel_err: float) -> int | None:
@@ -235,6 +244,9 @@ def diagnosis(report: Report) -> str:
 def _extra_sections(report: Report) -> list[str]:
     """Node-level and per-sample checks, when the report has them."""
     out = []
+    recheck = recheck_lines(report)
+    if recheck:
+        out.append(f'<section id="recheck"><h2>float64 re-check</h2>{nested(recheck)}</section>')
     if report.nodes:
         rows = node_rows(report)
         out.append(
@@ -307,6 +319,7 @@ def render_html(report: Report, title: str = "gradcheck report", max_rows: int |
         *_extra_sections(report),
         '<section id="parameters"><h2>Parameters</h2>',
         table(SUMMARY_HEADERS, summary, [p.failed for p in report.params]),
+        f'<p class="caption">{escape(scale_caption(report))}</p>' if scale_caption(report) else "",
         "</section>",
     ]
     if remarks:
