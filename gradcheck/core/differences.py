@@ -45,6 +45,7 @@ from gradcheck.core.numerics import (
     taken_steps,
 )
 from gradcheck.core.params import ParamSet
+from gradcheck.core.pilot import THIRD_MARGIN as THIRD_MARGIN  # fast mode reads it here
 from gradcheck.core.pilot import Pilot, Pilots
 from gradcheck.core.stencil import analyse
 from gradcheck.errors import StateMutationError
@@ -360,6 +361,18 @@ def refine_sample(disagreeing: int, size: int) -> bool:
 # levels (6). The pilot plans its own calls as it makes them (their number depends on the loss);
 # fast mode's cost model reads this figure.
 PILOT_EVALUATIONS = 12
+
+
+def pilot_evaluations(params: ParamSet, names: list[str] | None = None) -> int:
+    """The pilots' typical cost over ``names`` (all by default): ``PILOT_EVALUATIONS`` per
+    pilot element, up to 3 per tensor of ``OWN_PILOT_MIN`` elements or more and up to 3 shared
+    by the smaller ones (an estimate: the pilot plans its actual calls as it makes them)."""
+    sizes = [params[name].size for name in (params.names if names is None else names)]
+    small = sum(n for n in sizes if n < OWN_PILOT_MIN)
+    pilots = min(small, PILOT_ELEMENTS) + sum(
+        min(n, PILOT_ELEMENTS) for n in sizes if n >= OWN_PILOT_MIN
+    )
+    return PILOT_EVALUATIONS * pilots
 
 
 def planned_evaluations(
