@@ -7,7 +7,7 @@ comma  := ,
 LINTED := $(wildcard gradcheck nets tests examples benchmarks tools)
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: check test lint bench mutants letters clean setup
+.PHONY: check test lint bench docs mutants letters clean setup
 
 setup: $(STAMP)
 
@@ -34,6 +34,12 @@ bench:
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 		$(PY) -m benchmarks.bench --out reports/bench.md
 
+# The documentation site (the docs extra: mkdocs, mkdocs-material, mkdocstrings) into site/;
+# any warning (a broken link, a docstring mkdocstrings cannot read) fails the build.
+docs:
+	$(MAKE) setup EXTRAS=test,docs
+	$(PY) -m mkdocs build --strict
+
 lint: $(STAMP)
 	$(PY) -m ruff format --check $(LINTED)
 	$(PY) -m ruff check $(LINTED)
@@ -45,4 +51,4 @@ mutants: $(STAMP)
 	$(PY) -m tools.mutants
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info
