@@ -7,6 +7,9 @@ a visible marker on the line before its fence, and the marker must give its reas
     <!-- no-run: why this block cannot run here -->
     <!-- needs: torch -->          (skipped, with that reason, when torch is not installed)
 
+A block marked `<!-- file: mine.py -->` is written to that file in the temporary folder
+instead of being run, for later blocks (a command-line check of it) to use.
+
 A block marked `<!-- output -->` shows what the page's Python printed: its lines must be
 lines of the page's standard output so far, in order (a line ending in `...` is a prefix).
 A block marked `<!-- excerpt: NAME -->` quotes the report of reference net NAME: its lines must
@@ -21,6 +24,7 @@ targets that exist, and its relative links must point at files that exist.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import io
 import re
@@ -33,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 PAGES = [README, *sorted((ROOT / "docs").rglob("*.md"))]
 FENCE = re.compile(r"^(`{3,})(.*)$")
-MARKER = re.compile(r"^<!--\s*(no-run|needs|excerpt|output)(?::\s*(.*?))?\s*-->$")
+MARKER = re.compile(r"^<!--\s*(no-run|needs|excerpt|output|file)(?::\s*(.*?))?\s*-->$")
 SHELL_INFO = {"", "sh", "shell", "bash", "console"}
 
 
@@ -114,6 +118,9 @@ def test_every_python_block_of_the_page_runs(page, tmp_path, monkeypatch):
             assert reason, f"{page_id(page)}:{block.line}: a {kind} marker needs its reason"
         if kind == "no-run":
             continue
+        if kind == "file":  # the page shows a file of the user's; later blocks use it
+            (tmp_path / reason).write_text(block.code, encoding="utf-8")
+            continue
         if kind == "needs" and importlib.util.find_spec(reason) is None:
             pytest.skip(f"{page_id(page)}:{block.line} needs {reason}")
         # pad with newlines so a traceback names the line of the Markdown page
@@ -133,6 +140,17 @@ def test_markers_are_rare_and_give_their_reason():
     assert len(no_run) <= max(3, total // 10), [f"{page_id(p)}:{b.line}" for p, b in no_run]
 
 
+@functools.cache
+def markdown_report(name: str) -> list[str]:
+    """The lines ``gradcheck check NAME --format markdown`` prints (once per net: ~1 s each)."""
+    from gradcheck.cli import main
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        main(["check", name, "--format", "markdown"])
+    return printed.getvalue().splitlines()
+
+
 def excerpts() -> list[tuple[Path, Block]]:
     return [(p, b) for p in PAGES for b in blocks(p) if b.marker and b.marker[0] == "excerpt"]
 
@@ -140,12 +158,9 @@ def excerpts() -> list[tuple[Path, Block]]:
 @pytest.mark.parametrize(
     ("page", "block"), excerpts(), ids=lambda x: page_id(x) if isinstance(x, Path) else x.line
 )
-def test_report_excerpts_are_what_the_check_prints_now(page, block, capsys):
-    from gradcheck.cli import main
-
+def test_report_excerpts_are_what_the_check_prints_now(page, block):
     name = block.marker[1]
-    main(["check", name, "--format", "markdown"])
-    missing = in_order(block.code, capsys.readouterr().out.splitlines())
+    missing = in_order(block.code, markdown_report(name))
     assert missing is None, (
         f"{page_id(page)}:{block.line}: not in the report of {name}: {missing!r}"
     )
