@@ -166,6 +166,33 @@ def test_report_excerpts_are_what_the_check_prints_now(page, block):
     )
 
 
+def test_statuses_page_lists_every_status_in_order_and_which_fail():
+    """docs/reference/statuses.md against the code: every status, worst first, and `fails?`."""
+    from gradcheck.core.compare import FAILING, STATUS_ORDER
+
+    page = (ROOT / "docs" / "reference" / "statuses.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(\w+)` \|.*\| (yes|no) \|$", page, flags=re.MULTILINE)
+    assert [status for status, _ in rows] == list(STATUS_ORDER)
+    assert {status for status, fails in rows if fails == "yes"} == set(FAILING)
+
+
+def test_cli_page_lists_every_exit_code():
+    from gradcheck import cli
+
+    page = (ROOT / "docs" / "reference" / "cli.md").read_text(encoding="utf-8")
+    documented = {int(code) for code in re.findall(r"^\| (\d+) \|", page, flags=re.MULTILINE)}
+    codes = {cli.EXIT_OK, cli.EXIT_MISMATCH, cli.EXIT_USAGE, cli.EXIT_INTERRUPTED, cli.EXIT_PIPE}
+    assert documented == codes
+
+
+def test_plugin_page_lists_every_option():
+    source = (ROOT / "gradcheck" / "plugin.py").read_text(encoding="utf-8")
+    page = (ROOT / "docs" / "reference" / "plugin.md").read_text(encoding="utf-8")
+    registered = set(re.findall(r'addoption\(\s*"(--gradcheck-[a-z-]+)"', source))
+    documented = set(re.findall(r"^\| `(--gradcheck-[a-z-]+)", page, flags=re.MULTILINE))
+    assert registered and documented == registered
+
+
 def make_targets() -> set[str]:
     text = (ROOT / "Makefile").read_text(encoding="utf-8")
     return set(re.findall(r"^([A-Za-z][\w-]*):", text, flags=re.MULTILINE))
