@@ -194,6 +194,24 @@ def test_plugin_page_lists_every_option():
     assert documented == registered
 
 
+def test_architecture_page_names_every_module():
+    """docs/project/architecture.md has a line for every module of the package."""
+    page = (ROOT / "docs" / "project" / "architecture.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^(gradcheck/\S+\.py)\s", page, flags=re.MULTILINE))
+    modules = {
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "gradcheck").rglob("*.py")
+        if path.name != "__init__.py" or path.parent.name == "gradcheck"
+    }
+    assert modules - listed == set(), "add a line for each to docs/project/architecture.md"
+    assert listed - modules == set(), "modules listed in docs/project/architecture.md are gone"
+
+
+def test_architecture_page_names_every_make_target():
+    page = (ROOT / "docs" / "project" / "architecture.md").read_text(encoding="utf-8")
+    assert set(re.findall(r"^make (\w+)", page, flags=re.MULTILINE)) == make_targets()
+
+
 def make_targets() -> set[str]:
     text = (ROOT / "Makefile").read_text(encoding="utf-8")
     return set(re.findall(r"^([A-Za-z][\w-]*):", text, flags=re.MULTILINE))
