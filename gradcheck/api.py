@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from gradcheck.core.compare import analytic_array, compare
-from gradcheck.core.differences import Engine
-from gradcheck.core.evaluation import check_executor
+from gradcheck.core.differences import FiniteDifferences, planned_evaluations
+from gradcheck.core.evaluation import Evaluator, check_executor
 from gradcheck.core.numerics import Tolerance, coarser_dtype, machine_eps
 from gradcheck.core.params import ParamSet
 from gradcheck.diagnosis.classify import diagnose
@@ -179,11 +179,11 @@ def _check_params(
     fast=None,
 ) -> Report:
     pset = ParamSet(params)
-    engine = Engine(
-        pset, loss, tolerance, richardson=richardson, progress=progress, executor=executor
-    )
+    evaluator = Evaluator(pset, loss, progress=progress, executor=executor)
+    evaluator.plan(planned_evaluations(pset, richardson) if mode == "full" else 2)
+    engine = FiniteDifferences(evaluator, tolerance, richardson=richardson)
     try:
-        f0 = engine.baseline()
+        f0 = evaluator.baseline()
         gradients, grad_dtypes = _call_grad(grad, pset)
         if mode == "fast":
             results = fast_results(engine, pset, gradients, grad_dtypes, tolerance, fast, seed)
@@ -213,7 +213,7 @@ def _check_params(
         )
     coarse = sorted(
         {p.dtype for p in results if machine_eps(np.dtype(p.dtype)) > 1e-10}
-        | ({str(engine.loss_dtype)} if machine_eps(engine.loss_dtype) > 1e-10 else set())
+        | ({str(evaluator.loss_dtype)} if machine_eps(evaluator.loss_dtype) > 1e-10 else set())
     )
     if coarse:
         notes.append(
@@ -223,7 +223,7 @@ def _check_params(
         )
     return Report(
         params=results,
-        evaluations=engine.evaluations,
+        evaluations=evaluator.evaluations,
         loss=f0,
         options={
             "step": "central, h = (3 noise / |f'''|)^(1/3) from a pilot, clipped to "

@@ -29,7 +29,7 @@ import numpy as np
 
 from gradcheck.core.differences import TensorDifferences
 from gradcheck.core.numerics import Tolerance, relative_error
-from gradcheck.core.params import Param
+from gradcheck.core.params import Param, element_label
 
 if TYPE_CHECKING:
     from gradcheck.fast.probe import ProbeSummary
@@ -45,13 +45,6 @@ STATUS_ORDER = (
     "ok",
 )
 FAILING = frozenset({"no_gradient", "shape_mismatch", "nonfinite", "wrong"})
-
-
-def element_label(name: str, shape: tuple[int, ...], flat: int) -> str:
-    """``w1`` for a scalar, ``W[1, 0]`` for element 2 of a 2x2 matrix."""
-    if not shape:
-        return name
-    return f"{name}[{', '.join(str(int(i)) for i in np.unravel_index(flat, shape))}]"
 
 
 @dataclass

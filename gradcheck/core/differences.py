@@ -22,14 +22,11 @@ the extra ones go only where a verdict needs them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass
-from numbers import Real
-from typing import Any
 
 import numpy as np
 
+from gradcheck.core.evaluation import Evaluator
 from gradcheck.core.numerics import (
     Tolerance,
     central_error,
@@ -39,12 +36,12 @@ from gradcheck.core.numerics import (
     pilot_step,
     taken_steps,
 )
-from gradcheck.core.params import Param, ParamSet, read_only_error
+from gradcheck.core.params import ParamSet
 from gradcheck.core.stencil import analyse
-from gradcheck.errors import InputError, LossError, NondeterministicLossError, StateMutationError
+from gradcheck.errors import StateMutationError
 
 PILOT_ELEMENTS = 3
-# Tensors smaller than this share one pilot (see Engine.shared_third): an own pilot (12
+# Tensors smaller than this share one pilot (FiniteDifferences.shared_third): an own pilot (12
 # evaluations) then costs under 1% of the tensor's 2n.
 OWN_PILOT_MIN = 1024
 # Third-derivative margin: the pilot sees three elements, the main pass all of them.
@@ -52,7 +49,6 @@ THIRD_MARGIN = 4.0
 # Refinement levels, as fractions of the main step: smaller steps stay clear of nearby kinks and
 # of curvature the main step does not resolve, at the price of more rounding.
 REFINE_LEVELS = (0.25, 0.5)
-_FLOAT64 = np.dtype(np.float64)
 
 
 @dataclass
@@ -71,178 +67,20 @@ class TensorDifferences:
     rtol: float  # the relative floor of the tolerance rule for this tensor
 
 
-Where = str | Callable[[], str]
+class FiniteDifferences:
+    """The numerical procedure: numeric partials of the loss, per tensor, with error estimates.
 
+    Every loss call goes through ``evaluator`` (:class:`gradcheck.core.evaluation.Evaluator`,
+    whose baseline must have been taken); this class only chooses the points and reads the
+    values.
+    """
 
-def _text(where: Where) -> str:
-    """The point an evaluation was made at, for messages; built only when one is needed."""
-    return where if isinstance(where, str) else where()
-
-
-def _scalar_loss(value: Any, where: Where) -> float:
-    """Turn a loss value into a float, or say clearly why it is not one."""
-    if isinstance(value, (bool, np.bool_)):
-        raise InputError(f"loss returned a bool {_text(where)}; expected a real scalar (float)")
-    if isinstance(value, np.ndarray):
-        if value.ndim != 0:
-            raise InputError(
-                f"loss returned an array of shape {value.shape} {_text(where)}; expected a "
-                "real scalar: reduce it (sum or mean) or call .item() on a size-1 result"
-            )
-        value = value[()]
-    if isinstance(value, (Real, np.floating, np.integer)) and not isinstance(value, bool):
-        return float(value)
-    hint = " (does the loss end with a return?)" if value is None else ""
-    raise InputError(
-        f"loss returned {type(value).__name__} {value!r:.60} {_text(where)}; expected a real "
-        f"scalar{hint}"
-    )
-
-
-class Engine:
-    """Evaluates the loss around the current parameters and differentiates it numerically."""
-
-    def __init__(
-        self,
-        params: ParamSet,
-        loss: Callable[[dict[str, Any]], Any],
-        tolerance: Tolerance,
-        richardson: bool = False,
-        progress: Callable[[int, int], None] | None = None,
-        executor: Executor | None = None,
-    ):
-        self.params = params
-        self.loss = loss
+    def __init__(self, evaluator: Evaluator, tolerance: Tolerance, richardson: bool = False):
+        self.evaluator = evaluator
+        self.params = evaluator.params
         self.tolerance = tolerance
         self.richardson = richardson
-        self.executor = executor  # None: serial; else see gradcheck.core.evaluation
-        self.verified_executor = False  # one point re-evaluated serially, bits compared
-        self.evaluations = 0
-        # progress(done, total) after every loss evaluation; total is the planned count and
-        # grows when refinement adds evaluations. None costs one comparison per evaluation.
-        self.progress = progress
-        self.planned = planned_evaluations(params, richardson)
-        self.f0 = float("nan")
-        self.loss_dtype = np.dtype(np.float64)
         self._shared_third: float | None = None
-
-    # -- evaluation ------------------------------------------------------------------------
-    def _call(self, where: Where) -> float:
-        self.evaluations += 1
-        if self.progress is not None:
-            self.progress(self.evaluations, max(self.planned, self.evaluations))
-        try:
-            value = self.loss(self.params.view)
-        except (KeyboardInterrupt, SystemExit, MemoryError):
-            raise
-        except Exception as exc:
-            raise LossError(f"loss raised {type(exc).__name__}: {exc} {_text(where)}") from exc
-        return self.accept(value, where)
-
-    def accept(self, value: Any, where: Where) -> float:
-        """A loss value as a float; records the loss dtype; clear error for non-scalars."""
-        if type(value) is float:  # the common case, on the path taken 2P times
-            return value
-        if isinstance(value, (np.generic, np.ndarray)) and np.issubdtype(
-            np.asarray(value).dtype, np.floating
-        ):
-            self.loss_dtype = np.asarray(value).dtype
-        return _scalar_loss(value, where)
-
-    def baseline(self) -> float:
-        """Evaluate the loss twice at the start point; refuse nondeterminism and mutation."""
-        where = "at the starting parameters"
-        first = self._call(where)
-        if not np.isfinite(first):
-            raise InputError(f"loss is {first} {where}; it must be finite to be differentiated")
-        changed = self.params.changed()
-        if changed:
-            raise StateMutationError(
-                f"calling the loss changed parameter(s) {', '.join(map(repr, changed))}; a loss "
-                "must not update its parameters (an optimiser step, running statistics?)"
-            )
-        second = self._call(where)
-        if first != second:
-            raise NondeterministicLossError(
-                f"the loss returned {first!r} and then {second!r} at the same parameters; finite "
-                "differences need a deterministic loss: fix the seed of dropout or noise, and "
-                "do not update running statistics or other state inside the loss"
-            )
-        self.f0 = first
-        return first
-
-    def evaluate_at(self, name: str, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """Loss with element ``indices[k]`` of ``name`` set to ``values[k]``, one at a time.
-
-        On an executor the same points go to workers (:mod:`gradcheck.core.evaluation`). Serially,
-        without a progress callback, :meth:`_evaluate_array` runs the hot path.
-        """
-        if self.executor is not None:
-            from gradcheck.core.evaluation import evaluate_changes
-
-            changes = [(name, int(i), v) for i, v in zip(indices.tolist(), values, strict=True)]
-            return evaluate_changes(self, changes)
-        params = self.params
-        if self.progress is None and not params[name].python_scalar:
-            return self._evaluate_array(name, indices, values)
-        out = np.empty(len(indices), dtype=np.float64)
-        for k, (index, value) in enumerate(zip(indices.tolist(), values, strict=True)):
-            params.set(name, index, value)
-            try:
-                out[k] = self._call(
-                    lambda i=index, v=value: f"with {_label(params[name], i)} moved to {float(v)!r}"
-                )
-            finally:
-                params.reset(name, index)
-        return out
-
-    def _evaluate_array(self, name: str, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """:meth:`evaluate_at` on an array parameter: the full check's hot path (2P
-        iterations), with no per-call work the answer does not need: elements are written
-        through the array's flat iterator, fetched once; messages are built only on failure;
-        Python and float64 loss values skip the generic conversion. About 0.2 us per
-        evaluation on top of the loss (2 us before)."""
-        params = self.params
-        flat, snapshot = params.flat_pair(name)
-        view, loss = params.view, self.loss
-        index_list = indices.tolist()
-        originals = snapshot[indices].tolist()
-        raws: list[Any] = []
-        append = raws.append
-        try:
-            for index, value, original in zip(index_list, values.tolist(), originals, strict=True):
-                flat[index] = value
-                try:
-                    append(loss(view))
-                finally:
-                    flat[index] = original
-        except (KeyboardInterrupt, SystemExit, MemoryError):
-            raise
-        except Exception as exc:
-            if isinstance(exc, ValueError) and not params[name].array.flags.writeable:
-                raise read_only_error(params[name]) from exc  # a write met a frozen array
-            k = len(raws)
-            raise LossError(
-                f"loss raised {type(exc).__name__}: {exc} with "
-                f"{_label(params[name], index_list[k])} moved to "
-                f"{float(values[k])!r}"
-            ) from exc
-        finally:
-            self.evaluations += len(raws) + (len(raws) < len(index_list))
-        kinds = set(map(type, raws))
-        if kinds <= {float, np.float64}:
-            if np.float64 in kinds:
-                self.loss_dtype = _FLOAT64
-            return np.array(raws, dtype=np.float64)
-        return np.array(
-            [
-                self.accept(
-                    raw, lambda i=i, v=v: f"with {_label(params[name], i)} moved to {float(v)!r}"
-                )
-                for raw, i, v in zip(raws, index_list, values, strict=True)
-            ],
-            dtype=np.float64,
-        )
 
     # -- differentiation -------------------------------------------------------------------
     def _pilot(self, elements: list[tuple[str, int]]) -> float:
@@ -254,7 +92,7 @@ class Engine:
         for name, chosen in by_name.items():
             index = np.array(chosen, dtype=np.intp)
             x = self.params.flat_values(name)[index]
-            eps = coarser_eps(self.params[name].dtype, self.loss_dtype)
+            eps = coarser_eps(self.params[name].dtype, self.evaluator.loss_dtype)
             probe = self._stencil(name, index, x, pilot_step(x, eps), eps, (1, 2))
             usable = ~probe["kink"] & np.isfinite(probe["third"])
             thirds.extend(probe["third"][usable].tolist())
@@ -295,7 +133,7 @@ class Engine:
         everything = np.arange(x.size) if indices is None else np.asarray(indices, np.intp)
         x = x[everything]
         n = x.size
-        eps = coarser_eps(param.dtype, self.loss_dtype)
+        eps = coarser_eps(param.dtype, self.evaluator.loss_dtype)
         tol = self.tolerance
 
         # 1. pilot: |f'''| from central differences at hp and 2hp on a few elements (of this
@@ -306,10 +144,12 @@ class Engine:
             third = self._pilot([(name, int(i)) for i in everything[_spread(n)]])
 
         # 2. main pass: one central difference per element at the optimal step
-        h = optimal_step(x, float(evaluation_noise(np.array(self.f0), eps, tol)), third, eps)
+        h = optimal_step(
+            x, float(evaluation_noise(np.array(self.evaluator.f0), eps, tol)), third, eps
+        )
         upper, lower, span = taken_steps(x, h)
-        f_up = self.evaluate_at(name, everything, upper)
-        f_down = self.evaluate_at(name, everything, lower)
+        f_up = self.evaluator.at_elements(name, everything, upper)
+        f_down = self.evaluator.at_elements(name, everything, lower)
         noise = evaluation_noise(np.maximum(np.abs(f_up), np.abs(f_down)), eps, tol)
         with np.errstate(invalid="ignore", over="ignore"):
             numeric = (f_up - f_down) / span
@@ -337,7 +177,7 @@ class Engine:
         again = positions if self.richardson else positions[off]
         if again.size:
             if not self.richardson:  # the plan already counts refinement then
-                self.planned += 4 * again.size
+                self.evaluator.plan(4 * again.size)
             more = self._stencil(
                 name,
                 everything[again],
@@ -384,19 +224,19 @@ class Engine:
         x = x.astype(dtype)
         x64 = x.astype(np.float64)
         levels = sorted(set(multiples) | set(known or {}))
-        values = [np.full(len(idx), self.f0)]
+        values = [np.full(len(idx), self.evaluator.f0)]
         central = {}
         for m in levels:
             up, down, _ = taken_steps(x, m * h)
             if known and m in known:
                 f_up, f_down = known[m]
             else:
-                f_up = self.evaluate_at(name, idx, up)
-                f_down = self.evaluate_at(name, idx, down)
+                f_up = self.evaluator.at_elements(name, idx, up)
+                f_down = self.evaluator.at_elements(name, idx, down)
             central[m] = (f_up, f_down, up.astype(np.float64) - x64, x64 - down.astype(np.float64))
             values += [f_up, f_down]
         noise = evaluation_noise(np.abs(np.stack(values)).max(axis=0), eps, self.tolerance)
-        return analyse(self.f0, central, noise)
+        return analyse(self.evaluator.f0, central, noise)
 
 
 def _spread(n: int) -> np.ndarray:
@@ -414,10 +254,3 @@ def planned_evaluations(params: ParamSet, richardson: bool = False) -> int:
         min(n, PILOT_ELEMENTS) for n in sizes if n >= OWN_PILOT_MIN
     )
     return 2 + 4 * pilots + (6 if richardson else 2) * sum(sizes)
-
-
-def _label(param: Param, flat: int) -> str:
-    """``w`` for a scalar parameter, ``W[1, 0]`` for an element of a matrix."""
-    if not param.shape:
-        return param.name
-    return f"{param.name}[{', '.join(str(i) for i in np.unravel_index(flat, param.shape))}]"

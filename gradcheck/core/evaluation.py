@@ -1,20 +1,27 @@
-"""Loss evaluations at perturbed points, in this process or on a ``concurrent.futures.Executor``.
+"""Loss evaluations: the :class:`Evaluator`, which owns every call of the user's loss.
+
+It counts the calls, reports progress against a plan, takes the baseline (refusing a
+nondeterministic loss or one that changes its parameters), and evaluates the loss at perturbed
+points, in this process or on a ``concurrent.futures.Executor``. Nothing else calls the loss
+during a check, and nothing else writes the Evaluator's state.
 
 A point is one change ``(name, index, values)``: the flat position(s) ``index`` (an int, a slice
 or an index array) of parameter ``name`` take ``values``; everything else keeps its snapshot
-bits. The full check's points move one element
-(:meth:`gradcheck.core.differences.Engine.evaluate_at`);
-fast mode's move a whole tensor, or a subset of it, along a random direction.
+bits. The full check's points move one element; fast mode's move a whole tensor, or a subset of
+it, along a random direction.
 
-On an executor the points go out in batches. A worker receives a copy of the parameters (their
-snapshots, which nothing ever writes) and a batch of points; for each point it writes the change
-into its own copy, calls the loss, writes the snapshot bits back, and returns the raw loss
-values. The points, the loss and so the floating-point operations are those of a serial run, so
-the results are bitwise identical, provided the loss reads its parameters from the dict it is
-handed (closures and attributes are copies inside a worker process) and is thread-safe for a
-thread pool. The first batch of a check is spot-checked: its first point is evaluated here too
-and the bits compared, so a loss that breaks this contract is refused instead of silently
-giving zero differences. The caller's parameters are never written by a worker.
+Serially, every point goes through one write-call-restore loop (:meth:`Evaluator._serial`): the
+parameter is written, the loss called, and the snapshot bits written back in a ``finally``,
+whatever the loss does. On an executor the points go out in batches. A worker receives a copy of
+the parameters (their snapshots, which nothing ever writes) and a batch of points; for each
+point it writes the change into its own copy, calls the loss, writes the snapshot bits back, and
+returns the raw loss values (:func:`_run_batch`, the worker's loop). The points, the loss and so
+the floating-point operations are those of a serial run, so the results are bitwise identical,
+provided the loss reads its parameters from the dict it is handed (closures and attributes are
+copies inside a worker process) and is thread-safe for a thread pool. The first batch of a check
+is spot-checked: its first point is evaluated here too and the bits compared, so a loss that
+breaks this contract is refused instead of silently giving zero differences. The caller's
+parameters are never written by a worker.
 """
 
 from __future__ import annotations
@@ -22,18 +29,25 @@ from __future__ import annotations
 import itertools
 import os
 import pickle
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
-from typing import TYPE_CHECKING, Any, NamedTuple
+from itertools import groupby, repeat
+from numbers import Real
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from gradcheck.errors import InputError, LossError
-
-if TYPE_CHECKING:
-    from gradcheck.core.differences import Engine
+from gradcheck.core.params import ParamSet, element_label, read_only_error
+from gradcheck.errors import (
+    InputError,
+    LossError,
+    NondeterministicLossError,
+    StateMutationError,
+)
 
 Point = tuple[str, Any, Any]  # (name, flat index: int | slice | ndarray, values)
+_FLOAT64 = np.dtype(np.float64)
 BATCHES_PER_WORKER = 4  # more batches than workers keeps them all busy to the end
 
 
@@ -48,32 +62,262 @@ def describe(point: Point, shape: tuple[int, ...]) -> str:
     """Where a loss call happened, for error messages."""
     name, index, values = point
     if isinstance(index, (int, np.integer)):
-        at = ", ".join(str(i) for i in np.unravel_index(int(index), shape)) if shape else ""
-        return f"with {name}[{at}] moved to {float(np.asarray(values).reshape(-1)[0])!r}"
+        moved = float(np.asarray(values).reshape(-1)[0])
+        return f"with {element_label(name, shape, int(index))} moved to {moved!r}"
     count = (
         len(range(*index.indices(int(np.prod(shape))))) if isinstance(index, slice) else len(index)
     )
     return f"with {count} element(s) of {name} moved along a random direction"
 
 
-def evaluate_changes(engine: Engine, points: Sequence[Point]) -> np.ndarray:
-    """Loss values (float64) at ``points``; counts every call in ``engine.evaluations``."""
-    if engine.executor is None:
-        return _serial(engine, points)
-    return _parallel(engine, points)
+Where = str | Callable[[], str]
 
 
-def _serial(engine: Engine, points: Sequence[Point]) -> np.ndarray:
-    pset = engine.params
-    out = np.empty(len(points), dtype=np.float64)
-    for k, point in enumerate(points):
-        name, index, values = point
-        pset.set_many(name, index, values)
+def _text(where: Where) -> str:
+    """The point an evaluation was made at, for messages; built only when one is needed."""
+    return where if isinstance(where, str) else where()
+
+
+def scalar_loss(value: Any, where: Where) -> float:
+    """Turn a loss value into a float, or say clearly why it is not one."""
+    if isinstance(value, (bool, np.bool_)):
+        raise InputError(f"loss returned a bool {_text(where)}; expected a real scalar (float)")
+    if isinstance(value, np.ndarray):
+        if value.ndim != 0:
+            raise InputError(
+                f"loss returned an array of shape {value.shape} {_text(where)}; expected a "
+                "real scalar: reduce it (sum or mean) or call .item() on a size-1 result"
+            )
+        value = value[()]
+    if isinstance(value, (Real, np.floating, np.integer)) and not isinstance(value, bool):
+        return float(value)
+    hint = " (does the loss end with a return?)" if value is None else ""
+    raise InputError(
+        f"loss returned {type(value).__name__} {value!r:.60} {_text(where)}; expected a real "
+        f"scalar{hint}"
+    )
+
+
+class Evaluator:
+    """Calls the loss at the current parameters and at perturbed points, and counts the calls.
+
+    ``progress(done, total)`` is called after every evaluation; ``total`` is the plan (see
+    :meth:`plan`), grown to ``done`` when more evaluations were needed than planned.
+    """
+
+    def __init__(
+        self,
+        params: ParamSet,
+        loss: Callable[[dict[str, Any]], Any],
+        progress: Callable[[int, int], None] | None = None,
+        executor: Executor | None = None,
+    ):
+        self.params = params
+        self.loss = loss
+        self._progress = progress
+        self._executor = executor
+        self._verified = False  # one executor point re-evaluated here, bits compared
+        self._evaluations = 0
+        self._planned = 0
+        self._f0 = float("nan")
+        self._loss_dtype = _FLOAT64
+
+    # -- what callers read ------------------------------------------------------------------
+    @property
+    def evaluations(self) -> int:
+        """Loss calls made so far (the baseline's included)."""
+        return self._evaluations
+
+    @property
+    def planned(self) -> int:
+        """The evaluations planned so far (for progress)."""
+        return self._planned
+
+    @property
+    def f0(self) -> float:
+        """The loss at the starting parameters (NaN before :meth:`baseline`)."""
+        return self._f0
+
+    @property
+    def loss_dtype(self) -> np.dtype:
+        """The floating dtype the loss returned its values in (float64 for Python floats)."""
+        return self._loss_dtype
+
+    def plan(self, more: int) -> None:
+        """Add ``more`` evaluations to the plan that progress reports against."""
+        self._planned += int(more)
+
+    # -- evaluation -------------------------------------------------------------------------
+    def baseline(self) -> float:
+        """Evaluate the loss twice at the start point; refuse nondeterminism and mutation."""
+        where = "at the starting parameters"
+        first = self._at_start(where)
+        if not np.isfinite(first):
+            raise InputError(f"loss is {first} {where}; it must be finite to be differentiated")
+        changed = self.params.changed()
+        if changed:
+            raise StateMutationError(
+                f"calling the loss changed parameter(s) {', '.join(map(repr, changed))}; a loss "
+                "must not update its parameters (an optimiser step, running statistics?)"
+            )
+        second = self._at_start(where)
+        if first != second:
+            raise NondeterministicLossError(
+                f"the loss returned {first!r} and then {second!r} at the same parameters; finite "
+                "differences need a deterministic loss: fix the seed of dropout or noise, and "
+                "do not update running statistics or other state inside the loss"
+            )
+        self._f0 = first
+        return first
+
+    def _at_start(self, where: str) -> float:
+        """One loss call at the unperturbed parameters."""
         try:
-            out[k] = engine._call(describe(point, pset[name].shape))
+            value = self.loss(self.params.view)
+        except (KeyboardInterrupt, SystemExit, MemoryError):
+            raise
+        except Exception as exc:
+            raise LossError(f"loss raised {type(exc).__name__}: {exc} {where}") from exc
         finally:
-            pset.reset_many(name, index)
-    return out
+            self._count(1)
+        return self.accept(value, where)
+
+    def at(self, points: Sequence[Point], *, here: bool = False) -> np.ndarray:
+        """Loss values (float64) at ``points``, in order; every call counted. ``here``: in
+        this process even when there is an executor."""
+        if self._executor is not None and not here:
+            return self._parallel(points)
+        out = []
+        for name, run in groupby(points, key=itemgetter(0)):
+            run = list(run)
+            indices = [p[1] for p in run]
+            restoring = self.params.originals(name, indices)
+            out.append(self._serial(name, indices, [p[2] for p in run], restoring))
+        return np.concatenate(out) if out else np.empty(0)
+
+    def at_elements(self, name: str, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Loss with element ``indices[k]`` of ``name`` set to ``values[k]``, one at a time."""
+        if self._executor is not None:
+            return self._parallel(list(zip(repeat(name), indices.tolist(), values.tolist())))
+        restoring = self.params.element_originals(name, indices)
+        return self._serial(name, indices.tolist(), values.tolist(), restoring)
+
+    def accept(self, value: Any, where: Where) -> float:
+        """A loss value as a float; records the loss dtype; clear error for non-scalars."""
+        if type(value) is float:  # the common case, on the path taken 2P times
+            return value
+        if isinstance(value, (np.generic, np.ndarray)) and np.issubdtype(
+            np.asarray(value).dtype, np.floating
+        ):
+            self._loss_dtype = np.asarray(value).dtype
+        return scalar_loss(value, where)
+
+    def _count(self, calls: int) -> None:
+        before = self._evaluations
+        self._evaluations += calls
+        if self._progress is not None:
+            for done in range(before + 1, self._evaluations + 1):
+                self._progress(done, max(self._planned, done))
+
+    def _serial(
+        self, name: str, indices: list[Any], values: list[Any], restoring: list[Any]
+    ) -> np.ndarray:
+        """The one write-call-restore loop: write a point, call the loss, restore the bits.
+
+        Point ``k`` sets the flat position(s) ``indices[k]`` of ``name`` to ``values[k]``, and
+        ``restoring[k]`` puts the snapshot back. The loop does nothing per call that the answer
+        does not need: the restoring values are fetched once, messages are built only on
+        failure, float results skip the generic conversion, so it adds well under a
+        microsecond to each loss call. The restore runs in
+        ``finally``: an exception, Ctrl-C or ``sys.exit`` from the loss leaves the parameter as
+        it was (and :meth:`gradcheck.core.params.ParamSet.restore_all` covers an interrupt that
+        lands between a write and its ``try``).
+        """
+        view, loss, progress = self.params.view, self.loss, self._progress
+        write = self.params.writer(name)
+        raws: list[Any] = []
+        append = raws.append
+        done = self._evaluations
+        try:
+            for index, value, original in zip(indices, values, restoring, strict=True):
+                write(index, value)
+                try:
+                    append(loss(view))
+                finally:
+                    write(index, original)
+                if progress is not None:
+                    progress(done + len(raws), max(self._planned, done + len(raws)))
+        except (KeyboardInterrupt, SystemExit, MemoryError):
+            raise
+        except Exception as exc:
+            param = self.params[name]
+            frozen = not param.python_scalar and not param.array.flags.writeable
+            if isinstance(exc, ValueError) and frozen:  # a write met an array the loss froze
+                raise read_only_error(param) from exc
+            k = len(raws)
+            raise LossError(
+                f"loss raised {type(exc).__name__}: {exc} "
+                f"{describe((name, indices[k], values[k]), param.shape)}"
+            ) from exc
+        finally:
+            # a call that raised was made too; progress was reported for the completed ones
+            self._evaluations = done + len(raws) + (len(raws) < len(indices))
+        return self._values(name, raws, indices, values)
+
+    def _values(
+        self, name: str, raws: list[Any], indices: list[Any], values: list[Any]
+    ) -> np.ndarray:
+        """Raw loss values as float64, converted one by one only when they are not floats."""
+        kinds = set(map(type, raws))
+        if kinds <= {float, np.float64}:
+            if np.float64 in kinds:
+                self._loss_dtype = _FLOAT64
+            return np.array(raws, dtype=np.float64)
+        shape = self.params[name].shape
+        return np.array(
+            [
+                self.accept(raw, lambda i=i, v=v: describe((name, i, v), shape))
+                for raw, i, v in zip(raws, indices, values, strict=True)
+            ],
+            dtype=np.float64,
+        )
+
+    def _parallel(self, points: Sequence[Point]) -> np.ndarray:
+        executor = self._executor
+        assert executor is not None
+        payload = _payload(self.params)
+        futures = [
+            executor.submit(_run_batch, self.loss, payload, [points[i] for i in batch])
+            for batch in _batches(executor, len(points))
+        ]
+        raws: list[Any] = []
+        for future in futures:
+            try:
+                raws.extend(future.result())
+            except (pickle.PicklingError, AttributeError, TypeError) as exc:
+                if "pickle" not in str(exc).lower():
+                    raise
+                raise _unpicklable(self.loss, exc) from exc
+        shapes = {name: self.params[name].shape for name in self.params.names}
+        out = np.empty(len(points), dtype=np.float64)
+        for k, raw in enumerate(raws):
+            self._count(1)
+            where = describe(points[k], shapes[points[k][0]])
+            if isinstance(raw, _Raised):
+                raise LossError(f"loss raised {raw.kind}: {raw.message} {where} (in a worker)")
+            out[k] = self.accept(raw, where)
+        if not self._verified and len(points):
+            here = self.at([points[0]], here=True)[0]
+            if np.float64(here).tobytes() != np.float64(out[0]).tobytes():
+                raise InputError(
+                    f"the loss gave {out[0]!r} in a worker and {here!r} here "
+                    f"{describe(points[0], shapes[points[0][0]])}: with an executor the loss "
+                    "must read the parameters from the dict it is handed (in a worker process, "
+                    "closures and attributes are copies that never move) and give the same "
+                    "bits wherever it runs"
+                )
+            self._verified = True
+        return out
 
 
 def check_executor(executor: Any, loss: Any) -> None:
@@ -99,9 +343,8 @@ def _unpicklable(loss: Any, exc: BaseException) -> InputError:
     )
 
 
-def _payload(engine: Engine) -> dict[str, tuple[Any, type | None]]:
+def _payload(pset: ParamSet) -> dict[str, tuple[Any, type | None]]:
     """What a worker rebuilds the parameters from: snapshots, and scalars as the loss sees them."""
-    pset = engine.params
     out: dict[str, tuple[Any, type | None]] = {}
     for name in pset.names:
         p = pset[name]
@@ -155,42 +398,3 @@ def _batches(executor: Executor, count: int) -> list[range]:
     n = max(1, min(count, BATCHES_PER_WORKER * int(workers)))
     bounds = np.linspace(0, count, n + 1).round().astype(int)
     return [range(a, b) for a, b in itertools.pairwise(bounds.tolist()) if b > a]
-
-
-def _parallel(engine: Engine, points: Sequence[Point]) -> np.ndarray:
-    executor = engine.executor
-    payload = _payload(engine)
-    futures = [
-        executor.submit(_run_batch, engine.loss, payload, [points[i] for i in batch])
-        for batch in _batches(executor, len(points))
-    ]
-    raws: list[Any] = []
-    for future in futures:
-        try:
-            raws.extend(future.result())
-        except (pickle.PicklingError, AttributeError, TypeError) as exc:
-            if "pickle" not in str(exc).lower():
-                raise
-            raise _unpicklable(engine.loss, exc) from exc
-    out = np.empty(len(points), dtype=np.float64)
-    shapes = {name: engine.params[name].shape for name in engine.params.names}
-    for k, raw in enumerate(raws):
-        engine.evaluations += 1
-        if engine.progress is not None:
-            engine.progress(engine.evaluations, max(engine.planned, engine.evaluations))
-        where = describe(points[k], shapes[points[k][0]])
-        if isinstance(raw, _Raised):
-            raise LossError(f"loss raised {raw.kind}: {raw.message} {where} (in a worker)")
-        out[k] = engine.accept(raw, where)
-    if not engine.verified_executor and len(points):
-        here = _serial(engine, points[:1])[0]
-        if np.float64(here).tobytes() != np.float64(out[0]).tobytes():
-            raise InputError(
-                f"the loss gave {out[0]!r} in a worker and {here!r} here "
-                f"{describe(points[0], shapes[points[0][0]])}: with an executor the loss must "
-                "read the parameters from the dict it is handed (in a worker process, closures "
-                "and attributes are copies that never move) and give the same bits wherever it "
-                "runs"
-            )
-        engine.verified_executor = True
-    return out

@@ -10,7 +10,7 @@ on every way out (``finally``), KeyboardInterrupt included.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from numbers import Real
 from typing import Any
@@ -20,6 +20,15 @@ import numpy as np
 from gradcheck.errors import InputError, StateMutationError
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_SNAPSHOT = object()  # written to a scalar parameter: put back what the loss saw first
+
+
+def element_label(name: str, shape: tuple[int, ...], flat: int) -> str:
+    """``w1`` for a scalar, ``W[1, 0]`` for element 2 of a 2x2 matrix: the one way every
+    message and report names an element."""
+    if not shape:
+        return name
+    return f"{name}[{', '.join(str(int(i)) for i in np.unravel_index(flat, shape))}]"
 
 
 @dataclass
@@ -180,51 +189,47 @@ class ParamSet:
         """The parameter's values as a flat array in its own dtype (a copy)."""
         return self.params[name].snapshot.reshape(-1).copy()
 
-    def set(self, name: str, index: int, value: Any) -> None:
-        """Write ``value`` at flat ``index`` of parameter ``name`` (visible to the loss)."""
-        p = self.params[name]
-        if p.python_scalar:
-            self.view[name] = self.scalar_type(name)(value)
-        else:
-            _write(p, index, value)
-
     def scalar_type(self, name: str) -> type:
         """What a perturbed scalar parameter is handed to the loss as: a NumPy float keeps its
         type; floats and ints (seen as floats, see ``_public``) are ``float``."""
         p = self.params[name]
         return p.array.dtype.type if isinstance(p.original, np.floating) else float
 
-    def flat_pair(self, name: str) -> tuple[Any, np.ndarray]:
-        """The flat iterator of an array parameter (``None`` for a scalar, which the view
-        replaces instead) and its snapshot, flat: the hot loop indexes them directly. The
-        iterator writes in C order whatever the layout, honours the array's writeable flag at
-        each write (as :func:`_write` does) and is the fastest single-element writer."""
-        p = self.params[name]
-        return (None if p.python_scalar else p.array.flat), p.snapshot.reshape(-1)
+    def writer(self, name: str) -> Callable[[Any, Any], None]:
+        """``write(index, values)`` for parameter ``name``: puts ``values`` at flat ``index``
+        (an int, a slice or an index array) where the loss sees them; writing what
+        :meth:`originals` gives puts the snapshot bits back. For the one write-call-restore
+        loop (:class:`gradcheck.core.evaluation.Evaluator`).
 
-    def set_many(self, name: str, index: slice | np.ndarray, values: np.ndarray) -> None:
-        """Write ``values`` at the flat positions ``index`` (a slice or an index array)."""
+        Arrays are written through their flat iterator (C order whatever the layout, the
+        fastest single-element writer, and it honours the writeable flag, so a loss that froze
+        the array makes the next write raise); scalars are replaced in the view, and restored
+        as the very object the loss saw first.
+        """
+        p = self.params[name]
+        if not p.python_scalar:
+            return p.array.flat.__setitem__
+        view, kind, public = self.view, self.scalar_type(name), self._public(p)
+
+        def write_scalar(index: Any, values: Any) -> None:
+            view[name] = public if values is _SNAPSHOT else kind(np.ravel(values)[0])
+
+        return write_scalar
+
+    def originals(self, name: str, indices: list[Any]) -> list[Any]:
+        """What :meth:`writer` must write at each of ``indices`` to restore the snapshot."""
         p = self.params[name]
         if p.python_scalar:
-            self.view[name] = self.scalar_type(name)(np.asarray(values).reshape(-1)[0])
-        else:
-            _write(p, index, values)
+            return [_SNAPSHOT] * len(indices)
+        snapshot = p.snapshot.reshape(-1)
+        return [snapshot[i] for i in indices]  # slices and index arrays give arrays
 
-    def reset_many(self, name: str, index: slice | np.ndarray) -> None:
-        """Put the flat positions ``index`` of ``name`` back to their snapshot bits."""
+    def element_originals(self, name: str, indices: np.ndarray) -> list[Any]:
+        """:meth:`originals` for single elements (flat int indices), as Python numbers."""
         p = self.params[name]
         if p.python_scalar:
-            self.view[name] = self._public(p)
-        else:
-            _write(p, index, p.snapshot.reshape(-1)[index])
-
-    def reset(self, name: str, index: int) -> None:
-        """Put element ``index`` of ``name`` back to its snapshot bits."""
-        p = self.params[name]
-        if p.python_scalar:
-            self.view[name] = self._public(p)
-        else:
-            _write(p, index, p.snapshot.flat[index])
+            return [_SNAPSHOT] * len(indices)
+        return p.snapshot.reshape(-1)[indices].tolist()
 
     def restore_all(self) -> None:
         """Copy every snapshot back, bit for bit, and put the view back to the originals.
@@ -276,15 +281,6 @@ class ParamSet:
     @property
     def notes(self) -> list[str]:
         return [n for p in self.params.values() for n in p.notes]
-
-
-def _write(p: Param, index: Any, value: Any) -> None:
-    """One element write (or several: a slice or an index array); a parameter made read-only
-    mid-check is a state mutation."""
-    try:
-        p.array.flat[index] = value
-    except ValueError as exc:
-        raise read_only_error(p) from exc
 
 
 def read_only_error(p: Param) -> StateMutationError:

@@ -1,6 +1,6 @@
 """The arithmetic of a finite-difference stencil: from loss values at ``x +- m h`` (two or
 three levels ``m``) to a numeric partial, its error estimate, the one-sided slopes and a kink
-flag. Pure functions of loss values; :class:`gradcheck.core.differences.Engine` evaluates
+flag. Pure functions of loss values; :class:`gradcheck.core.differences.FiniteDifferences` evaluates
 the points.
 """
 

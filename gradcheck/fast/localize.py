@@ -15,7 +15,7 @@ Gaussian-weighted sum of its errors (small-ball bound in
 inference, so every element outside the located ones was covered by a measured passing probe.
 
 Elements localization narrows to are then measured one by one with the engine's full procedure
-(:meth:`gradcheck.core.differences.Engine.differentiate` on those indices): only that
+(:meth:`gradcheck.core.differences.FiniteDifferences.differentiate` on those indices): only that
 measurement calls an element wrong, so a probe's false lead (a kink, say) ends as ``ok`` or
 ``uncertain``.
 
@@ -39,7 +39,7 @@ import numpy as np
 from gradcheck.fast.probe import Direction, FastOptions, Record, probe
 
 if TYPE_CHECKING:
-    from gradcheck.core.differences import Engine
+    from gradcheck.core.differences import FiniteDifferences
 
 # Cost model (loss evaluations) for choosing between bisecting and measuring one by one.
 PER_HALVING = 4  # a left probe, and the right one when it cannot be inferred
@@ -60,7 +60,7 @@ class Outcome:
 
 
 def localize(
-    engine: Engine,
+    differences: FiniteDifferences,
     direction: Direction,
     top: Record,
     options: FastOptions,
@@ -87,16 +87,16 @@ def localize(
             )
             out.unresolved += frontier
             break
-        frontier = _halve(engine, direction, frontier, out)
+        frontier = _halve(differences, direction, frontier, out)
     out.measure = sorted(set(out.measure) | set(out.located) | set(_sample(out, options, rng)))
     return out
 
 
 def _halve(
-    engine: Engine, direction: Direction, frontier: list[Record], out: Outcome
+    differences: FiniteDifferences, direction: Direction, frontier: list[Record], out: Outcome
 ) -> list[Record]:
     """Split every failing range; return the failing halves."""
-    lefts = probe(engine, direction, [(r.lo, (r.lo + r.hi) // 2) for r in frontier])
+    lefts = probe(differences, direction, [(r.lo, (r.lo + r.hi) // 2) for r in frontier])
     out.probes += len(lefts)
     failing: list[Record] = []
     undecided: list[tuple[int, int]] = []
@@ -114,7 +114,7 @@ def _halve(
             undecided.append((right.lo, right.hi))
         else:
             failing.append(right)
-    rights = probe(engine, direction, undecided)
+    rights = probe(differences, direction, undecided)
     out.probes += len(rights)
     for right in rights:
         (out.passed if right.passed else failing).append(right)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from gradcheck.core.compare import ParamResult, compare
-from gradcheck.core.differences import Engine, TensorDifferences
+from gradcheck.core.differences import FiniteDifferences, TensorDifferences
 from gradcheck.core.numerics import Tolerance, coarser_dtype
 from gradcheck.core.params import ParamSet
 from gradcheck.fast.localize import localize
@@ -40,7 +40,7 @@ PER_DIRECTION = 6  # a pilot of 4 loss evaluations and the probe's 2
 
 
 def fast_results(
-    engine: Engine,
+    differences: FiniteDifferences,
     pset: ParamSet,
     gradients: Mapping[str, Any],
     grad_dtypes: Mapping[str, Any],
@@ -54,7 +54,7 @@ def fast_results(
     the coarser of it and the parameter's, as in the full check)."""
     rng = np.random.default_rng(seed)
     # what a progress bar expects: the probes of every tensor (localization adds to it)
-    engine.planned = engine.evaluations + len(pset.names) * options.probes * PER_DIRECTION
+    differences.evaluator.plan(len(pset.names) * options.probes * PER_DIRECTION)
     results = []
     for name in pset.names:
         param = pset[name]
@@ -64,12 +64,12 @@ def fast_results(
         if grad is None or grad.shape != param.shape:
             results.append(compare(param, grad, _blank(param.size, rtol), tolerance))
             continue
-        results.append(_tensor(engine, name, grad, precision, tolerance, options, rng))
+        results.append(_tensor(differences, name, grad, precision, tolerance, options, rng))
     return results
 
 
 def _tensor(
-    engine: Engine,
+    differences: FiniteDifferences,
     name: str,
     grad: np.ndarray,
     precision: np.dtype,
@@ -77,7 +77,7 @@ def _tensor(
     options: FastOptions,
     rng: np.random.Generator,
 ) -> ParamResult:
-    param = engine.params[name]
+    param = differences.params[name]
     analytic = grad.reshape(-1)
     positions = np.flatnonzero(np.isfinite(analytic))
     summary = ProbeSummary()
@@ -87,8 +87,10 @@ def _tensor(
     covered = np.zeros(positions.size, dtype=bool)  # moved by some passing direction
     failing: tuple[Direction, Record] | None = None
     for _ in range(options.probes if positions.size else 0):
-        direction = draw(engine, name, analytic, positions, rng, options.false_alarm, precision)
-        [top] = probe(engine, direction, [(0, positions.size)])
+        direction = draw(
+            differences, name, analytic, positions, rng, options.false_alarm, precision
+        )
+        [top] = probe(differences, direction, [(0, positions.size)])
         summary.probes.append(_probe_dict(direction, top))
         covered |= direction.span != 0
         if not top.passed:
@@ -98,9 +100,9 @@ def _tensor(
         probed = covered
     else:
         direction, top = failing
-        before = engine.evaluations
-        engine.planned += 3 * math.ceil(math.log2(max(positions.size, 2))) * 2 + 10
-        outcome = localize(engine, direction, top, options, rng)
+        before = differences.evaluator.evaluations
+        differences.evaluator.plan(3 * math.ceil(math.log2(max(positions.size, 2))) * 2 + 10)
+        outcome = localize(differences, direction, top, options, rng)
         for r in outcome.passed:
             probed[r.lo : r.hi] = True
         probed &= covered
@@ -111,8 +113,10 @@ def _tensor(
         summary.fallback = outcome.fallback
         summary.unresolved = bool(outcome.unresolved)
         if measure.size:
-            measured = engine.differentiate(name, analytic[measure], precision, indices=measure)
-        summary.localization_evaluations = engine.evaluations - before
+            measured = differences.differentiate(
+                name, analytic[measure], precision, indices=measure
+            )
+        summary.localization_evaluations = differences.evaluator.evaluations - before
     fd = _blank(param.size, tolerance.relative_floor(precision))
     if measure.size:
         for f in fields(TensorDifferences):

@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gradcheck.core.evaluation import evaluate_changes
 from gradcheck.core.numerics import (
     Tolerance,
     coarser_eps,
@@ -49,7 +48,7 @@ from gradcheck.core.numerics import (
 )
 
 if TYPE_CHECKING:
-    from gradcheck.core.differences import Engine
+    from gradcheck.core.differences import FiniteDifferences
 
 PILOT_MULTIPLES = (1.0, 2.0)
 THIRD_MARGIN = 4.0  # as the engine's: the pilot's third difference is an order of magnitude
@@ -132,7 +131,7 @@ class Direction:
 
 
 def draw(
-    engine: Engine,
+    differences: FiniteDifferences,
     name: str,
     analytic: np.ndarray,
     positions: np.ndarray,
@@ -144,15 +143,15 @@ def draw(
 
     ``analytic`` is the tensor's flat hand-written gradient (float64); ``precision`` the dtype
     of the relative floor (the parameter's by default)."""
-    pset = engine.params
+    pset = differences.params
     param = pset[name]
     dtype = param.dtype
     x = pset.flat_values(name)[positions]
     scale = np.maximum(1.0, np.abs(x.astype(np.float64)))
     weights = rng.standard_normal(x.size) * scale
-    eps = coarser_eps(dtype, engine.loss_dtype)
-    tol = engine.tolerance
-    noise = float(evaluation_noise(np.array(engine.f0), eps, tol))
+    eps = coarser_eps(dtype, differences.evaluator.loss_dtype)
+    tol = differences.tolerance
+    noise = float(evaluation_noise(np.array(differences.evaluator.f0), eps, tol))
     contiguous = bool(positions.size == param.size)
     index = slice(0, x.size) if contiguous else positions
 
@@ -165,7 +164,7 @@ def draw(
         # the step actually taken along v (rounding to the dtype moves the points slightly)
         steps.append(float(span @ weights) / (2.0 * float(weights @ weights)))
         points += [(name, index, up), (name, index, down)]
-    f = evaluate_changes(engine, points)
+    f = differences.evaluator.at(points)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         slopes = [(f[2 * k] - f[2 * k + 1]) / (2 * steps[k]) for k in range(len(steps))]
         third = 6.0 * abs(slopes[1] - slopes[0]) / (steps[1] ** 2 - steps[0] ** 2)
@@ -197,7 +196,9 @@ def _points(x: np.ndarray, move: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x + move, x - move
 
 
-def probe(engine: Engine, direction: Direction, ranges: list[tuple[int, int]]) -> list[Record]:
+def probe(
+    differences: FiniteDifferences, direction: Direction, ranges: list[tuple[int, int]]
+) -> list[Record]:
     """Probe each range ``positions[lo:hi]`` of the direction: two loss calls per range."""
     if not ranges:
         return []
@@ -208,7 +209,7 @@ def probe(engine: Engine, direction: Direction, ranges: list[tuple[int, int]]) -
             (direction.name, index, direction.upper[lo:hi]),
             (direction.name, index, direction.lower[lo:hi]),
         ]
-    f = evaluate_changes(engine, points)
+    f = differences.evaluator.at(points)
     records = []
     for k, (lo, hi) in enumerate(ranges):
         f_up, f_down = f[2 * k], f[2 * k + 1]

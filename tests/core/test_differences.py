@@ -7,6 +7,11 @@ import numpy as np
 import pytest
 
 import gradcheck
+from gradcheck.core.differences import FiniteDifferences
+from gradcheck.core.evaluation import Evaluator
+from gradcheck.core.numerics import Tolerance
+from gradcheck.core.params import ParamSet
+from nets.tanh_mlp import TanhMLP
 
 # --- from test_engine_regressions.py ----------------------------------------
 
@@ -129,3 +134,21 @@ def test_a_value_outside_the_one_sided_slopes_at_a_kink_fails():
         _relu_sum, lambda p: {"x": np.where(p["x"] > 0, 1.0, 5.0)}, {"x": np.array([0.0, 0.7])}
     )
     assert report["x"].statuses.tolist() == ["wrong", "ok"]
+
+
+def test_a_subset_is_measured_like_the_whole():
+    net = TanhMLP(sizes=(5, 6, 2))
+    pset = ParamSet(net.params())
+    evaluator = Evaluator(pset, net.loss)
+    evaluator.baseline()
+    engine = FiniteDifferences(evaluator, Tolerance())
+    analytic = net.grad(net.params())["W1"].reshape(-1)
+    whole = engine.differentiate("W1", analytic)
+    picked = np.array([3, 17, 29])
+    before = evaluator.evaluations
+    part = engine.differentiate("W1", analytic[picked], indices=picked)
+    assert evaluator.evaluations - before == 4 * len(picked) + 2 * len(picked)  # pilot + main
+    assert np.all(
+        np.abs(part.numeric - whole.numeric[picked]) <= 10 * (part.error + whole.error[picked])
+    )
+    assert np.all(np.abs(part.numeric - analytic[picked]) <= 10 * part.error + 1e-8)

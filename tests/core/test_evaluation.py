@@ -169,56 +169,32 @@ def test_serial_hot_loop_restores_and_counts_when_the_loss_raises():
 # --- from test_robustness_restore.py ----------------------------------------
 
 
-@pytest.mark.parametrize("after", [1, 4, 11])
-def test_interrupt_between_a_write_and_its_undo(monkeypatch, after):
-    # evaluate_at writes an element, then enters try/finally: an interrupt landing in between
-    # skips the element's reset, so the final restore_all must undo it
+@pytest.mark.parametrize("progress", [None, lambda done, total: None])
+@pytest.mark.parametrize("after", [1, 2, 4, 7, 11, 20])
+def test_interrupt_between_a_write_and_its_undo(monkeypatch, after, progress):
+    # the evaluation loop writes a point, then enters try/finally: an interrupt landing in
+    # between (or inside the restoring write) skips the point's restore, so the final
+    # restore_all must undo it
     params = {"W": np.array([[0.5, -0.0], [1.5, -2.0]]), "s": 0.25, "z": np.array(1.0)}
     snap = snapshot(params)
     writes = []
-    original_set = ParamSet.set
-
-    def set_then_interrupt(self, name, index, value):
-        original_set(self, name, index, value)
-        writes.append(name)
-        if len(writes) == after:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(ParamSet, "set", set_then_interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        # a progress callback keeps every write on ParamSet.set (the per-call path)
-        gradcheck.check(smooth.loss, smooth.grad, params, progress=lambda done, total: None)
-    assert_unchanged(snap)
-
-
-class _InterruptingFlat:
-    """A flat view whose n-th write lands, then raises KeyboardInterrupt."""
-
-    def __init__(self, flat, writes, after):
-        self.flat, self.writes, self.after = flat, writes, after
-
-    def __setitem__(self, index, value):
-        self.flat[index] = value
-        self.writes.append(index)
-        if len(self.writes) == self.after:
-            raise KeyboardInterrupt
-
-
-@pytest.mark.parametrize("after", [1, 2, 7, 30])
-def test_interrupt_between_a_write_and_its_undo_on_the_hot_path(monkeypatch, after):
-    # the array hot path (Engine._evaluate_array) writes through a flat view
-    params = {"W": np.array([[0.5, -0.0], [1.5, -2.0]]), "s": 0.25, "z": np.array(1.0)}
-    snap = snapshot(params)
-    writes = []
-    original = ParamSet.flat_pair
+    original = ParamSet.writer
 
     def interrupting(self, name):
-        flat, snapshot_flat = original(self, name)
-        return (None if flat is None else _InterruptingFlat(flat, writes, after)), snapshot_flat
+        write = original(self, name)
 
-    monkeypatch.setattr(ParamSet, "flat_pair", interrupting)
+        def write_then_interrupt(index, values):  # perturbing and restoring writes alike
+            write(index, values)
+            writes.append(name)
+            if len(writes) == after:
+                raise KeyboardInterrupt
+
+        return write_then_interrupt
+
+    monkeypatch.setattr(ParamSet, "writer", interrupting)
     with pytest.raises(KeyboardInterrupt):
-        gradcheck.check(smooth.loss, smooth.grad, params)
+        gradcheck.check(smooth.loss, smooth.grad, params, progress=progress)
+    assert len(writes) == after
     assert_unchanged(snap)
 
 
