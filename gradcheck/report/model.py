@@ -101,7 +101,7 @@ class Report:
         return list(self.iter_entries())
 
     def to_dict(self, entries: bool = True) -> dict[str, Any]:
-        """The stable JSON schema (documented in the README); later versions only add keys."""
+        """The stable JSON schema (docs/reference/json.md); later versions only add keys."""
         diagnosis = self.diagnosis
         return {
             "passed": self.passed,
