@@ -194,6 +194,15 @@ def test_plugin_page_lists_every_option():
     assert documented == registered
 
 
+def test_api_page_documents_every_public_name():
+    """Every name in gradcheck.__all__ is rendered from its docstring in the API reference."""
+    import gradcheck
+
+    page = (ROOT / "docs" / "reference" / "api.md").read_text(encoding="utf-8")
+    rendered = set(re.findall(r"^::: gradcheck\.(\w+)\s*$", page, flags=re.MULTILINE))
+    assert set(gradcheck.__all__) - rendered == set(), "add ::: gradcheck.NAME to reference/api.md"
+
+
 def test_architecture_page_names_every_module():
     """docs/project/architecture.md has a line for every module of the package."""
     page = (ROOT / "docs" / "project" / "architecture.md").read_text(encoding="utf-8")
