@@ -17,6 +17,9 @@ be lines of what `gradcheck check NAME --format markdown` prints now, in order (
 `...` is a prefix). When the engine's numbers change, regenerate (`make check`) and copy the
 new lines from `reports/NAME.md`.
 
+Cost: about 3 s of CPU for the whole file; the slowest pages are the asker's (two reference-net
+reports, ~1 s) and, when torch is installed, the PyTorch page (importing torch, ~2 s).
+
 The site itself (mkdocs, `make docs`) is not needed here. README's shell lines must name make
 targets that exist, and its relative links must point at files that exist.
 """
