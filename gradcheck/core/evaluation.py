@@ -188,8 +188,8 @@ class Evaluator:
         if self._executor is not None and not here:
             return self._parallel(points)
         out = []
-        for name, run in groupby(points, key=itemgetter(0)):
-            run = list(run)
+        for name, group in groupby(points, key=itemgetter(0)):
+            run = list(group)
             indices = [p[1] for p in run]
             restoring = self.params.originals(name, indices)
             out.append(self._serial(name, indices, [p[2] for p in run], restoring))
@@ -274,9 +274,13 @@ class Evaluator:
                 self._loss_dtype = _FLOAT64
             return np.array(raws, dtype=np.float64)
         shape = self.params[name].shape
+
+        def where(index: Any, value: Any) -> Where:
+            return lambda: describe((name, index, value), shape)
+
         return np.array(
             [
-                self.accept(raw, lambda i=i, v=v: describe((name, i, v), shape))
+                self.accept(raw, where(i, v))
                 for raw, i, v in zip(raws, indices, values, strict=True)
             ],
             dtype=np.float64,
