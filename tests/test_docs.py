@@ -197,6 +197,20 @@ def test_plugin_page_lists_every_option():
     assert documented == registered
 
 
+def test_plugin_header_shown_in_the_docs_is_what_the_plugin_prints():
+    """With default options (the header quoted in the pytest how-to and the plugin reference)."""
+    from types import SimpleNamespace
+
+    from gradcheck import plugin
+    from gradcheck.assertions import Settings
+
+    header = plugin.pytest_report_header(SimpleNamespace(stash={plugin.SETTINGS: Settings()}))
+    for page in ("how-to/pytest.md", "reference/plugin.md"):
+        text = (ROOT / "docs" / page).read_text(encoding="utf-8").splitlines()
+        for line in header:
+            assert line in text, f"docs/{page} does not show the header line {line!r}"
+
+
 def test_api_page_documents_every_public_name():
     """Every name in gradcheck.__all__ is rendered from its docstring in the API reference."""
     import gradcheck
