@@ -51,7 +51,7 @@ class Block:
     info: str  # the fence's info string: "python", "", "text", ...
     line: int  # 1-based line number of the block's first code line
     code: str
-    marker: tuple[str, str] | None  # ("no-run" | "needs", reason) from the line before
+    marker: tuple[str, str | None] | None  # (kind, argument) of the comment on the line before
 
 
 def blocks(path: Path) -> list[Block]:
