@@ -13,6 +13,7 @@ from gradcheck.core.differences import FiniteDifferences, planned_evaluations
 from gradcheck.core.evaluation import Evaluator, check_executor
 from gradcheck.core.numerics import Tolerance, coarser_dtype, machine_eps
 from gradcheck.core.params import ParamSet
+from gradcheck.core.tree import StructureError, Tree, is_tree
 from gradcheck.diagnosis.classify import diagnose
 from gradcheck.diagnosis.nodes import NodeResult, node_plans, node_result
 from gradcheck.errors import InputError, LossError, StateMutationError
@@ -47,10 +48,12 @@ def check(
     Args:
         loss: ``loss(params) -> float``, the scalar the gradient differentiates.
         grad: ``grad(params) -> {name: array}``, the hand-written gradient, one entry per
-            parameter, each shaped like its parameter.
+            parameter, each shaped like its parameter (for a pytree: the same structure).
         params: ``{name: float or ndarray}`` (float32 or float64; Python floats and 0-d
-            arrays for scalars). They are perturbed in place one element at a time and are
-            bitwise what they were when ``check`` returns or raises, whatever happens.
+            arrays for scalars), or any nesting of dicts, lists and tuples of them (a pytree:
+            elements are named by path, ``weights[1][3, 2]``; see :mod:`gradcheck.core.tree`).
+            They are perturbed in place one element at a time and are bitwise what they were
+            when ``check`` returns or raises, whatever happens.
         richardson: refine every element with Richardson extrapolation (four more loss
             evaluations each) instead of only those whose verdict needs it.
         tolerance: the pass rule, :class:`~gradcheck.core.numerics.Tolerance` by default.
@@ -101,6 +104,10 @@ def check(
     options = CheckOptions.build(
         mode=mode, richardson=richardson, tolerance=tolerance, seed=seed, fast=fast
     )
+    if is_tree(params):  # nested dicts/lists/tuples: the engine sees {path: leaf}
+        tree = Tree(params)
+        loss, grad, params = tree.on_flat(loss), tree.grad_on_flat(grad), tree.leaves
+        nodes, samples = tree.on_flat(nodes), [tree.sample(s) for s in samples]
     if executor is not None:
         check_executor(executor, loss)
     dims = _dims(dims)
@@ -291,7 +298,7 @@ def _call_user(function: Callable, pset: ParamSet, what: str) -> Any:
     """Call a user function at the starting parameters; it must neither raise nor change them."""
     try:
         result = function(pset.view)
-    except (KeyboardInterrupt, SystemExit, MemoryError):
+    except (KeyboardInterrupt, SystemExit, MemoryError, StructureError):
         raise
     except Exception as exc:
         raise LossError(

@@ -37,6 +37,8 @@ ALLOWED: dict[str, set[str]] = {
         "gradcheck.options",
         "gradcheck.protocol",
     },
+    "gradcheck.routes": BASE
+    | {"gradcheck.adapters", "gradcheck.api", "gradcheck.core", "gradcheck.report"},
     "gradcheck.progress": set(),
     "gradcheck.assertions": BASE
     | {"gradcheck.api", "gradcheck.core", "gradcheck.report", "gradcheck.options"},

@@ -14,6 +14,7 @@ from gradcheck.core.compare import ParamResult
 from gradcheck.diagnosis.classify import Diagnosis
 from gradcheck.diagnosis.nodes import NodeResult, summarize
 from gradcheck.report.html import render_html
+from gradcheck.report.notebook import render_fragment
 from gradcheck.report.text import render_markdown, render_text
 
 
@@ -200,6 +201,14 @@ class Report:
     def to_html(self, title: str = "gradcheck report", max_rows: int | None = 10) -> str:
         """A self-contained HTML page: diagnosis, tables and relative-error heatmaps."""
         return render_html(self, title=title, max_rows=max_rows)
+
+    def _repr_html_(self) -> str:
+        """Notebooks: the HTML report inline (a fragment with scoped styles, no page)."""
+        return render_fragment(self)
+
+    def _repr_markdown_(self) -> str:
+        """Notebooks and other Markdown front-ends: :meth:`to_markdown`."""
+        return self.to_markdown()
 
     def __str__(self) -> str:
         return self.to_text()
