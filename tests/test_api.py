@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -269,3 +270,32 @@ def test_memory_is_linear_in_the_parameter_count():
     assert peak_big < BYTES_PER_PARAM * big
     # four times the parameters, at most about four times the memory (P x P would be 16x)
     assert peak_big < 5 * peak_small
+
+
+# issue 12.3: sys.exit() in user code during a check ends the check, never the restoration
+@pytest.mark.parametrize("threads", [0, 2])
+@pytest.mark.parametrize("where", ["loss", "grad"])
+def test_sys_exit_from_user_code_propagates_with_parameters_restored(where, threads):
+    loss, grad, params = quadratic()
+    calls = []
+
+    def exiting_loss(p):
+        calls.append(1)
+        if where == "loss" and len(calls) == 5:
+            raise SystemExit(3)
+        return loss(p)
+
+    def exiting_grad(p):
+        if where == "grad":
+            raise SystemExit(3)
+        return grad(p)
+
+    before = snapshot(params)
+    pool = ThreadPoolExecutor(threads) if threads else None
+    try:
+        with pytest.raises(SystemExit):
+            check(exiting_loss, exiting_grad, params, executor=pool)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    assert_unchanged(before)
