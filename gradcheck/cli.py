@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--full", action="store_true", help="show every element, not the first 10")
     run.add_argument("--richardson", action="store_true", help="refine every element")
     run.add_argument(
+        "--float64",
+        action="store_true",
+        help="when anything is float32, check again in float64 (parameters and the float32 "
+        "arrays the loss closes over are cast, then restored)",
+    )
+    run.add_argument(
         "--mode",
         choices=("full", "fast"),
         default="full",
@@ -119,6 +125,7 @@ def run_check(problem: Problem, args: argparse.Namespace, label: str) -> Report:
         return check_problem(
             problem,
             richardson=args.richardson,
+            recheck_float64=args.float64,
             mode=args.mode,
             seed=args.seed,
             progress=bar if bar.enabled else None,
