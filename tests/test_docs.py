@@ -256,15 +256,19 @@ def shell_lines(path: Path) -> list[tuple[int, str]]:
     return found
 
 
-def test_readme_shell_lines_name_existing_make_targets():
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
+def test_shell_lines_name_existing_make_targets(page):
     targets = make_targets()
-    makes = [(n, c) for n, c in shell_lines(README) if c.split()[0] == "make"]
-    assert makes, "README shows no make command"
+    makes = [(n, c) for n, c in shell_lines(page) if c.split()[0] == "make"]
+    if page == README:
+        assert makes, "README shows no make command"
     for number, command in makes:
         named = [w for w in command.split()[1:] if not w.startswith("-") and "=" not in w]
-        assert named, f"README.md:{number}: {command!r} names no target"
+        assert named, f"{page_id(page)}:{number}: {command!r} names no target"
         missing = [w for w in named if w not in targets]
-        assert not missing, f"README.md:{number}: no make target {missing} in {sorted(targets)}"
+        assert not missing, (
+            f"{page_id(page)}:{number}: no make target {missing} in {sorted(targets)}"
+        )
 
 
 def test_readme_starts_with_the_two_set_up_commands():
