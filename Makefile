@@ -27,12 +27,15 @@ test: $(STAMP)
 	$(PY) -m ruff check $(LINTED)
 	$(PY) -m pytest -q -p no:cacheprovider
 
-# Benchmarks against scipy, numdifftools and torch (the bench extra); writes reports/bench.md.
+# Benchmarks against scipy, numdifftools and torch (the bench extra); writes reports/bench.md,
+# and fast mode's targets (reports/bench-fast.md; the 10^7 net: python -m benchmarks.fast --big).
 # One BLAS thread: multithreaded small matmuls on a shared machine make timings erratic.
 bench:
 	$(MAKE) setup EXTRAS=test,bench
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 		$(PY) -m benchmarks.bench --out reports/bench.md
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+		$(PY) -m benchmarks.fast --out reports/bench-fast.md
 
 # The documentation site (the docs extra: mkdocs, mkdocs-material, mkdocstrings) into site/;
 # any warning (a broken link, a docstring mkdocstrings cannot read) fails the build.

@@ -18,7 +18,7 @@ from gradcheck.core.widen import HOW_TO_CAST, widen_params, widened
 from gradcheck.diagnosis.classify import diagnose
 from gradcheck.diagnosis.nodes import NodeResult, node_plans, node_result
 from gradcheck.errors import InputError, LossError, StateMutationError
-from gradcheck.fast.mode import fast_results
+from gradcheck.fast.mode import choose_mode, fast_results
 from gradcheck.fast.probe import FastOptions
 from gradcheck.options import CheckOptions
 from gradcheck.protocol import NodeTrace, Problem, as_problem
@@ -70,11 +70,13 @@ def check(
             sample checks (``total`` is the planned count; it grows as refinement and sample
             checks add evaluations). For progress bars; ``None`` costs nothing.
         mode: ``"full"`` measures every element (about ``2P`` loss evaluations). ``"fast"``
-            probes each tensor along random directions (a dozen evaluations per tensor) and,
-            where a probe fails, finds the wrong elements by bisection in ``O(k log P)``
-            evaluations and measures them one by one; the other elements are ``probed`` or
-            ``unchecked``, never ``ok`` (see :mod:`gradcheck.fast.mode`). Sample checks use the
-            same mode; node checks are always full.
+            probes each tensor along random directions (``4 + 2 * probes`` evaluations per
+            tensor) and, where a probe fails, reads the wrong elements off the probes' values
+            (bisection as the fallback) and measures them one by one; the other elements are
+            ``probed`` (with a stated sensitivity) or ``unchecked``, never ``ok`` (see
+            :mod:`gradcheck.fast.mode`). When the full check plans no more evaluations, it
+            runs instead (``report.options["mode_reason"]`` says which ran and why). Sample
+            checks use the same mode; node checks are always full.
         seed: seeds the ``numpy.random.Generator`` that draws fast mode's directions.
         executor: any ``concurrent.futures.Executor`` (a process or thread pool, Dask's
             ``client.get_executor()``, ...) to evaluate the loss on; results are bitwise those
@@ -198,12 +200,14 @@ def _check(
         params=measured.results,
         evaluations=done,
         loss=measured.loss,
-        options=options.describe(),
+        options=options.describe()
+        | {"mode": measured.mode}
+        | ({"mode_reason": measured.why} if measured.why else {}),
         notes=notes,
         extra_gradients=measured.extra,
         # fast mode measures a few elements: too few for whole-gradient figures or groups
         diagnosis=diagnose(measured.results, dims, nodes is not None)
-        if options.mode == "full"
+        if measured.mode == "full"
         else None,
         nodes=node_results,
         samples=sample_reports,
@@ -298,6 +302,8 @@ class _Measured(NamedTuple):
     loss: float
     notes: list[str]
     extra: list[str]
+    mode: str  # the mode that ran
+    why: str  # why, when fast mode was asked for
 
 
 def _measure(
@@ -313,8 +319,11 @@ def _measure(
     parameters ``names``, all by default)."""
     pset = ParamSet(params)
     names = pset.names if names is None else [n for n in pset.names if n in set(names)]
+    mode, why = "full", ""
+    if options.mode == "fast":  # fast mode is never worse than full: small nets get full
+        mode, why = choose_mode(pset, options.fast, options.richardson, names)
     evaluator = Evaluator(pset, loss, progress=progress, executor=executor)
-    full = options.mode == "full"
+    full = mode == "full"
     evaluator.plan(planned_evaluations(pset, options.richardson, names) if full else 2)
     engine = FiniteDifferences(evaluator, options.tolerance, richardson=options.richardson)
     tolerance = options.tolerance
@@ -323,9 +332,8 @@ def _measure(
         gradients, grad_dtypes = _call_grad(grad, pset)
         if not full:
             results = fast_results(
-                engine, pset, gradients, grad_dtypes, tolerance, options.fast, options.seed
+                engine, pset, gradients, grad_dtypes, tolerance, options.fast, options.seed, names
             )
-            results = [p for p in results if p.name in names]
         else:
             results = [
                 compare(
@@ -362,7 +370,7 @@ def _measure(
             "steps and tolerances are scaled to it, so differences smaller than the tolerance "
             "column cannot be seen"
         )
-    return _Measured(results, evaluator.evaluations, f0, notes, extra)
+    return _Measured(results, evaluator.evaluations, f0, notes, extra, mode, why)
 
 
 def _fitting(grad: Any, shape: tuple[int, ...]):
