@@ -234,7 +234,7 @@ class Evaluator:
         lands between a write and its ``try``).
         """
         view, loss, progress = self.params.view, self.loss, self._progress
-        write = self.params.writer(name)
+        write = self.params.writer(name, bulk=bool(indices) and type(indices[0]) is not int)
         raws: list[Any] = []
         append = raws.append
         done = self._evaluations

@@ -195,7 +195,7 @@ class ParamSet:
         p = self.params[name]
         return p.array.dtype.type if isinstance(p.original, np.floating) else float
 
-    def writer(self, name: str) -> Callable[[Any, Any], None]:
+    def writer(self, name: str, bulk: bool = False) -> Callable[[Any, Any], None]:
         """``write(index, values)`` for parameter ``name``: puts ``values`` at flat ``index``
         (an int, a slice or an index array) where the loss sees them; writing what
         :meth:`originals` gives puts the snapshot bits back. For the one write-call-restore
@@ -204,11 +204,23 @@ class ParamSet:
         Arrays are written through their flat iterator (C order whatever the layout, the
         fastest single-element writer, and it honours the writeable flag, so a loss that froze
         the array makes the next write raise); scalars are replaced in the view, and restored
-        as the very object the loss saw first.
+        as the very object the loss saw first. ``bulk``: the points move slices or index
+        arrays (fast mode), written through a flat view of a C-contiguous array instead.
         """
         p = self.params[name]
         if not p.python_scalar:
-            return p.array.flat.__setitem__
+            array, flat = p.array, p.array.flat
+            if not bulk or not array.flags.c_contiguous:
+                return flat.__setitem__
+            line = array.reshape(-1)  # a view: slice writes ~10x faster than through .flat
+
+            def write_bulk(index: Any, values: Any) -> None:
+                if array.flags.writeable:  # the view keeps its own flag: ask the array's
+                    line[index] = values
+                else:
+                    flat[index] = values  # raises, as a frozen array must
+
+            return write_bulk
         view, kind, public = self.view, self.scalar_type(name), self._public(p)
 
         def write_scalar(index: Any, values: Any) -> None:
