@@ -13,11 +13,11 @@ from gradcheck.core.differences import FiniteDifferences, planned_evaluations
 from gradcheck.core.evaluation import Evaluator, check_executor
 from gradcheck.core.numerics import Tolerance, coarser_dtype, machine_eps
 from gradcheck.core.params import ParamSet
-from gradcheck.core.tree import StructureError, Tree, is_tree
+from gradcheck.core.tree import Tree, is_tree
 from gradcheck.core.widen import HOW_TO_CAST, widen_params, widened
 from gradcheck.diagnosis.classify import diagnose
 from gradcheck.diagnosis.nodes import NodeResult, node_plans, node_result
-from gradcheck.errors import InputError, LossError, StateMutationError
+from gradcheck.errors import GradcheckError, InputError, LossError, StateMutationError
 from gradcheck.fast.mode import choose_mode, fast_results
 from gradcheck.fast.probe import FastOptions
 from gradcheck.options import CheckOptions
@@ -329,7 +329,7 @@ def _measure(
     tolerance = options.tolerance
     try:
         f0 = evaluator.baseline()
-        gradients, grad_dtypes = _call_grad(grad, pset)
+        gradients, grad_dtypes, extra = _call_grad(grad, pset)
         if not full:
             results = fast_results(
                 engine, pset, gradients, grad_dtypes, tolerance, options.fast, options.seed, names
@@ -348,7 +348,6 @@ def _measure(
                 )
                 for name in names
             ]
-        extra = [str(k) for k in gradients if k not in pset.params]
     finally:
         pset.restore_all()
     notes = pset.notes + engine.notes
@@ -384,8 +383,8 @@ def _call_user(function: Callable, pset: ParamSet, what: str) -> Any:
     """Call a user function at the starting parameters; it must neither raise nor change them."""
     try:
         result = function(pset.view)
-    except (KeyboardInterrupt, SystemExit, MemoryError, StructureError):
-        raise
+    except (KeyboardInterrupt, SystemExit, MemoryError, GradcheckError):
+        raise  # raised by an adapter wrapping the user's function: its message says what failed
     except Exception as exc:
         raise LossError(
             f"{what} raised {type(exc).__name__}: {exc} at the starting parameters"
@@ -408,15 +407,17 @@ def _call_with_restore(function: Callable, params: Mapping[str, Any], what: str)
         pset.restore_all()
 
 
-def _call_grad(grad: Grad, pset: ParamSet) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The hand-written gradients as float64 copies, and the dtype each came in."""
+def _call_grad(grad: Grad, pset: ParamSet) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """The hand-written gradients as float64 copies, the dtype each came in, and the names
+    that are no parameter (extra gradients: reported by name, whatever they hold)."""
     raw = _call_user(grad, pset, "grad")
     if not isinstance(raw, Mapping):
         raise InputError(
             f"grad must return a dict name -> array (one entry per parameter), got "
             f"{type(raw).__name__}"
         )
+    ours = {name: value for name, value in raw.items() if name in pset.params}
     # copy now: a gradient function may return views of buffers it reuses
-    gradients = {name: analytic_array(str(name), value) for name, value in raw.items()}
-    dtypes = {name: getattr(value, "dtype", None) for name, value in raw.items()}
-    return gradients, dtypes
+    gradients = {name: analytic_array(str(name), value) for name, value in ours.items()}
+    dtypes = {name: getattr(value, "dtype", None) for name, value in ours.items()}
+    return gradients, dtypes, [str(k) for k in raw if k not in pset.params]

@@ -174,8 +174,8 @@ class Evaluator:
         """One loss call at the unperturbed parameters."""
         try:
             value = self.loss(self.params.view)
-        except (KeyboardInterrupt, SystemExit, MemoryError):
-            raise
+        except (KeyboardInterrupt, SystemExit, MemoryError, InputError):
+            raise  # an InputError comes from an adapter wrapping the user's loss: it says why
         except Exception as exc:
             raise LossError(f"loss raised {type(exc).__name__}: {exc} {where}") from exc
         finally:

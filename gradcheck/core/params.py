@@ -140,14 +140,27 @@ def _overlaps_itself(array: np.ndarray) -> bool:
     return bool((np.diff(np.sort(offsets, axis=None)) < array.itemsize).any())
 
 
+def _not_params(params: Any) -> str:
+    """Why ``params`` is not parameters, and for a bare array (scipy's ``check_grad(f, g, x0)``
+    habit) how to name it."""
+    text = (
+        "params must be a dict of name -> float or ndarray (or a list, tuple or nesting of "
+        f"them), got {type(params).__name__}"
+    )
+    if isinstance(params, np.ndarray):
+        text += (
+            ": name the array, check(lambda p: f(p['x']), lambda p: {'x': grad(p['x'])}, "
+            "{'x': x}), or pass [x] with grad returning [g]"
+        )
+    return text
+
+
 class ParamSet:
     """Validated parameters with element-wise perturbation and bitwise restoration."""
 
     def __init__(self, params: Mapping[str, Any]):
         if not isinstance(params, Mapping):
-            raise InputError(
-                f"params must be a dict of name -> float or ndarray, got {type(params).__name__}"
-            )
+            raise InputError(_not_params(params))
         if not params:
             raise InputError("params is empty; pass at least one parameter")
         self.params: dict[str, Param] = {n: _as_param(n, v) for n, v in params.items()}

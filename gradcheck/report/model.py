@@ -15,7 +15,7 @@ from gradcheck.diagnosis.classify import Diagnosis
 from gradcheck.diagnosis.nodes import NodeResult, summarize
 from gradcheck.report.html import render_html
 from gradcheck.report.notebook import render_fragment
-from gradcheck.report.text import render_markdown, render_text, scaled_error
+from gradcheck.report.text import headline, render_markdown, render_text, scaled_error
 
 
 class Entry(NamedTuple):
@@ -224,3 +224,14 @@ class Report:
 
     def __str__(self) -> str:
         return self.to_text()
+
+    def __repr__(self) -> str:
+        """The verdict in one line (``assert report.passed, report`` shows this in pytest, which
+        prints the repr of an assertion's message; ``print(report)`` shows the tables)."""
+        failed = self.failed_params
+        where = (
+            f"; failing: {', '.join(failed[:5])}{' ...' if len(failed) > 5 else ''}"
+            if failed
+            else ""
+        )
+        return f"<Report: {headline(self)}{where}>"
