@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from importlib.metadata import EntryPoint, entry_points
 
 import gradcheck.cli
@@ -135,3 +137,40 @@ def test_float64_flag_rechecks_a_float32_target(tmp_path, capsys):
     assert [p["dtype"] for p in again["params"]] == ["float64"]
     assert main(["check", f"{target}:make"]) == 1
     assert "recheck_float64=True" in capsys.readouterr().out
+
+
+def test_a_reader_that_goes_away_costs_no_report_file(tmp_path):
+    # `gradcheck check A B --out D | head -1`: printing stops, every report file is written
+    (tmp_path / "pair.py").write_text(
+        "import numpy as np\n"
+        "def make(bug=0.0):\n"
+        "    w = np.linspace(-1.0, 1.0, 400)\n"
+        "    return (lambda p: float(np.sum(p['w'] ** 3)),\n"
+        "            lambda p: {'w': 3 * p['w'] ** 2 + bug}, {'w': w})\n"
+        "def right():\n"
+        "    return make()\n"
+        "def wrong():\n"
+        "    return make(1e-3)\n"
+    )
+    out = tmp_path / "out"
+    command = [
+        sys.executable,
+        "-m",
+        "gradcheck",
+        "check",
+        "pair.py:right",
+        "pair.py:wrong",
+        "--full",
+        "--out",
+        str(out),
+    ]
+    with subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as proc:
+        assert proc.stdout is not None
+        proc.stdout.close()  # the reader has gone before the first (40 kB) report is printed
+        proc.wait(timeout=120)
+        stderr = proc.stderr.read().decode() if proc.stderr else ""
+    assert proc.returncode == 141, stderr
+    written = sorted(p.name for p in out.iterdir())
+    assert len([n for n in written if n.endswith((".md", ".json", ".html"))]) == 6, written
