@@ -25,6 +25,7 @@ check: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff format --check $(LINTED)
 	$(PY) -m ruff check $(LINTED)
+	$(PY) -m mypy
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # Benchmarks against scipy, numdifftools and torch (the bench extra); writes reports/bench.md,
@@ -47,6 +48,7 @@ docs:
 lint: $(STAMP)
 	$(PY) -m ruff format --check $(LINTED)
 	$(PY) -m ruff check $(LINTED)
+	$(PY) -m mypy
 
 letters: $(STAMP)
 	$(PY) -m nets.letters
