@@ -310,14 +310,15 @@ class Transformer:
         """dL/dparam for every parameter, by the layers' backwards in reverse order.
 
         The head: dlogits = (p - onehot) / (N T); dh = dlogits head^T, dhead = h^T dlogits. A
-        tied head adds its dhead^T to the embedding's dwte: the token embedding is used twice.
+        tied head adds dhead^T = dlogits^T h to the embedding's dwte: the token embedding is used
+        twice (dhead^T is computed as such: a (V, D) product, no strided transpose at V = 50257).
         Each residual x + f(x) passes dout to x unchanged and adds f's dx.
         """
         c = self.config
         _loss, (embed_cache, blocks, lnf, h, head, ce) = self.forward(params)
         grads: dict[str, np.ndarray] = {}
         dlogits = cross_entropy_backward(1.0, ce).astype(h.dtype, copy=False)
-        dhead = h.T @ dlogits
+        dhead = dlogits.T @ h if c.tied else h.T @ dlogits  # (V, D) tied, (D, V) untied
         dh = dlogits @ head.T
         dh, grads["lnf.gamma"], grads["lnf.beta"] = self.layernorm_backward(dh, lnf)
         (n, steps), d = embed_cache.tokens.shape, c.width
@@ -343,10 +344,11 @@ class Transformer:
         return {name: grads[name] for name in params}
 
     @staticmethod
-    def tied_embedding_grad(dwte, dhead):
-        """dwte (V, D) of the lookup, dhead (D, V) of the head -> dwte + dhead^T: the tied
-        token embedding's two uses add up."""
-        return dwte + dhead.T
+    def tied_embedding_grad(dwte, dhead_t):
+        """dwte (V, D) of the lookup, dhead_t = dhead^T (V, D) of the head -> their sum, in
+        place: the tied token embedding's two uses add up."""
+        dwte += dhead_t
+        return dwte
 
     def problem(self) -> Problem:
         """The model as a :class:`gradcheck.protocol.Problem` on its own parameters."""

@@ -30,7 +30,7 @@ class TiedHeadDropped(Transformer):
     """The tied token embedding keeps its lookup gradient only; the head's use is dropped."""
 
     @staticmethod
-    def tied_embedding_grad(dwte, dhead):
+    def tied_embedding_grad(dwte, dhead_t):
         return dwte
 
 

@@ -49,6 +49,7 @@ from gradcheck.errors import (
 Point = tuple[str, Any, Any]  # (name, flat index: int | slice | ndarray, values)
 _FLOAT64 = np.dtype(np.float64)
 BATCHES_PER_WORKER = 4  # more batches than workers keeps them all busy to the end
+MIN_BATCH = 32  # points per batch below which fewer batches are sent
 
 
 class _Raised(NamedTuple):
@@ -299,13 +300,20 @@ class Evaluator:
                     raise
                 raise _unpicklable(self.loss, exc) from exc
         shapes = {name: self.params[name].shape for name in self.params.names}
-        out = np.empty(len(points), dtype=np.float64)
-        for k, raw in enumerate(raws):
-            self._count(1)
-            where = describe(points[k], shapes[points[k][0]])
-            if isinstance(raw, _Raised):
-                raise LossError(f"loss raised {raw.kind}: {raw.message} {where} (in a worker)")
-            out[k] = self.accept(raw, where)
+        kinds = set(map(type, raws))
+        if kinds <= {float, np.float64} and len(raws) == len(points):  # the common case
+            self._count(len(raws))
+            if np.float64 in kinds:
+                self._loss_dtype = _FLOAT64
+            out = np.array(raws, dtype=np.float64)
+        else:
+            out = np.empty(len(points), dtype=np.float64)
+            for k, raw in enumerate(raws):
+                self._count(1)
+                where = describe(points[k], shapes[points[k][0]])
+                if isinstance(raw, _Raised):
+                    raise LossError(f"loss raised {raw.kind}: {raw.message} {where} (in a worker)")
+                out[k] = self.accept(raw, where)
         if not self._verified and len(points):
             here = self.at([points[0]], here=True)[0]
             if np.float64(here).tobytes() != np.float64(out[0]).tobytes():
@@ -394,7 +402,10 @@ def _run_batch(
 
 
 def _batches(executor: Executor, count: int) -> list[range]:
-    workers = getattr(executor, "_max_workers", None) or os.cpu_count() or 2
-    n = max(1, min(count, BATCHES_PER_WORKER * int(workers)))
+    """Contiguous batches: ``BATCHES_PER_WORKER`` per worker, fewer when they would hold under
+    ``MIN_BATCH`` points (a task's fixed cost, shipping the parameters, then dominates), but
+    never fewer than the workers while there are points for each."""
+    workers = int(getattr(executor, "_max_workers", None) or os.cpu_count() or 2)
+    n = max(1, min(count, workers), min(count // MIN_BATCH, BATCHES_PER_WORKER * workers))
     bounds = np.linspace(0, count, n + 1).round().astype(int)
     return [range(a, b) for a, b in itertools.pairwise(bounds.tolist()) if b > a]

@@ -586,3 +586,36 @@ def test_grad_raising_is_a_loss_error():
 def test_every_error_here_derives_from_the_one_base_class():
     for error in (InputError, LossError, NondeterministicLossError, StateMutationError):
         assert issubclass(error, GradcheckError)
+
+
+# --- Dask (the optional dask extra) -------------------------------------------------------
+DASK_NET = (200, 250, 2)  # 50,752 parameters, batch 1: a cheap forward, 1e5 evaluations
+
+
+@pytest.fixture(scope="module")
+def dask_executor():
+    """``client.get_executor()`` of a 2-process LocalCluster, started once for the module."""
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            processes=True, n_workers=2, threads_per_worker=1, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client.get_executor()
+
+
+def test_dask_full_check_is_bitwise_the_serial_one(dask_executor):
+    net = TanhMLP(sizes=DASK_NET, batch=1)
+    grad = wrong_elements(net.grad, {"W2": {3: 0.5}})
+    serial = gradcheck.check(net.loss, grad, net.params())
+    params = net.params()
+    before = bits(params)
+    parallel = gradcheck.check(net.loss, grad, params, executor=dask_executor)
+    assert net.size > 5e4
+    assert bits(params) == before
+    count_s, data_s = without_count(serial)
+    count_p, data_p = without_count(parallel)
+    assert data_p == data_s  # the whole JSON report, every number bit for bit
+    assert count_p == count_s + SPOT_CHECK
+    assert parallel.failed_params == ["W2"]
