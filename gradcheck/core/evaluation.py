@@ -248,17 +248,17 @@ class Evaluator:
                     write(index, original)
                 if progress is not None:
                     progress(done + len(raws), max(self._planned, done + len(raws)))
-        except (KeyboardInterrupt, SystemExit, MemoryError):
-            raise
+        except (KeyboardInterrupt, SystemExit, MemoryError, StateMutationError):
+            raise  # a group's writer found a parameter the loss changed
         except Exception as exc:
-            param = self.params[name]
+            k = len(raws)
+            param, index = self.params.member(name, indices[k])  # a group's real element
             frozen = not param.python_scalar and not param.array.flags.writeable
             if isinstance(exc, ValueError) and frozen:  # a write met an array the loss froze
                 raise read_only_error(param) from exc
-            k = len(raws)
             raise LossError(
                 f"loss raised {type(exc).__name__}: {exc} "
-                f"{describe((name, indices[k], values[k]), param.shape)}"
+                f"{describe((param.name, index, values[k]), param.shape)}"
             ) from exc
         finally:
             # a call that raised was made too; progress was reported for the completed ones
@@ -274,10 +274,14 @@ class Evaluator:
             if np.float64 in kinds:
                 self._loss_dtype = _FLOAT64
             return np.array(raws, dtype=np.float64)
-        shape = self.params[name].shape
+
+        def where(index: Any, value: Any) -> str:
+            param, local = self.params.member(name, index)
+            return describe((param.name, local, value), param.shape)
+
         return np.array(
             [
-                self.accept(raw, lambda i=i, v=v: describe((name, i, v), shape))
+                self.accept(raw, lambda i=i, v=v: where(i, v))
                 for raw, i, v in zip(raws, indices, values, strict=True)
             ],
             dtype=np.float64,
