@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 import numpy as np
 
-from gradcheck.core.compare import analytic_array, compare
+from gradcheck.core.compare import ParamResult, analytic_array, compare
 from gradcheck.core.differences import (
     OWN_PILOT_MIN,
     FiniteDifferences,
-    TensorDifferences,
     planned_evaluations,
 )
 from gradcheck.core.evaluation import Evaluator, check_executor
@@ -267,37 +266,51 @@ def _full_results(engine, pset, gradients, grad_dtypes, tolerance, executor) -> 
                 if sum(pset[n].size for n in runs[-1]) + pset[name].size >= OWN_PILOT_MIN:
                     runs.append([])  # a group stays under OWN_PILOT_MIN: the shared pilot
                 runs[-1].append(name)
-    diffs: dict[str, TensorDifferences] = {}
+    done: dict[str, ParamResult] = {}
     for runs in groups.values():
         for run in runs:
             if len(run) < 2:
                 continue
             group = pset[pset.group(run)]
             analytic = np.concatenate([fitting[name] for name in run])
-            whole = engine.differentiate(group.name, analytic, precision[run[0]])
+            whole = compare(
+                group,
+                analytic,
+                engine.differentiate(group.name, analytic, precision[run[0]]),
+                tolerance,
+            )
             for name, start, stop in zip(run, group.starts, group.starts[1:], strict=False):
-                diffs[name] = _part(whole, start, stop)
+                done[name] = _part(whole, pset[name], gradients[name], start, stop)
     return [
-        compare(
+        done[name]
+        if name in done
+        else compare(
             pset[name],
             gradients.get(name),
-            diffs[name]
-            if name in diffs
-            else engine.differentiate(name, fitting[name], precision[name]),
+            engine.differentiate(name, fitting[name], precision[name]),
             tolerance,
         )
         for name in pset.names
     ]
 
 
-def _part(whole: TensorDifferences, start: int, stop: int) -> TensorDifferences:
-    """Elements ``start:stop`` of a group's differences (arrays sliced, scalars shared)."""
-    return TensorDifferences(
-        **{
-            f.name: (value[start:stop] if isinstance(value, np.ndarray) else value)
-            for f in fields(TensorDifferences)
-            for value in [getattr(whole, f.name)]
-        }
+def _part(whole: ParamResult, param: Any, grad: np.ndarray, start: int, stop: int) -> ParamResult:
+    """One member's result out of its group's: per-element arrays sliced, the member's own
+    name, shape, dtype and gradient."""
+    per_element = {
+        f.name: value[start:stop]
+        for f in fields(ParamResult)
+        for value in [getattr(whole, f.name)]
+        if isinstance(value, np.ndarray) and f.name != "raw_grad"
+    }
+    return replace(
+        whole,
+        **per_element,
+        name=param.name,
+        shape=param.shape,
+        dtype=str(param.dtype),
+        grad_shape=tuple(grad.shape),
+        raw_grad=grad,
     )
 
 

@@ -68,6 +68,8 @@ class Group:
     name: str
     members: tuple[Param, ...]
     starts: tuple[int, ...]  # flat start of each member, and the total size last
+    rest: list[Any]  # what restores each element: its snapshot value, or _SNAPSHOT (scalars)
+    writer: Callable[[Any, Any], None] | None = None  # ParamSet.writer's, built on first use
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -227,7 +229,14 @@ class ParamSet:
             raise ValueError("a group's members share one dtype")
         name = f"[{names[0]} .. {names[-1]}]"
         starts = np.cumsum([0, *(p.size for p in members)]).tolist()
-        self.groups[name] = Group(name, members, tuple(starts))
+        rest = [
+            value
+            for p in members
+            for value in (
+                [_SNAPSHOT] * p.size if p.python_scalar else p.snapshot.reshape(-1).tolist()
+            )
+        ]
+        self.groups[name] = Group(name, members, tuple(starts), rest)
         return name
 
     def member(self, name: str, flat: int) -> tuple[Param, int]:
@@ -260,7 +269,10 @@ class ParamSet:
         as the very object the loss saw first.
         """
         if name in self.groups:
-            return self._group_writer(self.groups[name])
+            group = self.groups[name]
+            if group.writer is None:  # built once per group: the lookup tables cost O(size)
+                group.writer = self._group_writer(group)
+            return group.writer
         p = self.params[name]
         if not p.python_scalar:
             return p.array.flat.__setitem__
@@ -285,7 +297,7 @@ class ParamSet:
         sizes = np.diff(group.starts)
         which = np.repeat(np.arange(len(members)), sizes).tolist()
         local = (np.arange(group.size) - np.repeat(group.starts[:-1], sizes)).tolist()
-        rest = self._group_originals(group, range(group.size))
+        rest = group.rest
         publics = [self._public(p) for p in members]
 
         def holds_snapshot(k: int, i: int, index: int) -> bool:
@@ -309,11 +321,8 @@ class ParamSet:
         return write_element
 
     def _group_originals(self, group: Group, indices: Any) -> list[Any]:
-        out = []
-        for flat in indices:
-            p, local = group.locate(flat)
-            out.append(_SNAPSHOT if p.python_scalar else p.snapshot.reshape(-1)[local].item())
-        return out
+        rest = group.rest
+        return [rest[i] for i in indices]
 
     def originals(self, name: str, indices: list[Any]) -> list[Any]:
         """What :meth:`writer` must write at each of ``indices`` to restore the snapshot."""
