@@ -7,7 +7,11 @@ Everything else (the subpackages ``core``, ``fast``, ``diagnosis``, ``report`` a
 """
 
 from gradcheck.adapters.attributes import find_params, from_attributes, from_params_dict
-from gradcheck.adapters.training import PrecisionWarning, from_training_step
+from gradcheck.adapters.training import (
+    PrecisionWarning,
+    SampleChangedWarning,
+    from_training_step,
+)
 from gradcheck.api import check, check_problem
 from gradcheck.assertions import GradientMismatch, assert_gradients
 from gradcheck.core.compare import ParamResult
@@ -22,6 +26,9 @@ from gradcheck.errors import (
 from gradcheck.fast.probe import FastOptions
 from gradcheck.protocol import NodeTrace, Problem
 from gradcheck.report.model import Entry, Report
+from gradcheck.routes.derivatives import check_hessian, check_hvp, check_jacobian
+from gradcheck.routes.layer import check_layer
+from gradcheck.routes.value_and_grad import check_value_and_grad
 
 __all__ = [
     "Entry",
@@ -36,11 +43,17 @@ __all__ = [
     "PrecisionWarning",
     "Problem",
     "Report",
+    "SampleChangedWarning",
     "StateMutationError",
     "Tolerance",
     "assert_gradients",
     "check",
+    "check_hessian",
+    "check_hvp",
+    "check_jacobian",
+    "check_layer",
     "check_problem",
+    "check_value_and_grad",
     "find_params",
     "from_attributes",
     "from_params_dict",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import fields, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -18,11 +18,13 @@ from gradcheck.core.differences import (
 from gradcheck.core.evaluation import Evaluator, check_executor
 from gradcheck.core.numerics import Tolerance, coarser_dtype, machine_eps
 from gradcheck.core.params import ParamSet
+from gradcheck.core.tree import StructureError, Tree, is_tree
 from gradcheck.diagnosis.classify import diagnose
-from gradcheck.diagnosis.nodes import check_nodes
+from gradcheck.diagnosis.nodes import NodeResult, node_plans, node_result
 from gradcheck.errors import InputError, LossError, StateMutationError
 from gradcheck.fast.mode import fast_results
 from gradcheck.fast.probe import FastOptions
+from gradcheck.options import CheckOptions
 from gradcheck.protocol import NodeTrace, Problem, as_problem
 from gradcheck.report.model import Report
 
@@ -51,10 +53,12 @@ def check(
     Args:
         loss: ``loss(params) -> float``, the scalar the gradient differentiates.
         grad: ``grad(params) -> {name: array}``, the hand-written gradient, one entry per
-            parameter, each shaped like its parameter.
+            parameter, each shaped like its parameter (for a pytree: the same structure).
         params: ``{name: float or ndarray}`` (float32 or float64; Python floats and 0-d
-            arrays for scalars). They are perturbed in place one element at a time and are
-            bitwise what they were when ``check`` returns or raises, whatever happens.
+            arrays for scalars), or any nesting of dicts, lists and tuples of them (a pytree:
+            elements are named by path, ``weights[1][3, 2]``; see :mod:`gradcheck.core.tree`).
+            They are perturbed in place one element at a time and are bitwise what they were
+            when ``check`` returns or raises, whatever happens.
         richardson: refine every element with Richardson extrapolation (four more loss
             evaluations each) instead of only those whose verdict needs it.
         tolerance: the pass rule, :class:`~gradcheck.core.numerics.Tolerance` by default.
@@ -102,29 +106,27 @@ def check(
         raise InputError(
             f"progress must be callable as progress(done, total), got {type(progress).__name__}"
         )
-    tolerance = Tolerance() if tolerance is None else tolerance
-    if not isinstance(tolerance, Tolerance):
-        raise InputError(f"tolerance must be a gradcheck.Tolerance, got {type(tolerance).__name__}")
-    if mode not in ("full", "fast"):
-        raise InputError(f"mode must be 'full' or 'fast', got {mode!r}")
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise InputError(f"seed must be a non-negative int, got {seed!r}")
-    fast = FastOptions() if fast is None else fast
-    if not isinstance(fast, FastOptions):
-        raise InputError(f"fast must be a gradcheck.FastOptions, got {type(fast).__name__}")
+    options = CheckOptions.build(
+        mode=mode, richardson=richardson, tolerance=tolerance, seed=seed, fast=fast
+    )
+    if is_tree(params):  # nested dicts/lists/tuples: the engine sees {path: leaf}
+        tree = Tree(params)
+        loss, grad, params = tree.on_flat(loss), tree.grad_on_flat(grad), tree.leaves
+        nodes, samples = tree.on_flat(nodes), [tree.sample(s) for s in samples]
     if executor is not None:
         check_executor(executor, loss)
-    dims = dict(dims or {})
-    scale = {"mode": mode, "seed": int(seed), "executor": executor, "fast": fast}
-    report = _check_params(loss, grad, params, richardson, tolerance, dims, progress, **scale)
-    options = {"richardson": richardson, "tolerance": tolerance}
+    dims = _dims(dims)
+    measured = _measure(loss, grad, params, options, progress, executor)
+    done = measured.evaluations
+    node_results: list[NodeResult] = []
     if nodes is not None:
         trace = _call_with_restore(nodes, params, "nodes")
-        report.nodes = check_nodes(trace, check, **options)
-        report.evaluations += sum(
+        node_results = _check_nodes(trace, options)
+        done += sum(
             r.total.evaluations + (r.local.evaluations if r.local is not r.total else 0)
-            for r in report.nodes
+            for r in node_results
         )
+    sample_reports = []
     for i, sample in enumerate(samples):
         sample = _as_sample(sample, i)
         sub = check(
@@ -133,13 +135,24 @@ def check(
             params,
             nodes=sample.nodes,
             dims=dims,
-            progress=_offset(progress, report.evaluations),
-            **options,
-            **scale,
+            progress=_offset(progress, done),
+            executor=executor,
+            **_keywords(options),
         )
-        report.samples.append(sub)
-        report.evaluations += sub.evaluations
-    return report
+        sample_reports.append(sub)
+        done += sub.evaluations
+    return Report(
+        params=measured.results,
+        evaluations=done,
+        loss=measured.loss,
+        options=options.describe(),
+        notes=measured.notes,
+        extra_gradients=measured.extra,
+        # fast mode measures a few elements: too few for whole-gradient figures or groups
+        diagnosis=diagnose(measured.results, dims) if options.mode == "full" else None,
+        nodes=node_results,
+        samples=sample_reports,
+    )
 
 
 def check_problem(problem: Any, **options: Any) -> Report:
@@ -169,36 +182,86 @@ def _as_sample(sample: Any, i: int) -> Problem:
     )
 
 
-def _check_params(
-    loss,
-    grad,
-    params,
-    richardson,
-    tolerance,
-    dims,
-    progress=None,
-    *,
-    mode="full",
-    seed=0,
-    executor=None,
-    fast=None,
-) -> Report:
+def _keywords(options: CheckOptions) -> dict[str, Any]:
+    """``options`` as :func:`check`'s keyword arguments (for node and sample checks)."""
+    return {
+        "mode": options.mode,
+        "richardson": options.richardson,
+        "tolerance": options.tolerance,
+        "seed": options.seed,
+        "fast": options.fast,
+    }
+
+
+def _dims(dims: Mapping[str, int] | None) -> dict[str, int]:
+    """Named sizes for the diagnosis, validated: ``{name: positive int}``."""
+    if dims is None:
+        return {}
+    if not isinstance(dims, Mapping):
+        raise InputError(
+            f"dims must be a dict of name -> size (e.g. {{'batch': 32}}), got {type(dims).__name__}"
+        )
+    for name, size in dims.items():
+        if (
+            not isinstance(name, str)
+            or isinstance(size, bool)
+            or not isinstance(size, (int, np.integer))
+            or size < 1
+        ):
+            raise InputError(f"dims must map names to positive ints, got {name!r}: {size!r}")
+    return {name: int(size) for name, size in dims.items()}
+
+
+def _check_nodes(trace: NodeTrace, options: CheckOptions) -> list[NodeResult]:
+    """The two checks of every node of ``trace`` (node checks are always full and serial)."""
+    results = []
+    for plan in node_plans(trace):
+        keywords = _keywords(options) | {"mode": "full"}
+        total = check(*plan.total, **keywords)
+        local = total if plan.local is None else check(*plan.local, **keywords)
+        results.append(node_result(trace, plan, total, local))
+    return results
+
+
+class _Measured(NamedTuple):
+    """The parameter check's results, before nodes, samples and diagnosis are added."""
+
+    results: list[ParamResult]
+    evaluations: int
+    loss: float
+    notes: list[str]
+    extra: list[str]
+
+
+def _measure(
+    loss: Loss,
+    grad: Grad,
+    params: Mapping[str, Any],
+    options: CheckOptions,
+    progress: Callable[[int, int], None] | None,
+    executor: Executor | None,
+) -> _Measured:
+    """Parameters -> evaluations -> finite differences -> one verdict per element."""
     pset = ParamSet(params)
     evaluator = Evaluator(pset, loss, progress=progress, executor=executor)
-    evaluator.plan(planned_evaluations(pset, richardson) if mode == "full" else 2)
-    engine = FiniteDifferences(evaluator, tolerance, richardson=richardson)
+    full = options.mode == "full"
+    evaluator.plan(planned_evaluations(pset, options.richardson) if full else 2)
+    engine = FiniteDifferences(evaluator, options.tolerance, richardson=options.richardson)
+    tolerance = options.tolerance
     try:
         f0 = evaluator.baseline()
         gradients, grad_dtypes = _call_grad(grad, pset)
-        if mode == "fast":
-            results = fast_results(engine, pset, gradients, grad_dtypes, tolerance, fast, seed)
+        if not full:
+            results = fast_results(
+                engine, pset, gradients, grad_dtypes, tolerance, options.fast, options.seed
+            )
         else:
             results = _full_results(engine, pset, gradients, grad_dtypes, tolerance, executor)
         extra = [str(k) for k in gradients if k not in pset.params]
     finally:
         pset.restore_all()
     notes = pset.notes
-    if mode == "fast" and any(p.failed for p in results):
+    if not full and any(p.failed for p in results):
         notes.append(
             "fast mode measured only the elements it located or sampled: for the "
             "diagnosis (bug classes, ratio groups, cosine), run the full check on the "
@@ -214,35 +277,7 @@ def _check_params(
             "steps and tolerances are scaled to it, so differences smaller than the tolerance "
             "column cannot be seen"
         )
-    return Report(
-        params=results,
-        evaluations=evaluator.evaluations,
-        loss=f0,
-        options={
-            "step": "central, h = (3 noise / |f'''|)^(1/3) from a pilot, clipped to "
-            "[eps^(1/3), eps^(1/5)] * max(1, |x|)",
-            "richardson": richardson,
-            "safety": tolerance.safety,
-            "noise_ulps": tolerance.noise_ulps,
-            "rtol": tolerance.rtol,
-            "mode": mode,
-            **(
-                {
-                    "seed": seed,
-                    "probes": fast.probes,
-                    "false_alarm": fast.false_alarm,
-                    "max_wrong": fast.max_wrong,
-                    "fallback_samples": fast.fallback_samples,
-                }
-                if mode == "fast"
-                else {}
-            ),
-        },
-        notes=notes,
-        extra_gradients=extra,
-        # fast mode measures a few elements: too few for whole-gradient figures or groups
-        diagnosis=diagnose(results, dims) if mode == "full" else None,
-    )
+    return _Measured(results, evaluator.evaluations, f0, notes, extra)
 
 
 def _full_results(engine, pset, gradients, grad_dtypes, tolerance, executor) -> list:
@@ -325,7 +360,7 @@ def _call_user(function: Callable, pset: ParamSet, what: str) -> Any:
     """Call a user function at the starting parameters; it must neither raise nor change them."""
     try:
         result = function(pset.view)
-    except (KeyboardInterrupt, SystemExit, MemoryError):
+    except (KeyboardInterrupt, SystemExit, MemoryError, StructureError):
         raise
     except Exception as exc:
         raise LossError(
@@ -349,7 +384,7 @@ def _call_with_restore(function: Callable, params: Mapping[str, Any], what: str)
         pset.restore_all()
 
 
-def _call_grad(grad: Grad, pset: ParamSet) -> tuple[dict[str, Any], dict[str, np.dtype]]:
+def _call_grad(grad: Grad, pset: ParamSet) -> tuple[dict[str, Any], dict[str, Any]]:
     """The hand-written gradients as float64 copies, and the dtype each came in."""
     raw = _call_user(grad, pset, "grad")
     if not isinstance(raw, Mapping):

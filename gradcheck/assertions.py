@@ -92,13 +92,13 @@ def assert_gradients(
     __tracebackhide__ = True  # the failure points at the test's line, not at this helper
     settings = settings or active_settings()
     options.setdefault("richardson", settings.richardson)
+    options.setdefault("seed", settings.seed)
     if options.get("tolerance") is None:
         options["tolerance"] = settings.tolerance
     if grad is None and params is None:  # a Problem: its nodes, samples and dims count too
         report = check_problem(loss, **options)
     else:
         report = check(loss, grad, params, **options)
-    report.options["seed"] = settings.seed
     if report.passed:
         return report
     message = report.to_text(max_rows=settings.max_rows).rstrip("\n")

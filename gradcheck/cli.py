@@ -35,6 +35,7 @@ from pathlib import Path
 from gradcheck.adapters.target import is_target, load_target
 from gradcheck.api import check_problem
 from gradcheck.errors import GradcheckError
+from gradcheck.options import seed_argument
 from gradcheck.progress import ProgressBar
 from gradcheck.protocol import Problem, Reference, load_references
 from gradcheck.report.files import write_reports as write_report_files
@@ -90,17 +91,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="seed random and numpy.random before loading your code (default 0)",
     )
     return parser
-
-
-def seed_argument(text: str) -> int:
-    """argparse type of a seed (also used by the pytest plugin's --gradcheck-seed)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {value}")
-    return value
 
 
 def cmd_list(references: dict[str, Reference]) -> int:
@@ -164,8 +154,6 @@ def cmd_check(args: argparse.Namespace, references: dict[str, Reference]) -> int
             ref = references[name]
             problem = ref.build()
         report = run_check(problem, args, name)
-        if ref is None:
-            report.options["seed"] = args.seed
         expected = "pass" if ref is None or ref.expect_pass else "fail"
         got = verdict(ref, report) if ref else ("pass" if report.passed else "fail")
         outcome.append((name, ref, expected, got, report))

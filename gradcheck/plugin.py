@@ -26,8 +26,8 @@ import pytest
 
 from gradcheck.api import check, check_problem
 from gradcheck.assertions import Settings, assert_gradients, pop_settings, push_settings
-from gradcheck.cli import seed_argument
-from gradcheck.core.numerics import Tolerance
+from gradcheck.core.numerics import Tolerance, step_rule
+from gradcheck.options import seed_argument
 from gradcheck.report.model import Report
 
 SETTINGS = pytest.StashKey[Settings]()
@@ -144,8 +144,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         if tol.rtol is not None:
             replay.append(f"--gradcheck-rtol {tol.rtol:g}")
     lines = [
-        f"gradcheck: seed {s.seed}; step: central differences, h from a pilot |f'''| estimate"
-        f"{', Richardson on every element' if s.richardson else ', Richardson where needed'}; "
+        f"gradcheck: seed {s.seed}; step: {step_rule(s.richardson)}; "
         f"tolerance: safety {tol.safety:g}, noise {tol.noise_ulps:g} ulps, rtol {rtol}",
         f"gradcheck: replay with {' '.join(replay)}",
     ]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from gradcheck.cli import EXIT_MISMATCH, EXIT_OK, main
+from tests.helpers.isolated import run_isolated
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -54,3 +55,49 @@ def test_torch_example(capsys):
     pytest.importorskip("torch")
     assert main(["check", f"{EXAMPLES / 'torch_function.py'}:make"]) == EXIT_MISMATCH
     assert "group: true = 3 x hand-written for w (all 12)" in capsys.readouterr().out
+
+
+# -- the routes of issue 13: each example plants a bug, shows it caught, and a correct version
+# passing; its main() returns 0 only when all of that holds.
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("list_network.py", "X   weights[0]"),
+        ("layer_pair.py", "X   prev_c"),
+        ("value_and_grad_net.py", "Whh for Whh.T through time: ['Wxh', 'Whh', 'bh']"),
+        ("least_squares.py", "wrong elements: [(1, 1), (2, 1)"),
+        ("trust_region.py", "hess with H[0, 1] off: [(0, 1)]"),
+    ],
+)
+def test_route_examples_catch_their_planted_bugs(script, expected, capsys):
+    with pytest.raises(SystemExit) as stop:
+        runpy.run_path(str(EXAMPLES / script), run_name="__main__")
+    out = capsys.readouterr().out
+    assert stop.value.code == 0, out
+    assert expected in out
+
+
+def test_list_network_example_from_the_command_line(capsys):
+    assert main(["check", f"{EXAMPLES / 'list_network.py'}:make"]) == EXIT_MISMATCH
+    out = capsys.readouterr().out
+    assert "weights[0][1, 1]" in out
+    assert "biases[0][0, 0]" in out
+
+
+def test_jax_example():
+    """In a child process: a process that imported JAX must not fork (see jax_cases.py)."""
+    done = run_isolated(str(EXAMPLES / "jax_custom_vjp.py"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "correct bwd: passed" in done.stdout
+    assert "group: true = 3 x hand-written for w (all 12)" in done.stdout
+
+
+def test_routes_doc_code_blocks_run():
+    """Every ```python block of the routes docs section runs (each on its own)."""
+    doc = EXAMPLES.parent / "docs" / "_incoming" / "routes.md"
+    if not doc.exists():  # folded into the docs site, whose own test runs its blocks
+        pytest.skip("docs/_incoming/routes.md has been folded into the docs")
+    blocks = doc.read_text().split("```python\n")[1:]
+    assert len(blocks) == 4
+    for block in blocks:
+        exec(compile(block.split("```", 1)[0], str(doc), "exec"), {"__name__": "__doc__"})

@@ -41,13 +41,31 @@ def is_weight(value: Any) -> bool:
     return isinstance(value, (float, np.floating)) and not isinstance(value, np.float16)
 
 
+def holds_weights(value: Any) -> bool:
+    """A non-empty list or tuple whose leaves (through nested lists, tuples and dicts) are all
+    weights: ``self.weights = [W1, W2]`` (checked as a pytree, elements ``weights[1][3, 2]``).
+    Lists of integers (``self.sizes = [784, 30, 10]``) are not weights."""
+    if not isinstance(value, (list, tuple)) or not value:
+        return False
+
+    def leaves_ok(node: Any) -> bool:
+        if isinstance(node, Mapping):
+            return bool(node) and all(leaves_ok(v) for v in node.values())
+        if isinstance(node, (list, tuple)):
+            return bool(node) and all(leaves_ok(v) for v in node)
+        return is_weight(node)
+
+    return leaves_ok(value)
+
+
 def find_params(
     container: Any, include: Iterable[str] | None = None, exclude: Iterable[str] = ()
 ) -> list[str]:
     """Names of the weights in an object's attributes (or a mapping's keys), in order.
 
     Without ``include``: every public attribute (no leading underscore) holding a float or a
-    float array. With it: exactly those names (each must exist). ``exclude`` drops names.
+    float array, or a list or tuple of them (:func:`holds_weights`, checked as a pytree). With
+    it: exactly those names (each must exist). ``exclude`` drops names.
     """
     values = container if isinstance(container, Mapping) else _attributes(container)
     exclude = set(_names(exclude, "exclude"))
@@ -63,7 +81,7 @@ def find_params(
         names = [
             n
             for n, v in values.items()
-            if isinstance(n, str) and not n.startswith("_") and is_weight(v)
+            if isinstance(n, str) and not n.startswith("_") and (is_weight(v) or holds_weights(v))
         ]
     names = [n for n in names if n not in exclude]
     if not names:

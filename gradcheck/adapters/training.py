@@ -8,10 +8,15 @@ after every step.
 
 The recovered ``g`` carries a rounding error of a few ulps of ``theta`` divided by the learning
 rate; a :class:`PrecisionWarning` says when that is large next to the partials themselves.
+
+Every call of the step and the loss gets a fresh copy of its sample, so a step that changes its
+sample in place (``x.shape += (1,)``, ``x -= mean``) cannot change the function being checked
+from one call to the next; it is reported once with a :class:`SampleChangedWarning`.
 """
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
@@ -19,12 +24,17 @@ from typing import Any
 import numpy as np
 
 from gradcheck.adapters.attributes import Slots, as_method, find_params
+from gradcheck.core.tree import Tree, is_container
 from gradcheck.errors import InputError
 from gradcheck.protocol import Problem
 
 
 class PrecisionWarning(UserWarning):
     """A recovered gradient keeps too few digits to be judged finely (tiny training step)."""
+
+
+class SampleChangedWarning(UserWarning):
+    """The training step (or the loss) changed its sample in place; the check gave it a copy."""
 
 
 # The recovered gradient is judged untrustworthy when its rounding error exceeds this fraction
@@ -109,7 +119,7 @@ def _functions(obj, container, slots: Slots, user_step, user_loss, cases, rate, 
     def mean_loss(params):
         saved = slots.bind(params)
         try:
-            values = [user_loss(obj, *case) for case in cases]
+            values = [_on_copy(user_loss, obj, case, "loss") for case in cases]
         finally:
             slots.unbind(saved)
         for k, value in enumerate(values, start=first):
@@ -125,13 +135,14 @@ def _functions(obj, container, slots: Slots, user_step, user_loss, cases, rate, 
             _one_step(obj, container, slots, params, user_step, case, rate, k)
             for k, case in enumerate(cases, start=first)
         ]
+        tree = Tree({n: params[n] for n in slots.names})  # lists of weights: one path a leaf
         out = {}
-        for n in slots.names:
-            own = np.shape(params[n])
-            odd = [g[n] for g in per_sample if g[n].shape != own]
+        for path, leaf in tree.leaves.items():
+            own = np.shape(leaf)
+            odd = [g[path] for g in per_sample if g[path].shape != own]
             # samples disagreeing on a shape cannot be averaged: show the odd one
-            out[n] = odd[0] if odd else np.mean([g[n] for g in per_sample], axis=0)
-        return out
+            out[path] = odd[0] if odd else np.mean([g[path] for g in per_sample], axis=0)
+        return tree.build(out)
 
     return mean_loss, implied_grad
 
@@ -141,29 +152,27 @@ def _one_step(obj, container, slots: Slots, params, user_step, case, rate, k):
     saved = slots.bind(params)
     state = _capture(obj, container)
     try:
-        before = {n: np.array(slots.get(n), dtype=np.float64) for n in slots.names}
+        before = _numbers(slots, "before")
         try:
-            user_step(obj, *case)
+            _on_copy(user_step, obj, case, "training step")
         except (KeyboardInterrupt, SystemExit, MemoryError):
             raise
         except Exception as exc:
             raise InputError(
                 f"the training step raised {type(exc).__name__}: {exc} (sample {k})"
             ) from exc
-        after = {}
-        for n in slots.names:
-            try:
-                after[n] = np.array(slots.get(n), dtype=np.float64)
-            except (AttributeError, KeyError, TypeError, ValueError) as exc:
-                raise InputError(
-                    f"after the training step, weight {n!r} is not a number "
-                    f"({type(exc).__name__}: {exc})"
-                ) from exc
+        after = _numbers(slots, "after")
+        if list(after) != list(before):
+            first = next(p for p in [*before, *after] if p not in after or p not in before)
+            raise InputError(
+                f"after the training step, the weights have another structure (at {first!r}); "
+                "a step must update each weight, not add or remove some"
+            )
     finally:
         _restore(state)
         slots.unbind(saved)
     grads = {}
-    for n in slots.names:
+    for n in before:
         try:
             grads[n] = (before[n] - after[n]) / rate
         except ValueError:  # shapes that do not even broadcast: keep the step's shape
@@ -172,11 +181,66 @@ def _one_step(obj, container, slots: Slots, params, user_step, case, rate, k):
     return grads
 
 
+def _numbers(slots: Slots, when: str) -> dict[str, np.ndarray]:
+    """The weights as ``{path: float64 copy}`` (a list attribute gives ``weights[1]`` ...)."""
+    out = {}
+    for n in slots.names:
+        value = slots.get(n)
+        leaves = Tree({n: value}).leaves if is_container(value) else {n: value}
+        for path, leaf in leaves.items():
+            try:
+                out[path] = np.array(leaf, dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise InputError(
+                    f"{when} the training step, weight {path!r} is not a number "
+                    f"({type(exc).__name__}: {exc})"
+                ) from exc
+    return out
+
+
+def _on_copy(function, obj, case: tuple, what: str):
+    """``function(obj, *case)`` on a fresh copy of the sample, warning if it changed the copy."""
+    fresh = tuple(_copy(item) for item in case)
+    try:
+        return function(obj, *fresh)
+    finally:
+        change = _change(case, fresh)
+        if change:
+            warnings.warn(
+                # no sample number: the same change on every sample is reported once
+                f"the {what} changes its sample in place ({change}); gradcheck passes every "
+                "call a fresh copy, so the check is not affected, but the code would change "
+                "its data when called twice on the same sample",
+                SampleChangedWarning,
+                stacklevel=2,
+            )
+
+
+def _copy(item: Any) -> Any:
+    if isinstance(item, np.ndarray):
+        return item.copy()
+    try:
+        return copy.deepcopy(item)
+    except Exception:  # uncopyable objects are passed as they are
+        return item
+
+
+def _change(case: tuple, fresh: tuple) -> str:
+    """How the copies differ from the samples they were made from ("" when they do not)."""
+    for i, (before, after) in enumerate(zip(case, fresh, strict=True)):
+        if isinstance(before, np.ndarray) and isinstance(after, np.ndarray):
+            if after.shape != before.shape:
+                return f"argument {i} changed shape {before.shape} -> {after.shape}"
+            if after.dtype != before.dtype or after.tobytes() != before.tobytes():
+                return f"argument {i} changed values"
+    return ""
+
+
 def _capture(obj, container) -> list:
     """Everything a step may touch: attribute/key bindings and the contents of arrays.
 
-    Nested containers other than the weights' own (lists of arrays, optimiser objects) are
-    not captured: a step that must be checked this way is plain SGD on the weights.
+    Arrays inside lists, tuples and dicts of the object are captured too (list-valued weights);
+    other objects (an optimiser's state) are not: a step checked this way is plain SGD.
     """
     mappings: list[MutableMapping] = []
     for owner in (obj, container):
@@ -186,19 +250,31 @@ def _capture(obj, container) -> list:
     state = []
     for mapping in mappings:
         bindings = dict(mapping)
-        arrays = [
-            (a, a.copy())
-            for a in bindings.values()
-            if isinstance(a, np.ndarray) and a.flags.writeable
-        ]
+        arrays = [(a, a.copy()) for a in _writable_arrays(list(bindings.values()))]
         state.append((mapping, bindings, arrays))
     return state
 
 
+def _writable_arrays(values: list) -> list[np.ndarray]:
+    """Writable arrays among ``values`` and inside their lists, tuples and dicts (the arrays
+    of ``self.weights = [W1, W2]`` that a step may update in place)."""
+    out, stack = [], list(values)
+    while stack:
+        value = stack.pop()
+        if isinstance(value, np.ndarray):
+            if value.flags.writeable:
+                out.append(value)
+        elif isinstance(value, MutableMapping):
+            stack.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend(value)
+    return out
+
+
 def _restore(state: list) -> None:
     for mapping, bindings, arrays in state:
-        for array, copy in arrays:
-            np.copyto(array, copy, casting="no")
+        for array, saved in arrays:
+            np.copyto(array, saved, casting="no")
         mapping.clear()
         mapping.update(bindings)
 

@@ -30,6 +30,7 @@ import numpy as np
 from gradcheck.core.differences import TensorDifferences
 from gradcheck.core.numerics import Tolerance, relative_error
 from gradcheck.core.params import Param, element_label
+from gradcheck.errors import InputError
 
 if TYPE_CHECKING:
     from gradcheck.fast.probe import ProbeSummary
@@ -143,8 +144,6 @@ def analytic_array(name: str, value: Any) -> np.ndarray | None:
 
     Raises a clear error for values that are not numbers at all (strings, objects).
     """
-    from gradcheck.errors import InputError
-
     if value is None:
         return None
     try:

@@ -189,8 +189,8 @@ class Evaluator:
         if self._executor is not None and not here:
             return self._parallel(points)
         out = []
-        for name, run in groupby(points, key=itemgetter(0)):
-            run = list(run)
+        for name, group in groupby(points, key=itemgetter(0)):
+            run = list(group)
             indices = [p[1] for p in run]
             restoring = self.params.originals(name, indices)
             out.append(self._serial(name, indices, [p[2] for p in run], restoring))
@@ -275,13 +275,16 @@ class Evaluator:
                 self._loss_dtype = _FLOAT64
             return np.array(raws, dtype=np.float64)
 
-        def where(index: Any, value: Any) -> str:
-            param, local = self.params.member(name, index)
-            return describe((param.name, local, value), param.shape)
+        def where(index: Any, value: Any) -> Where:
+            def text() -> str:
+                param, local = self.params.member(name, index)  # a group's real element
+                return describe((param.name, local, value), param.shape)
+
+            return text
 
         return np.array(
             [
-                self.accept(raw, lambda i=i, v=v: where(i, v))
+                self.accept(raw, where(i, v))
                 for raw, i, v in zip(raws, indices, values, strict=True)
             ],
             dtype=np.float64,

@@ -59,6 +59,16 @@ class Tolerance:
         return float(np.sqrt(machine_eps(dtype))) if self.rtol is None else self.rtol
 
 
+def step_rule(richardson: bool) -> str:
+    """The step rule in words: the one description the report, the pytest plugin's header and
+    the command line show (keep it true to :func:`optimal_step` and the engine)."""
+    refine = "on every element" if richardson else "where the verdict needs it"
+    return (
+        "central differences, h = (3 noise / |f'''|)^(1/3) from a pilot, clipped to "
+        f"[eps^(1/3), eps^(1/5)] * max(1, |x|); Richardson on h/4, h/2 {refine}"
+    )
+
+
 def machine_eps(dtype: np.dtype) -> float:
     """Machine epsilon of a floating dtype (float64 for anything else)."""
     dtype = np.dtype(dtype)

@@ -14,8 +14,9 @@ For a :class:`~gradcheck.protocol.NodeTrace` the checker runs two checks per nod
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -56,10 +57,23 @@ def _validate(trace: NodeTrace) -> None:
             )
 
 
-def check_nodes(trace: NodeTrace, check, **options) -> list[NodeResult]:
-    """Check every node of ``trace``; ``check`` is :func:`gradcheck.api.check`."""
+class NodePlan(NamedTuple):
+    """The two checks of one node, as ``(loss, grad, params)`` triples for the checker.
+
+    ``local`` is ``None`` for the last node, whose step is the loss itself (its local check is
+    its total one).
+    """
+
+    name: str
+    next: str | None
+    total: tuple[Callable[..., Any], Callable[..., Any], dict[str, np.ndarray]]
+    local: tuple[Callable[..., Any], Callable[..., Any], dict[str, np.ndarray]] | None
+
+
+def node_plans(trace: NodeTrace) -> list[NodePlan]:
+    """What to check for every node of ``trace``, input side first (see the module doc)."""
     _validate(trace)
-    results = []
+    plans = []
     order = list(trace.order)
     for i, name in enumerate(order):
         value = np.array(trace.values[name], dtype=np.float64, copy=True)
@@ -68,26 +82,33 @@ def check_nodes(trace: NodeTrace, check, **options) -> list[NodeResult]:
         def loss(p, name=name):
             return trace.forward({name: p[name]})[1]
 
-        total = check(loss, lambda _p, hand=hand: hand, {name: value.copy()}, **options)
+        def grad(_p, hand=hand):
+            return hand
+
         following = order[i + 1] if i + 1 < len(order) else None
-        if following is None:
-            local = total
-        else:
+        local = None
+        if following is not None:
             upstream = np.asarray(trace.grads[following], dtype=np.float64)
 
             def surrogate(p, name=name, following=following, upstream=upstream):
                 values, _ = trace.forward({name: p[name]})
                 return float(np.sum(upstream * np.asarray(values[following])))
 
-            local = check(surrogate, lambda _p, hand=hand: hand, {name: value.copy()}, **options)
-        step = trace.steps.get(following, "") if following else "loss"
-        paths = []
-        if following is not None and not local.passed:
-            paths = skipped_step(trace, name, following) or missing_paths(
-                trace, name, following, local.params[0]
-            )
-        results.append(NodeResult(name, step, following, total, local, paths))
-    return results
+            local = (surrogate, grad, {name: value.copy()})
+        plans.append(NodePlan(name, following, (loss, grad, {name: value.copy()}), local))
+    return plans
+
+
+def node_result(trace: NodeTrace, plan: NodePlan, total: Any, local: Any) -> NodeResult:
+    """A node's two reports (``local is total`` for the last node) read as a finding."""
+    following = plan.next
+    step = trace.steps.get(following, "") if following else "loss"
+    paths = []
+    if following is not None and not local.passed:
+        paths = skipped_step(trace, plan.name, following) or missing_paths(
+            trace, plan.name, following, local.params[0]
+        )
+    return NodeResult(plan.name, step, following, total, local, paths)
 
 
 # Path analysis enumerates subsets of the paths out of one element: keep it small.

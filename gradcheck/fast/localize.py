@@ -32,14 +32,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gradcheck.core.differences import FiniteDifferences
 from gradcheck.fast.probe import Direction, FastOptions, Record, probe
-
-if TYPE_CHECKING:
-    from gradcheck.core.differences import FiniteDifferences
 
 # Cost model (loss evaluations) for choosing between bisecting and measuring one by one.
 PER_HALVING = 4  # a left probe, and the right one when it cannot be inferred

@@ -34,10 +34,11 @@ subset that holds it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from gradcheck.core.differences import FiniteDifferences
 from gradcheck.core.numerics import (
     Tolerance,
     coarser_eps,
@@ -46,9 +47,6 @@ from gradcheck.core.numerics import (
     probe_step,
     probe_tolerance,
 )
-
-if TYPE_CHECKING:
-    from gradcheck.core.differences import FiniteDifferences
 
 PILOT_MULTIPLES = (1.0, 2.0)
 THIRD_MARGIN = 4.0  # as the engine's: the pilot's third difference is an order of magnitude

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import math
 from html import escape
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gradcheck.core.compare import FAILING, ParamResult
 from gradcheck.diagnosis.nodes import summarize
-from gradcheck.report.model import Report
 from gradcheck.report.text import (
     ELEMENT_HEADERS,
     NODE_HEADERS,
@@ -33,6 +33,9 @@ from gradcheck.report.text import (
     sample_lines,
     summary_rows,
 )
+
+if TYPE_CHECKING:  # the model renders itself through this module, so it imports it
+    from gradcheck.report.model import Report
 
 # One colour per decade of relative error: bin k holds [1e(k-12), 1e(k-11)), bin 0 everything
 # below 1e-11 (and exact agreement), bin 12 everything from 1 up. Cool colours sit below 1e-7,

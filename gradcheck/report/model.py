@@ -13,13 +13,16 @@ import numpy as np
 from gradcheck.core.compare import ParamResult
 from gradcheck.diagnosis.classify import Diagnosis
 from gradcheck.diagnosis.nodes import NodeResult, summarize
+from gradcheck.report.html import render_html
+from gradcheck.report.notebook import render_fragment
+from gradcheck.report.text import render_markdown, render_text
 
 
 class Entry(NamedTuple):
     """One checked element."""
 
     param: str
-    index: tuple[int, ...]
+    index: tuple[int, ...]  # type: ignore[assignment]  # a field, shadowing tuple.index
     analytic: float | None
     numeric: float
     abs_err: float | None
@@ -33,7 +36,7 @@ def _number(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Report:
     """What a check found. ``print(report)`` shows the diff table.
 
@@ -189,21 +192,23 @@ class Report:
 
     def to_text(self, max_rows: int | None = 10) -> str:
         """The diff table; ``max_rows=None`` shows every element."""
-        from gradcheck.report.text import render_text
-
         return render_text(self, max_rows=max_rows)
 
     def to_markdown(self, max_rows: int | None = 10) -> str:
         """The same report as GitHub-flavoured Markdown."""
-        from gradcheck.report.text import render_markdown
-
         return render_markdown(self, max_rows=max_rows)
 
     def to_html(self, title: str = "gradcheck report", max_rows: int | None = 10) -> str:
         """A self-contained HTML page: diagnosis, tables and relative-error heatmaps."""
-        from gradcheck.report.html import render_html
-
         return render_html(self, title=title, max_rows=max_rows)
+
+    def _repr_html_(self) -> str:
+        """Notebooks: the HTML report inline (a fragment with scoped styles, no page)."""
+        return render_fragment(self)
+
+    def _repr_markdown_(self) -> str:
+        """Notebooks and other Markdown front-ends: :meth:`to_markdown`."""
+        return self.to_markdown()
 
     def __str__(self) -> str:
         return self.to_text()

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tabulate import tabulate
 
 from gradcheck.core.compare import FAILING, ParamResult
-from gradcheck.report.model import Report
+from gradcheck.diagnosis.nodes import summarize
+
+if TYPE_CHECKING:  # the model renders itself through this module, so it imports it
+    from gradcheck.report.model import Report
 
 MARK = {
     "ok": "",
@@ -225,7 +229,6 @@ def sample_lines(report: Report) -> list[str]:
 
 
 def _node_summary(report: Report) -> list[str]:
-    from gradcheck.diagnosis.nodes import summarize
 
     return summarize(report.nodes) if report.nodes else []
 

@@ -64,7 +64,8 @@ REFUSED = [
     ("numpy-bool", lambda: {"w": np.bool_(True)}, r"'w' is a bool; expected a float"),
     ("string", lambda: {"w": "0.5"}, r"'w' is a str; expected a float or a float ndarray"),
     ("none", lambda: {"w": None}, r"'w' is a NoneType; expected a float or a float ndarray"),
-    ("list", lambda: {"w": [0.5, 1.0]}, r"'w' is a list; expected a float or a float ndarray"),
+    # a list is a pytree (gradcheck.core.tree): its leaves are refused by path
+    ("list", lambda: {"w": [0.5, None]}, r"'w\[1\]' is a NoneType; expected a float"),
     (
         "object-array",
         lambda: {"w": np.array([0.5, None])},
@@ -77,7 +78,8 @@ REFUSED = [
         r"'w' is nan at w\[1, 0\]; expected finite values",
     ),
     ("inf-scalar", lambda: {"b": float("-inf")}, r"'b' is -inf at b; expected finite values"),
-    ("not-a-dict", lambda: [("w", _w())], r"params must be a dict of name -> float or ndarray"),
+    ("not-a-dict", lambda: "w", r"params must be a dict of name -> float or ndarray"),
+    ("pairs", lambda: [("w", _w())], r"parameter '\[0\]\[0\]' is a str; expected a float"),
     ("empty-dict", dict, r"params is empty"),
     ("int-key", lambda: {1: _w()}, r"parameter names must be strings, got 1 \(int\)"),
     (

@@ -98,17 +98,16 @@ def test_sign_flip_everywhere_makes_the_gradient_an_ascent_direction():
 
 
 @pytest.mark.parametrize(
-    ("build", "bug", "label"),
+    ("build", "bug", "label", "failing"),
     [
-        (toy.regression, "missing_2", "2"),
-        (toy.mlp, "sum_not_mean", "1/5 (= batch)"),
+        (toy.regression, "missing_2", "2", ["w", "b"]),
+        (toy.mlp, "sum_not_mean", "1/5 (= batch)", ["W1", "b1", "W2", "b2"]),
     ],
 )
-def test_constant_factor_is_estimated_and_named(build, bug, label):
+def test_constant_factor_is_estimated_and_named(build, bug, label, failing):
     loss, grad, params = build(bug=bug)[:3]
     report = check(loss, grad, params, dims={"batch": toy.BATCH})
-    failing = [p.name for p in report.params if p.failed]
-    assert failing == report.failed_params
+    assert report.failed_params == failing
     assert all(classes(report, n) == {"scaled"} for n in failing)
     [group] = report.diagnosis.groups
     assert group.message.startswith(f"true = {label} x hand-written for ")

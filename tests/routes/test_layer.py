@@ -1,0 +1,137 @@
+"""check_layer: forward/backward pairs with an upstream dout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from examples.layer_pair import (
+    affine_backward,
+    affine_backward_wrong,
+    affine_forward,
+    affine_inputs,
+    lstm_inputs,
+    lstm_step_backward,
+    lstm_step_forward,
+)
+from gradcheck import InputError, check, check_layer
+from tests.helpers.snapshot import assert_unchanged, snapshot
+
+
+def _wrong(report):
+    return sorted((e.param, e.index) for e in report.entries if e.status == "wrong")
+
+
+def test_affine_correct_passes_wrong_pinned_inputs_restored():
+    inputs = affine_inputs()
+    snap = snapshot(inputs)
+    assert check_layer(affine_forward, affine_backward, inputs).passed
+    assert _wrong(check_layer(affine_forward, affine_backward_wrong, inputs)) == [("b", (1,))]
+    assert_unchanged(snap)
+
+
+def test_list_inputs_are_named_by_position():
+    x, w, b = affine_inputs().values()
+    report = check_layer(affine_forward, affine_backward_wrong, [x, w, b])
+    assert _wrong(report) == [("x2", (1,))]
+
+
+def _double_counting_backward(dnext_h, dnext_c, cache):
+    """Adds the tanh path into dnext_c in place and then once more: a wrong backward."""
+    o, next_c = cache[7], cache[9]
+    path = dnext_h * o * (1 - np.tanh(next_c) ** 2)
+    dnext_c += path
+    return lstm_step_backward(dnext_h, dnext_c.copy(), cache)  # adds the path again
+
+
+def test_backward_writing_into_dout_cannot_pass_a_wrong_backward():
+    inputs = lstm_inputs()
+    rng = np.random.default_rng(0)
+    dh, dc = rng.normal(size=(2, 4)), rng.normal(size=(2, 4))
+
+    # the hand-made check of the issue: the loss's own dout handed to backward, which adds
+    # into it: the loss changes under the check and the wrong backward passes
+    def loss(p):
+        next_h, next_c, _ = lstm_step_forward(**p)
+        return float(np.sum(next_h * dh) + np.sum(next_c * dc))
+
+    def grad(p):
+        _, _, cache = lstm_step_forward(**p)
+        return dict(zip(p, _double_counting_backward(dh, dc, cache), strict=True))
+
+    assert check(loss, grad, inputs).passed
+    report = check_layer(lstm_step_forward, _double_counting_backward, lstm_inputs())
+    assert {p for p, _ in _wrong(report)} == {"x", "prev_h", "prev_c", "Wx", "Wh", "b"}
+    assert any("writes into its dout argument 1 in place" in n for n in report.notes)
+
+
+def test_correct_lstm_step_with_two_outputs_passes_and_notes_the_write():
+    report = check_layer(lstm_step_forward, lstm_step_backward, lstm_inputs(), douts=2)
+    assert report.passed, report.to_text()
+    assert any("over 2 upstream gradient(s)" in n for n in report.notes)
+
+
+class Accumulating:
+    """A layer object whose backward adds into a gradient buffer it never zeroes."""
+
+    def __init__(self):
+        self.dw = np.zeros((3, 2))
+
+    def forward(self, x, w):
+        return x @ w, (x, w)
+
+    def backward(self, dout, cache):
+        x, w = cache
+        self.dw += x.T @ dout  # bug: should be =
+        return dout @ w.T, self.dw.copy()
+
+
+def test_state_kept_between_backward_calls_is_caught_by_several_douts():
+    x, w, _ = affine_inputs().values()
+    layer = Accumulating()
+    assert check_layer(layer.forward, layer.backward, {"x": x, "w": w}, douts=1).passed
+    layer = Accumulating()
+    report = check_layer(layer.forward, layer.backward, {"x": x, "w": w})
+    assert report.failed_params == ["w"]
+
+
+def test_constants_are_passed_through_and_wrt_names_the_gradients():
+    def forward(x, gamma, param):
+        return x * gamma * param["scale"], (x, gamma, param)
+
+    def backward(dout, cache):
+        x, gamma, param = cache
+        return dout * gamma * param["scale"], np.sum(dout * x) * param["scale"] * 1.5  # bug
+
+    inputs = {"x": np.array([1.0, -2.0]), "gamma": 0.7, "param": {"scale": 2.0}}
+    assert _wrong(check_layer(forward, backward, inputs)) == [("gamma", ())]
+    with pytest.raises(InputError, match=r"backward returned 2 gradient\(s\) for the 1 checked"):
+        check_layer(forward, backward, inputs, wrt=["x"])
+
+
+def test_float32_layer_passes():
+    inputs = {k: v.astype(np.float32) for k, v in affine_inputs().items()}
+    report = check_layer(affine_forward, affine_backward, inputs)
+    assert report.passed, report.to_text()
+    assert _wrong(check_layer(affine_forward, affine_backward_wrong, inputs)) == [("b", (1,))]
+
+
+def test_explicit_douts_and_bad_ones():
+    inputs = affine_inputs()
+    dout = np.ones((4, 2))
+    assert check_layer(affine_forward, affine_backward, inputs, douts=[dout]).passed
+    with pytest.raises(InputError, match=r"douts\[0\] has shape \(2,\)"):
+        check_layer(affine_forward, affine_backward, inputs, douts=[np.ones(2)])
+
+
+def test_two_outputs_without_a_cache():
+    def forward(x):
+        return np.sin(x), x**2  # two outputs, no cache: outputs=2
+
+    def backward(dsin, dsq, cache):
+        assert cache is None
+        return dsin * np.cos(x_value) + dsq * 2 * x_value * (x_value > 0)  # bug where x <= 0
+
+    x_value = np.array([0.5, -1.0, 2.0])
+    report = check_layer(forward, backward, {"x": x_value}, outputs=2)
+    assert _wrong(report) == [("x", (1,))]
