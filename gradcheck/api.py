@@ -314,8 +314,13 @@ def _full_results(engine, pset, gradients, grad_dtypes, tolerance, executor) -> 
                 engine.differentiate(group.name, analytic, precision[run[0]]),
                 tolerance,
             )
+            arrays = [  # the per-element fields, sliced for each member
+                f.name
+                for f in fields(ParamResult)
+                if f.name != "raw_grad" and isinstance(getattr(whole, f.name), np.ndarray)
+            ]
             for name, start, stop in zip(run, group.starts, group.starts[1:], strict=False):
-                done[name] = _part(whole, pset[name], gradients[name], start, stop)
+                done[name] = _part(whole, arrays, pset[name], gradients[name], start, stop)
     return [
         done[name]
         if name in done
@@ -329,18 +334,14 @@ def _full_results(engine, pset, gradients, grad_dtypes, tolerance, executor) -> 
     ]
 
 
-def _part(whole: ParamResult, param: Any, grad: np.ndarray, start: int, stop: int) -> ParamResult:
-    """One member's result out of its group's: per-element arrays sliced, the member's own
-    name, shape, dtype and gradient."""
-    per_element = {
-        f.name: value[start:stop]
-        for f in fields(ParamResult)
-        for value in [getattr(whole, f.name)]
-        if isinstance(value, np.ndarray) and f.name != "raw_grad"
-    }
+def _part(
+    whole: ParamResult, arrays: list[str], param: Any, grad: np.ndarray, start: int, stop: int
+) -> ParamResult:
+    """One member's result out of its group's: the per-element ``arrays`` sliced, the member's
+    own name, shape, dtype and gradient."""
     return replace(
         whole,
-        **per_element,
+        **{field: getattr(whole, field)[start:stop] for field in arrays},
         name=param.name,
         shape=param.shape,
         dtype=str(param.dtype),
