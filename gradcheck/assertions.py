@@ -8,13 +8,13 @@ folder for failure reports) through :func:`active_settings`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gradcheck.api import check, check_problem
 from gradcheck.core.numerics import Tolerance
-from gradcheck.report.files import write_reports
+from gradcheck.report.files import ReportNames, write_reports_or_warn
 from gradcheck.report.model import Report
 
 
@@ -42,6 +42,8 @@ class Settings:
     richardson: bool = False
     tolerance: Tolerance | None = None
     max_rows: int | None = 10
+    # file names of this session's reports, unique within it
+    names: ReportNames = field(default_factory=ReportNames, compare=False, repr=False)
 
 
 # One entry per running pytest session (pytester runs sessions inside sessions).
@@ -107,6 +109,16 @@ def assert_gradients(
         _written[label] = _written.get(label, 0) + 1
         if _written[label] > 1:
             label = f"{label}-{_written[label]}"
-        paths = write_reports(report, label, settings.report_dir, max_rows=None)
-        message += "\n\nreports: " + ", ".join(str(p) for p in paths)
+        problems: list[str] = []
+        paths = write_reports_or_warn(
+            report,
+            label,
+            settings.report_dir,
+            problems.append,
+            max_rows=None,
+            stem=settings.names.stem(label),
+        )
+        if paths:
+            message += "\n\nreports: " + ", ".join(str(p) for p in paths)
+        message += "".join(f"\n\ngradcheck: warning: {p}" for p in problems)
     raise GradientMismatch(message, report)

@@ -18,8 +18,9 @@ Exit codes:
        declaration, so deliberately buggy nets must fail for the run to pass);
     1  a gradient mismatch (with ``--all``: some verdict differed from its declaration);
     2  bad usage or bad input (no such file or name, the file fails to import, the factory
-       raises or returns the wrong thing, the check refuses its input), reported in one line
-       on stderr; ``--debug`` shows the traceback instead;
+       raises or returns the wrong thing, the check refuses its input, the loss or gradient
+       calls ``sys.exit()``, ``--out`` cannot be written), reported in one line on stderr;
+       ``--debug`` shows the traceback instead;
     130  interrupted (Ctrl-C); the parameters are restored all the same;
     141  the output pipe closed early (``gradcheck check ... | head``).
 """
@@ -32,14 +33,15 @@ import os
 import sys
 from pathlib import Path
 
-from gradcheck.adapters.target import is_target, load_target
+from gradcheck.adapters.target import describe_exit, is_target, load_target
 from gradcheck.api import check_problem
-from gradcheck.errors import GradcheckError
+from gradcheck.errors import GradcheckError, InputError
 from gradcheck.options import seed_argument
 from gradcheck.progress import ProgressBar
 from gradcheck.protocol import Problem, Reference, load_references
-from gradcheck.report.files import write_reports as write_report_files
+from gradcheck.report.files import ReportNames, check_writable, write_reports_or_warn
 from gradcheck.report.model import Report
+from gradcheck.report.text import visible
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 130, 141
 FORMATS = ("text", "markdown", "html", "json")
@@ -97,18 +99,22 @@ def cmd_list(references: dict[str, Reference]) -> int:
     width = max(map(len, references), default=0)
     for name, ref in references.items():
         verdict = "passes" if ref.expect_pass else "fails "
-        print(f"{name:<{width}}  {verdict}  {ref.description}")
+        print(f"{visible(name):<{width}}  {verdict}  {visible(ref.description)}")
     return EXIT_OK
 
 
-def write_reports(report: Report, name: str, out: Path, max_rows: int | None) -> None:
-    """``<name>.md``, ``<name>.json`` and ``<name>.html`` in ``out``."""
-    write_report_files(report, name, out, max_rows=max_rows)
+def warn(message: str) -> None:
+    """One warning line on stderr: the run goes on."""
+    print(f"gradcheck: warning: {visible(message)}", file=sys.stderr)
 
 
 def run_check(problem: Problem, args: argparse.Namespace, label: str) -> Report:
-    """One check, with a progress bar on stderr when it is a terminal and the check is slow."""
-    bar = ProgressBar(sys.stderr, label=label)
+    """One check, with a progress bar on stderr when it is a terminal and the check is slow.
+
+    A ``sys.exit()`` in the loss or the gradient is bad input, not the end of gradcheck: it
+    becomes an :class:`InputError` (exit 2, one line), the parameters restored as on any
+    way out of a check."""
+    bar = ProgressBar(sys.stderr, label=visible(label))
     try:
         return check_problem(
             problem,
@@ -117,19 +123,31 @@ def run_check(problem: Problem, args: argparse.Namespace, label: str) -> Report:
             seed=args.seed,
             progress=bar if bar.enabled else None,
         )
+    except SystemExit as exc:
+        raise InputError(
+            f"{label}: the loss or gradient called {describe_exit(exc)} during the check; "
+            "they must return a value, not end the process (the parameters were restored)"
+        ) from None
     finally:
         bar.close()
 
 
-def cmd_check(args: argparse.Namespace, references: dict[str, Reference]) -> int:
+def cmd_check(args: argparse.Namespace, references: dict[str, Reference] | None = None) -> int:
+    """Check every target; ``references`` defaults to the registries' nets, loaded only when
+    a reference net is asked for (the registries are third-party code)."""
     if args.all and args.targets:
         raise GradcheckError("give reference names or --all, not both")
-    names = list(references) if args.all else args.targets
-    if not names:
+    names = args.targets
+    if not args.all and not names:
         raise GradcheckError(
             "nothing to check: name a reference net (see 'gradcheck list'), "
             "use --all, or give path/to/file.py:NAME"
         )
+    if references is None:
+        needs_references = args.all or not all(is_target(n) for n in names)
+        references = load_references(warn=warn) if needs_references else {}
+    if args.all:
+        names = list(references)
     unknown = [n for n in names if not is_target(n) and n not in references]
     if unknown:
         hint = (
@@ -144,7 +162,10 @@ def cmd_check(args: argparse.Namespace, references: dict[str, Reference]) -> int
             "--format html prints one report; check one target, or use "
             "--out DIR to write an HTML file per target"
         )
+    if args.out:
+        check_writable(args.out, "--out")
     max_rows = None if args.full else 10
+    stems = ReportNames()
     outcome = []
     for name in names:
         if is_target(name):
@@ -156,10 +177,11 @@ def cmd_check(args: argparse.Namespace, references: dict[str, Reference]) -> int
         report = run_check(problem, args, name)
         expected = "pass" if ref is None or ref.expect_pass else "fail"
         got = verdict(ref, report) if ref else ("pass" if report.passed else "fail")
-        outcome.append((name, ref, expected, got, report))
+        stem = stems.stem(name)
+        outcome.append((name, stem, expected, got, report))
         emit(name, ref, report, args.format, max_rows, single=len(names) == 1)
         if args.out:
-            write_reports(report, name, args.out, max_rows)
+            write_reports_or_warn(report, name, args.out, warn, max_rows=max_rows, stem=stem)
     if args.format == "json" and len(names) > 1:
         print(json.dumps({n: r.to_dict() for n, *_, r in outcome}, indent=2, allow_nan=False))
     if args.all:
@@ -167,10 +189,13 @@ def cmd_check(args: argparse.Namespace, references: dict[str, Reference]) -> int
         if args.format in ("text", "markdown"):
             print(
                 f"{len(outcome) - len(mismatched)} of {len(outcome)} reference nets behaved "
-                "as declared" + (f"; not: {', '.join(mismatched)}" if mismatched else "")
+                "as declared" + (f"; not: {visible(', '.join(mismatched))}" if mismatched else "")
             )
         if args.out:
-            write_index([(n, e, g, r) for n, _, e, g, r in outcome], args.out)
+            try:
+                write_index([(n, s, e, g) for n, s, e, g, _ in outcome], args.out)
+            except OSError as exc:
+                warn(f"could not write {args.out / 'index.md'}: {exc.strerror or exc}")
         return EXIT_MISMATCH if mismatched else EXIT_OK
     return EXIT_OK if all(r.passed for *_, r in outcome) else EXIT_MISMATCH
 
@@ -197,7 +222,7 @@ def emit(
     if fmt == "html":
         print(report.to_html(title=name, max_rows=max_rows), end="")
         return
-    title = name if ref is None else f"{name}: {ref.description}"
+    title = visible(name if ref is None else f"{name}: {ref.description}", fmt == "markdown")
     if fmt == "markdown":
         print(f"## {title}\n\n" + report.to_markdown(max_rows=max_rows))
         return
@@ -207,25 +232,26 @@ def emit(
         got = verdict(ref, report)
         where = f" at {', '.join(report.failed_params)}" if got == "fail" else ""
         print(
-            f"   declared to {expected}; it did {got}{where}"
+            f"   declared to {expected}; it did {visible(got + where)}"
             + ("" if expected == got else "  <-- MISMATCH")
         )
     print(report.to_text(max_rows=max_rows))
 
 
-def write_index(outcome, out: Path) -> None:
+def write_index(outcome: list[tuple[str, str, str, str]], out: Path) -> None:
+    """``index.md``: one row per net (name, report stem, declared and actual verdict)."""
     lines = [
         "# Reference nets",
         "",
         "| net | declared | verdict | as declared | report |",
         "|---|---|---|---|---|",
     ]
-    for name, expected, got, _ in outcome:
+    for name, stem, expected, got in outcome:
         lines.append(
-            f"| {name} | {expected} | {got} | {'yes' if expected == got else 'NO'} "
-            f"| [{name}.md]({name}.md) |"
+            f"| {visible(name, markdown=True)} | {expected} | {visible(got, markdown=True)} "
+            f"| {'yes' if expected == got else 'NO'} | [{stem}.md]({stem}.md) |"
         )
-    (out / "index.md").write_text("\n".join(lines) + "\n")
+    (out / "index.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -235,12 +261,11 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse has printed usage and the reason (or --help)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    saved_path = list(sys.path)  # loading user code prepends its folder
+    saved_path = list(sys.path)  # user code may change it while it runs
     try:
-        references = load_references()
         if args.command == "list":
-            return cmd_list(references)
-        return cmd_check(args, references)
+            return cmd_list(load_references(warn=warn))
+        return cmd_check(args)
     except BrokenPipeError:  # `gradcheck check ... | head`: the reader has gone, stop quietly
         _silence_stdout()
         return EXIT_PIPE
@@ -252,7 +277,16 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        print(f"gradcheck: error: {one_line(exc)}", file=sys.stderr)
+        print(f"gradcheck: error: {visible(one_line(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as exc:  # gradcheck never exits from here: code it ran did (a net's build)
+        if args.debug:
+            raise
+        print(
+            f"gradcheck: error: {describe_exit(exc)} was called by code gradcheck ran; it "
+            "must raise an exception or return, not end the process",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     finally:
         sys.path[:] = saved_path

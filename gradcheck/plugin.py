@@ -5,7 +5,8 @@ enables it).
   and diagnosis as the message.
 * the ``gradcheck`` fixture: ``gradcheck.assert_gradients(...)``, ``gradcheck.check(...)``,
   ``gradcheck.seed`` and ``gradcheck.rng``; it seeds ``random`` and ``numpy.random`` for the
-  test and restores their state afterwards.
+  test (again right before the test function runs, after pytest-randomly's reseeding) and
+  restores their state afterwards.
 * options, all under ``--gradcheck-...``, echoed in the report header so that a failing run
   can be replayed: ``--gradcheck-seed N``, ``--gradcheck-report-dir DIR`` (Markdown, JSON and
   HTML reports of every failure), ``--gradcheck-richardson``, ``--gradcheck-safety X``,
@@ -27,7 +28,9 @@ import pytest
 from gradcheck.api import check, check_problem
 from gradcheck.assertions import Settings, assert_gradients, pop_settings, push_settings
 from gradcheck.core.numerics import Tolerance, step_rule
+from gradcheck.errors import InputError
 from gradcheck.options import seed_argument
+from gradcheck.report.files import check_writable
 from gradcheck.report.model import Report
 
 SETTINGS = pytest.StashKey[Settings]()
@@ -122,6 +125,11 @@ def _settings(config: pytest.Config) -> Settings:
 
 def pytest_configure(config: pytest.Config) -> None:
     settings = _settings(config)
+    if settings.report_dir is not None:  # refused now, not at the first failing check
+        try:
+            check_writable(settings.report_dir, "--gradcheck-report-dir")
+        except InputError as exc:
+            raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS] = settings
     push_settings(settings)
 
@@ -192,15 +200,31 @@ class GradcheckFixture:
         return assert_gradients(loss, grad, params, settings=self.settings, **options)
 
 
+def _seed_globals(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - what asker-style code draws weights from
+
+
 @pytest.fixture
 def gradcheck(request: pytest.FixtureRequest):
-    """Gradient checks with the run's settings; seeds ``random`` and ``numpy.random``."""
+    """Gradient checks with the run's settings; seeds ``random`` and ``numpy.random`` when it is
+    set up and again right before the test function runs (see :func:`pytest_pyfunc_call`)."""
     settings = request.config.stash[SETTINGS]
     saved = random.getstate(), np.random.get_state()  # noqa: NPY002 - restored after the test
-    random.seed(settings.seed)
-    np.random.seed(settings.seed)  # noqa: NPY002 - what asker-style code draws weights from
+    _seed_globals(settings.seed)
     try:
         yield GradcheckFixture(settings, request.node.nodeid)
     finally:
         random.setstate(saved[0])
         np.random.set_state(saved[1])  # noqa: NPY002
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function):
+    """Seed once more right before a test that uses the ``gradcheck`` fixture runs: plugins
+    such as pytest-randomly reseed the global generators after fixture set-up (in
+    ``pytest_runtest_call``), which would break the header's promise that
+    ``--gradcheck-seed N`` replays the test's draws."""
+    if "gradcheck" in getattr(pyfuncitem, "fixturenames", ()):
+        _seed_globals(pyfuncitem.config.stash[SETTINGS].seed)
+    yield

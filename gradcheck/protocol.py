@@ -104,13 +104,38 @@ def as_problem(obj: Any, name: str = "") -> Problem:
     )
 
 
-def load_references() -> dict[str, Reference]:
-    """Every reference net published through the ``gradcheck.registries`` entry points."""
+def load_references(warn: Callable[[str], None] | None = None) -> dict[str, Reference]:
+    """Every reference net published through the ``gradcheck.registries`` entry points.
+
+    A registry that fails to load, or holds something other than References, raises an
+    :class:`InputError` naming it; given ``warn``, it is one line passed to ``warn`` instead
+    and its nets are left out, so that one broken third-party registry does not stop the rest.
+    """
     found: dict[str, Reference] = {}
     for ep in entry_points(group="gradcheck.registries"):
-        registry = ep.load()
-        for key, ref in registry.items():
-            if not isinstance(ref, Reference):
-                raise InputError(f"registry {ep.value} entry {key!r} is not a gradcheck Reference")
-            found[key] = ref
+        try:
+            found.update(_registry(ep))
+        except InputError as exc:
+            if warn is None:
+                raise
+            warn(f"{exc}; its nets are left out")
     return found
+
+
+def _registry(ep: Any) -> dict[str, Reference]:
+    where = f"registry {ep.name!r} ({ep.value}, a gradcheck.registries entry point)"
+    try:
+        registry = ep.load()
+        items = list(registry.items())
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except BaseException as exc:
+        message = " ".join(str(exc).split())
+        raise InputError(
+            f"{where} could not be loaded: {type(exc).__name__}"
+            + (f": {message}" if message else "")
+        ) from exc
+    for key, ref in items:
+        if not isinstance(ref, Reference):
+            raise InputError(f"{where}: entry {key!r} is not a gradcheck Reference")
+    return dict(items)

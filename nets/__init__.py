@@ -2,13 +2,18 @@
 
 ``REGISTRY`` maps a name to a :class:`gradcheck.protocol.Reference`; gradcheck finds it through
 the ``gradcheck.registries`` entry point (the library never imports this package by name).
+
+The repository keeps this package at its top level as ``nets`` (``python -m nets.letters``);
+the wheel installs it as ``gradcheck_nets``, so that it takes no generic name from the user's
+own code. Imports inside it are therefore relative.
 """
 
 from __future__ import annotations
 
 from gradcheck.protocol import Problem, Reference
-from nets import asker, zoo
-from nets.recommended import RecommendedNet
+
+from . import asker, zoo
+from .recommended import RecommendedNet
 
 
 def _asker(net_class, labels):

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from nets import bugs, bugs_spatial
+from . import bugs, bugs_spatial
 
 
 class Bug(NamedTuple):

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from nets.asker import Y_ONE_HOT, X
+from .asker import Y_ONE_HOT, X
 
 
 class DenseCache(NamedTuple):

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from nets.recommended import dense_backward, dense_forward
+from .recommended import dense_backward, dense_forward
 
 BUGS = ("tanh_derivative",)
 

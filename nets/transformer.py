@@ -21,8 +21,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from gradcheck.protocol import Problem
-from nets.layers import cross_entropy_backward, cross_entropy_forward, dense_backward, dense_forward
-from nets.norms import layernorm_backward, layernorm_forward
+
+from .layers import cross_entropy_backward, cross_entropy_forward, dense_backward, dense_forward
+from .norms import layernorm_backward, layernorm_forward
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nets.layers import dense_backward
-from nets.transformer import BLOCK_PARAMS, Config, Transformer, _heads, _merge
+from .layers import dense_backward
+from .transformer import BLOCK_PARAMS, Config, Transformer, _heads, _merge
 
 
 class GainWithoutXhat(Transformer):

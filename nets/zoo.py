@@ -19,10 +19,11 @@ from typing import NamedTuple
 import numpy as np
 
 from gradcheck.protocol import Problem, Reference
-from nets import letters
-from nets.catalogue import BUGS, Bug
-from nets.conv import conv2d_backward, conv2d_forward, maxpool_backward, maxpool_forward
-from nets.layers import (
+
+from . import letters
+from .catalogue import BUGS, Bug
+from .conv import conv2d_backward, conv2d_forward, maxpool_backward, maxpool_forward
+from .layers import (
     cross_entropy_backward,
     cross_entropy_forward,
     dense_backward,
@@ -38,8 +39,8 @@ from nets.layers import (
     tanh_backward,
     tanh_forward,
 )
-from nets.network import Network, Stage
-from nets.norms import (
+from .network import Network, Stage
+from .norms import (
     batchnorm_backward,
     batchnorm_forward,
     dropout_backward,
@@ -47,7 +48,7 @@ from nets.norms import (
     layernorm_backward,
     layernorm_forward,
 )
-from nets.sequence import attention_backward, attention_forward, rnn_backward, rnn_forward
+from .sequence import attention_backward, attention_forward, rnn_backward, rnn_forward
 
 Built = tuple[Network, dict[str, np.ndarray]]
 

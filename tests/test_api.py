@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
 import numpy as np
@@ -312,8 +313,6 @@ def _fresh(params):
 
 
 def test_grouped_small_parameters_give_the_per_parameter_report():
-    from concurrent.futures import ThreadPoolExecutor
-
     net = ManySmall()
     params = _fresh(net.params)
     before = snapshot(params)
@@ -355,3 +354,32 @@ def test_loss_rebinding_a_scalar_of_a_group_is_refused():
 
     with pytest.raises(gradcheck.StateMutationError, match=r"'w2' changed"):
         check(loss, net.grad, _fresh(net.params))
+
+
+# issue 12.3: sys.exit() in user code during a check ends the check, never the restoration
+@pytest.mark.parametrize("threads", [0, 2])
+@pytest.mark.parametrize("where", ["loss", "grad"])
+def test_sys_exit_from_user_code_propagates_with_parameters_restored(where, threads):
+    loss, grad, params = quadratic()
+    calls = []
+
+    def exiting_loss(p):
+        calls.append(1)
+        if where == "loss" and len(calls) == 5:
+            raise SystemExit(3)
+        return loss(p)
+
+    def exiting_grad(p):
+        if where == "grad":
+            raise SystemExit(3)
+        return grad(p)
+
+    before = snapshot(params)
+    pool = ThreadPoolExecutor(threads) if threads else None
+    try:
+        with pytest.raises(SystemExit):
+            check(exiting_loss, exiting_grad, params, executor=pool)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    assert_unchanged(before)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+from importlib.metadata import EntryPoint, entry_points
 
+import gradcheck.cli
+import gradcheck.protocol
 from gradcheck.cli import main
+from gradcheck.protocol import Reference
 
 
 def test_list_names_reference_nets(capsys):
@@ -34,3 +38,70 @@ def test_unknown_net_is_bad_usage(capsys):
     err = capsys.readouterr().err
     assert err.startswith("gradcheck: error: unknown reference net(s) no-such-net")
     assert "Traceback" not in err
+
+
+# issue 12.16: registries (third-party code) are loaded only when reference nets are asked for
+def broken_registries(monkeypatch, calls=None):
+    def fake(group):
+        if calls is not None:
+            calls.append(group)
+        broken = EntryPoint("broken", "no_such_registry_module:REGISTRY", group)
+        return [broken, *entry_points(group=group)]
+
+    monkeypatch.setattr(gradcheck.protocol, "entry_points", fake)
+
+
+def test_user_target_does_not_load_registries(monkeypatch, tmp_path, capsys):
+    calls: list[str] = []
+    broken_registries(monkeypatch, calls)
+    net = tmp_path / "net.py"
+    net.write_text(
+        "import numpy as np\n"
+        "def make():\n"
+        "    return (lambda p: float(np.sum(p['w'] ** 2)), lambda p: {'w': 2 * p['w']},\n"
+        "            {'w': np.array([1.0, -2.0])})\n"
+    )
+    assert main(["check", f"{net}:make"]) == 0
+    assert calls == []
+    assert capsys.readouterr().err == ""
+
+
+def test_broken_registry_is_a_warning_naming_it(monkeypatch, capsys):
+    broken_registries(monkeypatch)
+    assert main(["list"]) == 0
+    captured = capsys.readouterr()
+    assert "asker-meant" in captured.out
+    (line,) = captured.err.splitlines()
+    assert line.startswith(
+        "gradcheck: warning: registry 'broken' (no_such_registry_module:REGISTRY, a "
+        "gradcheck.registries entry point) could not be loaded: ModuleNotFoundError"
+    )
+    assert line.endswith("its nets are left out")
+    assert main(["check", "asker-meant"]) == 1
+    assert "registry 'broken'" in capsys.readouterr().err
+
+
+def test_registry_with_a_wrong_entry_is_a_warning(monkeypatch, capsys):
+    monkeypatch.setattr(
+        gradcheck.protocol,
+        "entry_points",
+        lambda group: [EntryPoint("odd", "json:__dict__", group)],
+    )
+    assert main(["list"]) == 0
+    err = capsys.readouterr().err
+    assert "registry 'odd' (json:__dict__, a gradcheck.registries entry point): entry" in err
+    assert "is not a gradcheck Reference; its nets are left out" in err
+
+
+# issue 12.3, sibling: a registry's net that calls sys.exit() while it is built
+def test_sys_exit_in_a_reference_nets_build_is_exit_2(monkeypatch, capsys):
+    def build():
+        raise SystemExit(0)
+
+    exiting = Reference("exits-on-build", build, True, "calls sys.exit(0) when built")
+    monkeypatch.setattr(gradcheck.cli, "load_references", lambda warn: {exiting.name: exiting})
+    assert main(["check", "exits-on-build"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gradcheck: error: sys.exit(0) (")
+    assert "test_cli.py, line" in err
+    assert err.count("\n") == 1

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 
+import numpy as np
 import pytest
 
 NETS = """
@@ -184,3 +186,94 @@ def test_wrong_c():
     result = pytester.runpytest()
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["E       X   c        ()       ()            wrong*"])
+
+
+# issue 12.13: parametrized ids that sanitise alike keep a report each
+def test_report_dir_keeps_one_report_per_test_id(pytester):
+    pytester.makepyfile(
+        NETS
+        + """
+import pytest
+
+@pytest.mark.parametrize("case", ["a/b", "a-b", "a b"])
+def test_case(case):
+    gradcheck.assert_gradients(*net("double_W2"))
+"""
+    )
+    result = pytester.runpytest("--gradcheck-report-dir", "gc-reports")
+    result.assert_outcomes(failed=3)
+    titles = sorted(
+        p.read_text().splitlines()[0] for p in (pytester.path / "gc-reports").glob("*.md")
+    )
+    assert [t.rsplit("[", 1)[1] for t in titles] == ["a b]", "a-b]", "a/b]"]
+
+
+# issue 12.14: an unwritable report folder is a usage error up front ...
+def test_unwritable_report_dir_is_a_usage_error(pytester):
+    pytester.makepyfile(TESTS)
+    pytester.makefile(".txt", afile="x")
+    result = pytester.runpytest("--gradcheck-report-dir", "afile.txt/reports")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*--gradcheck-report-dir *afile.txt*reports: cannot write reports there (*"]
+    )
+
+
+# ... and a report that cannot be written later never replaces the gradient failure
+def test_failed_report_write_keeps_the_gradient_failure(pytester):
+    pytester.makepyfile(TESTS)
+    stem = "test_failed_report_write_keeps_the_gradient_failure.py-test_buggy"
+    (pytester.path / "gc-reports" / f"{stem}.json").mkdir(parents=True)
+    result = pytester.runpytest("--gradcheck-report-dir", "gc-reports")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E       gradcheck.GradientMismatch: gradcheck FAILED*",
+            "E       gradcheck: warning: could not write the reports of *; the verdict stands",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*OSError*")
+
+
+# issue 12.19: the header's "replay with --gradcheck-seed N" holds under pytest-randomly and
+# pytest-xdist (pytest-randomly reseeds the global generators after fixture set-up)
+SEEDED_DRAWS = """
+import json
+import pathlib
+import random
+
+import numpy as np
+
+def record(name, gradcheck):
+    draws = [float(np.random.rand()), random.random(), float(gradcheck.rng.random())]
+    pathlib.Path(__file__).with_name(name + ".json").write_text(json.dumps(draws))
+
+def test_one(gradcheck):
+    record("one", gradcheck)
+
+def test_two(gradcheck):
+    record("two", gradcheck)
+"""
+
+
+@pytest.mark.parametrize("xdist", [False, True])
+def test_seed_replays_the_draws_under_randomly_and_xdist(pytester, monkeypatch, xdist):
+    pytest.importorskip("pytest_randomly")
+    pytest.importorskip("xdist")
+    monkeypatch.delenv("PYTEST_ADDOPTS")
+    pytester.makepyfile(SEEDED_DRAWS)
+    np.random.seed(7)  # noqa: NPY002 - what the fixture promises
+    random.seed(7)
+    expected = [
+        float(np.random.rand()),  # noqa: NPY002
+        random.random(),
+        float(np.random.default_rng(7).random()),
+    ]
+    args = ["-p", "randomly", "--randomly-seed=1", "--gradcheck-seed=7", "-p", "no:cacheprovider"]
+    # with xdist, in a worker process: the seed must reach it too
+    run = pytester.runpytest_subprocess if xdist else pytester.runpytest
+    result = run(*args, *(["-n", "1"] if xdist else []))
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["gradcheck: replay with --gradcheck-seed 7"])
+    for name in ("one", "two"):
+        assert json.loads((pytester.path / f"{name}.json").read_text()) == expected

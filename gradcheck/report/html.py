@@ -10,7 +10,7 @@ last the element table, failing elements first.
 from __future__ import annotations
 
 import math
-from html import escape
+from html import escape as escape_markup
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,6 +32,7 @@ from gradcheck.report.text import (
     notes,
     sample_lines,
     summary_rows,
+    visible,
 )
 
 if TYPE_CHECKING:  # the model renders itself through this module, so it imports it
@@ -81,6 +82,12 @@ font:10px ui-monospace,monospace;border:1px solid #fff}
 .maps{display:flex;flex-wrap:wrap;gap:1.5em 3em;align-items:flex-start}
 footer{margin-top:2em;color:#57606a;font-size:.85em}
 """
+
+
+def escape(text: str) -> str:
+    """HTML-escaped, with control and invisible characters (ESC, CR, bidi overrides) from
+    names and messages shown as their escapes, as in the text report."""
+    return escape_markup(visible(text))
 
 
 def heat_bin(rel_err: float) -> int | None:

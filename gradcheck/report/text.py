@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,31 @@ MARK = {
     "probed": "~",
     "unchecked": ".",
 }
+
+
+# C0 and C1 controls, DEL, and the invisible format characters that reorder or hide text:
+# bidi embeddings and overrides (U+202A-202E), isolates (U+2066-2069), marks (U+200E-200F,
+# U+061C), zero-width characters (U+200B-200D, U+2060, U+FEFF) and line/paragraph separators.
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    if char in named:
+        return named[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible(text: str, markdown: bool = False) -> str:
+    """``text`` on one line with every control or invisible character shown as its escape
+    (ESC as ``\\x1b``, a newline as ``\\n``, a bidi override as ``\\u202e``), so that a
+    name or message from user code cannot move the cursor, recolour the terminal, reorder what
+    is shown or start a line of its own; with ``markdown``, ``|`` is escaped too so that it
+    stays inside its table cell."""
+    text = _INVISIBLE.sub(_escape, str(text))
+    return text.replace("|", "\\|") if markdown else text
 
 
 def fmt_value(value: float | None) -> str:
@@ -276,44 +302,53 @@ def fast_lines(report: Report) -> list[str]:
 
 
 def _render(report: Report, max_rows: int | None, fmt: str, section: Callable[[str], str]) -> str:
+    markdown = fmt == "github"
+
+    def line(text: str) -> str:  # names and messages come from user code: one visible line
+        return visible(text, markdown=markdown)
+
+    def table(rows: list[list[str]], headers: list[str]) -> str:
+        cells = [[line(cell) for cell in row] for row in rows]
+        return tabulate(cells, headers, tablefmt=fmt, disable_numparse=True)
+
     out = [headline(report), ""]
     found = diagnosis_lines(report)
     if found:
-        out += [section("Diagnosis")] + [f"- {line}" for line in found] + [""]
+        out += [section("Diagnosis")] + [f"- {line(text)}" for text in found] + [""]
     if report.nodes:
         out += (
             [
                 section("Nodes (walking back from the loss)"),
-                tabulate(node_rows(report), NODE_HEADERS, tablefmt=fmt, disable_numparse=True),
+                table(node_rows(report), NODE_HEADERS),
                 "",
             ]
-            + [f"- {line}" for line in _node_summary(report)]
+            + [f"- {line(text)}" for text in _node_summary(report)]
             + [""]
         )
     if report.samples:
         out += [section("Per sample")] + [
-            f"- {line}" if not line.startswith("  ") else f"  - {line.strip()}"
-            for line in sample_lines(report)
+            f"- {line(text)}" if not text.startswith("  ") else f"  - {line(text.strip())}"
+            for text in sample_lines(report)
         ]
         out += [""]
     out += [
         section("Parameters"),
-        tabulate(summary_rows(report), SUMMARY_HEADERS, tablefmt=fmt, disable_numparse=True),
+        table(summary_rows(report), SUMMARY_HEADERS),
         "",
     ]
     fast = fast_lines(report)
     if fast:
-        out += [section("Fast mode")] + [f"- {line}" for line in fast] + [""]
+        out += [section("Fast mode")] + [f"- {line(text)}" for text in fast] + [""]
     extra = notes(report)
     if extra:
-        out += [section("Notes")] + [f"- {n}" for n in extra] + [""]
+        out += [section("Notes")] + [f"- {line(n)}" for n in extra] + [""]
     rows, omitted = element_rows(report, max_rows)
     out += [
         section("Elements (failing first)"),
-        tabulate(rows, ELEMENT_HEADERS, tablefmt=fmt, disable_numparse=True),
+        table(rows, ELEMENT_HEADERS),
     ]
     if omitted:
-        out += [""] + [f"- {o}" for o in omitted]
+        out += [""] + [f"- {line(o)}" for o in omitted]
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import expit
 
-from nets import asker
-from nets.conv import conv2d_backward, conv2d_forward, maxpool_backward, maxpool_forward
-from nets.layers import (
+from .. import asker
+from ..conv import conv2d_backward, conv2d_forward, maxpool_backward, maxpool_forward
+from ..layers import (
     cross_entropy_backward,
     cross_entropy_forward,
     dense_backward,
@@ -33,7 +33,7 @@ from nets.layers import (
     flatten_backward,
     flatten_forward,
 )
-from nets.network import Network, Stage
+from ..network import Network, Stage
 
 LETTER_O = np.array(
     [

@@ -1,5 +1,5 @@
 """``python -m nets.letters``: see :mod:`nets.letters.command`."""
 
-from nets.letters.command import main
+from .command import main
 
 raise SystemExit(main())

@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from gradcheck import check
-from nets import asker
-from nets.letters import (
+
+from .. import asker
+from ..plot import ascii_curves, save_png
+from . import (
     SHIFTS,
     asker_features,
     convnet,
@@ -26,7 +28,6 @@ from nets.letters import (
     train_asker,
     train_convnet,
 )
-from nets.plot import ascii_curves, save_png
 
 SWEEP_RATES = (0.1, 1.0, 5.0)  # learning rates of the asker-architecture sweep
 ASKER_RULES = (asker.LiteralNet, asker.MeantNet, asker.CorrectedNet)

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import gradcheck.progress
 from gradcheck import InputError
 from gradcheck.cli import EXIT_INTERRUPTED, EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, main, one_line
+from gradcheck.report.files import safe_name
 
 ROOT = Path(__file__).resolve().parents[2]
 ASKER = str(ROOT / "examples" / "asker_style.py")
@@ -47,6 +50,16 @@ def write(tmp_path: Path, body: str, name: str = "user_net.py") -> str:
     path = tmp_path / name
     path.write_text(textwrap.dedent(body))
     return str(path)
+
+
+def user_module(path: str):
+    """The module the CLI loaded from ``path`` (kept in sys.modules under a unique name)."""
+    (module,) = [
+        m
+        for n, m in list(sys.modules.items())
+        if n.startswith("gradcheck_user_") and getattr(m, "__file__", None) == path
+    ]
+    return module
 
 
 @pytest.fixture
@@ -206,7 +219,7 @@ def test_interrupt_is_130_and_parameters_are_restored(tmp_path, capsys):
     )
     assert main(["check", f"{path}:make"]) == EXIT_INTERRUPTED
     assert capsys.readouterr().err == "gradcheck: interrupted\n"
-    module = sys.modules["gradcheck_user_interrupted"]
+    module = user_module(path)
     assert module.W.tolist() == [0.0, 1.0, 2.0, 3.0]
 
 
@@ -285,3 +298,203 @@ def test_fast_mode_from_the_command_line_names_the_wrong_tensor(capsys):
     assert "declared to fail; it did fail at w" in out
     assert "- w: 1 random-direction probe(s): FAILED" in out
     assert "12 proven wrong" in out
+
+
+# issue 12.1: two targets whose files `import helpers` from their own folders
+NEIGHBOUR_NET = """
+import numpy as np
+import helpers
+
+def make():
+    w = np.array([0.5, -1.5, 2.0])
+    return (lambda p: float(np.sum(p["w"] ** 3)), lambda p: {"w": helpers.dcube(p["w"])},
+            {"w": w})
+"""
+
+
+def test_each_target_sees_its_own_neighbours(tmp_path, capsys):
+    right, wrong = tmp_path / "right", tmp_path / "wrong"
+    right.mkdir()
+    wrong.mkdir()
+    (right / "helpers.py").write_text("def dcube(w):\n    return 3 * w ** 2\n")
+    (wrong / "helpers.py").write_text("def dcube(w):\n    return 2 * w ** 2\n")
+    nets = [write(folder, NEIGHBOUR_NET, "net.py") for folder in (right, wrong)]
+    saved = list(sys.path)
+    assert main(["check", f"{nets[0]}:make", f"{nets[1]}:make"]) == EXIT_MISMATCH
+    out = capsys.readouterr().out
+    assert out.count("gradcheck PASSED") == 1
+    assert out.count("gradcheck FAILED") == 1
+    assert out.index("PASSED") < out.index("FAILED")  # the second, wrong one fails
+    assert main(["check", f"{nets[1]}:make", f"{nets[0]}:make"]) == EXIT_MISMATCH
+    out = capsys.readouterr().out
+    assert out.index("FAILED") < out.index("PASSED")
+    assert sys.path == saved
+    assert "helpers" not in sys.modules
+
+
+def test_module_targets_see_their_own_neighbours(tmp_path, monkeypatch, capsys):
+    for folder, factor in (("one", 3), ("two", 2)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "helpers.py").write_text(
+            f"def dcube(w):\n    return {factor} * w ** 2\n"
+        )
+        write(tmp_path / folder, NEIGHBOUR_NET, f"net_{folder}.py")
+    monkeypatch.chdir(tmp_path / "one")
+    assert main(["check", "net_one:make"]) == EXIT_OK
+    monkeypatch.chdir(tmp_path / "two")
+    try:
+        assert main(["check", "net_two:make"]) == EXIT_MISMATCH
+    finally:
+        for name in ("net_one", "net_two"):
+            sys.modules.pop(name, None)
+
+
+# issue 12.3: sys.exit() inside the loss or the gradient during a check
+@pytest.mark.parametrize(
+    ("where", "call", "shown"),
+    [
+        ("loss", "sys.exit()", "sys.exit()"),
+        ("loss", "sys.exit(0)", "sys.exit(0)"),
+        ("grad", "sys.exit(1)", "sys.exit(1)"),
+        ("loss", "sys.exit('bye')", "sys.exit('bye')"),
+    ],
+)
+def test_sys_exit_in_user_code_is_exit_2_and_parameters_are_restored(
+    tmp_path, capsys, where, call, shown
+):
+    path = write(
+        tmp_path,
+        f"""
+        import sys
+        import numpy as np
+        W = np.array([0.1, -0.2, 0.3, 1e-300, -0.0])
+        calls = []
+        def loss(p):
+            calls.append(1)
+            if {where == "loss"} and len(calls) == 4:
+                {call}
+            return float(np.sum(p["W"] ** 2))
+        def grad(p):
+            if {where == "grad"}:
+                {call}
+            return {{"W": 2 * p["W"]}}
+        def make():
+            return loss, grad, {{"W": W}}
+        """,
+        "exiting.py",
+    )
+    assert main(["check", f"{path}:make"]) == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(
+        f"gradcheck: error: {path}:make: the loss or gradient called {shown}"
+    )
+    assert f"exiting.py, line {9 if where == 'loss' else 13})" in lines[0]
+    assert "parameters were restored" in lines[0]
+    W = user_module(path).W
+    assert W.tobytes() == np.array([0.1, -0.2, 0.3, 1e-300, -0.0]).tobytes()
+
+
+# issue 12.17: a tabulate.py or html.py beside the user's file is never gradcheck's
+def test_modules_beside_the_users_file_do_not_replace_gradchecks_own(tmp_path):
+    for shadow in ("tabulate", "html", "json"):
+        (tmp_path / f"{shadow}.py").write_text(
+            f"raise RuntimeError('the user folder {shadow}.py was imported')\n"
+        )
+    path = write(tmp_path, GOOD.replace("BUG", " * 2"))
+    out = tmp_path / "reports"
+    elsewhere = tmp_path / "elsewhere"  # `python -m` puts the working folder first itself
+    elsewhere.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "gradcheck", "check", f"{path}:make", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        check=False,
+    )
+    assert done.returncode == EXIT_MISMATCH, done.stderr
+    assert done.stderr == ""
+    assert "X   c " in done.stdout
+    assert sorted(p.suffix for p in out.iterdir()) == [".html", ".json", ".md"]
+
+
+# issue 12.13: two targets whose names sanitise alike keep both reports
+def test_out_keeps_both_reports_when_names_sanitise_alike(tmp_path, monkeypatch, capsys):
+    (tmp_path / "a").mkdir()
+    write(tmp_path / "a", GOOD.replace("BUG", ""), "b.py")
+    write(tmp_path, GOOD.replace("BUG", " * 2"), "a-b.py")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "reports"
+    assert main(["check", "a/b.py:make", "a-b.py:make", "--out", str(out)]) == EXIT_MISMATCH
+    capsys.readouterr()
+    verdicts = {json.loads(p.read_text())["passed"]: p.read_text() for p in out.glob("*.json")}
+    assert sorted(verdicts) == [False, True]
+    assert len(list(out.iterdir())) == 6
+
+
+# issue 12.14: --out that cannot be written is refused before any check runs
+def test_unwritable_out_is_refused_up_front(buggy, tmp_path, capsys):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    code = main(["check", f"{buggy}:make", "--out", str(tmp_path / "taken" / "reports")])
+    assert code == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no check ran
+    assert captured.err.startswith("gradcheck: error: --out ")
+    assert "cannot write reports there" in captured.err
+    assert len(captured.err.splitlines()) == 1
+
+
+# issue 12.14: a report file that cannot be written never hides the verdict and its table
+def test_failed_write_is_a_warning_and_the_table_is_still_shown(buggy, tmp_path, capsys):
+    out = tmp_path / "reports"
+    out.mkdir()
+    (out / f"{safe_name(f'{buggy}:make')}.md").mkdir()  # in the way of the Markdown file
+    assert main(["check", f"{buggy}:make", "--out", str(out)]) == EXIT_MISMATCH
+    captured = capsys.readouterr()
+    assert "gradcheck FAILED" in captured.out
+    assert "X   c " in captured.out
+    (line,) = captured.err.splitlines()
+    assert line.startswith("gradcheck: warning: could not write the reports of ")
+
+
+# issue 12.18: an error message from user code reaches stderr as one visible line
+def test_hostile_error_message_is_one_visible_line(tmp_path, capsys):
+    path = write(
+        tmp_path,
+        """
+        def make():
+            raise ValueError("bad\\x1b[2J\\rhidden\\n# second line\\u202e")
+        """,
+        "hostile.py",
+    )
+    assert main(["check", f"{path}:make"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.endswith("raised ValueError: bad\\x1b[2J (" + path + ", line 3)\n")
+    assert not re.search("[\x00-\x09\x0b-\x1f\u202a-\u202e]", err)
+
+
+def test_users_folder_is_importable_only_while_the_file_loads(tmp_path, capsys):
+    path = write(
+        tmp_path,
+        """
+        import sys
+        import numpy as np
+        FOLDER = sys.path[0]
+        SEEN = {"load": FOLDER in sys.path}
+        def loss(p):
+            SEEN["check"] = FOLDER in sys.path
+            return float(np.sum(p["w"] ** 2))
+        def make():
+            SEEN["factory"] = FOLDER in sys.path
+            return loss, lambda p: {"w": 2 * p["w"]}, {"w": np.array([1.0, 2.0])}
+        """,
+        "scoped.py",
+    )
+    assert main(["check", f"{path}:make"]) == EXIT_OK
+    capsys.readouterr()
+    module = user_module(path)
+    assert str(tmp_path) == module.FOLDER
+    assert module.SEEN == {"load": True, "factory": True, "check": False}

@@ -9,6 +9,7 @@ from gradcheck.protocol import Problem, Reference
 from nets import zoo
 from nets.layers import relu_backward, sigmoid_backward
 from tools.mutants import Outcome, baselines, classify, exercised, summary
+from tools.mutants import main as mutants_main
 from tools.mutate import Mutant, applied, mutants, mutated_code
 
 
@@ -130,3 +131,12 @@ def test_unexercised_and_the_summary_score():
     assert "**Score: 3 of 4 non-equivalent mutants caught (75.0%).**" in text
     assert "2 of 3 mutants that return a gradient of the right type" in text
     assert "## Survivors (gaps): 1" in text
+
+
+# issue 12.15: the entry point loads the installed copy (gradcheck_nets); the mutants are
+# planted in the repository's nets.*, so the tool must run the nets of that very package
+def test_the_command_kills_mutants_of_the_repositorys_nets(tmp_path, capsys):
+    out = tmp_path / "mutants.md"
+    assert mutants_main(["--only", "relu_backward", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert "| `nets.layers:relu_backward` | 6 | 5 | 1 | 0 |" in out.read_text()

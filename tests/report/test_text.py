@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
+import pytest
 
 from gradcheck import check
 from gradcheck.core.compare import ParamResult
 from gradcheck.fast.probe import ProbeSummary
 from gradcheck.report.model import Report
-from gradcheck.report.text import fast_lines, fmt_error, render_text
+from gradcheck.report.text import fast_lines, fmt_error, render_text, visible
 
 # --- from test_render.py ----------------------------------------
 
@@ -178,3 +180,50 @@ def test_unchecked_and_probed_alone_do_not_fail():
     assert report.passed
     assert report["w"].status == "unchecked"
     assert [e.status for e in report.entries] == ["unchecked", "probed", "probed", "unchecked"]
+
+
+# issue 12.18: names and messages from user code are shown, never obeyed, in every format
+HOSTILE = "w\x1b[2J|x\n# forged\u202e\x07\r\u2066\t"
+RAW_CONTROL = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069]"
+)
+
+
+def hostile_report():
+    return check(
+        lambda p: float(np.sum(p[HOSTILE] ** 2)),
+        lambda p: {HOSTILE: 3 * p[HOSTILE]},
+        {HOSTILE: np.array([1.0, -2.0])},
+    )
+
+
+def test_visible_escapes_controls_bidi_and_newlines():
+    assert visible(HOSTILE) == "w\\x1b[2J|x\\n# forged\\u202e\\x07\\r\\u2066\\t"
+    assert visible(HOSTILE, markdown=True) == "w\\x1b[2J\\|x\\n# forged\\u202e\\x07\\r\\u2066\\t"
+    assert visible("caf\u00e9 \u03b8 dL/dW[0, 1]") == "caf\u00e9 \u03b8 dL/dW[0, 1]"
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "html"])
+def test_hostile_names_are_escaped_in_every_rendering(fmt):
+    report = hostile_report()
+    out = {
+        "text": report.to_text,
+        "markdown": report.to_markdown,
+        "html": lambda: report.to_html(title=HOSTILE),
+    }[fmt]()
+    assert not RAW_CONTROL.search(out)
+    assert "w\\x1b[2J" in out
+    assert not any(line.startswith("# forged") for line in out.splitlines())
+    if fmt == "markdown":  # a | in a name stays inside its cell: one column count per table
+        tables = re.split(r"\n(?!\|)[^\n]*", out)
+        widths = [
+            {len(re.split(r"(?<!\\)\|", row)) for row in table.splitlines() if row.startswith("|")}
+            for table in tables
+        ]
+        assert [len(w) for w in widths if w] == [1, 1]
+
+
+def test_hostile_names_survive_json_exactly():
+    text = hostile_report().to_json()
+    assert text.isascii()  # controls and bidi characters as \u escapes
+    assert json.loads(text)["params"][0]["name"] == HOSTILE
