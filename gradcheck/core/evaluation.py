@@ -293,9 +293,17 @@ class Evaluator:
     def _parallel(self, points: Sequence[Point]) -> np.ndarray:
         executor = self._executor
         assert executor is not None
-        payload = _payload(self.params)
+        # the parameters and the points travel as pickled bytes: one pickle of the parameters
+        # per call, and nothing an executor walks element by element (Dask parses and hashes
+        # the arguments of every task it is given: a list of 10^4 tuples costs it seconds)
+        payload = pickle.dumps(_payload(self.params), protocol=pickle.HIGHEST_PROTOCOL)
         futures = [
-            executor.submit(_run_batch, self.loss, payload, [points[i] for i in batch])
+            executor.submit(
+                _run_batch,
+                self.loss,
+                payload,
+                pickle.dumps([points[i] for i in batch], protocol=pickle.HIGHEST_PROTOCOL),
+            )
             for batch in _batches(executor, len(points))
         ]
         raws: list[Any] = []
@@ -370,13 +378,15 @@ def _payload(pset: ParamSet) -> dict[str, tuple[Any, type | None]]:
     return out
 
 
-def _run_batch(
-    loss: Any, payload: dict[str, tuple[Any, type | None]], points: list[Point]
-) -> list[Any]:
+def _run_batch(loss: Any, packed_payload: bytes, packed_points: bytes) -> list[Any]:
     """Worker: evaluate the loss at each point on a private copy of the parameters.
 
-    Stops at the first point where the loss raises and returns a :class:`_Raised` for it.
+    ``packed_payload`` and ``packed_points`` are pickles of :func:`_payload`'s dict and of the
+    points. Stops at the first point where the loss raises and returns a :class:`_Raised` for
+    it.
     """
+    payload: dict[str, tuple[Any, type | None]] = pickle.loads(packed_payload)
+    points: list[Point] = pickle.loads(packed_points)
     view: dict[str, Any] = {}
     flats: dict[str, Any] = {}
     originals: dict[str, np.ndarray] = {}
