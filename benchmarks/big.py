@@ -21,6 +21,7 @@ import platform
 import resource
 import sys
 import time
+import traceback
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -128,7 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = gradcheck.check(model.loss, grad, params, mode="fast", seed=args.seed)
     except MemoryError as exc:
-        error = f"MemoryError under the {args.memory_limit:g} GiB cap: {exc}"
+        frames = [
+            f"{Path(f.filename).name}:{f.lineno} {f.name}"
+            for f in traceback.extract_tb(exc.__traceback__)
+            if "gradcheck" in f.filename
+        ]
+        error = (
+            f"MemoryError under the {args.memory_limit:g} GiB cap: {exc}; "
+            f"in {' <- '.join(reversed(frames[-3:]))}"
+        )
     finally:
         wall = time.perf_counter() - start
         peak = tracemalloc.get_traced_memory()[1] - base
