@@ -228,6 +228,8 @@ class ParamSet:
         if len({p.dtype for p in members}) != 1:
             raise ValueError("a group's members share one dtype")
         name = f"[{names[0]} .. {names[-1]}]"
+        while name in self.params or name in self.groups:  # never shadow a real parameter
+            name += "'"
         starts = np.cumsum([0, *(p.size for p in members)]).tolist()
         rest = [
             value
