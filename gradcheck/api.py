@@ -19,6 +19,7 @@ from gradcheck.core.evaluation import Evaluator, check_executor
 from gradcheck.core.numerics import Tolerance, coarser_dtype, machine_eps
 from gradcheck.core.params import ParamSet
 from gradcheck.core.tree import StructureError, Tree, is_tree
+from gradcheck.core.widen import HOW_TO_CAST, widen_params, widened
 from gradcheck.diagnosis.classify import diagnose
 from gradcheck.diagnosis.nodes import NodeResult, node_plans, node_result
 from gradcheck.errors import InputError, LossError, StateMutationError
@@ -47,6 +48,7 @@ def check(
     seed: int = 0,
     executor: Executor | None = None,
     fast: FastOptions | None = None,
+    recheck_float64: bool = False,
 ) -> Report:
     """Compare every hand-written partial with a finite-difference one, and diagnose.
 
@@ -84,6 +86,10 @@ def check(
             of a serial run. A process pool needs a picklable loss that reads the parameters
             from its argument (see :mod:`gradcheck.core.evaluation`). Node checks run serially.
         fast: fast mode's knobs, :class:`~gradcheck.fast.probe.FastOptions` by default.
+        recheck_float64: when anything is float32, check again in float64 (``report.recheck``):
+            float32 parameters and the float32 arrays the loss and gradient close over are
+            cast for the re-check and restored afterwards (see
+            :mod:`gradcheck.core.widen`); what cannot be cast is named in the notes.
 
     Returns:
         A :class:`~gradcheck.report.model.Report`; ``report.passed`` is the verdict (of the batch
@@ -116,7 +122,44 @@ def check(
     if executor is not None:
         check_executor(executor, loss)
     dims = _dims(dims)
-    measured = _measure(loss, grad, params, options, progress, executor)
+    return _check(
+        loss,
+        grad,
+        params,
+        options,
+        nodes=nodes,
+        samples=samples,
+        dims=dims,
+        progress=progress,
+        executor=executor,
+        recheck_float64=bool(recheck_float64),
+    )
+
+
+def _check(
+    loss: Loss,
+    grad: Grad,
+    params: Mapping[str, Any],
+    options: CheckOptions,
+    *,
+    nodes=None,
+    samples=(),
+    dims: dict[str, int],
+    progress=None,
+    executor=None,
+    names: list[str] | None = None,
+    recheck_float64: bool = False,
+    cast: list[str] | None = None,
+) -> Report:
+    """:func:`check` after validation. ``names`` restricts the parameter check to those
+    parameters (the loss still sees all of them); ``cast`` marks the float64 re-check (what
+    was cast for it)."""
+    measured = _measure(loss, grad, params, options, progress, executor, names)
+    notes = list(measured.notes)
+    if cast is not None:
+        notes.insert(0, f"float64 re-check: cast {', '.join(cast) or 'nothing'} from float32")
+        if _float32(notes):
+            notes.append(f"the loss still computes in float32 here: {HOW_TO_CAST}")
     done = measured.evaluations
     node_results: list[NodeResult] = []
     if nodes is not None:
@@ -126,18 +169,33 @@ def check(
             r.total.evaluations + (r.local.evaluations if r.local is not r.total else 0)
             for r in node_results
         )
+    recheck = None
+    if _float32(notes) and recheck_float64:
+        recheck = _recheck_float64(loss, grad, params, options, dims, executor)
+        done += recheck.evaluations
+    elif _float32(notes) and cast is None:
+        notes.append(
+            "to see past float32 rounding, re-check in float64: check(..., "
+            "recheck_float64=True) or --float64 casts the parameters and the float32 arrays "
+            f"the loss closes over; or {HOW_TO_CAST}"
+        )
+    # per sample, only what the batch check found wrong (everything when it passed)
+    failing = [p.name for p in measured.results if p.failed] or None
     sample_reports = []
     for i, sample in enumerate(samples):
         sample = _as_sample(sample, i)
-        sub = check(
+        if executor is not None:
+            check_executor(executor, sample.loss)
+        sub = _check(
             sample.loss,
             sample.grad,
             params,
+            options,
             nodes=sample.nodes,
             dims=dims,
             progress=_offset(progress, done),
             executor=executor,
-            **_keywords(options),
+            names=failing,
         )
         sample_reports.append(sub)
         done += sub.evaluations
@@ -146,13 +204,27 @@ def check(
         evaluations=done,
         loss=measured.loss,
         options=options.describe(),
-        notes=measured.notes,
+        notes=notes,
         extra_gradients=measured.extra,
         # fast mode measures a few elements: too few for whole-gradient figures or groups
-        diagnosis=diagnose(measured.results, dims) if options.mode == "full" else None,
+        diagnosis=diagnose(measured.results, dims, nodes is not None)
+        if options.mode == "full"
+        else None,
         nodes=node_results,
         samples=sample_reports,
+        recheck=recheck,
     )
+
+
+def _float32(notes: Sequence[str]) -> bool:
+    return any(n.startswith("precision limited") for n in notes)
+
+
+def _recheck_float64(loss, grad, params, options, dims, executor) -> Report:
+    """The same check with float32 parameters and closed-over values cast to float64."""
+    wide, cast = widen_params(params)
+    with widened(loss, grad) as inputs:
+        return _check(loss, grad, wide, options, dims=dims, executor=executor, cast=cast + inputs)
 
 
 def check_problem(problem: Any, **options: Any) -> Report:
@@ -240,12 +312,15 @@ def _measure(
     options: CheckOptions,
     progress: Callable[[int, int], None] | None,
     executor: Executor | None,
+    names: list[str] | None = None,
 ) -> _Measured:
-    """Parameters -> evaluations -> finite differences -> one verdict per element."""
+    """Parameters -> evaluations -> finite differences -> one verdict per element (of the
+    parameters ``names``, all by default)."""
     pset = ParamSet(params)
+    names = pset.names if names is None else [n for n in pset.names if n in set(names)]
     evaluator = Evaluator(pset, loss, progress=progress, executor=executor)
     full = options.mode == "full"
-    evaluator.plan(planned_evaluations(pset, options.richardson) if full else 2)
+    evaluator.plan(planned_evaluations(pset, options.richardson, names) if full else 2)
     engine = FiniteDifferences(evaluator, options.tolerance, richardson=options.richardson)
     tolerance = options.tolerance
     try:
@@ -255,12 +330,17 @@ def _measure(
             results = fast_results(
                 engine, pset, gradients, grad_dtypes, tolerance, options.fast, options.seed
             )
+            results = [p for p in results if p.name in names]
         else:
-            results = _full_results(engine, pset, gradients, grad_dtypes, tolerance, executor)
+            results = _full_results(
+                engine, pset, names, gradients, grad_dtypes, tolerance, executor
+            )
         extra = [str(k) for k in gradients if k not in pset.params]
     finally:
         pset.restore_all()
-    notes = pset.notes
+    notes = pset.notes + engine.notes
+    if len(names) < len(pset.names):
+        notes.append(f"re-checked only the batch check's failing parameters: {', '.join(names)}")
     if not full and any(p.failed for p in results):
         notes.append(
             "fast mode measured only the elements it located or sampled: for the "
@@ -280,8 +360,8 @@ def _measure(
     return _Measured(results, evaluator.evaluations, f0, notes, extra)
 
 
-def _full_results(engine, pset, gradients, grad_dtypes, tolerance, executor) -> list:
-    """Every element of every parameter measured, one :class:`ParamResult` per parameter.
+def _full_results(engine, pset, names, gradients, grad_dtypes, tolerance, executor) -> list:
+    """Every element of the parameters ``names`` measured, one :class:`ParamResult` each.
 
     Small parameters (under ``OWN_PILOT_MIN`` elements: they share one pilot) of one dtype and
     precision, with usable gradients, are differentiated together as one group, and the
@@ -289,13 +369,11 @@ def _full_results(engine, pset, gradients, grad_dtypes, tolerance, executor) -> 
     pass of numpy work per parameter (a net of 14 scalars otherwise spends more on that than
     on its loss). On an executor every parameter goes alone (workers know only real ones).
     """
-    precision = {
-        name: coarser_dtype(pset[name].dtype, grad_dtypes.get(name)) for name in pset.names
-    }
-    fitting = {name: _fitting(gradients.get(name), pset[name].shape) for name in pset.names}
+    precision = {name: coarser_dtype(pset[name].dtype, grad_dtypes.get(name)) for name in names}
+    fitting = {name: _fitting(gradients.get(name), pset[name].shape) for name in names}
     groups: dict[Any, list[list[str]]] = {}
     if executor is None:
-        for name in pset.names:
+        for name in names:
             if pset[name].size < OWN_PILOT_MIN and fitting[name] is not None:
                 runs = groups.setdefault((pset[name].dtype, precision[name]), [[]])
                 if sum(pset[n].size for n in runs[-1]) + pset[name].size >= OWN_PILOT_MIN:
@@ -330,7 +408,7 @@ def _full_results(engine, pset, gradients, grad_dtypes, tolerance, executor) -> 
             engine.differentiate(name, fitting[name], precision[name]),
             tolerance,
         )
-        for name in pset.names
+        for name in names
     ]
 
 

@@ -32,6 +32,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 from gradcheck.adapters.target import describe_exit, is_target, load_target
 from gradcheck.api import check_problem
@@ -79,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--full", action="store_true", help="show every element, not the first 10")
     run.add_argument("--richardson", action="store_true", help="refine every element")
     run.add_argument(
+        "--float64",
+        action="store_true",
+        help="when anything is float32, check again in float64 (parameters and the float32 "
+        "arrays the loss closes over are cast, then restored)",
+    )
+    run.add_argument(
         "--mode",
         choices=("full", "fast"),
         default="full",
@@ -119,6 +126,7 @@ def run_check(problem: Problem, args: argparse.Namespace, label: str) -> Report:
         return check_problem(
             problem,
             richardson=args.richardson,
+            recheck_float64=args.float64,
             mode=args.mode,
             seed=args.seed,
             progress=bar if bar.enabled else None,
@@ -132,9 +140,41 @@ def run_check(problem: Problem, args: argparse.Namespace, label: str) -> Report:
         bar.close()
 
 
+class Outcome(NamedTuple):
+    """One target's check: what was expected of it and what it did."""
+
+    name: str
+    stem: str  # the report files' name in --out
+    expected: str  # "pass" or "fail"
+    got: str  # see verdict()
+    report: Report
+
+
 def cmd_check(args: argparse.Namespace, references: dict[str, Reference] | None = None) -> int:
     """Check every target; ``references`` defaults to the registries' nets, loaded only when
     a reference net is asked for (the registries are third-party code)."""
+    names, references = resolve_targets(args, references)
+    if args.out:
+        check_writable(args.out, "--out")
+    max_rows = None if args.full else 10
+    stems = ReportNames()
+    outcomes = []
+    for name in names:
+        outcome = check_target(name, references, args, stems.stem(name))
+        outcomes.append(outcome)
+        ref = references.get(name) if not is_target(name) else None
+        emit(name, ref, outcome.report, args.format, max_rows, single=len(names) == 1)
+        if args.out:
+            write_reports_or_warn(
+                outcome.report, name, args.out, warn, max_rows=max_rows, stem=outcome.stem
+            )
+    return finish(outcomes, args)
+
+
+def resolve_targets(
+    args: argparse.Namespace, references: dict[str, Reference] | None
+) -> tuple[list[str], dict[str, Reference]]:
+    """The names to check and the reference nets they may name; refuses what cannot run."""
     if args.all and args.targets:
         raise GradcheckError("give reference names or --all, not both")
     names = args.targets
@@ -162,42 +202,40 @@ def cmd_check(args: argparse.Namespace, references: dict[str, Reference] | None 
             "--format html prints one report; check one target, or use "
             "--out DIR to write an HTML file per target"
         )
+    return names, references
+
+
+def check_target(
+    name: str, references: dict[str, Reference], args: argparse.Namespace, stem: str
+) -> Outcome:
+    """Load one target (a user's FILE.py:NAME or a reference net), check it, judge it."""
+    if is_target(name):
+        report = run_check(load_target(name, seed=args.seed), args, name)
+        return Outcome(name, stem, "pass", "pass" if report.passed else "fail", report)
+    ref = references[name]
+    report = run_check(ref.build(), args, name)
+    return Outcome(name, stem, "pass" if ref.expect_pass else "fail", verdict(ref, report), report)
+
+
+def finish(outcomes: list[Outcome], args: argparse.Namespace) -> int:
+    """What follows the reports: JSON of several targets, the --all summary and index; the
+    exit code (reference nets: as declared; user targets: all passed)."""
+    if args.format == "json" and len(outcomes) > 1:
+        print(json.dumps({o.name: o.report.to_dict() for o in outcomes}, indent=2, allow_nan=False))
+    if not args.all:
+        return EXIT_OK if all(o.report.passed for o in outcomes) else EXIT_MISMATCH
+    mismatched = [o.name for o in outcomes if o.expected != o.got]
+    if args.format in ("text", "markdown"):
+        print(
+            f"{len(outcomes) - len(mismatched)} of {len(outcomes)} reference nets behaved "
+            "as declared" + (f"; not: {visible(', '.join(mismatched))}" if mismatched else "")
+        )
     if args.out:
-        check_writable(args.out, "--out")
-    max_rows = None if args.full else 10
-    stems = ReportNames()
-    outcome = []
-    for name in names:
-        if is_target(name):
-            ref = None
-            problem = load_target(name, seed=args.seed)
-        else:
-            ref = references[name]
-            problem = ref.build()
-        report = run_check(problem, args, name)
-        expected = "pass" if ref is None or ref.expect_pass else "fail"
-        got = verdict(ref, report) if ref else ("pass" if report.passed else "fail")
-        stem = stems.stem(name)
-        outcome.append((name, stem, expected, got, report))
-        emit(name, ref, report, args.format, max_rows, single=len(names) == 1)
-        if args.out:
-            write_reports_or_warn(report, name, args.out, warn, max_rows=max_rows, stem=stem)
-    if args.format == "json" and len(names) > 1:
-        print(json.dumps({n: r.to_dict() for n, *_, r in outcome}, indent=2, allow_nan=False))
-    if args.all:
-        mismatched = [n for n, _, e, g, _ in outcome if e != g]
-        if args.format in ("text", "markdown"):
-            print(
-                f"{len(outcome) - len(mismatched)} of {len(outcome)} reference nets behaved "
-                "as declared" + (f"; not: {visible(', '.join(mismatched))}" if mismatched else "")
-            )
-        if args.out:
-            try:
-                write_index([(n, s, e, g) for n, s, e, g, _ in outcome], args.out)
-            except OSError as exc:
-                warn(f"could not write {args.out / 'index.md'}: {exc.strerror or exc}")
-        return EXIT_MISMATCH if mismatched else EXIT_OK
-    return EXIT_OK if all(r.passed for *_, r in outcome) else EXIT_MISMATCH
+        try:
+            write_index([(o.name, o.stem, o.expected, o.got) for o in outcomes], args.out)
+        except OSError as exc:
+            warn(f"could not write {args.out / 'index.md'}: {exc.strerror or exc}")
+    return EXIT_MISMATCH if mismatched else EXIT_OK
 
 
 def verdict(ref: Reference, report: Report) -> str:

@@ -383,3 +383,24 @@ def test_sys_exit_from_user_code_propagates_with_parameters_restored(where, thre
         if pool is not None:
             pool.shutdown()
     assert_unchanged(before)
+
+
+def test_per_sample_rechecks_cover_only_the_batch_checks_failing_parameters():
+    """W is right, s is wrong: each sample re-checks s alone (the loss still sees W)."""
+    loss, grad, params = quadratic()
+
+    def wrong_s(p):
+        g = grad(p)
+        g["s"] = 2 * g["s"]
+        return g
+
+    batch = check(loss, wrong_s, params)
+    report = check(loss, wrong_s, params, samples=[(loss, wrong_s), (loss, wrong_s)])
+    assert report.failed_params == ["s"]
+    for sample in report.samples:
+        assert [p.name for p in sample.params] == ["s"]
+        assert sample.failed_params == ["s"]
+        assert "re-checked only the batch check's failing parameters: s" in sample.notes
+    assert report.evaluations < 3 * batch.evaluations  # two full sample checks would be 3x
+    passing = check(loss, grad, params, samples=[(loss, grad)])
+    assert [p.name for p in passing.samples[0].params] == ["W", "s"]

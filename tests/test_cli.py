@@ -105,3 +105,33 @@ def test_sys_exit_in_a_reference_nets_build_is_exit_2(monkeypatch, capsys):
     assert err.startswith("gradcheck: error: sys.exit(0) (")
     assert "test_cli.py, line" in err
     assert err.count("\n") == 1
+
+
+FLOAT32_TARGET = """
+import numpy as np
+
+def make():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 3)).astype(np.float32)
+    params = {"w": rng.normal(size=3).astype(np.float32)}
+
+    def loss(p):
+        return np.sum((x @ p["w"]) ** 2)
+
+    def grad(p):
+        return {"w": x.T @ (x @ p["w"])}  # the factor 2 is missing
+
+    return loss, grad, params
+"""
+
+
+def test_float64_flag_rechecks_a_float32_target(tmp_path, capsys):
+    target = tmp_path / "net32.py"
+    target.write_text(FLOAT32_TARGET)
+    assert main(["check", f"{target}:make", "--float64", "--format", "json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    again = data["recheck_float64"]
+    assert again["notes"][0] == "float64 re-check: cast w, x from float32"
+    assert [p["dtype"] for p in again["params"]] == ["float64"]
+    assert main(["check", f"{target}:make"]) == 1
+    assert "recheck_float64=True" in capsys.readouterr().out

@@ -59,7 +59,7 @@ def test_buggy_net_fails_with_the_table_correct_net_passes(pytester):
             ">       gradcheck.assert_gradients(loss, grad, params)",
             "E       gradcheck.GradientMismatch: gradcheck FAILED: 1 of 4 parameters with wrong *",
             "E       Diagnosis:",
-            "E       - group: true = 1/2 x hand-written for W2 (all 8)",
+            "E       - group: true = 1/2 x hand-written for W2 (all 8)*",
             "E       Parameters:",
             "E       X   W2       (2, 4)   (2, 4)        wrong*",
             "E       Elements (failing first):",

@@ -49,6 +49,11 @@ THIRD_MARGIN = 4.0
 # Refinement levels, as fractions of the main step: smaller steps stay clear of nearby kinks and
 # of curvature the main step does not resolve, at the price of more rounding.
 REFINE_LEVELS = (0.25, 0.5)
+# A tensor wrong almost everywhere is wrong whatever refinement says about each element: refine
+# an evenly spread sample of its disagreeing elements (as fast mode samples), and all of them
+# only if the sample overturns a verdict. Below these, every disagreeing element is refined.
+REFINE_SAMPLE = 64
+WRONG_ALMOST_EVERYWHERE = 0.5
 
 
 @dataclass
@@ -81,6 +86,7 @@ class FiniteDifferences:
         self.tolerance = tolerance
         self.richardson = richardson
         self._shared_third: float | None = None
+        self.notes: list[str] = []  # what the user should know about how partials were refined
 
     # -- differentiation -------------------------------------------------------------------
     def _pilot(self, elements: list[tuple[str, int]]) -> float:
@@ -175,7 +181,10 @@ class FiniteDifferences:
             )
         positions = np.arange(n)
         again = positions if self.richardson else positions[off]
-        if again.size:
+        sampled = not self.richardson and refine_sample(again.size, n)
+        if sampled:
+            again = again[_spread(again.size, REFINE_SAMPLE)]
+        while again.size:
             if not self.richardson:  # the plan already counts refinement then
                 self.evaluator.plan(4 * again.size)
             more = self._stencil(
@@ -198,6 +207,25 @@ class FiniteDifferences:
             slack[again] = more["slack"]
             kink[where] = more["kink"][keep]
             refined[again] = True
+            if not sampled:
+                break
+            sampled = False
+            with np.errstate(invalid="ignore"):
+                still = (
+                    np.abs(analytic[again] - numeric[again])
+                    > tol.safety * error[again]
+                    + floor * np.maximum(np.abs(analytic[again]), np.abs(numeric[again]))
+                ) & ~kink[again]
+            rest = positions[off & ~refined]
+            if still.all():
+                self.notes.append(
+                    f"{name}: {int(off.sum())} of {n} elements disagree with the main pass; a "
+                    f"sample of {again.size} spread over them was refined and every one "
+                    f"confirmed wrong, so the other {rest.size} keep their main-pass values "
+                    "(richardson=True refines them all)"
+                )
+                break
+            again = rest  # the sample overturned a verdict: refine them all
         changed = self.params.changed()
         if changed:  # the baseline saw no change, so it happened at a perturbed point
             raise StateMutationError(
@@ -239,16 +267,26 @@ class FiniteDifferences:
         return analyse(self.evaluator.f0, central, noise)
 
 
-def _spread(n: int) -> np.ndarray:
-    """Up to ``PILOT_ELEMENTS`` positions spread evenly over ``range(n)``."""
-    return np.unique(np.linspace(0, n - 1, min(n, PILOT_ELEMENTS)).round().astype(np.intp))
+def _spread(n: int, count: int = PILOT_ELEMENTS) -> np.ndarray:
+    """Up to ``count`` positions spread evenly over ``range(n)``."""
+    return np.unique(np.linspace(0, n - 1, min(n, count)).round().astype(np.intp))
 
 
-def planned_evaluations(params: ParamSet, richardson: bool = False) -> int:
+def refine_sample(disagreeing: int, size: int) -> bool:
+    """Whether to refine only a sample of a tensor's disagreeing elements: when they are more
+    than ``REFINE_SAMPLE`` and at least ``WRONG_ALMOST_EVERYWHERE`` of the tensor, refining
+    each would cost 4 evaluations per element (3x a passing check) to say what a sample says:
+    the tensor is wrong almost everywhere."""
+    return disagreeing > REFINE_SAMPLE and disagreeing >= WRONG_ALMOST_EVERYWHERE * size
+
+
+def planned_evaluations(
+    params: ParamSet, richardson: bool = False, names: list[str] | None = None
+) -> int:
     """Loss evaluations a check plans before refinement: 2 for the baseline, 4 per pilot
     element (up to 3 per tensor of ``OWN_PILOT_MIN`` elements or more, up to 3 shared by the
-    smaller ones), and 2 per element (6 with ``richardson``)."""
-    sizes = [params[name].size for name in params.names]
+    smaller ones), and 2 per element (6 with ``richardson``), over ``names`` (all by default)."""
+    sizes = [params[name].size for name in (params.names if names is None else names)]
     small = sum(n for n in sizes if n < OWN_PILOT_MIN)
     pilots = min(small, PILOT_ELEMENTS) + sum(
         min(n, PILOT_ELEMENTS) for n in sizes if n >= OWN_PILOT_MIN

@@ -30,7 +30,9 @@ from gradcheck.report.text import (
     headline,
     node_rows,
     notes,
+    recheck_lines,
     sample_lines,
+    scale_caption,
     summary_rows,
     visible,
 )
@@ -242,6 +244,9 @@ def diagnosis(report: Report) -> str:
 def _extra_sections(report: Report) -> list[str]:
     """Node-level and per-sample checks, when the report has them."""
     out = []
+    recheck = recheck_lines(report)
+    if recheck:
+        out.append(f'<section id="recheck"><h2>float64 re-check</h2>{nested(recheck)}</section>')
     if report.nodes:
         rows = node_rows(report)
         out.append(
@@ -314,6 +319,7 @@ def render_html(report: Report, title: str = "gradcheck report", max_rows: int |
         *_extra_sections(report),
         '<section id="parameters"><h2>Parameters</h2>',
         table(SUMMARY_HEADERS, summary, [p.failed for p in report.params]),
+        f'<p class="caption">{escape(scale_caption(report))}</p>' if scale_caption(report) else "",
         "</section>",
     ]
     if remarks:

@@ -15,7 +15,7 @@ from gradcheck.diagnosis.classify import Diagnosis
 from gradcheck.diagnosis.nodes import NodeResult, summarize
 from gradcheck.report.html import render_html
 from gradcheck.report.notebook import render_fragment
-from gradcheck.report.text import render_markdown, render_text
+from gradcheck.report.text import render_markdown, render_text, scaled_error
 
 
 class Entry(NamedTuple):
@@ -51,6 +51,7 @@ class Report:
         diagnosis: classes, groups and findings (:mod:`gradcheck.diagnosis.classify`).
         nodes: node-level checks, input side first (:mod:`gradcheck.diagnosis.nodes`), if asked for.
         samples: one report per sample, if per-sample problems were given.
+        recheck: the same check in float64 (``check(recheck_float64=True)``), if asked for.
     """
 
     params: list[ParamResult]
@@ -62,6 +63,7 @@ class Report:
     diagnosis: Diagnosis | None = None
     nodes: list[NodeResult] = field(default_factory=list)
     samples: list[Report] = field(default_factory=list)
+    recheck: Report | None = None
 
     @property
     def passed(self) -> bool:
@@ -122,6 +124,9 @@ class Report:
                     "status": p.status,
                     "max_abs_err": p.max_abs_err,
                     "max_rel_err": p.max_rel_err,
+                    "max_scaled_err": None
+                    if (scaled := scaled_error(p)) is None
+                    else _number(scaled),
                     "n_wrong": p.n_wrong,
                     "n_uncertain": p.count("uncertain"),
                     "size": p.size,
@@ -156,6 +161,9 @@ class Report:
                     "params": list(f.params),
                     "elements": list(f.elements),
                     "factor": None if f.factor is None else _number(f.factor),
+                    "count": f.count,
+                    "share": _number(f.share),
+                    "meaning": f.meaning,
                 }
                 for f in diagnosis.findings
             ],
@@ -184,6 +192,7 @@ class Report:
             ],
             "node_summary": summarize(self.nodes) if self.nodes else [],
             "samples": [s.to_dict(entries=entries) for s in self.samples],
+            "recheck_float64": None if self.recheck is None else self.recheck.to_dict(entries),
         }
 
     def to_json(self, indent: int | None = 2) -> str:

@@ -52,6 +52,22 @@ def visible(text: str, markdown: bool = False) -> str:
     return text.replace("|", "\\|") if markdown else text
 
 
+def scaled_error(p: ParamResult) -> float | None:
+    """The largest ``|analytic - numeric|`` relative to the tensor's scale (its largest
+    ``|numeric|``): unlike the elementwise relative error, a partial near 0 that is off by
+    rounding reads as small, as it is."""
+    err, numeric = p.abs_err, p.numeric
+    finite_err = err[np.isfinite(err)]
+    finite_num = numeric[np.isfinite(numeric)]
+    if not finite_err.size:
+        return None
+    scale = float(np.abs(finite_num).max(initial=0.0))
+    worst = float(finite_err.max())
+    if scale == 0:
+        return None if worst == 0 else float("inf")
+    return worst / scale
+
+
 def fmt_value(value: float | None) -> str:
     """Partials: 6 significant digits, signed, so a flipped sign stands out."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
@@ -100,6 +116,7 @@ def summary_rows(report: Report) -> list[list[str]]:
                 f"{p.n_wrong}/{p.size}",
                 fmt_error(p.max_abs_err),
                 fmt_error(p.max_rel_err),
+                fmt_error(scaled_error(p)),
                 p.label(p.worst),
             ]
         )
@@ -115,6 +132,7 @@ SUMMARY_HEADERS = [
     "wrong",
     "max abs err",
     "max rel err",
+    "err / scale",
     "worst",
 ]
 ELEMENT_HEADERS = [
@@ -197,25 +215,76 @@ def merge_by_message(lines: list[str]) -> list[str]:
     return out
 
 
-def group_lines(groups) -> list[str]:
-    """Each group with its numbers, then what such groups mean, each meaning said once."""
-    lines = [f"group: {g.message}" for g in groups]
-    meanings = list(dict.fromkeys(g.meaning for g in groups))
-    return lines + [f"what a shared factor means: {m}" for m in meanings]
+# The diagnosis section's budget: the story, the whole-gradient line and the top findings; the
+# rest are counted (every finding is in the JSON).
+DIAGNOSIS_LINES = 12
+GROUPS_PER_SAMPLE = 3
 
 
-def diagnosis_lines(report: Report) -> list[str]:
-    """The diagnosis in plain sentences: findings, groups, whole-gradient figures."""
+def finding_lines(findings) -> list[str]:
+    """One line per finding (its meaning after it, where it has one), equal tails merged."""
+    return merge_by_message(
+        [
+            ("group: " if f.kind == "group" else "")
+            + f.message
+            + (f"; {f.meaning}" if f.meaning else "")
+            for f in findings
+        ]
+    )
+
+
+def diagnosis_lines(report: Report, budget: int | None = DIAGNOSIS_LINES) -> list[str]:
+    """The diagnosis in plain sentences, most explanatory first, within ``budget`` lines:
+    the tensor-level story, cosine and descent, then findings by share of the error."""
     d = report.diagnosis
     if d is None:
         return []
-    lines = merge_by_message([f.message for f in d.findings])
-    lines += group_lines(d.groups)
+    lines = []
+    if report.nodes and not report.passed:  # where the declared nodes say the error enters
+        lines.append(f"node walk: {summarize(report.nodes)[0]}")
+    lines += finding_lines(d.findings[: d.lead])
     if not report.passed:
+        whole = []
         if d.cosine is not None:
-            lines.append(f"cosine(hand-written, numeric gradient) = {d.cosine:+.4f}")
+            whole.append(f"cosine(hand-written, numeric gradient) = {d.cosine:+.4f}")
         if d.descent is not None:
-            lines.append(str(d.descent["message"]))
+            whole.append(str(d.descent["message"]))
+        if whole:
+            lines.append("; ".join(whole))
+    rest = finding_lines(d.findings[d.lead :])
+    if budget is not None and len(lines) + len(rest) > budget:
+        room = max(budget - len(lines) - 1, 0)
+        hidden = len(rest) - room
+        more = f"and {hidden} more finding{'s' if hidden > 1 else ''}"
+        rest = [*rest[:room], f'{more} (all in the JSON report, "findings")']
+    return lines + rest
+
+
+SCALE_CAPTION = (
+    "err / scale: the largest |analytic - numeric| over the tensor's largest |numeric|. A "
+    "passing partial near 0 can show a large elementwise rel err; against the tensor's scale "
+    "its error is what it is, rounding"
+)
+# A passing parameter whose elementwise relative error is above this would read as a failure.
+ALARMING_REL_ERR = 1e-4
+
+
+def scale_caption(report: Report) -> str:
+    """The caption of the ``err / scale`` column, when a passing parameter needs it."""
+    alarming = any(
+        not p.failed and (p.max_rel_err or 0.0) > ALARMING_REL_ERR for p in report.params
+    )
+    return SCALE_CAPTION if alarming else ""
+
+
+def recheck_lines(report: Report, budget: int = 6) -> list[str]:
+    """The float64 re-check: its verdict, its notes and the top of its diagnosis."""
+    again = report.recheck
+    if again is None:
+        return []
+    lines = [headline(again)]
+    lines += list(again.notes)
+    lines += diagnosis_lines(again, budget)
     return lines
 
 
@@ -249,7 +318,10 @@ def sample_lines(report: Report) -> list[str]:
         verdict = "passed" if sample.passed else "failed"
         out.append(f"sample {i}: {verdict} ({len(sample.failed_params)} parameters wrong)")
         if sample.diagnosis is not None:
-            out += [f"  group: {g.message}" for g in sample.diagnosis.groups]
+            groups = sample.diagnosis.groups
+            out += [f"  group: {g.message}" for g in groups[:GROUPS_PER_SAMPLE]]
+            if len(groups) > GROUPS_PER_SAMPLE:
+                out.append(f"  and {len(groups) - GROUPS_PER_SAMPLE} more groups (in the JSON)")
         out += [f"  node: {line}" for line in _node_summary(sample)]
     return out
 
@@ -331,11 +403,17 @@ def _render(report: Report, max_rows: int | None, fmt: str, section: Callable[[s
             for text in sample_lines(report)
         ]
         out += [""]
+    recheck = recheck_lines(report)
+    if recheck:
+        out += [section("float64 re-check")] + [f"- {line(text)}" for text in recheck] + [""]
     out += [
         section("Parameters"),
         table(summary_rows(report), SUMMARY_HEADERS),
         "",
     ]
+    scale = scale_caption(report)
+    if scale:
+        out += [scale, ""]
     fast = fast_lines(report)
     if fast:
         out += [section("Fast mode")] + [f"- {line(text)}" for text in fast] + [""]

@@ -12,7 +12,14 @@ from gradcheck import check
 from gradcheck.core.compare import ParamResult
 from gradcheck.fast.probe import ProbeSummary
 from gradcheck.report.model import Report
-from gradcheck.report.text import fast_lines, fmt_error, render_text, visible
+from gradcheck.report.text import (
+    SCALE_CAPTION,
+    fast_lines,
+    fmt_error,
+    render_text,
+    summary_rows,
+    visible,
+)
 
 # --- from test_render.py ----------------------------------------
 
@@ -227,3 +234,18 @@ def test_hostile_names_survive_json_exactly():
     text = hostile_report().to_json()
     assert text.isascii()  # controls and bidi characters as \u escapes
     assert json.loads(text)["params"][0]["name"] == HOSTILE
+
+
+def test_a_passing_partial_near_zero_reads_small_against_its_tensor_scale():
+    """w[1] has a partial of 2e-11 known to rounding: its elementwise rel err is large, but
+    against the tensor's scale its error is rounding, and the column says so."""
+    params = {"w": np.array([1.0, 1e-11, -0.5])}
+    report = check(lambda p: float(np.sum(p["w"] ** 2) + 1.0), lambda p: {"w": 2 * p["w"]}, params)
+    assert report.passed
+    [row] = summary_rows(report)
+    assert float(row[7]) > 1e-4  # max rel err: alarming on its own
+    assert float(row[8]) < 1e-8  # err / scale
+    text = report.to_text()
+    assert "err / scale" in text
+    assert SCALE_CAPTION in text
+    assert report.to_dict()["params"][0]["max_scaled_err"] == pytest.approx(float(row[8]), rel=0.1)
