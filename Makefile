@@ -27,12 +27,15 @@ test: $(STAMP)
 	$(PY) -m ruff check $(LINTED)
 	$(PY) -m pytest -q -p no:cacheprovider
 
-# Benchmarks against scipy, numdifftools and torch (the bench extra); writes reports/bench.md.
+# Benchmarks against scipy, numdifftools and torch (the bench extra); writes reports/bench.md,
+# and fast mode's targets (reports/bench-fast.md; the 10^7 net: python -m benchmarks.fast --big).
 # One BLAS thread: multithreaded small matmuls on a shared machine make timings erratic.
 bench:
 	$(MAKE) setup EXTRAS=test,bench
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 		$(PY) -m benchmarks.bench --out reports/bench.md
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+		$(PY) -m benchmarks.fast --out reports/bench-fast.md
 
 # Fast mode on a GPT-2-small-sized transformer (1.2e8 float32 parameters) with one planted wrong
 # element; not part of make test (a minute or more, GBs of memory); writes reports/bench-big.md.

@@ -200,7 +200,7 @@ def bench_problem(
             calls,
             cost,
             floor,
-            (f"found {label}" if found == [index] else f"NOT found: proven wrong {found}")
+            (f"found {label}" if list(found) == [index] else f"NOT found: proven wrong {found}")
             + f"; localization {report[tensor].probe.localization_evaluations} evals",
         )
     )

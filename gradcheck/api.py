@@ -18,12 +18,12 @@ from gradcheck.core.differences import (
 from gradcheck.core.evaluation import Evaluator, check_executor
 from gradcheck.core.numerics import Tolerance, coarser_dtype, machine_eps
 from gradcheck.core.params import ParamSet
-from gradcheck.core.tree import StructureError, Tree, is_tree
+from gradcheck.core.tree import Tree, is_tree
 from gradcheck.core.widen import HOW_TO_CAST, widen_params, widened
 from gradcheck.diagnosis.classify import diagnose
 from gradcheck.diagnosis.nodes import NodeResult, node_plans, node_result
-from gradcheck.errors import InputError, LossError, StateMutationError
-from gradcheck.fast.mode import fast_results
+from gradcheck.errors import GradcheckError, InputError, LossError, StateMutationError
+from gradcheck.fast.mode import choose_mode, fast_results
 from gradcheck.fast.probe import FastOptions
 from gradcheck.options import CheckOptions
 from gradcheck.protocol import NodeTrace, Problem, as_problem
@@ -75,11 +75,13 @@ def check(
             sample checks (``total`` is the planned count; it grows as refinement and sample
             checks add evaluations). For progress bars; ``None`` costs nothing.
         mode: ``"full"`` measures every element (about ``2P`` loss evaluations). ``"fast"``
-            probes each tensor along random directions (a dozen evaluations per tensor) and,
-            where a probe fails, finds the wrong elements by bisection in ``O(k log P)``
-            evaluations and measures them one by one; the other elements are ``probed`` or
-            ``unchecked``, never ``ok`` (see :mod:`gradcheck.fast.mode`). Sample checks use the
-            same mode; node checks are always full.
+            probes each tensor along random directions (``4 + 2 * probes`` evaluations per
+            tensor) and, where a probe fails, reads the wrong elements off the probes' values
+            (bisection as the fallback) and measures them one by one; the other elements are
+            ``probed`` (with a stated sensitivity) or ``unchecked``, never ``ok`` (see
+            :mod:`gradcheck.fast.mode`). When the full check plans no more evaluations, it
+            runs instead (``report.options["mode_reason"]`` says which ran and why). Sample
+            checks use the same mode; node checks are always full.
         seed: seeds the ``numpy.random.Generator`` that draws fast mode's directions.
         executor: any ``concurrent.futures.Executor`` (a process or thread pool, Dask's
             ``client.get_executor()``, ...) to evaluate the loss on; results are bitwise those
@@ -203,12 +205,14 @@ def _check(
         params=measured.results,
         evaluations=done,
         loss=measured.loss,
-        options=options.describe(),
+        options=options.describe()
+        | {"mode": measured.mode}
+        | ({"mode_reason": measured.why} if measured.why else {}),
         notes=notes,
         extra_gradients=measured.extra,
         # fast mode measures a few elements: too few for whole-gradient figures or groups
         diagnosis=diagnose(measured.results, dims, nodes is not None)
-        if options.mode == "full"
+        if measured.mode == "full"
         else None,
         nodes=node_results,
         samples=sample_reports,
@@ -303,6 +307,8 @@ class _Measured(NamedTuple):
     loss: float
     notes: list[str]
     extra: list[str]
+    mode: str  # the mode that ran
+    why: str  # why, when fast mode was asked for
 
 
 def _measure(
@@ -318,24 +324,25 @@ def _measure(
     parameters ``names``, all by default)."""
     pset = ParamSet(params)
     names = pset.names if names is None else [n for n in pset.names if n in set(names)]
+    mode, why = "full", ""
+    if options.mode == "fast":  # fast mode is never worse than full: small nets get full
+        mode, why = choose_mode(pset, options.fast, options.richardson, names)
     evaluator = Evaluator(pset, loss, progress=progress, executor=executor)
-    full = options.mode == "full"
+    full = mode == "full"
     evaluator.plan(planned_evaluations(pset, options.richardson, names) if full else 2)
     engine = FiniteDifferences(evaluator, options.tolerance, richardson=options.richardson)
     tolerance = options.tolerance
     try:
         f0 = evaluator.baseline()
-        gradients, grad_dtypes = _call_grad(grad, pset)
+        gradients, grad_dtypes, extra = _call_grad(grad, pset)
         if not full:
             results = fast_results(
-                engine, pset, gradients, grad_dtypes, tolerance, options.fast, options.seed
+                engine, pset, gradients, grad_dtypes, tolerance, options.fast, options.seed, names
             )
-            results = [p for p in results if p.name in names]
         else:
             results = _full_results(
                 engine, pset, names, gradients, grad_dtypes, tolerance, executor
             )
-        extra = [str(k) for k in gradients if k not in pset.params]
     finally:
         pset.restore_all()
     notes = pset.notes + engine.notes
@@ -357,7 +364,7 @@ def _measure(
             "steps and tolerances are scaled to it, so differences smaller than the tolerance "
             "column cannot be seen"
         )
-    return _Measured(results, evaluator.evaluations, f0, notes, extra)
+    return _Measured(results, evaluator.evaluations, f0, notes, extra, mode, why)
 
 
 def _full_results(engine, pset, names, gradients, grad_dtypes, tolerance, executor) -> list:
@@ -439,8 +446,8 @@ def _call_user(function: Callable, pset: ParamSet, what: str) -> Any:
     """Call a user function at the starting parameters; it must neither raise nor change them."""
     try:
         result = function(pset.view)
-    except (KeyboardInterrupt, SystemExit, MemoryError, StructureError):
-        raise
+    except (KeyboardInterrupt, SystemExit, MemoryError, GradcheckError):
+        raise  # raised by an adapter wrapping the user's function: its message says what failed
     except Exception as exc:
         raise LossError(
             f"{what} raised {type(exc).__name__}: {exc} at the starting parameters"
@@ -463,15 +470,17 @@ def _call_with_restore(function: Callable, params: Mapping[str, Any], what: str)
         pset.restore_all()
 
 
-def _call_grad(grad: Grad, pset: ParamSet) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The hand-written gradients as float64 copies, and the dtype each came in."""
+def _call_grad(grad: Grad, pset: ParamSet) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """The hand-written gradients as float64 copies, the dtype each came in, and the names
+    that are no parameter (extra gradients: reported by name, whatever they hold)."""
     raw = _call_user(grad, pset, "grad")
     if not isinstance(raw, Mapping):
         raise InputError(
             f"grad must return a dict name -> array (one entry per parameter), got "
             f"{type(raw).__name__}"
         )
+    ours = {name: value for name, value in raw.items() if name in pset.params}
     # copy now: a gradient function may return views of buffers it reuses
-    gradients = {name: analytic_array(str(name), value) for name, value in raw.items()}
-    dtypes = {name: getattr(value, "dtype", None) for name, value in raw.items()}
-    return gradients, dtypes
+    gradients = {name: analytic_array(str(name), value) for name, value in ours.items()}
+    dtypes = {name: getattr(value, "dtype", None) for name, value in ours.items()}
+    return gradients, dtypes, [str(k) for k in raw if k not in pset.params]

@@ -14,6 +14,7 @@ from typing import Any
 
 from gradcheck.api import check, check_problem
 from gradcheck.core.numerics import Tolerance
+from gradcheck.errors import InputError
 from gradcheck.report.files import ReportNames, write_reports_or_warn
 from gradcheck.report.model import Report
 
@@ -86,7 +87,9 @@ def assert_gradients(
     """Check like :func:`gradcheck.check` and raise :class:`GradientMismatch` on a mismatch.
 
     Takes the same inputs as ``check`` (``loss, grad, params``, ``richardson=``,
-    ``tolerance=``, ...), or one Problem (from an adapter, say) as in :func:`check_problem`.
+    ``tolerance=``, ...), or one Problem (from an adapter, say) as in :func:`check_problem`,
+    or the Report of any other entry point: ``assert_gradients(check_layer(f, b, inputs))``
+    (the fixture's ``check_layer`` and the others apply the run's settings).
     Unset options come from the pytest plugin's ``--gradcheck-*`` options. On a mismatch with
     ``--gradcheck-report-dir``, Markdown, JSON and HTML reports are written there, named after
     ``name`` (default: the running test). Returns the report when every partial passes.
@@ -97,7 +100,11 @@ def assert_gradients(
     options.setdefault("seed", settings.seed)
     if options.get("tolerance") is None:
         options["tolerance"] = settings.tolerance
-    if grad is None and params is None:  # a Problem: its nodes, samples and dims count too
+    if isinstance(loss, Report):  # already checked, by check_layer, check_jacobian, ...
+        if grad is not None or params is not None:
+            raise InputError("assert_gradients(report) takes the report alone")
+        report = loss
+    elif grad is None and params is None:  # a Problem: its nodes, samples and dims count too
         report = check_problem(loss, **options)
     else:
         report = check(loss, grad, params, **options)

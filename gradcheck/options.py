@@ -106,6 +106,8 @@ class CheckOptions:
             out |= {
                 "probes": self.fast.probes,
                 "false_alarm": self.fast.false_alarm,
+                "miss": self.fast.miss,
+                "auto": self.fast.auto,
                 "max_wrong": self.fast.max_wrong,
                 "fallback_samples": self.fast.fallback_samples,
             }

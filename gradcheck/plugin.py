@@ -32,6 +32,9 @@ from gradcheck.errors import InputError
 from gradcheck.options import seed_argument
 from gradcheck.report.files import check_writable
 from gradcheck.report.model import Report
+from gradcheck.routes.derivatives import check_hessian, check_hvp, check_jacobian
+from gradcheck.routes.layer import check_layer
+from gradcheck.routes.value_and_grad import check_value_and_grad
 
 SETTINGS = pytest.StashKey[Settings]()
 
@@ -194,10 +197,40 @@ class GradcheckFixture:
     def assert_gradients(
         self, loss: Any, grad: Any = None, params: Any = None, **options: Any
     ) -> Report:
-        """:func:`gradcheck.assert_gradients`, reports named after this test."""
+        """:func:`gradcheck.assert_gradients` (also given a Report from one of the methods
+        below), reports named after this test."""
         __tracebackhide__ = True
         options.setdefault("name", self.nodeid)
         return assert_gradients(loss, grad, params, settings=self.settings, **options)
+
+    # The other entry points, with the run's settings. The fixture is named ``gradcheck`` and
+    # hides the module inside a test, so each route the module offers is offered here too.
+    def _defaults(self, options: dict[str, Any]) -> dict[str, Any]:
+        options.setdefault("richardson", self.settings.richardson)
+        options.setdefault("seed", self.settings.seed)
+        if options.get("tolerance") is None:
+            options["tolerance"] = self.settings.tolerance
+        return options
+
+    def check_value_and_grad(self, fun: Any, params: Any, **options: Any) -> Report:
+        """:func:`gradcheck.check_value_and_grad` with the run's settings."""
+        return check_value_and_grad(fun, params, **self._defaults(options))
+
+    def check_layer(self, forward: Any, backward: Any, inputs: Any, **options: Any) -> Report:
+        """:func:`gradcheck.check_layer` with the run's settings (``douts`` from its seed)."""
+        return check_layer(forward, backward, inputs, **self._defaults(options))
+
+    def check_jacobian(self, fun: Any, jac: Any, x: Any, **options: Any) -> Report:
+        """:func:`gradcheck.check_jacobian` with the run's settings."""
+        return check_jacobian(fun, jac, x, **self._defaults(options))
+
+    def check_hessian(self, grad: Any, hess: Any, x: Any, **options: Any) -> Report:
+        """:func:`gradcheck.check_hessian` with the run's settings."""
+        return check_hessian(grad, hess, x, **self._defaults(options))
+
+    def check_hvp(self, grad: Any, hvp: Any, x: Any, **options: Any) -> Report:
+        """:func:`gradcheck.check_hvp` with the run's settings (vectors from its seed)."""
+        return check_hvp(grad, hvp, x, **self._defaults(options))
 
 
 def _seed_globals(seed: int) -> None:

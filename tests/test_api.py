@@ -80,6 +80,16 @@ def test_missing_and_extra_gradient_names_are_reported_by_name():
     assert not report.passed
 
 
+# QA: an extra entry holding a list (a Nielsen net's "weights" left out of params) raised
+# "gradient for 'weights' could not be read as an array" instead of being reported by name.
+@pytest.mark.parametrize("extra", [[np.ones(2), np.ones(3)], {"a": np.ones(2)}, None])
+def test_an_extra_gradient_of_any_kind_is_reported_by_name(extra):
+    loss, grad, params = quadratic()
+    report = check(loss, lambda p: {**grad(p), "weights": extra}, params)
+    assert report.passed, report.to_text()
+    assert report.extra_gradients == ["weights"]
+
+
 def test_nonfinite_gradient():
     loss, grad, params = quadratic()
     report = check(loss, lambda p: {**grad(p), "s": float("nan")}, params)

@@ -49,6 +49,7 @@ ALLOWED: dict[str, set[str]] = {
         "gradcheck.core",
         "gradcheck.options",
         "gradcheck.report",
+        "gradcheck.routes",
     },
     "gradcheck.cli": BASE
     | {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -186,6 +187,68 @@ def test_wrong_c():
     result = pytester.runpytest()
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["E       X   c        ()       ()            wrong*"])
+
+
+# QA: the fixture named `gradcheck` hides the module in a test, and it offered only check and
+# assert_gradients: gradcheck.check_layer(...) was an AttributeError there.
+def test_fixture_offers_every_route_and_asserts_their_reports(pytester):
+    pytester.makepyfile("""
+import numpy as np
+
+def affine_forward(x, w, b):
+    return x @ w + b, (x, w)
+
+def affine_backward(dout, cache, bug=False):
+    x, w = cache
+    db = dout.sum(axis=0)
+    if bug:
+        db[1] *= 2
+    return dout @ w.T, x.T @ dout, db
+
+def inputs(rng):
+    return {"x": rng.normal(size=(4, 3)), "w": rng.normal(size=(3, 2)), "b": rng.normal(size=2)}
+
+def test_layer_ok(gradcheck):
+    report = gradcheck.check_layer(affine_forward, affine_backward, inputs(gradcheck.rng))
+    assert gradcheck.assert_gradients(report) is report
+
+def test_layer_bug(gradcheck):
+    bad = lambda dout, cache: affine_backward(dout, cache, bug=True)
+    gradcheck.assert_gradients(gradcheck.check_layer(affine_forward, bad, inputs(gradcheck.rng)))
+
+def test_other_routes(gradcheck):
+    A = np.array([[2.0, 0.5], [0.5, 1.0]])
+    x = np.array([0.3, -1.0])
+    assert gradcheck.check_value_and_grad(lambda p: (0.5 * p["w"] @ A @ p["w"], {"w": A @ p["w"]}),
+                                          {"w": x.copy()}).passed
+    assert gradcheck.check_jacobian(lambda v: A @ v, lambda v: A, x).passed
+    assert gradcheck.check_hessian(lambda v: A @ v, lambda v: A, x).passed
+    assert gradcheck.check_hvp(lambda v: A @ v, lambda v, u: A @ u, x).passed
+
+def test_report_with_arguments_is_refused(gradcheck):
+    report = gradcheck.check_jacobian(lambda v: 2 * v, lambda v: 2 * np.eye(2), np.ones(2))
+    gradcheck.assert_gradients(report, None, {"x": 1.0})
+""")
+    result = pytester.runpytest("--gradcheck-report-dir", "gc")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "E       gradcheck.GradientMismatch: gradcheck FAILED: 1 of 3 parameters*",
+            "E       X   b        (2,)     (2,)          wrong     1/2 *",
+            "E       reports: *test_layer_bug.md, *",
+            "E       gradcheck.errors.InputError: assert_gradients(report) takes the report alone",
+        ]
+    )
+
+
+def test_qa_doc_fixture_example_passes(pytester):
+    """The ```python block of docs/_incoming/qa.md is a test file; it runs and passes."""
+    doc = Path(__file__).resolve().parents[1] / "docs" / "_incoming" / "qa.md"
+    if not doc.exists():  # folded into the docs site, whose own test runs its blocks
+        pytest.skip("docs/_incoming/qa.md has been folded into the docs")
+    (block,) = [b.split("```", 1)[0] for b in doc.read_text().split("```python\n")[1:]]
+    pytester.makepyfile(block)
+    pytester.runpytest().assert_outcomes(passed=1)
 
 
 # issue 12.13: parametrized ids that sanitise alike keep a report each

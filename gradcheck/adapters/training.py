@@ -25,7 +25,7 @@ import numpy as np
 
 from gradcheck.adapters.attributes import Slots, as_method, find_params
 from gradcheck.core.tree import Tree, is_container
-from gradcheck.errors import InputError
+from gradcheck.errors import InputError, LossError
 from gradcheck.protocol import Problem
 
 
@@ -158,7 +158,7 @@ def _one_step(obj, container, slots: Slots, params, user_step, case, rate, k):
         except (KeyboardInterrupt, SystemExit, MemoryError):
             raise
         except Exception as exc:
-            raise InputError(
+            raise LossError(  # the user's code raised, as a loss that raises does
                 f"the training step raised {type(exc).__name__}: {exc} (sample {k})"
             ) from exc
         after = _numbers(slots, "after")

@@ -21,8 +21,8 @@ In fast mode a failing probe that localization could not pin to elements fails i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -46,11 +46,27 @@ STATUS_ORDER = (
     "ok",
 )
 FAILING = frozenset({"no_gradient", "shape_mismatch", "nonfinite", "wrong"})
+# One byte per element: a status is its position in STATUS_ORDER.
+CODE = {status: np.uint8(k) for k, status in enumerate(STATUS_ORDER)}
+_NAMES = np.array(STATUS_ORDER)
+_FAILING_CODES = np.array(sorted(int(CODE[s]) for s in FAILING), dtype=np.uint8)
 
 
-@dataclass
+def status_codes(statuses: Iterable[str]) -> np.ndarray:
+    """Status names as the one-byte codes a :class:`ParamResult` stores."""
+    return np.array([CODE[str(s)] for s in statuses], dtype=np.uint8)
+
+
+@dataclass(frozen=True, eq=False)
 class ParamResult:
-    """Everything known about one parameter after the check. Arrays are flat, float64."""
+    """Everything known about one parameter after the check; immutable once built.
+
+    Per-element arrays (flat, float64) run over the elements that were measured one by one:
+    every element in the full check (``elements is None``), and in fast mode only those listed
+    in ``elements`` (sorted flat indices); the others are counted per status in
+    ``unmeasured`` (``probed``, ``unchecked``, or the whole tensor's ``no_gradient``), so a
+    result's size grows with what was measured, not with the parameter. Arrays are read-only.
+    """
 
     name: str
     shape: tuple[int, ...]
@@ -62,7 +78,7 @@ class ParamResult:
     tolerance: np.ndarray  # allowed |analytic - numeric| per element
     abs_err: np.ndarray  # NaN where there is no analytic value
     rel_err: np.ndarray
-    statuses: np.ndarray  # one status string per element
+    codes: np.ndarray  # uint8 status per element: its position in STATUS_ORDER
     step: np.ndarray
     forward: np.ndarray
     backward: np.ndarray
@@ -70,40 +86,81 @@ class ParamResult:
     refined: np.ndarray
     raw_grad: np.ndarray | None  # what the gradient function returned, as an array
     probe: ProbeSummary | None = None  # fast mode: the tensor's probes and localization
+    elements: np.ndarray | None = None  # flat indices the arrays describe; None: all
+    unmeasured: Mapping[str, int] = field(default_factory=dict)  # status -> count
+    status: str = field(init=False)  # the worst status of its elements
 
-    @property
-    def size(self) -> int:
-        return self.numeric.size
+    def __post_init__(self) -> None:
+        for f in (
+            "analytic", "numeric", "fd_error", "tolerance", "abs_err", "rel_err", "codes",
+            "step", "forward", "backward", "kink", "refined", "raw_grad", "elements",
+        ):  # fmt: skip
+            value = getattr(self, f)
+            if value is not None:
+                value = np.asarray(value).view()  # a read-only view: nobody edits a result
+                value.flags.writeable = False
+                object.__setattr__(self, f, value)
+        object.__setattr__(self, "unmeasured", dict(self.unmeasured))
+        object.__setattr__(self, "status", self._worst())
 
-    @cached_property
-    def status(self) -> str:
-        """The worst status of its elements (cached: whoever rewrites ``statuses`` after
-        construction must drop it, ``vars(result).pop("status", None)``, as fast mode does)."""
-        present = (
-            set(np.unique(self.statuses).tolist())
-            if self.size > 4096
-            else set(self.statuses.tolist())
-        )
-        worst = next(s for s in STATUS_ORDER if s in present)
+    def _worst(self) -> str:
+        present = {int(c) for c in np.unique(self.codes)}
+        present |= {int(CODE[s]) for s, n in self.unmeasured.items() if n}
+        worst = STATUS_ORDER[min(present)] if present else "ok"
         if self.probe is not None and self.probe.unresolved and worst not in FAILING:
             return "wrong"  # a failing probe convicts the tensor though no element is pinned
         return worst
+
+    @property
+    def size(self) -> int:
+        """Elements of the parameter (measured or not)."""
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def indices(self) -> np.ndarray:
+        """Flat indices of the elements the per-element arrays describe."""
+        return np.arange(self.size) if self.elements is None else self.elements
+
+    @property
+    def statuses(self) -> np.ndarray:
+        """Status names of the elements the per-element arrays describe (see ``indices``)."""
+        return _NAMES[self.codes]
 
     @property
     def failed(self) -> bool:
         return self.status in FAILING
 
     def count(self, status: str) -> int:
-        return int(np.count_nonzero(self.statuses == status))
+        """Elements with this status, measured or not."""
+        stored = int(np.count_nonzero(self.codes == CODE[status]))
+        return stored + int(self.unmeasured.get(status, 0))
+
+    def counts(self) -> dict[str, int]:
+        """Elements per status (statuses with none left out), worst first."""
+        return {s: n for s in STATUS_ORDER if (n := self.count(s))}
+
+    def position(self, flat: int) -> int | None:
+        """Where element ``flat`` sits in the per-element arrays (None: not measured)."""
+        if self.elements is None:
+            return flat
+        k = int(np.searchsorted(self.elements, flat))
+        return k if k < self.elements.size and self.elements[k] == flat else None
 
     @property
     def n_wrong(self) -> int:
         """Elements that fail (wrong, nonfinite, or unusable gradient)."""
-        return int(np.isin(self.statuses, list(FAILING)).sum())
+        stored = int(np.isin(self.codes, _FAILING_CODES).sum())
+        return stored + sum(n for s, n in self.unmeasured.items() if s in FAILING)
+
+    @property
+    def failing(self) -> np.ndarray:
+        """Bool per stored element: its status fails."""
+        return np.isin(self.codes, _FAILING_CODES)
 
     @property
     def significance(self) -> np.ndarray:
-        """``abs_err / tolerance``: above 1 means wrong; how far above says how sure."""
+        """``abs_err / tolerance`` per stored element: above 1 means wrong; how far above says
+        how sure."""
         with np.errstate(invalid="ignore", divide="ignore"):
             s = self.abs_err / self.tolerance
         return np.where(np.isnan(s), -1.0, s)
@@ -111,12 +168,14 @@ class ParamResult:
     @property
     def worst(self) -> int:
         """Flat index of the element whose discrepancy is most significant."""
-        failing = np.isin(self.statuses, list(FAILING))
+        if not self.codes.size:
+            return 0
+        failing = self.failing
         score = np.where(failing, np.inf, 0.0)
         score = np.where(failing & ~np.isnan(self.abs_err), self.significance, score)
         if not failing.any():
             score = self.significance
-        return int(np.argmax(score))
+        return int(self.indices[int(np.argmax(score))])
 
     @property
     def worst_index(self) -> tuple[int, ...]:
@@ -165,19 +224,32 @@ def analytic_array(name: str, value: Any) -> np.ndarray | None:
 
 
 def compare(
-    param: Param, grad: np.ndarray | None, fd: TensorDifferences, tolerance: Tolerance
+    param: Param,
+    grad: np.ndarray | None,
+    fd: TensorDifferences,
+    tolerance: Tolerance,
+    *,
+    elements: np.ndarray | None = None,
+    unmeasured: Mapping[str, int] | None = None,
+    probe: ProbeSummary | None = None,
 ) -> ParamResult:
-    """Put a parameter's hand-written and numeric partials side by side, element by element."""
-    n = param.size
-    numeric = fd.numeric
+    """Put a parameter's hand-written and numeric partials side by side, element by element.
+
+    ``fd`` runs over every element, or over the sorted flat indices ``elements`` only (fast
+    mode); ``unmeasured`` counts the others per status and ``probe`` says what fast mode did."""
     fits = grad is not None and grad.shape == param.shape
-    analytic = grad.reshape(-1) if fits else None
-    statuses = np.full(n, "ok", dtype="<U14")
+    numeric = fd.numeric
+    n = numeric.size
+    analytic = None
+    if fits:
+        assert grad is not None
+        analytic = grad.reshape(-1) if elements is None else grad.reshape(-1)[elements]
+    codes = np.full(n, CODE["ok"], dtype=np.uint8)
     if analytic is None:
         abs_err = np.full(n, np.nan)
         rel_err = np.full(n, np.nan)
         allowed = tolerance.safety * fd.error
-        statuses[:] = "no_gradient" if grad is None else "shape_mismatch"
+        codes[:] = CODE["no_gradient" if grad is None else "shape_mismatch"]
     else:
         with np.errstate(invalid="ignore", over="ignore"):
             abs_err = np.abs(analytic - numeric)
@@ -186,17 +258,18 @@ def compare(
                 np.abs(analytic), np.abs(numeric)
             )
         finite = np.isfinite(analytic) & np.isfinite(numeric)
-        statuses[finite & (abs_err > allowed)] = "wrong"
+        # fail closed: a non-finite allowance passes nothing
+        codes[finite & ~(abs_err <= allowed)] = CODE["wrong"]
         # at a kink a valid value lies between the one-sided slopes (the subgradients along
         # this coordinate), widened by how far those may be off and by the relative floor
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
             low = np.minimum(fd.forward, fd.backward)
             high = np.maximum(fd.forward, fd.backward)
             margin = fd.slack + fd.rtol * np.maximum(np.abs(analytic), np.abs(high - low))
             subgradient = (analytic >= low - margin) & (analytic <= high + margin)
-        statuses[finite & fd.kink & subgradient] = "uncertain"
-        statuses[finite & fd.kink & ~subgradient] = "wrong"
-        statuses[~finite] = "nonfinite"
+        codes[finite & fd.kink & subgradient] = CODE["uncertain"]
+        codes[finite & fd.kink & ~subgradient] = CODE["wrong"]
+        codes[~finite] = CODE["nonfinite"]
     return ParamResult(
         name=param.name,
         shape=param.shape,
@@ -208,11 +281,14 @@ def compare(
         tolerance=allowed,
         abs_err=abs_err,
         rel_err=rel_err,
-        statuses=statuses,
+        codes=codes,
         step=fd.step,
         forward=fd.forward,
         backward=fd.backward,
         kink=fd.kink,
         refined=fd.refined,
         raw_grad=grad,
+        probe=probe,
+        elements=None if elements is None else np.asarray(elements, dtype=np.intp),
+        unmeasured=dict(unmeasured or {}),
     )

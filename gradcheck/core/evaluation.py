@@ -175,8 +175,8 @@ class Evaluator:
         """One loss call at the unperturbed parameters."""
         try:
             value = self.loss(self.params.view)
-        except (KeyboardInterrupt, SystemExit, MemoryError):
-            raise
+        except (KeyboardInterrupt, SystemExit, MemoryError, InputError):
+            raise  # an InputError comes from an adapter wrapping the user's loss: it says why
         except Exception as exc:
             raise LossError(f"loss raised {type(exc).__name__}: {exc} {where}") from exc
         finally:
@@ -235,7 +235,7 @@ class Evaluator:
         lands between a write and its ``try``).
         """
         view, loss, progress = self.params.view, self.loss, self._progress
-        write = self.params.writer(name)
+        write = self.params.writer(name, bulk=bool(indices) and type(indices[0]) is not int)
         raws: list[Any] = []
         append = raws.append
         done = self._evaluations

@@ -175,14 +175,27 @@ def _overlaps_itself(array: np.ndarray) -> bool:
     return bool((np.diff(np.sort(offsets, axis=None)) < array.itemsize).any())
 
 
+def _not_params(params: Any) -> str:
+    """Why ``params`` is not parameters, and for a bare array (scipy's ``check_grad(f, g, x0)``
+    habit) how to name it."""
+    text = (
+        "params must be a dict of name -> float or ndarray (or a list, tuple or nesting of "
+        f"them), got {type(params).__name__}"
+    )
+    if isinstance(params, np.ndarray):
+        text += (
+            ": name the array, check(lambda p: f(p['x']), lambda p: {'x': grad(p['x'])}, "
+            "{'x': x}), or pass [x] with grad returning [g]"
+        )
+    return text
+
+
 class ParamSet:
     """Validated parameters with element-wise perturbation and bitwise restoration."""
 
     def __init__(self, params: Mapping[str, Any]):
         if not isinstance(params, Mapping):
-            raise InputError(
-                f"params must be a dict of name -> float or ndarray, got {type(params).__name__}"
-            )
+            raise InputError(_not_params(params))
         if not params:
             raise InputError("params is empty; pass at least one parameter")
         self.params: dict[str, Param] = {n: _as_param(n, v) for n, v in params.items()}
@@ -259,7 +272,7 @@ class ParamSet:
         p = self.params[name]
         return p.array.dtype.type if isinstance(p.original, np.floating) else float
 
-    def writer(self, name: str) -> Callable[[Any, Any], None]:
+    def writer(self, name: str, bulk: bool = False) -> Callable[[Any, Any], None]:
         """``write(index, values)`` for parameter ``name``: puts ``values`` at flat ``index``
         (an int, a slice or an index array) where the loss sees them; writing what
         :meth:`originals` gives puts the snapshot bits back. For the one write-call-restore
@@ -268,7 +281,8 @@ class ParamSet:
         Arrays are written through their flat iterator (C order whatever the layout, the
         fastest single-element writer, and it honours the writeable flag, so a loss that froze
         the array makes the next write raise); scalars are replaced in the view, and restored
-        as the very object the loss saw first.
+        as the very object the loss saw first. ``bulk``: the points move slices or index
+        arrays (fast mode), written through a flat view of a C-contiguous array instead.
         """
         if name in self.groups:
             group = self.groups[name]
@@ -277,7 +291,18 @@ class ParamSet:
             return group.writer
         p = self.params[name]
         if not p.python_scalar:
-            return p.array.flat.__setitem__
+            array, flat = p.array, p.array.flat
+            if not bulk or not array.flags.c_contiguous:
+                return flat.__setitem__
+            line = array.reshape(-1)  # a view: slice writes ~10x faster than through .flat
+
+            def write_bulk(index: Any, values: Any) -> None:
+                if array.flags.writeable:  # the view keeps its own flag: ask the array's
+                    line[index] = values
+                else:
+                    flat[index] = values  # raises, as a frozen array must
+
+            return write_bulk
         view, kind, public = self.view, self.scalar_type(name), self._public(p)
 
         def write_scalar(index: Any, values: Any) -> None:

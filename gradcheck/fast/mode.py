@@ -1,42 +1,89 @@
-"""``check(mode="fast")``: per-tensor random-direction probes, then localization where one fails.
+"""``check(mode="fast")``: per-tensor random-direction probes, localization where one fails.
 
-Per tensor: up to ``probes`` random directions (:mod:`gradcheck.fast.probe`), stopping at the first
-that fails; a failing direction is bisected down to its wrong elements
-(:mod:`gradcheck.fast.localize`), which are then measured one by one like the full check does.
+Per tensor: one pilot fixes the step (:func:`gradcheck.fast.probe.pilot`), then independent
+random directions are probed until ``probes`` of them pass. A failing one is localized
+(:mod:`gradcheck.fast.localize`): the elements it names are measured one by one, and those
+measured wrong have their error removed from every probe of the tensor, the earlier ones
+included (the spans are regenerated from the directions' seeds). The tensor is done when
+``probes`` directions pass with the measured errors removed.
 
 Element statuses in fast mode:
 
-* ``wrong`` / ``ok`` / ``uncertain`` / ``nonfinite``: the element was measured one by one
-  (located by bisection, or sampled), with the same rule as the full check;
-* ``probed``: covered by a passing random-direction probe and not measured on its own. That
-  proves less than ``ok``: not that this element's partial is within its own tolerance, but that
-  the errors of the probed subset, weighted by independent Gaussians, stayed below the probe's
-  sensitivity, so errors ``K`` times the sensitivity would have passed with probability below
-  ``1.6 / K`` per direction. Hence a status of its own rather than ``ok``;
+* ``wrong`` / ``ok`` / ``uncertain`` / ``nonfinite``: measured one by one with the full check's
+  rule (named by localization, or sampled; a non-finite hand-written partial needs no
+  measurement);
+* ``probed``: not measured on its own, covered by the ``probes`` passing directions. What that
+  proves is the tensor's stated sensitivity: errors ``e`` with ``||e * max(1, |x|)||_2`` above it
+  pass all of them with probability at most ``miss`` (:func:`gradcheck.fast.numerics.sensitivity`;
+  one element at the tensor's median partial, as a fraction of it, in ``sensitivity["relative"]``);
 * ``unchecked``: not examined (a failing range localization gave up on, see ``fallback``).
 
 Neither ``probed`` nor ``unchecked`` fails a report; a failing probe that localization did not
-pin to elements (``unresolved``) fails its tensor on its own.
+pin to elements (``unresolved``) fails its tensor on its own. The result keeps per-element
+arrays for the measured elements only; ``probed`` and ``unchecked`` are counts and ranges.
+
+When to run fast at all (:func:`choose_mode`): the full check measures every element; when it
+plans no more loss evaluations than fast mode would for a correct net, it is run instead.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import fields
 from typing import Any
 
 import numpy as np
 
 from gradcheck.core.compare import ParamResult, compare
-from gradcheck.core.differences import FiniteDifferences, TensorDifferences
+from gradcheck.core.differences import FiniteDifferences, TensorDifferences, planned_evaluations
 from gradcheck.core.numerics import Tolerance, coarser_dtype
 from gradcheck.core.params import ParamSet
-from gradcheck.fast.localize import localize
-from gradcheck.fast.probe import Direction, FastOptions, ProbeSummary, Record, draw, probe
+from gradcheck.fast.localize import Measured, localize
+from gradcheck.fast.numerics import miss_threshold, sensitivity
+from gradcheck.fast.probe import (
+    PILOT_EVALUATIONS,
+    PROBE_EVALUATIONS,
+    Direction,
+    FastOptions,
+    ProbeSummary,
+    Record,
+    Tensor,
+    Weights,
+    correct,
+    pilot,
+    probe,
+    tensor_of,
+)
 
-FAILING_MEASURED = ("wrong", "nonfinite")
-PER_DIRECTION = 6  # a pilot of 4 loss evaluations and the probe's 2
+BASELINE = 2
+MEDIAN_SAMPLE = 4096  # partials the median |partial| is estimated from
+
+
+def planned_fast(params: ParamSet, options: FastOptions, names: list[str] | None = None) -> int:
+    """Loss evaluations of a fast check of a correct net: the baseline, and per tensor (of
+    ``names``, all by default) a pilot and ``probes`` probes."""
+    per_tensor = PILOT_EVALUATIONS + PROBE_EVALUATIONS * options.probes
+    return BASELINE + per_tensor * len(params.names if names is None else names)
+
+
+def choose_mode(
+    params: ParamSet, options: FastOptions, richardson: bool, names: list[str] | None = None
+) -> tuple[str, str]:
+    """``("full" | "fast", why)``: fast mode is never worse than the full check, so a net whose
+    full check plans no more evaluations than the fast one gets the full check."""
+    full = planned_evaluations(params, richardson, names)
+    fast = planned_fast(params, options, names)
+    if options.auto and full <= fast:
+        return "full", (
+            f"fast mode asked, full check run: it plans {full} loss evaluations, no more than "
+            f"fast mode's {fast} for a correct net, and measures every element"
+        )
+    if full <= fast:
+        return "fast", (
+            f"fast mode (FastOptions(auto=False)), though the full check plans only {full} "
+            f"evaluations against {fast}"
+        )
+    return "fast", f"fast mode: {fast} planned evaluations for a correct net against {full} full"
 
 
 def fast_results(
@@ -47,116 +94,224 @@ def fast_results(
     tolerance: Tolerance,
     options: FastOptions,
     seed: int,
+    names: list[str] | None = None,
 ) -> list[ParamResult]:
-    """One :class:`ParamResult` per parameter, each with its :class:`ProbeSummary`.
+    """One :class:`ParamResult` per parameter (of ``names``, all by default), each with its
+    :class:`ProbeSummary`.
 
     ``grad_dtypes``: the dtype each hand-written gradient came in (the relative floor is
     the coarser of it and the parameter's, as in the full check)."""
     rng = np.random.default_rng(seed)
-    # what a progress bar expects: the probes of every tensor (localization adds to it)
-    differences.evaluator.plan(len(pset.names) * options.probes * PER_DIRECTION)
+    names = pset.names if names is None else names
+    differences.evaluator.plan(planned_fast(pset, options, names) - BASELINE)
     results = []
-    for name in pset.names:
+    for name in names:
         param = pset[name]
         grad = gradients.get(name)
         precision = coarser_dtype(param.dtype, grad_dtypes.get(name))
-        rtol = tolerance.relative_floor(precision)
         if grad is None or grad.shape != param.shape:
-            results.append(compare(param, grad, _blank(param.size, rtol), tolerance))
+            status = "no_gradient" if grad is None else "shape_mismatch"
+            results.append(
+                compare(
+                    param,
+                    grad,
+                    _blank(0, tolerance.relative_floor(precision)),
+                    tolerance,
+                    elements=np.empty(0, dtype=np.intp),
+                    unmeasured={status: param.size},
+                )
+            )
             continue
-        results.append(_tensor(differences, name, grad, precision, tolerance, options, rng))
+        results.append(_tensor(differences, param, grad, precision, tolerance, options, rng))
     return results
 
 
 def _tensor(
     differences: FiniteDifferences,
-    name: str,
+    param: Any,
     grad: np.ndarray,
     precision: np.dtype,
     tolerance: Tolerance,
     options: FastOptions,
     rng: np.random.Generator,
 ) -> ParamResult:
-    param = differences.params[name]
     analytic = grad.reshape(-1)
-    positions = np.flatnonzero(np.isfinite(analytic))
-    summary = ProbeSummary()
-    probed = np.zeros(positions.size, dtype=bool)
-    unchecked_ranges: list[Record] = []
-    measure = np.empty(0, dtype=np.intp)
-    covered = np.zeros(positions.size, dtype=bool)  # moved by some passing direction
-    failing: tuple[Direction, Record] | None = None
-    for _ in range(options.probes if positions.size else 0):
-        direction = draw(
-            differences, name, analytic, positions, rng, options.false_alarm, precision
-        )
-        [top] = probe(differences, direction, [(0, positions.size)])
-        summary.probes.append(_probe_dict(direction, top))
-        covered |= direction.span != 0
-        if not top.passed:
-            failing = (direction, top)
+    tensor = tensor_of(differences, param.name, analytic, precision, options.false_alarm)
+    measured = Measured(param, grad, precision, tolerance)
+    evaluator = differences.evaluator
+    tops: list[tuple[Direction, Record]] = []
+    localized = {"evaluations": 0, "probes": 0}
+    decoded: list[int] = []
+    located: list[int] = []
+    unresolved: list[Record] = []
+    fallback = None
+    direction = None
+    if tensor.finite:
+        direction = pilot(differences, tensor, _seed(rng))
+    rounds = 0
+    while direction is not None:
+        corrected = [(d, correct(d, Weights(0, tensor.x.size), r, measured.known)) for d, r in tops]
+        failing = next(((d, r) for d, r in corrected if not r.passed), None)
+        if failing is None:
+            if sum(r.passed for _, r in corrected) >= options.probes:
+                break
+            if tops:
+                direction = Direction(tensor, _seed(rng), direction.half_step, direction.third)
+            tops.append((direction, probe(differences, direction, Weights(0, tensor.x.size))))
+            continue
+        if rounds > options.max_wrong or unresolved:
+            unresolved = unresolved or [failing[1]]
+            fallback = fallback or "tensor-wide probes still fail after localization"
             break
-    if failing is None:
-        probed = covered
-    else:
-        direction, top = failing
-        before = differences.evaluator.evaluations
-        differences.evaluator.plan(3 * math.ceil(math.log2(max(positions.size, 2))) * 2 + 10)
-        outcome = localize(differences, direction, top, options, rng)
-        for r in outcome.passed:
-            probed[r.lo : r.hi] = True
-        probed &= covered
-        unchecked_ranges = outcome.unresolved
-        measure = positions[np.array(outcome.measure, dtype=np.intp)]
-        summary.located = positions[outcome.located].tolist()
-        summary.localization_probes = outcome.probes
-        summary.fallback = outcome.fallback
-        summary.unresolved = bool(outcome.unresolved)
-        if measure.size:
-            measured = differences.differentiate(
-                name, analytic[measure], precision, indices=measure
-            )
-        summary.localization_evaluations = differences.evaluator.evaluations - before
-    fd = _blank(param.size, tolerance.relative_floor(precision))
-    if measure.size:
-        for f in fields(TensorDifferences):
-            if f.name not in ("third", "rtol"):
-                getattr(fd, f.name)[measure] = getattr(measured, f.name)
-    result = compare(param, grad, fd, tolerance)
-    # elements not measured one by one: what the probes say about them, never "ok"
-    statuses = result.statuses
-    verdicts = statuses[measure].copy()
-    statuses[np.isfinite(analytic)] = "unchecked"
-    statuses[positions[probed]] = "probed"
-    for r in unchecked_ranges:
-        statuses[positions[r.lo : r.hi]] = "unchecked"
-    statuses[measure] = verdicts
-    vars(result).pop("status", None)  # the cached worst status predates these rewrites
-    unmeasured = np.isnan(fd.numeric)
-    result.rel_err[unmeasured] = np.nan  # relative_error reads 0 when one side is missing
-    summary.measured = int(measure.size)
-    summary.proven_wrong = [int(i) for i in measure if statuses[i] in FAILING_MEASURED]
-    result.probe = summary
-    return result
+        rounds += 1
+        before = evaluator.evaluations
+        wrong_before = len(measured.known)
+        outcome = localize(differences, failing[0], failing[1], measured, options, rng)
+        localized["evaluations"] += evaluator.evaluations - before
+        localized["probes"] += outcome.probes
+        decoded += outcome.decoded
+        located += outcome.located
+        unresolved += outcome.unresolved
+        fallback = fallback or outcome.fallback
+        if len(measured.known) == wrong_before and not outcome.unresolved:
+            # nothing new measured wrong: the failing probe is not pinned to elements
+            unresolved = [failing[1]]
+            fallback = fallback or "a failing probe that localization pinned to no element"
+    return _result(
+        differences,
+        param,
+        grad,
+        tensor,
+        tops,
+        measured,
+        tolerance,
+        options,
+        ProbeSummary(
+            localization_evaluations=localized["evaluations"],
+            localization_probes=localized["probes"],
+            decoded=tuple(decoded),
+            located=tuple(located),
+            unresolved=bool(unresolved),
+            unchecked=tuple(_merge([(r.lo, r.hi) for r in unresolved])),
+            fallback=fallback,
+        ),
+        unresolved,
+    )
+
+
+def _seed(rng: np.random.Generator) -> int:
+    return int(rng.integers(2**63))
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(hi, out[-1][1]))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _result(
+    differences: FiniteDifferences,
+    param: Any,
+    grad: np.ndarray,
+    tensor: Tensor,
+    tops: list[tuple[Direction, Record]],
+    measured: Measured,
+    tolerance: Tolerance,
+    options: FastOptions,
+    partial: ProbeSummary,
+    unresolved: list[Record],
+) -> ParamResult:
+    """The tensor's result, built once from what was measured and what the probes state."""
+    analytic = tensor.analytic
+    nonfinite = np.flatnonzero(~np.isfinite(analytic))
+    positions = np.array(sorted(measured.fd), dtype=np.intp)
+    rows = [measured.fd[int(p)] for p in positions]
+    elements = np.union1d(positions, nonfinite).astype(np.intp)
+    fd = _blank(elements.size, tensor.rtol)
+    where = np.searchsorted(elements, positions)
+    for name in ("numeric", "error", "step", "forward", "backward", "slack", "kink", "refined"):
+        if rows:
+            getattr(fd, name)[where] = np.concatenate([getattr(r, name) for r in rows])
+    corrected = [(d, correct(d, Weights(0, tensor.x.size), r, measured.known)) for d, r in tops]
+    unchecked = sum(hi - lo for lo, hi in partial.unchecked)
+    unchecked -= int(
+        sum(np.count_nonzero((elements >= lo) & (elements < hi)) for lo, hi in partial.unchecked)
+    )
+    probed = param.size - elements.size - unchecked
+    summary = ProbeSummary(
+        probes=tuple(_probe_dict(d, r) for d, r in corrected),
+        step=tops[0][0].half_step if tops else float("nan"),
+        localization_evaluations=partial.localization_evaluations,
+        localization_probes=partial.localization_probes,
+        decoded=tuple(int(i) for i in partial.decoded),
+        located=tuple(int(i) for i in partial.located),
+        proven_wrong=tuple(sorted(int(p) for p in measured.known)),
+        measured=int(positions.size),
+        unresolved=partial.unresolved,
+        unchecked=partial.unchecked,
+        fallback=partial.fallback,
+        sensitivity=_sensitivity(tensor, [r for _, r in corrected if r.passed], tops, options),
+    )
+    return compare(
+        param,
+        grad,
+        fd,
+        tolerance,
+        elements=elements,
+        unmeasured={"probed": probed, "unchecked": unchecked},
+        probe=summary,
+    )
+
+
+def _sensitivity(
+    tensor: Tensor,
+    passing: list[Record],
+    tops: list[tuple[Direction, Record]],
+    options: FastOptions,
+) -> dict[str, float | None]:
+    """What the passing tensor-wide probes prove (:func:`gradcheck.fast.numerics.sensitivity`)."""
+    if not passing or not tops:
+        return {"abs": None, "relative": None, "miss": options.miss, "probes": len(passing)}
+    h = tops[0][0].half_step
+    t = miss_threshold(options.miss, len(passing))
+    worst = max(r.tolerance for r in passing)
+    absolute = sensitivity(worst, h, tensor.scale, tensor.eps, t)
+    finite = tensor.analytic[np.isfinite(tensor.analytic)]
+    step = max(1, finite.size // MEDIAN_SAMPLE)
+    median = float(np.median(np.abs(finite[::step]))) if finite.size else 0.0
+    relative = absolute / median if median > 0 else None
+    return {
+        "abs": _finite(absolute),
+        "relative": None if relative is None else _finite(relative),
+        "miss": options.miss,
+        "probes": len(passing),
+        "median_partial": median,
+    }
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def _probe_dict(direction: Direction, record: Record) -> dict[str, Any]:
-    """A tensor-wide probe in directional-derivative units along ``v``."""
+    """A tensor-wide probe in directional-derivative units along ``w``."""
+    two_h = 2.0 * direction.half_step
     return {
-        "analytic": direction.directional(record.analytic),
-        "numeric": direction.directional(record.difference),
-        "tolerance": direction.directional(record.tolerance),
+        "discrepancy": _finite(record.discrepancy / two_h),
+        "tolerance": _finite(record.tolerance / two_h),
         "passed": record.passed,
         "step": direction.half_step,
-        "size": record.size,
     }
 
 
 def _blank(n: int, rtol: float) -> TensorDifferences:
     """No element measured: NaN partials, no kink, nothing refined."""
-    arrays = {
-        f.name: (np.zeros(n, dtype=bool) if f.name in ("kink", "refined") else np.full(n, np.nan))
-        for f in fields(TensorDifferences)
-        if f.name not in ("third", "rtol")
-    }
-    return TensorDifferences(**arrays, third=float("nan"), rtol=rtol)
+    nan = {k: np.full(n, np.nan) for k in ("numeric", "error", "step", "forward", "backward")}
+    flags = {k: np.zeros(n, dtype=bool) for k in ("kink", "refined")}
+    return TensorDifferences(
+        **nan, **flags, slack=np.full(n, np.nan), third=float("nan"), rtol=rtol
+    )

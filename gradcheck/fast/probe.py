@@ -1,55 +1,52 @@
 """Fast mode's probes: central differences along random directions, per parameter tensor.
 
-A probe of a tensor moves its elements along ``v = z * max(1, |x|)``, ``z`` standard normal from
-the check's seeded generator, and compares the loss difference ``D = f(x + h v) - f(x - h v)``
-with the hand-written prediction ``A = a . span``, where ``span = (x + h v) - (x - h v)`` is the
-displacement actually taken in the parameter's dtype (so rounding of the points costs nothing).
-Two loss evaluations per probe, whatever the tensor's size.
+A direction over a tensor's ``n`` elements is ``w = z * max(1, |x|) / sqrt(n)``, ``z`` standard
+normal (zero where the hand-written partial is not finite). It is never stored: ``z`` is drawn
+in chunks of ``CHUNK`` elements, chunk ``c`` from ``default_rng([seed, c])``, so any range of it
+is regenerated from the direction's seed in ``O(range)`` time and ``O(CHUNK)`` memory.
 
-The step follows the engine's rule along the direction: a pilot (four evaluations, at ``hp`` and
-``2hp``, ``hp = eps**(1/5)``) measures ``F'''`` of ``F(s) = f(x + s v)``, and ``h`` minimises
-rounding + truncation (:func:`gradcheck.core.numerics.probe_step`). A probe passes when ``|D - A|``
-is within :func:`gradcheck.core.numerics.probe_tolerance`.
+A probe of the positions ``lo:hi`` (optionally weighted ``c_g`` per group, for decoding) writes
+``x + h w`` there, calls the loss, writes ``x - h w``, calls it again, and compares
+``D = f(x + h w) - f(x - h w)`` with ``A = a . span`` (``span`` the displacement actually taken
+in the parameter's dtype, so rounding of the points costs nothing): two loss evaluations, one
+buffer of the range's size (the perturbed values the loss must see), the rest chunk by chunk.
 
-Why Gaussian weights: errors ``e_i`` enter ``D - A`` as ``sum e_i span_i``, Gaussian in ``z``
-with variance ``(2h)**2 sum (e_i s_i)**2``: several wrong elements, of either sign, never
-cancel except with the Gaussian's small-ball probability
-(:func:`gradcheck.core.numerics.small_ball`:
-errors ``K`` times the sensitivity pass with probability below ``1.6 / K``, each independent
-direction multiplying that bound). Rademacher (+-1) weights would cancel two equal and opposite
-errors half of the time.
+The step comes from a pilot (four evaluations, central differences at ``hp`` and ``2hp``,
+:func:`gradcheck.fast.numerics.pilot_step`) that measures ``F'''`` along a direction, and
+:func:`gradcheck.fast.numerics.direction_step`; every direction of a tensor shares it (its
+curvature is that of a random direction of the same tensor, within the engine's
+``THIRD_MARGIN``). A probe passes when ``|D - A|`` is within
+:func:`gradcheck.fast.numerics.direction_tolerance`.
 
-False alarms on a correct gradient: ``D - A`` is then the central difference's own error,
-bounded by ``safety`` times its estimate as in the full check, plus the hand-written gradient's
-rounding, a Gaussian sum allowed ``c`` standard deviations with ``P(|N| > c) = false_alarm`` per
-probe (:func:`gradcheck.core.numerics.gaussian_quantile`); over ``m`` probes, at most ``m *
-false_alarm`` by the union bound.
-
-Subsets (localization, :mod:`gradcheck.fast.localize`) reuse the tensor's direction and step,
-restricted to a range of its elements, so a subset's ``D - A`` is exactly the part of the
-tensor's that its elements carry: a single wrong element shows the same discrepancy in every
-subset that holds it.
+Why Gaussian weights: errors ``e_i`` enter ``D - A`` as ``-sum e_i span_i``, Gaussian in ``z``
+whatever their signs, so several wrong elements never cancel except with a Gaussian's
+small-ball probability (:func:`gradcheck.fast.numerics.sensitivity`); Rademacher (+-1) weights
+would cancel two equal and opposite errors half of the time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from gradcheck.core.differences import FiniteDifferences
-from gradcheck.core.numerics import (
-    Tolerance,
-    coarser_eps,
-    evaluation_noise,
+from gradcheck.core.differences import THIRD_MARGIN, FiniteDifferences
+from gradcheck.core.numerics import Tolerance, coarser_eps, evaluation_noise
+from gradcheck.errors import InputError
+from gradcheck.fast.numerics import (
+    direction_scale,
+    direction_step,
+    direction_tolerance,
     gaussian_quantile,
-    probe_step,
-    probe_tolerance,
+    pilot_step,
 )
 
-PILOT_MULTIPLES = (1.0, 2.0)
-THIRD_MARGIN = 4.0  # as the engine's: the pilot's third difference is an order of magnitude
+CHUNK = 1 << 14  # elements of a direction drawn at once
+PILOT_MULTIPLES = (1.0, 2.0)  # the pilot's steps, in units of hp (as the engine's pilot)
+PILOT_EVALUATIONS = 2 * len(PILOT_MULTIPLES)
+PROBE_EVALUATIONS = 2
 
 
 @dataclass(frozen=True)
@@ -57,40 +54,51 @@ class FastOptions:
     """Knobs of ``check(mode="fast")``.
 
     Attributes:
-        probes: independent random directions per tensor (each costs 6 evaluations: a pilot
-            of 4 and the probe's 2); a tensor is probed again only while it passes.
+        probes: independent random directions per tensor that must pass (each costs 2
+            evaluations, after one pilot of 4 per tensor). More probes, finer sensitivity.
         false_alarm: per probe, the chance that the hand-written gradient's own rounding alone
-            exceeds its allowance (see :func:`gradcheck.core.numerics.gaussian_quantile`).
-        max_wrong: how many failing subsets localization bisects at once; beyond that the
+            exceeds its allowance (see :func:`gradcheck.fast.numerics.gaussian_quantile`).
+        miss: the chance allowed for an error at the stated sensitivity to pass every probe;
+            the report states each tensor's sensitivity at this probability.
+        max_wrong: how many failing ranges localization follows at once; beyond that the
             wrong elements are too many to find one by one cheaply, so the tensor is reported
-            wrong and ``fallback_samples`` of the elements in its failing subsets are measured.
+            wrong and ``fallback_samples`` of the elements in its failing ranges are measured.
         fallback_samples: elements measured one by one in that fallback.
+        auto: run the full check instead when it plans no more loss evaluations than fast
+            mode (small nets): it measures every element for the same price.
     """
 
-    probes: int = 2
+    probes: int = 3
     false_alarm: float = 1e-9
+    miss: float = 0.05
     max_wrong: int = 16
     fallback_samples: int = 16
+    auto: bool = True
 
     def __post_init__(self) -> None:
         for name in ("probes", "max_wrong", "fallback_samples"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"FastOptions.{name} must be an int >= 1, got {value!r}")
-        if not 0 < self.false_alarm < 1:
-            raise ValueError(f"FastOptions.false_alarm must be in (0, 1), got {self.false_alarm!r}")
+                raise InputError(f"FastOptions.{name} must be an int >= 1, got {value!r}")
+        for name in ("false_alarm", "miss"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 < value < 1):
+                raise InputError(f"FastOptions.{name} must be in (0, 1), got {value!r}")
+        if not isinstance(self.auto, bool):
+            raise InputError(f"FastOptions.auto must be a bool, got {self.auto!r}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Record:
-    """One probe of the elements ``positions[lo:hi]`` of a direction (``D``-units)."""
+    """One probe of the positions ``lo:hi`` (or an inference about them), in ``D`` units:
+    ``discrepancy`` is ``D - A`` with the contributions of the elements in ``peeled``
+    (measured wrong) removed."""
 
     lo: int
     hi: int
-    difference: float  # D, measured (or inferred: parent's minus the sibling's)
-    analytic: float  # A
-    tolerance: float  # T
-    inferred: bool = False
+    discrepancy: float
+    tolerance: float
+    peeled: frozenset[int] = frozenset()
 
     @property
     def size(self) -> int:
@@ -98,179 +106,311 @@ class Record:
 
     @property
     def passed(self) -> bool:
-        return bool(abs(self.difference - self.analytic) <= self.tolerance)
+        """Within a finite tolerance: a NaN or an infinity anywhere passes nothing."""
+        return bool(abs(self.discrepancy) <= self.tolerance < float("inf"))
 
 
-@dataclass
-class Direction:
-    """A random direction over the probed elements of one tensor, with its step and points."""
+@dataclass(frozen=True)
+class Weights:
+    """Which elements a probe moves: positions ``lo:hi``, each group ``edges[g]:edges[g+1]``
+    weighted ``levels[g]`` (no groups: weight 1)."""
+
+    lo: int
+    hi: int
+    edges: np.ndarray | None = None
+    levels: np.ndarray | None = None
+
+    def level(self, positions: np.ndarray) -> np.ndarray:
+        if self.edges is None or self.levels is None:
+            return np.ones(positions.size)
+        group = np.searchsorted(self.edges, positions, side="right") - 1
+        return self.levels[np.clip(group, 0, self.levels.size - 1)]
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """What every probe of one tensor shares: its values, partials, step and tolerance rule."""
 
     name: str
-    positions: np.ndarray  # flat indices probed: those with a finite hand-written partial
-    contiguous: bool  # positions == arange(size): subsets are slices
-    half_step: float  # h
-    third: float  # |F'''| from the pilot, with THIRD_MARGIN
-    upper: np.ndarray  # x + h v, parameter dtype, over positions
-    lower: np.ndarray
-    span: np.ndarray  # float64, upper - lower
-    contribution: np.ndarray  # a * span: A over a subset is its sum
-    rounding: np.ndarray  # (a * 2h max(1, |x|))**2: the rounding allowance's variance
+    x: np.ndarray  # flat snapshot (read only)
+    analytic: np.ndarray  # flat float64 hand-written partials
+    finite: int  # elements with a finite hand-written partial
     eps: float
     tol: Tolerance
-    rtol: float  # relative floor of the hand-written partials
-    quantile: float  # standard deviations allowed for the hand-written gradient's rounding
-
-    def index(self, lo: int, hi: int) -> Any:
-        return slice(lo, hi) if self.contiguous else self.positions[lo:hi]
-
-    def directional(self, value: float) -> float:
-        """A ``D``-unit quantity as a directional derivative along ``v``."""
-        return value / (2.0 * self.half_step)
+    rtol: float
+    quantile: float
+    scale: float  # 1/sqrt(finite)
 
 
-def draw(
+@dataclass(frozen=True)
+class Direction:
+    """A random direction over one tensor, regenerated from ``seed``, with its step."""
+
+    tensor: Tensor
+    seed: int
+    half_step: float  # h
+    third: float  # |F'''| along w, with THIRD_MARGIN
+
+    def chunks(self, weights: Weights) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+        """``(a, b, z * level, max(1, |x|) * scale)`` for consecutive pieces of the range."""
+        t = self.tensor
+        for c in range(weights.lo // CHUNK, -(-weights.hi // CHUNK)):
+            start = c * CHUNK
+            a, b = max(weights.lo, start), min(weights.hi, start + CHUNK, t.x.size)
+            if a >= b:
+                continue
+            z = np.random.default_rng([self.seed, c]).standard_normal(CHUNK, dtype=np.float32)
+            z = z[a - start : b - start].astype(np.float64)
+            if t.finite < t.x.size:
+                z[~np.isfinite(t.analytic[a:b])] = 0.0
+            if weights.edges is not None:
+                z *= weights.level(np.arange(a, b))
+            s = np.maximum(1.0, np.abs(t.x[a:b].astype(np.float64))) * t.scale
+            yield a, b, z, s
+
+    def moves(self, weights: Weights, step: float) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(a, b, step * w)`` in the parameter's dtype, piece by piece."""
+        dtype = self.tensor.x.dtype
+        for a, b, z, s in self.chunks(weights):
+            yield a, b, (step * z * s).astype(dtype)
+
+    def spans_at(self, weights: Weights, positions: np.ndarray, step: float) -> np.ndarray:
+        """The spans ``(x + step w) - (x - step w)`` of a few ``positions`` (float64)."""
+        out = np.zeros(positions.size)
+        x = self.tensor.x
+        for c in np.unique(positions // CHUNK):
+            inside = (positions // CHUNK) == c
+            a, b = int(c) * CHUNK, min(int(c + 1) * CHUNK, x.size)
+            for lo, hi, move in self.moves(
+                Weights(max(a, weights.lo), min(b, weights.hi), weights.edges, weights.levels), step
+            ):
+                picks = positions[inside]
+                ok = (picks >= lo) & (picks < hi)
+                k = picks[ok] - lo
+                up = (x[lo:hi][k] + move[k]).astype(np.float64)
+                down = (x[lo:hi][k] - move[k]).astype(np.float64)
+                out[np.flatnonzero(inside)[ok]] = up - down
+        return out
+
+
+def tensor_of(
     differences: FiniteDifferences,
     name: str,
     analytic: np.ndarray,
-    positions: np.ndarray,
-    rng: np.random.Generator,
+    precision: np.dtype,
     false_alarm: float,
-    precision: np.dtype | None = None,
-) -> Direction:
-    """Draw a direction over ``positions`` of ``name`` and fix its step by a pilot (4 calls).
-
-    ``analytic`` is the tensor's flat hand-written gradient (float64); ``precision`` the dtype
-    of the relative floor (the parameter's by default)."""
-    pset = differences.params
-    param = pset[name]
-    dtype = param.dtype
-    x = pset.flat_values(name)[positions]
-    scale = np.maximum(1.0, np.abs(x.astype(np.float64)))
-    weights = rng.standard_normal(x.size) * scale
-    eps = coarser_eps(dtype, differences.evaluator.loss_dtype)
+) -> Tensor:
+    param = differences.params[name]
+    finite = int(np.count_nonzero(np.isfinite(analytic)))
     tol = differences.tolerance
-    noise = float(evaluation_noise(np.array(differences.evaluator.f0), eps, tol))
-    contiguous = bool(positions.size == param.size)
-    index = slice(0, x.size) if contiguous else positions
-
-    # pilot: central differences at hp and 2hp along v give |F'''|
-    hp = eps ** (1 / 5)
-    points, steps = [], []
-    for m in PILOT_MULTIPLES:
-        up, down = _points(x, m * hp * weights)
-        span = up.astype(np.float64) - down.astype(np.float64)
-        # the step actually taken along v (rounding to the dtype moves the points slightly)
-        steps.append(float(span @ weights) / (2.0 * float(weights @ weights)))
-        points += [(name, index, up), (name, index, down)]
-    f = differences.evaluator.at(points)
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        slopes = [(f[2 * k] - f[2 * k + 1]) / (2 * steps[k]) for k in range(len(steps))]
-        third = 6.0 * abs(slopes[1] - slopes[0]) / (steps[1] ** 2 - steps[0] ** 2)
-    third = float(third) * THIRD_MARGIN if np.isfinite(third) else float("inf")
-    h = probe_step(noise, third, eps)
-    upper, lower = _points(x, h * weights)
-    span = upper.astype(np.float64) - lower.astype(np.float64)
-    return Direction(
+    return Tensor(
         name=name,
-        positions=positions,
-        contiguous=contiguous,
-        half_step=h,
-        third=third,
-        upper=upper,
-        lower=lower,
-        span=span,
-        contribution=analytic[positions] * span,
-        rounding=(analytic[positions] * 2.0 * h * scale) ** 2,
-        eps=eps,
+        x=param.snapshot.reshape(-1),
+        analytic=analytic,
+        finite=finite,
+        eps=coarser_eps(param.dtype, differences.evaluator.loss_dtype),
         tol=tol,
-        rtol=tol.relative_floor(precision or dtype),
+        rtol=tol.relative_floor(precision),
         quantile=gaussian_quantile(false_alarm),
-    )
-
-
-def _points(x: np.ndarray, move: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``x + move`` and ``x - move`` in ``x``'s dtype (the points the loss will see)."""
-    move = move.astype(x.dtype)
-    return x + move, x - move
-
-
-def probe(
-    differences: FiniteDifferences, direction: Direction, ranges: list[tuple[int, int]]
-) -> list[Record]:
-    """Probe each range ``positions[lo:hi]`` of the direction: two loss calls per range."""
-    if not ranges:
-        return []
-    points = []
-    for lo, hi in ranges:
-        index = direction.index(lo, hi)
-        points += [
-            (direction.name, index, direction.upper[lo:hi]),
-            (direction.name, index, direction.lower[lo:hi]),
-        ]
-    f = differences.evaluator.at(points)
-    records = []
-    for k, (lo, hi) in enumerate(ranges):
-        f_up, f_down = f[2 * k], f[2 * k + 1]
-        records.append(
-            Record(
-                lo,
-                hi,
-                float(f_up - f_down),
-                float(direction.contribution[lo:hi].sum()),
-                tolerance(direction, lo, hi, max(abs(f_up), abs(f_down))),
-            )
-        )
-    return records
-
-
-def tolerance(direction: Direction, lo: int, hi: int, loss_size: float) -> float:
-    """Allowed ``|D - A|`` for the range (see :func:`gradcheck.core.numerics.probe_tolerance`);
-    ``loss_size`` is the larger ``|f|`` of the probe's two points (it sets the rounding)."""
-    tol = direction.tol
-    noise = float(evaluation_noise(np.array(loss_size), direction.eps, tol))
-    return probe_tolerance(
-        noise,
-        direction.half_step,
-        direction.third,
-        float(np.sqrt(direction.rounding[lo:hi].sum())),
-        direction.rtol,
-        tol,
-        direction.quantile,
+        scale=direction_scale(finite),
     )
 
 
 @dataclass
-class ProbeSummary:
-    """What fast mode did for one tensor; attached to its ``ParamResult.probe``.
+class Sums:
+    """What the first pass over a probe's range accumulates besides the points."""
 
-    ``probes`` are the tensor-wide probes in directional-derivative units along ``v``
-    (analytic, numeric, tolerance, passed); the sensitivity of a probe is its tolerance: a
-    subset whose partials are off by ``e`` with ``||e * max(1, |x|)||_2`` equal to ``K``
-    sensitivities passes it with probability below ``1.6 / K``.
+    analytic: float = 0.0  # A = a . span
+    rounding: float = 0.0  # ||a * 2h w / z||, the hand-written rounding's standard deviation
+    taken: float = 0.0  # span . w
+    norm: float = 0.0  # w . w
+
+
+class ScaledNorm:
+    """A Euclidean norm accumulated piece by piece without overflow or underflow: the sum of
+    squares is kept relative to the largest magnitude seen (as BLAS ``nrm2`` does), so partials
+    of 1e160 give a finite norm instead of an infinite tolerance."""
+
+    def __init__(self) -> None:
+        self.largest = 0.0
+        self.squares = 0.0  # sum of (v / largest)**2
+
+    def add(self, values: np.ndarray) -> None:
+        if not values.size:
+            return
+        top = float(np.max(np.abs(values)))
+        if not np.isfinite(top):
+            self.largest, self.squares = float("inf"), 1.0
+            return
+        if top == 0.0 or not np.isfinite(self.largest):
+            return
+        if top > self.largest:
+            self.squares *= (self.largest / top) ** 2
+            self.largest = top
+        ratio = values / self.largest
+        self.squares += float(ratio @ ratio)
+
+    @property
+    def value(self) -> float:
+        return self.largest * float(np.sqrt(self.squares))
+
+
+def _evaluate(
+    differences: FiniteDifferences, direction: Direction, weights: Weights, step: float
+) -> tuple[float, float, Sums]:
+    """The loss at ``x + step w`` and ``x - step w`` over the range, with one buffer of the
+    range's size for both points; the direction is regenerated twice, and the sums ride on
+    the first pass."""
+    t = direction.tensor
+    buffer = np.empty(weights.hi - weights.lo, dtype=t.x.dtype)
+    sums = Sums()
+    index = slice(weights.lo, weights.hi)
+    scaled = ScaledNorm()
+    for a, b, z, s in direction.chunks(weights):
+        w = z * s
+        move = (step * w).astype(t.x.dtype)
+        piece = buffer[a - weights.lo : b - weights.lo]
+        x = t.x[a:b]
+        with np.errstate(over="ignore", invalid="ignore"):
+            np.add(x, move, out=piece)
+            span = piece.astype(np.float64) - (x - move).astype(np.float64)
+            a_piece = t.analytic[a:b]
+            if t.finite < t.x.size or weights.edges is not None:
+                a_piece = np.where(z != 0, a_piece, 0.0)  # z is 0 where a is not finite
+            sums.analytic += float(a_piece @ span)
+            spread = a_piece * s
+            if weights.edges is not None:
+                spread = spread * weights.level(np.arange(a, b))
+            scaled.add(spread)
+            sums.taken += float(span @ w)
+            sums.norm += float(w @ w)
+    with np.errstate(over="ignore"):
+        sums.rounding = scaled.value * (2.0 * step)
+    f_up = float(differences.evaluator.at([(t.name, index, buffer)])[0])
+    for a, b, z, s in direction.chunks(weights):
+        move = (step * z * s).astype(t.x.dtype)
+        np.subtract(t.x[a:b], move, out=buffer[a - weights.lo : b - weights.lo])
+    f_down = float(differences.evaluator.at([(t.name, index, buffer)])[0])
+    return f_up, f_down, sums
+
+
+def pilot(differences: FiniteDifferences, tensor: Tensor, seed: int) -> Direction:
+    """Measure the third derivative along the direction of ``seed`` (4 evaluations) and fix
+    the step."""
+    hp = pilot_step(tensor.eps, tensor.finite)
+    whole = Weights(0, tensor.x.size)
+    probe_dir = Direction(tensor, seed, hp, float("nan"))
+    slopes, steps = [], []
+    for m in PILOT_MULTIPLES:
+        f_up, f_down, sums = _evaluate(differences, probe_dir, whole, m * hp)
+        # the step actually taken along w (rounding to the dtype moves the points slightly)
+        step = sums.taken / (2.0 * sums.norm) if sums.norm > 0 else float("nan")
+        steps.append(step)
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            slopes.append((f_up - f_down) / (2.0 * step))
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        third = 6.0 * abs(slopes[1] - slopes[0]) / (steps[1] ** 2 - steps[0] ** 2)
+    third = float(third) * THIRD_MARGIN if np.isfinite(third) else float("inf")
+    noise = float(evaluation_noise(np.array(differences.evaluator.f0), tensor.eps, tensor.tol))
+    h = direction_step(noise, third, tensor.eps, tensor.finite)
+    return Direction(tensor, seed, h, third)
+
+
+def probe(
+    differences: FiniteDifferences,
+    direction: Direction,
+    weights: Weights,
+    known: Mapping[int, tuple[float, float]] | None = None,
+) -> Record:
+    """Probe the range of ``weights`` along ``direction``: two loss calls.
+
+    ``known`` maps positions measured wrong to ``(error, bound)``: their contribution
+    ``error * span`` is removed from ``D - A`` and ``bound * |span|`` added to the tolerance,
+    so the record speaks of the other elements only."""
+    t = direction.tensor
+    h = direction.half_step
+    f_up, f_down, sums = _evaluate(differences, direction, weights, h)
+    with np.errstate(over="ignore", invalid="ignore"):
+        discrepancy = (f_up - f_down) - sums.analytic
+    noise = float(evaluation_noise(np.array(max(abs(f_up), abs(f_down))), t.eps, t.tol))
+    tolerance = direction_tolerance(
+        noise, h, direction.third, sums.rounding, t.rtol, t.tol, t.quantile
+    )
+    record = Record(weights.lo, weights.hi, discrepancy, tolerance)
+    return correct(direction, weights, record, known)
+
+
+def correct(
+    direction: Direction,
+    weights: Weights,
+    record: Record,
+    known: Mapping[int, tuple[float, float]] | None,
+) -> Record:
+    """``record`` with the contributions of the ``known`` wrong elements in its range removed
+    (those it has not had removed yet): arithmetic on the spans, no loss evaluation."""
+    if not known:
+        return record
+    inside = np.array(
+        sorted(p for p in known if record.lo <= p < record.hi and p not in record.peeled),
+        dtype=np.intp,
+    )
+    if not inside.size:
+        return record
+    spans = direction.spans_at(weights, inside, direction.half_step)
+    errors = np.array([known[int(p)][0] for p in inside])
+    bounds = np.array([known[int(p)][1] for p in inside])
+    with np.errstate(over="ignore", invalid="ignore"):
+        return Record(
+            record.lo,
+            record.hi,
+            record.discrepancy + float(errors @ spans),
+            record.tolerance + float(bounds @ np.abs(spans)),
+            record.peeled | frozenset(inside.tolist()),
+        )
+
+
+@dataclass(frozen=True)
+class ProbeSummary:
+    """What fast mode did for one tensor; attached to its ``ParamResult.probe``. Built once,
+    before the result.
+
+    ``probes`` are the tensor-wide probes in directional-derivative units along ``w`` (analytic,
+    numeric, tolerance, passed; corrected for the elements measured wrong). ``sensitivity``
+    says what a pass proves: ``abs`` is the error ``||e * max(1, |x|)||_2`` that passes every
+    passing probe with probability at most ``miss``, ``relative`` the same for one element at
+    the tensor's median ``|partial|`` with ``|x| <= 1``, as a fraction of that partial.
     """
 
-    probes: list[dict[str, Any]] = field(default_factory=list)
+    probes: tuple[Mapping[str, Any], ...] = ()
+    step: float = float("nan")
     localization_evaluations: int = 0
     localization_probes: int = 0
-    located: list[int] = field(default_factory=list)  # flat indices bisection narrowed to
-    proven_wrong: list[int] = field(default_factory=list)  # measured one by one and wrong
+    decoded: tuple[int, ...] = ()  # flat indices decoding named (confirmed or not)
+    located: tuple[int, ...] = ()  # flat indices bisection narrowed to
+    proven_wrong: tuple[int, ...] = ()  # measured one by one and wrong
     measured: int = 0  # elements measured one by one
     unresolved: bool = False  # a failing probe not pinned to elements: the tensor is wrong
-    fallback: str | None = None  # why localization stopped bisecting, if it did
+    unchecked: tuple[tuple[int, int], ...] = ()  # flat ranges not examined
+    fallback: str | None = None  # why localization stopped, if it did
+    sensitivity: Mapping[str, float | None] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
-        return any(not p["passed"] for p in self.probes)
+        return any(not p["passed"] for p in self.probes) or self.localization_probes > 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (indices are flat, C order)."""
         return {
             "probes": [dict(p) for p in self.probes],
+            "step": self.step,
             "localization_evaluations": self.localization_evaluations,
             "localization_probes": self.localization_probes,
+            "decoded": list(self.decoded),
             "located": list(self.located),
             "proven_wrong": list(self.proven_wrong),
             "measured": self.measured,
             "unresolved": self.unresolved,
+            "unchecked": [list(r) for r in self.unchecked],
             "fallback": self.fallback,
+            "sensitivity": dict(self.sensitivity),
         }

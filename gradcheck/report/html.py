@@ -232,11 +232,15 @@ def diagnosis(report: Report) -> str:
         for p in report.params:
             if p.failed:
                 w = p.worst
-                analytic = None if p.analytic is None else float(p.analytic[w])
+                k = p.position(w)
+                if k is None:  # nothing measured (fast mode, an unresolved tensor)
+                    items.append(f"{p.name}: {p.status}, no element measured wrong")
+                    continue
+                analytic = None if p.analytic is None else float(p.analytic[k])
                 items.append(
                     f"{p.name}: {p.n_wrong} of {p.size} element(s) {p.status}; worst "
                     f"{p.label(w)}: analytic {fmt_value(analytic)}, numeric "
-                    f"{fmt_value(float(p.numeric[w]))}"
+                    f"{fmt_value(float(p.numeric[k]))}"
                 )
     return "<ul>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>"
 
@@ -295,8 +299,9 @@ def render_html(report: Report, title: str = "gradcheck report", max_rows: int |
     summary = summary_rows(report)
     rows, omitted = element_rows(report, max_rows)
     remarks = notes(report) + omitted
-    scalars = [p for p in report.params if p.shape == ()]
-    tensors = [p for p in report.params if p.shape != ()]
+    # heatmaps of fully measured parameters only (fast mode measures a few elements)
+    scalars = [p for p in report.params if p.shape == () and p.elements is None]
+    tensors = [p for p in report.params if p.shape != () and p.elements is None]
     maps = []
     if scalars:
         maps.append(f"<div><h3>scalar parameters</h3>{scalar_strip(scalars)}</div>")

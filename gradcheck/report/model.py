@@ -15,7 +15,7 @@ from gradcheck.diagnosis.classify import Diagnosis
 from gradcheck.diagnosis.nodes import NodeResult, summarize
 from gradcheck.report.html import render_html
 from gradcheck.report.notebook import render_fragment
-from gradcheck.report.text import render_markdown, render_text, scaled_error
+from gradcheck.report.text import headline, render_markdown, render_text, scaled_error
 
 
 class Entry(NamedTuple):
@@ -85,18 +85,20 @@ class Report:
         return [p.name for p in self.params if p.failed]
 
     def iter_entries(self) -> Iterator[Entry]:
-        """Every checked element, parameter by parameter, in C order."""
+        """Every measured element, parameter by parameter, in C order (in fast mode only the
+        elements measured one by one: the others are counted per status in ``counts``)."""
         for p in self.params:
-            for flat in range(p.size):
+            statuses = p.statuses
+            for k, flat in enumerate(p.indices.tolist()):
                 index = tuple(int(i) for i in np.unravel_index(flat, p.shape))
                 yield Entry(
                     param=p.name,
                     index=index,
-                    analytic=None if p.analytic is None else float(p.analytic[flat]),
-                    numeric=float(p.numeric[flat]),
-                    abs_err=None if np.isnan(p.abs_err[flat]) else float(p.abs_err[flat]),
-                    rel_err=None if np.isnan(p.rel_err[flat]) else float(p.rel_err[flat]),
-                    status=str(p.statuses[flat]),
+                    analytic=None if p.analytic is None else float(p.analytic[k]),
+                    numeric=float(p.numeric[k]),
+                    abs_err=None if np.isnan(p.abs_err[k]) else float(p.abs_err[k]),
+                    rel_err=None if np.isnan(p.rel_err[k]) else float(p.rel_err[k]),
+                    status=str(statuses[k]),
                     kind=None if self.diagnosis is None else self.diagnosis.class_of(p.name, flat),
                 )
 
@@ -130,6 +132,7 @@ class Report:
                     "n_wrong": p.n_wrong,
                     "n_uncertain": p.count("uncertain"),
                     "size": p.size,
+                    "counts": p.counts(),
                     "worst_index": list(p.worst_index),
                     "probe": None if p.probe is None else p.probe.to_dict(),
                 }
@@ -221,3 +224,14 @@ class Report:
 
     def __str__(self) -> str:
         return self.to_text()
+
+    def __repr__(self) -> str:
+        """The verdict in one line (``assert report.passed, report`` shows this in pytest, which
+        prints the repr of an assertion's message; ``print(report)`` shows the tables)."""
+        failed = self.failed_params
+        where = (
+            f"; failing: {', '.join(failed[:5])}{' ...' if len(failed) > 5 else ''}"
+            if failed
+            else ""
+        )
+        return f"<Report: {headline(self)}{where}>"

@@ -117,7 +117,7 @@ def summary_rows(report: Report) -> list[list[str]]:
                 fmt_error(p.max_abs_err),
                 fmt_error(p.max_rel_err),
                 fmt_error(scaled_error(p)),
-                p.label(p.worst),
+                p.label(p.worst) if p.codes.size else "-",
             ]
         )
     return rows
@@ -148,9 +148,11 @@ ELEMENT_HEADERS = [
 
 
 def element_order(p: ParamResult) -> np.ndarray:
-    """Failing elements first (most significant first), then uncertain, then the rest."""
-    failing = np.isin(p.statuses, list(FAILING))
-    rank = np.where(failing, 0, np.where(p.statuses == "uncertain", 1, 2))
+    """Positions in the per-element arrays: failing elements first (most significant first),
+    then uncertain, then the rest (measured elements only)."""
+    statuses = p.statuses
+    failing = np.isin(statuses, list(FAILING))
+    rank = np.where(failing, 0, np.where(statuses == "uncertain", 1, 2))
     return np.lexsort((-p.significance, rank))
 
 
@@ -160,30 +162,32 @@ def element_rows(report: Report, max_rows: int | None) -> tuple[list[list[str]],
     omitted = []
     for p in report.params:
         order = element_order(p)
+        statuses = p.statuses
+        indices = p.indices
         shown = order if max_rows is None else order[:max_rows]
-        if max_rows is not None and p.size > max_rows:
+        if max_rows is not None and order.size > max_rows:
             hidden = order[max_rows:]
-            hidden_bad = int(np.isin(p.statuses[hidden], list(FAILING)).sum())
+            hidden_bad = int(np.isin(statuses[hidden], list(FAILING)).sum())
             omitted.append(
                 f"{p.name}: {len(hidden)} more elements not shown ({hidden_bad} failing); "
                 "show all with max_rows=None (--full)"
             )
-        for flat in shown:
-            status = str(p.statuses[flat])
-            analytic = None if p.analytic is None else float(p.analytic[flat])
+        for k in shown:
+            status = str(statuses[k])
+            analytic = None if p.analytic is None else float(p.analytic[k])
             rank = 0 if status in FAILING else (1 if status == "uncertain" else 2)
             rows.append(
                 (
                     rank,
-                    -float(p.significance[flat]),
+                    -float(p.significance[k]),
                     [
                         MARK[status],
-                        p.label(int(flat)),
+                        p.label(int(indices[k])),
                         fmt_value(analytic),
-                        fmt_value(float(p.numeric[flat])),
-                        fmt_error(float(p.abs_err[flat])),
-                        fmt_error(float(p.rel_err[flat])),
-                        fmt_error(float(p.tolerance[flat])),
+                        fmt_value(float(p.numeric[k])),
+                        fmt_error(float(p.abs_err[k])),
+                        fmt_error(float(p.rel_err[k])),
+                        fmt_error(float(p.tolerance[k])),
                         status,
                     ],
                 )
@@ -332,18 +336,26 @@ def _node_summary(report: Report) -> list[str]:
 
 
 def fast_lines(report: Report) -> list[str]:
-    """Fast mode, per tensor: its probes, and what localization found and cost."""
+    """Fast mode, per tensor: its probes, what they prove, and what localization found and
+    cost; then which mode ran and why."""
     lines = []
     for p in report.params:
         if p.probe is None:
             continue
         summary = p.probe
-        probes = ", ".join(
-            f"{'passed' if d['passed'] else 'FAILED'} (analytic {fmt_value(d['analytic'])}, "
-            f"numeric {fmt_value(d['numeric'])}, tolerance {fmt_error(d['tolerance'])})"
-            for d in summary.probes
-        )
-        line = f"{p.name}: {len(summary.probes)} random-direction probe(s): {probes}"
+        passed = sum(1 for d in summary.probes if d["passed"])
+        line = f"{p.name}: {passed} of {len(summary.probes)} random-direction probe(s) passed"
+        sens = summary.sensitivity
+        if sens.get("abs") is not None:
+            line += (
+                f" (sensitivity {fmt_error(sens['abs'])} absolute"
+                + (
+                    f", {fmt_error(sens['relative'])} of the median partial"
+                    if sens.get("relative") is not None
+                    else ""
+                )
+                + f", missed with probability <= {sens['miss']:g})"
+            )
         if summary.failed:
             wrong = [p.label(i) for i in summary.proven_wrong]
             shown = ", ".join(wrong[:10]) + (
@@ -351,7 +363,7 @@ def fast_lines(report: Report) -> list[str]:
             )
             line += (
                 f"; localization: {summary.localization_evaluations} evaluations, "
-                f"{summary.localization_probes} subset probes, {summary.measured} "
+                f"{summary.localization_probes} probes, {summary.measured} "
                 f"element(s) measured one by one, {len(wrong)} proven wrong"
                 + (f": {shown}" if wrong else "")
             )
@@ -366,10 +378,13 @@ def fast_lines(report: Report) -> list[str]:
         lines.append(line)
     if lines:
         lines.append(
-            "probed: covered by a passing random-direction probe, not measured on its "
-            "own: a subset's errors K times the probe's tolerance pass it with "
-            "probability below 1.6/K; unchecked: not examined"
+            "probed: not measured on its own, covered by the passing probes: errors whose "
+            "||e * max(1, |x|)|| exceeds the sensitivity pass them all with at most the "
+            "probability stated; unchecked: not examined"
         )
+    reason = report.options.get("mode_reason")
+    if reason:
+        lines.append(str(reason))
     return lines
 
 

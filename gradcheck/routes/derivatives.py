@@ -90,6 +90,12 @@ def check_hvp(
     rng = np.random.default_rng(seed)
     vs = [rng.standard_normal(point.size) for _ in range(int(vectors))]
     params = point.copies("Hv")
+    _gradient_sized(
+        point,
+        _values(point, grad, point.unflat(point.flat), "grad"),
+        "grad",
+        "check_hvp(grad, hvp, x)",
+    )
 
     def loss(view):
         g = point.vector(grad(point.user(view, "Hv")), "grad")
@@ -225,6 +231,8 @@ def _check_matrix(fun, jac, x, symbol: str, fun_name: str, jac_name: str, option
             f"{fun_name}(x) returned different values on two calls at the same x; finite "
             "differences need a deterministic function"
         )
+    if symbol == "H":
+        _gradient_sized(point, f0, fun_name, "check_hessian(grad, hess, x)")
     rows = f0.size
     params = point.copies(symbol, rows)
     stacked_x = [np.tile(v.reshape(1, -1), (rows, 1)) for v in point.values]
@@ -283,6 +291,16 @@ def _values(point: _Point, fun: Callable, at: Any, what: str) -> np.ndarray:
         if not np.isfinite(out).all():
             raise InputError(f"{what} returned non-finite values; expected finite values")
     return out
+
+
+def _gradient_sized(point: _Point, g: np.ndarray, what: str, call: str) -> None:
+    """Refuse a ``grad`` whose value is not one partial per element of ``x`` (the objective
+    ``f`` passed in its place, typically: its scalar would be read as a 1-row Jacobian)."""
+    if g.size != point.size:
+        raise InputError(
+            f"{what}(x) returned {g.size} value(s) for an x of {point.size}; {call} takes the "
+            f"gradient {what}(x) (one partial per element of x), not the objective f(x)"
+        )
 
 
 def _asymmetry(hess: np.ndarray, symbol: str) -> str:

@@ -107,9 +107,10 @@ def _named(inputs: Any) -> dict[str, Any]:
         return dict(inputs)
     if isinstance(inputs, (list, tuple)):
         return {f"x{i}": v for i, v in enumerate(inputs)}
+    one = " (one input: pass {'x': x} or [x])" if isinstance(inputs, np.ndarray) else ""
     raise InputError(
         f"inputs must be a dict name -> array (forward's argument order) or a list, got "
-        f"{type(inputs).__name__}"
+        f"{type(inputs).__name__}{one}"
     )
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
+
+import numpy as np
 
 from gradcheck.api import check
 from gradcheck.errors import InputError
@@ -53,14 +55,11 @@ class _Split:
         if self.unpack is not None:
             out = self.unpack(out)
         if not isinstance(out, (tuple, list)) or len(out) != 2:
-            shape = (
-                f"a {type(out).__name__} of {len(out)}"
-                if isinstance(out, (tuple, list))
-                else f"a {type(out).__name__}"
-            )
+            raise InputError(_not_a_pair(out, self.unpack is not None))
+        if _is_number(out[1]) and not _is_number(out[0]):
             raise InputError(
-                f"fun{'' if self.unpack is None else ' (after unpack)'} returned {shape}; expected "
-                "(loss, grads): pass unpack=lambda out: (out[0], out[1]) to adapt it"
+                f"fun returned ({type(out[0]).__name__}, {type(out[1]).__name__}): the loss "
+                "comes second; return (loss, grads), or pass unpack=lambda out: (out[1], out[0])"
             )
         return out[0], out[1]
 
@@ -68,4 +67,41 @@ class _Split:
         return self._pair(params)[0]
 
     def grad(self, params: Any) -> Any:
-        return self._pair(params)[1]
+        grads = self._pair(params)[1]
+        if isinstance(params, Mapping) and not isinstance(grads, Mapping):
+            keys = ", ".join(map(repr, params))
+            one = f"{{{next(iter(params))!r}: out[1]}}" if len(params) == 1 else "{...}"
+            raise InputError(
+                f"the gradients fun returns must be a dict like params (keys {keys}), got "
+                f"{type(grads).__name__}; return them keyed like params, or pass "
+                f"unpack=lambda out: (out[0], {one})"
+            )
+        return grads
+
+
+def _is_number(value: Any) -> bool:
+    """A real scalar as a loss is one: a Python or NumPy number, or a 0-d array."""
+    return isinstance(value, (int, float, np.number)) or (
+        isinstance(value, np.ndarray) and value.ndim == 0
+    )
+
+
+def _not_a_pair(out: Any, unpacked: bool) -> str:
+    """Why ``out`` is not ``(loss, grads)``, and the ``unpack=`` that would adapt it."""
+    who = "fun (after unpack)" if unpacked else "fun"
+    if _is_number(out):
+        return (
+            f"{who} returned only a number ({type(out).__name__}); expected (loss, grads). For a "
+            "loss and a gradient computed by two functions use gradcheck.check(loss, grad, params)"
+        )
+    if isinstance(out, (tuple, list)) and len(out) > 2:
+        return (
+            f"{who} returned a {type(out).__name__} of {len(out)}; expected (loss, grads): pass "
+            "unpack=lambda out: (out[0], out[1:k]) with out[1:k] the gradients in the order of "
+            "params (min-char-rnn's loss, dWxh, dWhh, dWhy, dbh, dby, hprev: out[1:6])"
+        )
+    kind = f"a {type(out).__name__} of {len(out)}" if isinstance(out, (tuple, list)) else None
+    return (
+        f"{who} returned {kind or f'a {type(out).__name__}'}; expected (loss, grads): pass "
+        "unpack=lambda out: (loss, grads) that picks them out of what fun returns"
+    )

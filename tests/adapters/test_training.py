@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from examples.list_network import Network, X, Y
-from gradcheck import check_problem, from_training_step
+from gradcheck import LossError, check_problem, from_training_step
 from gradcheck.adapters.training import SampleChangedWarning
 
 LR = 0.1
@@ -99,3 +99,17 @@ def test_list_weights_updated_by_a_training_step(in_place):
     _, problem = _nielsen_problem(bug=True, in_place=in_place)
     report = check_problem(problem)
     assert report.failed_params == ["biases[0]", "weights[0]"]
+
+
+# QA: a crashing step was LossError("grad raised InputError: the training step raised ...")
+def test_step_that_raises_is_reported_as_the_step_not_as_grad():
+    class Transposed(Reshaper):
+        def step(self, x, t):
+            d = self.W @ x - t
+            self.W -= LR * np.outer(x, d)  # (3, 2) update of a (2, 3) weight: numpy raises
+
+    problem = from_training_step(
+        Transposed(), "step", "loss", learning_rate=LR, samples=_samples(), exclude=["bug"]
+    )
+    with pytest.raises(LossError, match=r"^the training step raised ValueError: .*\(sample 0\)$"):
+        check_problem(problem)

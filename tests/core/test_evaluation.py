@@ -169,19 +169,22 @@ def test_serial_hot_loop_restores_and_counts_when_the_loss_raises():
 # --- from test_robustness_restore.py ----------------------------------------
 
 
+@pytest.mark.parametrize("mode", ["full", "fast"])  # element writes; slice writes (bulk)
 @pytest.mark.parametrize("progress", [None, lambda done, total: None])
 @pytest.mark.parametrize("after", [1, 2, 4, 7, 11, 20])
-def test_interrupt_between_a_write_and_its_undo(monkeypatch, after, progress):
+def test_interrupt_between_a_write_and_its_undo(monkeypatch, after, progress, mode):
     # the evaluation loop writes a point, then enters try/finally: an interrupt landing in
     # between (or inside the restoring write) skips the point's restore, so the final
     # restore_all must undo it
     params = {"W": np.array([[0.5, -0.0], [1.5, -2.0]]), "s": 0.25, "z": np.array(1.0)}
+    if mode == "fast":
+        params["V"] = np.linspace(-1.0, 1.0, 64)
     snap = snapshot(params)
     writes = []
     original = ParamSet.writer
 
-    def interrupting(self, name):
-        write = original(self, name)
+    def interrupting(self, name, **kwargs):
+        write = original(self, name, **kwargs)
 
         def write_then_interrupt(index, values):  # perturbing and restoring writes alike
             write(index, values)
@@ -192,8 +195,9 @@ def test_interrupt_between_a_write_and_its_undo(monkeypatch, after, progress):
         return write_then_interrupt
 
     monkeypatch.setattr(ParamSet, "writer", interrupting)
+    fast = gradcheck.FastOptions(auto=False) if mode == "fast" else None
     with pytest.raises(KeyboardInterrupt):
-        gradcheck.check(smooth.loss, smooth.grad, params, progress=progress)
+        gradcheck.check(smooth.loss, smooth.grad, params, progress=progress, mode=mode, fast=fast)
     assert len(writes) == after
     assert_unchanged(snap)
 

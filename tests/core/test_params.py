@@ -80,6 +80,11 @@ REFUSED = [
     ),
     ("inf-scalar", lambda: {"b": float("-inf")}, r"'b' is -inf at b; expected finite values"),
     ("not-a-dict", lambda: "w", r"params must be a dict of name -> float or ndarray"),
+    (  # QA: scipy users pass x0 itself, as to check_grad(f, g, x0)
+        "bare-array",
+        lambda: np.ones(3),
+        r"got ndarray: name the array, check\(lambda p: f\(p\['x'\]\)",
+    ),
     ("pairs", lambda: [("w", _w())], r"parameter '\[0\]\[0\]' is a str; expected a float"),
     ("empty-dict", dict, r"params is empty"),
     ("int-key", lambda: {1: _w()}, r"parameter names must be strings, got 1 \(int\)"),

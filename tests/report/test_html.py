@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gradcheck import check
-from gradcheck.core.compare import ParamResult
+from gradcheck.core.compare import ParamResult, status_codes
 from gradcheck.core.numerics import relative_error
 from gradcheck.report.html import (
     COLORS,
@@ -41,7 +41,7 @@ def result(name, analytic, numeric):
         tolerance=np.full(a.size, TOL),
         abs_err=abs_err,
         rel_err=relative_error(flat_a, flat_n),
-        statuses=np.where(abs_err > TOL, "wrong", "ok").astype("<U14"),
+        codes=status_codes(np.where(abs_err > TOL, "wrong", "ok")),
         step=np.full(a.size, 1e-5),
         forward=nan,
         backward=nan,

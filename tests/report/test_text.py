@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from gradcheck import check
-from gradcheck.core.compare import ParamResult
+from gradcheck.core.compare import ParamResult, status_codes
 from gradcheck.fast.probe import ProbeSummary
 from gradcheck.report.model import Report
 from gradcheck.report.text import (
@@ -72,96 +73,88 @@ def test_markdown_uses_github_tables():
 # --- from test_render_fast.py ----------------------------------------
 
 LEGEND = (
-    "probed: covered by a passing random-direction probe, not measured on its own: a "
-    "subset's errors K times the probe's tolerance pass it with probability below 1.6/K; "
-    "unchecked: not examined"
+    "probed: not measured on its own, covered by the passing probes: errors whose "
+    "||e * max(1, |x|)|| exceeds the sensitivity pass them all with at most the probability "
+    "stated; unchecked: not examined"
 )
 
 
-def result(name, statuses, probe, numeric=None):
-    n = len(statuses)
-    nan = np.full(n, np.nan)
-    numeric = nan.copy() if numeric is None else np.array(numeric, dtype=float)
-    analytic = np.arange(1.0, n + 1)
+def fast_result(name, size, wrong, probe):
+    """A fast-mode result: only the elements in ``wrong`` measured (analytic k + 1, numeric
+    k), the others probed."""
+    elements = np.array(sorted(wrong), dtype=np.intp)
+    analytic = elements + 1.0
+    numeric = elements.astype(float)
     abs_err = np.abs(analytic - numeric)
+    nan = np.full(elements.size, np.nan)
     return ParamResult(
         name=name,
-        shape=(n,),
+        shape=(size,),
         dtype="float64",
-        grad_shape=(n,),
+        grad_shape=(size,),
         analytic=analytic,
         numeric=numeric,
         fd_error=nan.copy(),
-        tolerance=np.where(np.isnan(numeric), nan, 1e-8),
+        tolerance=np.full(elements.size, 1e-8),
         abs_err=abs_err,
         rel_err=abs_err / analytic,
-        statuses=np.array(statuses, dtype="<U14"),
+        codes=status_codes(["wrong"] * elements.size),
         step=nan.copy(),
         forward=nan.copy(),
         backward=nan.copy(),
-        kink=np.zeros(n, bool),
-        refined=np.zeros(n, bool),
-        raw_grad=analytic,
+        kink=np.zeros(elements.size, bool),
+        refined=np.zeros(elements.size, bool),
+        raw_grad=np.arange(1.0, size + 1),
         probe=probe,
+        elements=elements,
+        unmeasured={"probed": size - elements.size},
     )
 
 
-def probe_dict(analytic, numeric, tolerance, passed):
-    return {
-        "analytic": analytic,
-        "numeric": numeric,
-        "tolerance": tolerance,
-        "passed": passed,
-        "step": 1e-5,
-        "size": 4,
-    }
+def probe_dict(discrepancy, tolerance, passed):
+    return {"discrepancy": discrepancy, "tolerance": tolerance, "passed": passed, "step": 1e-5}
+
+
+SENSITIVITY = {"abs": 2e-6, "relative": 1e-3, "miss": 0.05, "probes": 1}
 
 
 def test_fast_section_lines():
-    passing = ProbeSummary(probes=[probe_dict(1.5, 1.5, 2e-8, True)])
+    passing = ProbeSummary(probes=(probe_dict(0.0, 2e-8, True),), sensitivity=SENSITIVITY)
     failing = ProbeSummary(
-        probes=[probe_dict(2.0, 1.0, 2e-8, False)],
+        probes=(probe_dict(1.0, 2e-8, False),),
         localization_evaluations=18,
         localization_probes=4,
-        located=[2],
-        proven_wrong=[2],
+        decoded=(2,),
+        proven_wrong=(2,),
         measured=1,
     )
     report = Report(
-        params=[
-            result("a", ["probed"] * 4, passing),
-            result(
-                "b",
-                ["probed", "probed", "wrong", "probed"],
-                failing,
-                numeric=[np.nan, np.nan, 2.0, np.nan],
-            ),
-        ],
+        params=[fast_result("a", 4, [], passing), fast_result("b", 4, [2], failing)],
         evaluations=40,
         loss=0.5,
-        options={"mode": "fast"},
+        options={"mode": "fast", "mode_reason": "fast mode: 12 planned evaluations"},
     )
     assert fast_lines(report) == [
-        "a: 1 random-direction probe(s): passed (analytic +1.5, numeric +1.5, tolerance "
-        "2.0e-08); 4 probed",
-        "b: 1 random-direction probe(s): FAILED (analytic +2, numeric +1, tolerance 2.0e-08); "
-        "localization: 18 evaluations, 4 subset probes, 1 element(s) measured one by one, 1 "
-        "proven wrong: b[2]; 3 probed",
+        "a: 1 of 1 random-direction probe(s) passed (sensitivity 2.0e-06 absolute, 1.0e-03 of "
+        "the median partial, missed with probability <= 0.05); 4 probed",
+        "b: 0 of 1 random-direction probe(s) passed; localization: 18 evaluations, 4 probes, 1 "
+        "element(s) measured one by one, 1 proven wrong: b[2]; 3 probed",
         LEGEND,
+        "fast mode: 12 planned evaluations",
     ]
     assert report.passed is False
     assert report.failed_params == ["b"]
     text = render_text(report)
     assert "gradcheck FAILED: 1 of 2 parameters with wrong partials" in text
     assert "X   b[2]       +3          +2         1.0e+00    3.3e-01    1.0e-08      wrong" in text
-    assert "~   a[0]       +1          -          -          -          -            probed" in text
+    assert "a[" not in text.split("Elements")[1]  # only measured elements are listed
 
 
 def test_unresolved_probe_fails_the_tensor_with_no_element_wrong():
     summary = ProbeSummary(
-        probes=[probe_dict(2.0, 1.0, 2e-8, False)], unresolved=True, fallback="too many", measured=0
+        probes=(probe_dict(1.0, 2e-8, False),), unresolved=True, fallback="too many", measured=0
     )
-    p = result("w", ["unchecked"] * 4, summary)
+    p = replace(fast_result("w", 4, [], summary), unmeasured={"unchecked": 4})
     report = Report(params=[p], evaluations=20, loss=0.5)
     assert p.status == "wrong"
     assert p.n_wrong == 0
@@ -173,20 +166,13 @@ def test_unresolved_probe_fails_the_tensor_with_no_element_wrong():
 
 
 def test_unchecked_and_probed_alone_do_not_fail():
-    report = Report(
-        params=[
-            result(
-                "w",
-                ["unchecked", "probed", "probed", "unchecked"],
-                ProbeSummary(probes=[probe_dict(1.0, 1.0, 1e-8, True)]),
-            )
-        ],
-        evaluations=14,
-        loss=0.5,
-    )
+    summary = ProbeSummary(probes=(probe_dict(0.0, 1e-8, True),))
+    p = replace(fast_result("w", 4, [], summary), unmeasured={"unchecked": 2, "probed": 2})
+    report = Report(params=[p], evaluations=14, loss=0.5)
     assert report.passed
     assert report["w"].status == "unchecked"
-    assert [e.status for e in report.entries] == ["unchecked", "probed", "probed", "unchecked"]
+    assert p.counts() == {"unchecked": 2, "probed": 2}
+    assert report.entries == []  # nothing measured one by one: no per-element entries
 
 
 # issue 12.18: names and messages from user code are shown, never obeyed, in every format

@@ -135,3 +135,22 @@ def test_hvp_with_named_x():
         return {"u": Hv[:2], "z": Hv[2] * 0.5}  # bug on z
 
     assert _wrong(check_hvp(g, hvp, named)) == [('Hv["z"]', ())]
+
+
+# QA: check_hessian(f, hess, x) with the objective f in grad's place read f's scalar as a 1-row
+# Jacobian ("H has shape (1, 3) ... no simple relation"); check_hvp failed on an array loss.
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda f: check_hessian(f, hess, X),
+        lambda f: check_hvp(f, lambda x, v: hess(x) @ v, X),
+    ],
+    ids=["hessian", "hvp"],
+)
+def test_the_objective_in_place_of_the_gradient_is_refused(call):
+    def objective(x):
+        return float(np.sum(np.cos(A @ x)))
+
+    refused = r"grad\(x\) returned 1 value\(s\) for an x of 3; .*not the objective"
+    with pytest.raises(InputError, match=refused):
+        call(objective)

@@ -135,3 +135,65 @@ def test_two_outputs_without_a_cache():
     x_value = np.array([0.5, -1.0, 2.0])
     report = check_layer(forward, backward, {"x": x_value}, outputs=2)
     assert _wrong(report) == [("x", (1,))]
+
+
+# QA: a one-input layer (relu_forward(x)) checked with inputs=x was refused without saying how.
+def test_a_bare_array_as_inputs_says_how_to_pass_one_input():
+    def relu_forward(x):
+        return np.maximum(0, x), x
+
+    def relu_backward(dout, cache):
+        return dout * (cache > 0)
+
+    x = np.array([[0.5, -1.0], [2.0, 0.25]])
+    with pytest.raises(InputError, match=r"got ndarray \(one input: pass \{'x': x\} or \[x\]\)"):
+        check_layer(relu_forward, relu_backward, x)
+    assert check_layer(relu_forward, relu_backward, [x]).passed
+
+
+# QA: CS231n's batchnorm_forward(x, gamma, beta, bn_param) writes running_mean/var into the
+# bn_param dict on every call (a non-float input passed as it is, changing under the check).
+def _batchnorm_forward(x, gamma, beta, bn_param):
+    eps, momentum = bn_param.get("eps", 1e-5), bn_param.get("momentum", 0.9)
+    mu, var = x.mean(axis=0), x.var(axis=0)
+    x_hat = (x - mu) / np.sqrt(var + eps)
+    running = bn_param.get("running_mean", np.zeros(x.shape[1]))
+    bn_param["running_mean"] = momentum * running + (1 - momentum) * mu
+    bn_param["running_var"] = momentum * bn_param.get("running_var", 0.0) + (1 - momentum) * var
+    return gamma * x_hat + beta, (x, x_hat, mu, var, gamma, eps)
+
+
+def _batchnorm_backward(dout, cache, drop_variance_path=False):
+    x, x_hat, mu, var, gamma, eps = cache
+    n = x.shape[0]
+    dx_hat = dout * gamma
+    dvar = np.sum(dx_hat * (x - mu) * -0.5 * (var + eps) ** -1.5, axis=0)
+    dmu = np.sum(-dx_hat / np.sqrt(var + eps), axis=0) + dvar * np.mean(-2 * (x - mu), axis=0)
+    dx = dx_hat / np.sqrt(var + eps) + dmu / n
+    if not drop_variance_path:
+        dx = dx + dvar * 2 * (x - mu) / n
+    return dx, np.sum(dout * x_hat, axis=0), dout.sum(axis=0)
+
+
+def test_batchnorm_with_a_bn_param_dict_it_writes_into():
+    rng = np.random.default_rng(231)
+    bn_param = {"mode": "train"}
+    inputs = {
+        "x": 5 * rng.normal(size=(6, 4)) + 12,
+        "gamma": rng.normal(size=4),
+        "beta": rng.normal(size=4),
+        "bn_param": bn_param,
+    }
+    snap = snapshot(inputs["x"], inputs["gamma"], inputs["beta"])
+    good = check_layer(_batchnorm_forward, _batchnorm_backward, inputs)
+    assert good.passed, good.to_text()
+    assert [p.name for p in good.params] == ["x", "gamma", "beta"]
+
+    def wrong(dout, cache):
+        return _batchnorm_backward(dout, cache, drop_variance_path=True)
+
+    bad = check_layer(_batchnorm_forward, wrong, inputs)
+    assert bad.failed_params == ["x"]
+    assert bad["x"].n_wrong == inputs["x"].size  # every dx element takes the variance path
+    assert_unchanged(snap)
+    assert sorted(bn_param) == ["mode", "running_mean", "running_var"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gradcheck import LossError, check_value_and_grad
+from gradcheck import InputError, LossError, check_value_and_grad
 from tests.helpers.snapshot import assert_unchanged, snapshot
 
 
@@ -58,6 +58,43 @@ def test_unpack_adapts_other_return_shapes():
     assert [p.name for p in report.params] == ["[0]"]
 
 
+# QA: these were LossError("loss raised InputError: ...") suggesting unpack=(out[0], out[1])
 def test_a_return_that_is_not_a_pair_is_explained():
-    with pytest.raises(LossError, match=r"returned a tuple of 3; expected \(loss, grads\)"):
+    with pytest.raises(
+        InputError, match=r"returned a tuple of 3; expected \(loss, grads\)"
+    ) as info:
         check_value_and_grad(lambda p: (1.0, {}, None), {"w": np.ones(2)})
+    assert not isinstance(info.value, LossError)
+    assert "unpack=lambda out: (out[0], out[1:k])" in str(info.value)
+
+
+def test_a_loss_alone_points_to_check():
+    with pytest.raises(InputError, match=r"returned only a number .* gradcheck.check\(loss, grad"):
+        check_value_and_grad(lambda p: float(np.sum(p["w"] ** 2)), {"w": np.ones(2)})
+
+
+def test_grads_before_loss_is_named_as_such():
+    def fun(p):
+        return {"w": 2 * p["w"]}, float(np.sum(p["w"] ** 2))
+
+    with pytest.raises(InputError, match=r"returned \(dict, float\): the loss comes second"):
+        check_value_and_grad(fun, {"w": np.ones(2)})
+    swapped = check_value_and_grad(fun, {"w": np.ones(2)}, unpack=lambda out: (out[1], out[0]))
+    assert swapped.passed
+
+
+# QA: CS231n's svm_loss(x, y) -> (loss, dx) checked with params {"x": x} was refused with
+# "grad must return a dict name -> array", which names no function of the user's.
+def test_a_bare_gradient_for_dict_params_suggests_the_unpack():
+    def svm_like(x):
+        return float(np.sum(np.maximum(0, x + 1.0))), (x + 1.0 > 0).astype(float)
+
+    x = np.array([[0.3, -2.0], [1.5, -0.4]])
+    with pytest.raises(
+        InputError, match=r"got ndarray; .*unpack=lambda out: \(out\[0\], \{'x': out\[1\]\}\)"
+    ):
+        check_value_and_grad(lambda p: svm_like(p["x"]), {"x": x})
+    report = check_value_and_grad(
+        lambda p: svm_like(p["x"]), {"x": x}, unpack=lambda out: (out[0], {"x": out[1]})
+    )
+    assert report.passed, report.to_text()

@@ -1,0 +1,145 @@
+"""Fast mode's numerical rules: step, tolerance and guarantees of a probe along a direction.
+
+A probe of ``n`` elements moves them along ``w = z * max(1, |x|) / sqrt(n)``, ``z`` standard
+normal: the ``1/sqrt(n)`` makes ``w`` as long as one coordinate step, whatever ``n``, so the
+engine's step rule (:func:`gradcheck.core.numerics.optimal_step`) applies along ``w`` unchanged
+and the step comes from the measured curvature instead of sitting at a clip that ignores
+``n``. It compares ``D = f(x + h w) - f(x - h w)`` with ``A = a . span`` (``span`` the
+displacement actually taken in the parameter's dtype). Everything here is in units of ``D``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from gradcheck.core.numerics import Tolerance, central_error
+from gradcheck.errors import InputError
+
+# A typical element must move by this many units in the last place, or its span is mostly
+# rounding (exact, since ``A`` uses the span taken, but then it barely moves at all).
+MOVE_ULPS = 64.0
+
+
+def direction_scale(n: int) -> float:
+    """``1/sqrt(n)``: a direction over ``n`` elements as long as one coordinate step."""
+    return 1.0 / math.sqrt(max(n, 1))
+
+
+def pilot_step(eps: float, n: int) -> float:
+    """The pilot's step along the unit-length ``w``: ``eps**(1/5) * n**(1/4)``.
+
+    ``eps**(1/5)`` is the engine's pilot step for one element (third differences carry
+    rounding ``noise / hp**3``). Along a direction over ``n`` loosely coupled elements, the
+    third derivative ``sum f_ijk w_i w_j w_k`` averages many terms and shrinks as ``n`` grows,
+    so a pilot at ``eps**(1/5)`` would see only its own rounding and force a step far below the
+    best one; the ``n**(1/4)`` keeps it measurable, while each element still moves by only
+    ``hp / sqrt(n)`` of its scale, less than the engine's pilot moves one element."""
+    return eps ** (1 / 5) * max(n, 1) ** 0.25
+
+
+def direction_step(noise: float, third: float, eps: float, n: int) -> float:
+    """Step ``h`` along the unit-length ``w``: ``h* = (3 noise / |F'''|) ** (1/3)`` with
+    ``F(s) = f(x + s w)``, as the engine's rule per element.
+
+    Clipped above at :func:`pilot_step` (beyond it the pilot says nothing) and below
+    where a typical element, moved by ``h / sqrt(n)`` of its scale, would move by fewer than
+    ``MOVE_ULPS`` units in the last place. Not at ``eps**(1/3)``: along a direction over many
+    elements ``F'''`` grows with ``n``, and that clip made the truncation error thousands of
+    times the gradient's own rounding in big tensors. A non-finite pilot (an overflow, a cliff)
+    takes the smallest step."""
+    high = pilot_step(eps, n)
+    low = min(high, MOVE_ULPS * eps * math.sqrt(max(n, 1)))
+    if not np.isfinite(third):
+        return low
+    if third <= 0:
+        return high
+    return float(np.clip((3.0 * noise / third) ** (1 / 3), low, high))
+
+
+def gaussian_quantile(false_alarm: float) -> float:
+    """``c`` with ``P(|N(0, 1)| > c) = false_alarm``.
+
+    The hand-written gradient's own rounding ``rho_i a_i`` (``|rho_i| <= rtol``) enters a probe
+    as ``sum_i rho_i a_i span_i`` with ``span_i ~ 2h w_i``: for any fixed rounding pattern that
+    sum is Gaussian in ``z`` with standard deviation at most ``rtol ||a * 2h w / z||_2``, so an
+    allowance of ``c`` such deviations is exceeded with probability ``false_alarm`` exactly.
+    """
+    from scipy.special import ndtri
+
+    if not 0 < false_alarm < 1:
+        raise InputError(f"false_alarm must be in (0, 1), got {false_alarm!r}")
+    return float(-ndtri(false_alarm / 2))
+
+
+def direction_tolerance(
+    noise: float,
+    half_step: float,
+    third: float,
+    rounding_norm: float,
+    rtol: float,
+    tol: Tolerance,
+    quantile: float,
+) -> float:
+    """Allowed ``|D - A|`` for a correct gradient.
+
+    ``safety`` times the central difference's own error in ``D`` units (``2h`` times
+    :func:`gradcheck.core.numerics.central_error`: rounding ``2 noise`` + truncation
+    ``h**3 |F'''| / 3``), plus ``quantile`` standard deviations of the hand-written rounding
+    (see :func:`gaussian_quantile`); ``rounding_norm`` is ``||a * 2h w / z||_2`` over the
+    probed elements. A NaN from non-finite inputs passes nothing (see ``Record.passed``).
+    """
+    span = np.array(2.0 * half_step)
+    with np.errstate(over="ignore", invalid="ignore"):
+        fd = float(central_error(np.array(noise), span, third) * span)
+        return float(tol.safety * fd + quantile * rtol * rounding_norm)
+
+
+def small_probability(threshold: float) -> float:
+    """``P(|N(0, 1)| <= t) <= t sqrt(2/pi)``: the chance a Gaussian lands within ``t``."""
+    return min(1.0, threshold * math.sqrt(2.0 / math.pi))
+
+
+def miss_threshold(miss: float, probes: int) -> float:
+    """``t`` with ``small_probability(t) ** probes = miss``: the ``|z|`` below which every one of
+    ``probes`` independent directions must fall for an error to pass them all."""
+    return miss ** (1.0 / max(probes, 1)) / math.sqrt(2.0 / math.pi)
+
+
+def sensitivity(tolerance: float, half_step: float, scale: float, eps: float, t: float) -> float:
+    """Smallest ``||e * max(1, |x|)||_2`` (errors ``e`` of the partials) whose chance to pass
+    probes of tolerance ``tolerance`` is at most ``small_probability(t)`` per probe.
+
+    Errors add ``-sum e_i span_i = -2h * scale * sum e_i s_i z_i``, Gaussian in ``z`` with
+    standard deviation ``sigma = 2h scale ||e s||`` whatever their signs and number; a probe
+    passes only if that lands within ``2T`` (the finite-difference error may oppose it by ``T``),
+    i.e. ``|N| <= 2T / sigma``. An element moves at all only when ``h scale |z_i| s_i`` exceeds
+    half a unit in the last place (``eps s_i / 2``), which adds ``eps / (2 h scale)`` to the
+    ``|z|`` a miss needs. Infinite when ``t`` cannot be reached."""
+    moved = eps / (2.0 * half_step * scale)
+    room = t - moved
+    if not room > 0 or not np.isfinite(tolerance):
+        return float("inf")
+    return 2.0 * tolerance / (2.0 * half_step * scale * room)
+
+
+def decoding_levels(k: int) -> np.ndarray:
+    """``k`` weights evenly spread over ``[-1, 1]``, one per group of a decoding probe."""
+    return np.linspace(-1.0, 1.0, k) if k > 1 else np.ones(1)
+
+
+def decoding_groups(signal: float, tolerance: float, most: int) -> int:
+    """How many groups one decoding probe can tell apart at this signal-to-tolerance ratio.
+
+    The ratio ``r' / r`` of a probe weighted ``c_g`` per group to the unweighted one reads
+    ``c_g`` of the group holding a single wrong element, off by at most
+    ``b = (T' + T) / (|r| - T)`` (both probes' errors, ``|c_g| <= 1``). Levels ``2 / (k - 1)``
+    apart are told apart when ``b`` is under a quarter of that (twice the margin needed), so
+    ``k = 1 + floor(1 / (2 b))`` with ``T' ~ T``; below 2 decoding cannot split (bisect)."""
+    if not (abs(signal) > tolerance and np.isfinite(signal) and np.isfinite(tolerance)):
+        return 1
+    bound = 2.0 * tolerance / (abs(signal) - tolerance)
+    if bound <= 0:
+        return most
+    return int(min(most, 1 + math.floor(1.0 / (2.0 * bound))))
