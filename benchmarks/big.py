@@ -81,7 +81,9 @@ def wrong_indices(result: Any) -> list[int]:
     proven = getattr(probe, "proven_wrong", None)
     if proven is not None:
         return sorted(int(i) for i in proven)
-    return np.flatnonzero(np.asarray(result.statuses) == "wrong").tolist()
+    wrong = np.asarray(result.statuses) == "wrong"  # over the elements the result describes
+    indices = getattr(result, "indices", None)
+    return (np.flatnonzero(wrong) if indices is None else np.asarray(indices)[wrong]).tolist()
 
 
 def main(argv: list[str] | None = None) -> int:
