@@ -86,6 +86,14 @@ def wrong_indices(result: Any) -> list[int]:
     return (np.flatnonzero(wrong) if indices is None else np.asarray(indices)[wrong]).tolist()
 
 
+def _summary(result: Any) -> str:
+    """The planted tensor's element counts and what its probes did, for the record."""
+    probe = getattr(result, "probe", None)
+    described = probe.to_dict() if probe is not None else {}
+    described.pop("probes", None)  # one dict per probe: long
+    return f"status {result.status}, counts {result.counts()}; probe summary {described}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=16, help="tokens per sequence")
@@ -172,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             f"- failing tensors: {report.failed_params}; wrong elements: "
             + ", ".join(f"{name} {idx[:5]}" for name, idx in wrong.items()),
             f"- planted element found with its index: {'yes' if found else 'NO'}",
+            f"- {args.tensor}: {_summary(report[args.tensor])}",
+            f"- report options: {report.options}",
         ]
     lines += [
         f"- peak memory of the check (tracemalloc, beyond what existed): {peak / 1e6:.0f} MB = "
