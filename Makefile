@@ -36,6 +36,7 @@ bench:
 		$(PY) -m benchmarks.bench --out reports/bench.md
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 		$(PY) -m benchmarks.fast --out reports/bench-fast.md
+	$(PY) -m benchmarks.numerics --out reports/numerics.md
 
 # Fast mode on a GPT-2-small-sized transformer (1.2e8 float32 parameters) with one planted wrong
 # element; not part of make test (a minute or more, GBs of memory); writes reports/bench-big.md.

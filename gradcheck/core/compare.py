@@ -4,7 +4,9 @@ Statuses, from worst to best (a parameter takes the worst of its elements):
 
 * ``no_gradient``: the gradient function returned no value (or ``None``) for the parameter;
 * ``shape_mismatch``: it returned an array whose shape is not the parameter's;
-* ``nonfinite``: the hand-written or the numeric partial is NaN or infinite;
+* ``nonfinite``: the hand-written or the numeric partial is NaN or infinite, or comparing them
+  overflowed (a tolerance or discrepancy beyond float64's range): nothing is proven, so it
+  fails (fail closed, :func:`gradcheck.core.numerics.within`);
 * ``wrong``: ``|analytic - numeric|`` exceeds the element's tolerance (see
   :class:`gradcheck.core.numerics.Tolerance`);
 * ``uncertain``: the loss has a kink here (one-sided slopes disagree), so no single derivative
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gradcheck.core.differences import TensorDifferences
-from gradcheck.core.numerics import Tolerance, relative_error
+from gradcheck.core.numerics import Tolerance, beyond, relative_error, within
 from gradcheck.core.params import Param, element_label
 from gradcheck.errors import InputError
 
@@ -46,6 +48,8 @@ STATUS_ORDER = (
     "ok",
 )
 FAILING = frozenset({"no_gradient", "shape_mismatch", "nonfinite", "wrong"})
+# Sensitivity is summarised over the partials at least this fraction of their tensor's largest.
+SENSITIVITY_FRACTION = 0.01
 # One byte per element: a status is its position in STATUS_ORDER.
 CODE = {status: np.uint8(k) for k, status in enumerate(STATUS_ORDER)}
 _NAMES = np.array(STATUS_ORDER)
@@ -88,12 +92,16 @@ class ParamResult:
     probe: ProbeSummary | None = None  # fast mode: the tensor's probes and localization
     elements: np.ndarray | None = None  # flat indices the arrays describe; None: all
     unmeasured: Mapping[str, int] = field(default_factory=dict)  # status -> count
+    noise: float = float("nan")  # measured standard deviation of the loss values (ECnoise)
+    # the smallest |analytic - numeric| the check was sure to flag, per element (None: unknown)
+    detectable: np.ndarray | None = None
     status: str = field(init=False)  # the worst status of its elements
 
     def __post_init__(self) -> None:
         for f in (
             "analytic", "numeric", "fd_error", "tolerance", "abs_err", "rel_err", "codes",
             "step", "forward", "backward", "kink", "refined", "raw_grad", "elements",
+            "detectable",
         ):  # fmt: skip
             value = getattr(self, f)
             if value is not None:
@@ -130,6 +138,34 @@ class ParamResult:
     def failed(self) -> bool:
         return self.status in FAILING
 
+    @property
+    def sensitivity(self) -> np.ndarray:
+        """Per measured element, the smallest relative error its check could detect:
+        ``detectable / max(|analytic|, |numeric|)`` (inf for a zero partial, NaN unknown)."""
+        if self.detectable is None:
+            return np.full(self.numeric.size, np.nan)
+        scale = np.abs(self.numeric)
+        if self.analytic is not None:
+            scale = np.fmax(scale, np.abs(self.analytic))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(scale > 0, self.detectable / np.where(scale > 0, scale, 1.0), np.inf)
+
+    def sensitivity_summary(self) -> tuple[float, float] | None:
+        """Median and worst :attr:`sensitivity` over the elements whose numeric partial is at
+        least ``SENSITIVITY_FRACTION`` of the tensor's largest (the partials a check promises
+        to judge relative to their size); ``None`` when there are none."""
+        numeric = np.abs(self.numeric)
+        finite = np.isfinite(numeric)
+        if not finite.any() or not numeric[finite].max() > 0:
+            return None
+        with np.errstate(invalid="ignore"):
+            large = finite & (numeric >= SENSITIVITY_FRACTION * numeric[finite].max())
+        values = self.sensitivity[large]
+        values = values[~np.isnan(values)]
+        if not values.size:
+            return None
+        return float(np.median(values)), float(values.max())
+
     def count(self, status: str) -> int:
         """Elements with this status, measured or not."""
         stored = int(np.count_nonzero(self.codes == CODE[status]))
@@ -161,7 +197,7 @@ class ParamResult:
     def significance(self) -> np.ndarray:
         """``abs_err / tolerance`` per stored element: above 1 means wrong; how far above says
         how sure."""
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             s = self.abs_err / self.tolerance
         return np.where(np.isnan(s), -1.0, s)
 
@@ -205,6 +241,12 @@ def analytic_array(name: str, value: Any) -> np.ndarray | None:
     """
     if value is None:
         return None
+    if isinstance(value, np.ma.MaskedArray):
+        raise InputError(
+            f"gradient for {name!r} is a masked array (numpy.ma); a masked partial has no value "
+            "to compare: return a plain array (the partial is 0 where the loss ignores an "
+            "element)"
+        )
     try:
         array = np.asarray(value)
     except Exception as exc:  # ragged lists and the like
@@ -248,27 +290,31 @@ def compare(
     if analytic is None:
         abs_err = np.full(n, np.nan)
         rel_err = np.full(n, np.nan)
-        allowed = tolerance.safety * fd.error
+        with np.errstate(over="ignore"):
+            allowed = tolerance.safety * fd.error
+        scale = np.abs(numeric)
         codes[:] = CODE["no_gradient" if grad is None else "shape_mismatch"]
     else:
         with np.errstate(invalid="ignore", over="ignore"):
             abs_err = np.abs(analytic - numeric)
             rel_err = relative_error(analytic, numeric)
-            allowed = tolerance.safety * fd.error + fd.rtol * np.maximum(
-                np.abs(analytic), np.abs(numeric)
-            )
+            scale = np.maximum(np.abs(analytic), np.abs(numeric))
+            allowed = tolerance.safety * fd.error + fd.rtol * scale
         finite = np.isfinite(analytic) & np.isfinite(numeric)
-        # fail closed: a non-finite allowance passes nothing
-        codes[finite & ~(abs_err <= allowed)] = CODE["wrong"]
+        wrong = beyond(abs_err, allowed)
+        codes[finite & wrong] = CODE["wrong"]
+        # fail closed: a comparison that overflowed (an infinite tolerance or discrepancy)
+        # proves nothing, so it cannot pass
+        codes[finite & ~wrong & ~within(abs_err, allowed)] = CODE["nonfinite"]
         # at a kink a valid value lies between the one-sided slopes (the subgradients along
         # this coordinate), widened by how far those may be off and by the relative floor
         with np.errstate(invalid="ignore", over="ignore"):
             low = np.minimum(fd.forward, fd.backward)
             high = np.maximum(fd.forward, fd.backward)
             margin = fd.slack + fd.rtol * np.maximum(np.abs(analytic), np.abs(high - low))
-            subgradient = (analytic >= low - margin) & (analytic <= high + margin)
-        codes[finite & fd.kink & subgradient] = CODE["uncertain"]
-        codes[finite & fd.kink & ~subgradient] = CODE["wrong"]
+            gap = np.maximum(np.maximum(low - analytic, analytic - high), 0.0)  # NaN stays NaN
+        codes[finite & fd.kink & within(gap, margin)] = CODE["uncertain"]
+        codes[finite & fd.kink & beyond(gap, margin)] = CODE["wrong"]
         codes[~finite] = CODE["nonfinite"]
     return ParamResult(
         name=param.name,
@@ -291,4 +337,6 @@ def compare(
         probe=probe,
         elements=None if elements is None else np.asarray(elements, dtype=np.intp),
         unmeasured=dict(unmeasured or {}),
+        noise=float(fd.noise),
+        detectable=(fd.detectable + fd.rtol * scale) if fd.detectable.size == n else None,
     )

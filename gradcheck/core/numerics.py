@@ -6,23 +6,60 @@ epsilon of the coarser of the parameter's and the loss's dtype.
 Error model of the central difference ``(f(x+h) - f(x-h)) / 2h``:
 
 * truncation: ``h**2 * |f'''| / 6``;
-* rounding: the loss is only known to ``noise = noise_ulps * eps * |f|``, so the quotient
-  carries ``noise / h``.
+* rounding: the loss is only known to ``noise``, so the quotient carries ``noise / h``.
 
-The step minimising their sum is ``h* = (3 noise / |f'''|) ** (1/3)``. With ``|f'''| ~ |f|`` this
-is the textbook ``eps**(1/3) * max(1, |x|)``; neural-net losses are often far flatter than their
-value (partials ~1e-4 against a loss of ~0.25), where a larger step is much more accurate, so the
-engine measures ``|f'''|`` on a few elements of each tensor (the pilot) and takes ``h*`` clipped
-to ``[eps**(1/3), eps**(1/5)] * max(1, |x|)``.
+The noise is **measured** (:func:`ecnoise`, More and Wild's difference table of a few loss
+values at a tiny spacing): a loss with cancellation inside (a least-squares fit with parameters
+~1e4 and residuals ~1e-4) is millions of ulps noisy, a clean one a few. ``noise_ulps * eps *
+|f|`` (:func:`evaluation_noise`) is only the floor; the bound used is :func:`noise_bound`.
+
+The step minimising truncation + rounding is ``h* = (3 noise / |f'''|) ** (1/3)``
+(:func:`scale_free_step`). ``|f'''|`` comes from a pilot ladder of central differences at steps
+shrinking 4x per level until two consecutive third-derivative estimates agree, or the
+differences sink into the measured noise (:func:`gradcheck.core.stencil.ladder_third`), so the
+step fits the function's own scale: a parameter of 1e-6 whose loss varies on that scale gets a
+step far below 1e-6. ``max(1, |x|)`` only says where the ladder starts.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from numbers import Real
+from typing import Any
 
 import numpy as np
 
 from gradcheck.errors import InputError
+
+MAX_NOISE_ULPS = 2.0**52  # float64 has 52 fraction bits: that many ulps leave none
+MAX_RTOL = 0.5  # |2n - n| <= 0.5 * |2n|: from here on a factor-2 bug passes
+
+
+def number(
+    option: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    closed_low: bool = False,
+    what: str,
+) -> float:
+    """Validate a numeric option: a real, finite number in ``(low, high)`` (``[low, high)``
+    with ``closed_low``), else :class:`InputError` naming ``option`` and saying ``what`` it
+    must be. NaN and infinities are refused: a non-finite setting makes every comparison
+    built on it meaningless, and an infinite tolerance passes anything."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (Real, np.floating)):
+        raise InputError(f"{option} must be {what}, got {value!r} ({type(value).__name__})")
+    as_float = float(value)
+    inside = math.isfinite(as_float)
+    if inside and low is not None:
+        inside = as_float >= low if closed_low else as_float > low
+    if inside and high is not None:
+        inside = as_float < high
+    if not inside:
+        raise InputError(f"{option} must be {what}, got {value!r}")
+    return as_float
 
 
 @dataclass(frozen=True)
@@ -36,23 +73,37 @@ class Tolerance:
     Attributes:
         safety: how many estimated errors a discrepancy must exceed to count as wrong. The
             estimate is an order of magnitude, not a bound, hence a margin of 10.
-        noise_ulps: how many units in the last place of ``|f|`` one loss evaluation is assumed
-            to be off by (sums over a batch round more than one ulp).
+        noise_ulps: the floor of the noise bound, in units in the last place of ``|f|``: the
+            engine measures the noise of the loss (:func:`ecnoise`) and never assumes less
+            than this (a rounded value is off by half an ulp; a few operations, a few ulps).
         rtol: relative floor; ``None`` means ``sqrt(eps)`` of the parameter dtype, the accuracy
             a hand-written gradient in that precision can promise (its own rounding).
     """
 
     safety: float = 10.0
-    noise_ulps: float = 32.0
+    noise_ulps: float = 1.0
     rtol: float | None = None
 
     def __post_init__(self) -> None:
-        if not self.safety > 0:
-            raise InputError(f"Tolerance.safety must be > 0, got {self.safety!r}")
-        if not self.noise_ulps > 0:
-            raise InputError(f"Tolerance.noise_ulps must be > 0, got {self.noise_ulps!r}")
-        if self.rtol is not None and not self.rtol >= 0:
-            raise InputError(f"Tolerance.rtol must be >= 0 or None, got {self.rtol!r}")
+        number("Tolerance.safety", self.safety, low=0.0, what="> 0 and finite")
+        number(
+            "Tolerance.noise_ulps",
+            self.noise_ulps,
+            low=0.0,
+            high=MAX_NOISE_ULPS,
+            what=f"a finite number in (0, {MAX_NOISE_ULPS:.3g}) (at 2**52 ulps a float64 loss "
+            "has no significant digit left)",
+        )
+        if self.rtol is not None:
+            number(
+                "Tolerance.rtol",
+                self.rtol,
+                low=0.0,
+                high=MAX_RTOL,
+                closed_low=True,
+                what=f"None or a finite number in [0, {MAX_RTOL:g}) (a relative floor of "
+                f"{MAX_RTOL:g} passes a partial twice its true size, a factor-2 bug)",
+            )
 
     def relative_floor(self, dtype: np.dtype) -> float:
         """The relative floor for a parameter of this dtype."""
@@ -61,11 +112,12 @@ class Tolerance:
 
 def step_rule(richardson: bool) -> str:
     """The step rule in words: the one description the report, the pytest plugin's header and
-    the command line show (keep it true to :func:`optimal_step` and the engine)."""
+    the command line show (keep it true to :func:`scale_free_step` and the engine)."""
     refine = "on every element" if richardson else "where the verdict needs it"
     return (
-        "central differences, h = (3 noise / |f'''|)^(1/3) from a pilot, clipped to "
-        f"[eps^(1/3), eps^(1/5)] * max(1, |x|); Richardson on h/4, h/2 {refine}"
+        "central differences, h = (3 noise / |f'''|)^(1/3), noise measured (ECnoise), "
+        "|f'''| from a pilot ladder on the function's own scale; Richardson on h/4, h/2 "
+        f"(and 2h, 4h where smooth and still off) {refine}"
     )
 
 
@@ -132,11 +184,14 @@ def taken_steps(x: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     (scipy's ``_numdiff``, numdifftools' ``make_exact``). Dividing by the true span removes
     that representation error entirely.
     """
-    h = h.astype(x.dtype)
-    upper = x + h
-    lower = x - h
+    with np.errstate(over="ignore"):
+        h = h.astype(x.dtype)
+        upper = x + h
+        lower = x - h
     span = upper.astype(np.float64) - lower.astype(np.float64)
-    return upper, lower, span
+    # a point past the dtype's largest value is infinite: no difference quotient there (NaN,
+    # a nonfinite element) rather than a finite value divided by an infinite span (0)
+    return upper, lower, np.where(np.isfinite(upper) & np.isfinite(lower), span, np.nan)
 
 
 def evaluation_noise(values: np.ndarray, eps: float, tol: Tolerance) -> np.ndarray:
@@ -150,7 +205,116 @@ def central_error(noise: np.ndarray, span: np.ndarray, third: float) -> np.ndarr
     ``span`` is ``2h``; truncation is ``h**2 |f'''| / 6`` with the pilot's ``|f'''|``.
     """
     half = span / 2.0
-    return 2.0 * noise / span + half**2 * third / 6.0
+    with np.errstate(over="ignore", invalid="ignore"):  # inf: a bound that passes nothing
+        return 2.0 * noise / span + half**2 * third / 6.0
+
+
+# -- measured noise (More and Wild, "Estimating computational noise", SIAM J. Sci. Comput.
+# 33(3), 2011) -------------------------------------------------------------------------------
+NOISE_OFFSETS = (-3, -2, -1, 1, 2, 3)  # with f0: seven equally spaced values, six loss calls
+NOISE_SIGMAS = 3.0  # the noise bound, in measured standard deviations (seven values estimate
+# a standard deviation to within a factor of about 2)
+NOISE_RESCALE = 64.0  # the spacing's change after a table that saw no noise or only slope
+NOISE_TRIES = 4
+
+
+def ecnoise(values: np.ndarray) -> tuple[float, str]:
+    """Standard deviation of the noise in ``values``, loss values at equally spaced points.
+
+    More and Wild's ECnoise: the k-th differences of a smooth function at a tiny spacing
+    ``d`` are ``d**k f^(k)``, vanishing with ``k``; those of noise of deviation ``sigma`` have
+    mean square ``sigma**2 (2k)! / (k!)**2``. The estimate at order ``k`` is accepted when
+    orders ``k .. k+2`` agree within 4x (noise dominates them) and the k-th differences
+    change sign (they are not a smooth trend). Returns ``(sigma, status)``; ``status`` is
+    ``"measured"``, ``"flat"`` (at least half the first differences are exactly 0: the
+    spacing is below the loss's resolution, so try a larger one) or ``"slope"`` (no order
+    is noise-dominated, or the values vary by more than 10%: try a smaller spacing).
+    """
+    f = np.asarray(values, dtype=np.float64)
+    count = f.size
+    if not np.all(np.isfinite(f)):
+        return float("nan"), "slope"
+    with np.errstate(over="ignore"):  # a spread past float64's range is "too much" all the same
+        spread = np.ptp(f)
+    if spread > 0.1 * np.max(np.abs(f)):
+        return float("nan"), "slope"
+    levels, changes_sign = [], []
+    gamma = 1.0
+    diff = f
+    for k in range(1, count):
+        diff = np.diff(diff)
+        if k == 1 and np.count_nonzero(diff == 0) >= count / 2:
+            return 0.0, "flat"
+        gamma *= 0.5 * k / (2 * k - 1)
+        # the root mean square, scaled first: differences of values near float64's largest
+        # would overflow when squared
+        largest = float(np.max(np.abs(diff)))
+        rms = largest * float(np.sqrt(np.mean((diff / largest) ** 2))) if largest > 0 else 0.0
+        levels.append(float(np.sqrt(gamma)) * rms)
+        changes_sign.append(bool(diff.min() < 0 < diff.max()))
+    for k in range(count - 3):
+        window = levels[k : k + 3]
+        if max(window) <= 4.0 * min(window) and changes_sign[k]:
+            return levels[k], "measured"
+    return float("nan"), "slope"
+
+
+def noise_spacing(x: float, eps: float) -> float:
+    """First spacing of the noise table at ``x``: ``sqrt(eps) * |x|`` (``sqrt(eps)`` at 0),
+    rounded down to a power of two so ``x + j d`` stays exactly equally spaced. Small enough
+    that third differences of a function varying on the scale of ``|x|`` are below rounding;
+    :data:`NOISE_RESCALE` moves it when the table says otherwise."""
+    scale = abs(float(x)) if x != 0 else 1.0
+    # at a subnormal x the product underflows: the smallest normal spacing is the floor
+    spacing = max(float(np.sqrt(eps)) * scale, float(np.finfo(np.float64).tiny))
+    return float(2.0 ** np.floor(np.log2(spacing)))
+
+
+def noise_bound(sigma: float, values: np.ndarray, eps: float, tol: Tolerance) -> np.ndarray:
+    """How far a loss value may be off: ``NOISE_SIGMAS`` measured standard deviations, never
+    below the floor :func:`evaluation_noise` (a noise table that saw nothing measures 0)."""
+    floor = evaluation_noise(values, eps, tol)
+    if not np.isfinite(sigma):
+        return floor
+    return np.maximum(NOISE_SIGMAS * sigma, floor)
+
+
+# -- steps from the function's own scale ----------------------------------------------------
+LADDER_RATIO = 4.0  # the pilot ladder's step shrinks 4x per level
+LADDER_LEVELS = 14  # at most: 4**-13 ~ 1.5e-8 of the starting step
+STEP_ULPS = 256.0  # the smallest step, in ulps of x: the span stays exactly resolved
+
+
+def smallest_step(x: np.ndarray, eps: float) -> np.ndarray:
+    """``STEP_ULPS`` ulps of ``x`` (``eps`` the parameter dtype's): below that the points
+    ``x +- h`` are too few representable numbers apart to make a difference quotient; at 0
+    the smallest normal float64 number times the same."""
+    return np.maximum(STEP_ULPS * eps * np.abs(x.astype(np.float64)), STEP_ULPS * 2.0**-1000)
+
+
+def scale_free_step(
+    x: np.ndarray, noise: float, third: float, largest: float | np.ndarray, eps: float
+) -> np.ndarray:
+    """Central-difference step ``h* = (3 noise / |f'''|) ** (1/3)``, from the measured noise
+    and the pilot ladder's ``|f'''|`` only: no assumption on the scale of ``x``.
+
+    Clipped to ``[smallest_step(x), largest]``: ``largest`` is the largest step the pilot
+    ladder saw the function behave smoothly at (beyond it nothing says the third derivative
+    still bounds the truncation); ``eps`` is the parameter dtype's.
+    """
+    low = smallest_step(x, eps)
+    high = np.maximum(low, largest)
+    if not third > 0 or not np.isfinite(third):
+        return high if np.isfinite(third) else low
+    with np.errstate(over="ignore", divide="ignore"):
+        h = (3.0 * noise / third) ** (1 / 3)
+    return np.clip(h, low, high)
+
+
+def richardson_rounding(noise: np.ndarray, half: np.ndarray) -> np.ndarray:
+    """Rounding in the Richardson value ``(4 n(s) - n(2s)) / 3`` at ``s = half``: each central
+    value ``n`` carries up to ``noise / s``, so ``4/3 noise/s + 1/3 noise/(2s) = 1.5 noise/s``."""
+    return 1.5 * noise / half
 
 
 def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> np.ndarray:
@@ -162,6 +326,46 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> np.ndarray:
     analytic = np.asarray(analytic, dtype=np.float64)
     numeric = np.asarray(numeric, dtype=np.float64)
     scale = np.maximum(np.abs(analytic), np.abs(numeric))
-    diff = np.abs(analytic - numeric)
+    # each side divided first: |a - n| itself overflows for a = -n = 1e308
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(scale > 0, diff / np.where(scale > 0, scale, 1.0), 0.0)
+        safe = np.where(scale > 0, scale, 1.0)
+        return np.where(scale > 0, np.abs(analytic / safe - numeric / safe), 0.0)
+
+
+def within(discrepancy: Any, bound: Any) -> np.ndarray:
+    """Where ``|discrepancy| <= bound`` is proven: both finite and the inequality holds.
+
+    Every pass decision goes through here (fail closed): a NaN or infinite discrepancy or bound
+    (a tolerance that overflowed on partials near 1e160, a loss that overflowed) never passes;
+    it can only fail or stay undecided.
+    """
+    discrepancy = np.asarray(discrepancy, dtype=np.float64)
+    bound = np.asarray(bound, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.isfinite(discrepancy) & np.isfinite(bound) & (np.abs(discrepancy) <= bound)
+
+
+def beyond(discrepancy: Any, bound: Any) -> np.ndarray:
+    """Where ``|discrepancy| > bound`` is proven: both finite and the inequality holds.
+
+    Not the negation of :func:`within`: where either is not finite, neither is proven.
+    """
+    discrepancy = np.asarray(discrepancy, dtype=np.float64)
+    bound = np.asarray(bound, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.isfinite(discrepancy) & np.isfinite(bound) & (np.abs(discrepancy) > bound)
+
+
+def euclidean_norm(values: np.ndarray) -> float:
+    """``||values||_2`` without overflow: scaled by the largest magnitude first.
+
+    ``sqrt(sum(v**2))`` overflows to inf once an element passes ~1e154 although the norm is
+    representable; an inf there would become an infinite tolerance.
+    """
+    values = np.abs(np.asarray(values, dtype=np.float64))
+    if values.size == 0:
+        return 0.0
+    largest = float(values.max())
+    if largest == 0.0 or not math.isfinite(largest):
+        return largest
+    return largest * float(np.sqrt(np.sum((values / largest) ** 2)))
