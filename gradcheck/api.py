@@ -12,6 +12,7 @@ import numpy as np
 from gradcheck.core.compare import ParamResult, analytic_array, compare
 from gradcheck.core.differences import (
     OWN_PILOT_MIN,
+    REFINE_SAMPLE,
     FiniteDifferences,
     planned_evaluations,
 )
@@ -382,11 +383,17 @@ def _measure(
     return _Measured(results, evaluator.evaluations, f0, notes, extra, mode, why)
 
 
+# A group stays under OWN_PILOT_MIN (its members share the one small-tensor pilot) and at most
+# REFINE_SAMPLE elements (refinement is then never sampled, a choice made per tensor): so every
+# element gets exactly the points and verdict it would get on its own.
+GROUP_MAX = min(OWN_PILOT_MIN - 1, REFINE_SAMPLE)
+
+
 def _full_results(engine, pset, names, gradients, grad_dtypes, tolerance, executor) -> list:
     """Every element of the parameters ``names`` measured, one :class:`ParamResult` each.
 
-    Small parameters (under ``OWN_PILOT_MIN`` elements: they share one pilot) of one dtype and
-    precision, with usable gradients, are differentiated together as one group, and the
+    Small parameters (``GROUP_MAX`` elements in all at most) of one dtype and precision, with
+    usable gradients, are differentiated together as one group, and the
     results split back: the same points, steps and verdicts, element for element, without a
     pass of numpy work per parameter (a net of 14 scalars otherwise spends more on that than
     on its loss). On an executor every parameter goes alone (workers know only real ones).
@@ -396,10 +403,10 @@ def _full_results(engine, pset, names, gradients, grad_dtypes, tolerance, execut
     groups: dict[Any, list[list[str]]] = {}
     if executor is None:
         for name in names:
-            if pset[name].size < OWN_PILOT_MIN and fitting[name] is not None:
+            if pset[name].size <= GROUP_MAX and fitting[name] is not None:
                 runs = groups.setdefault((pset[name].dtype, precision[name]), [[]])
-                if sum(pset[n].size for n in runs[-1]) + pset[name].size >= OWN_PILOT_MIN:
-                    runs.append([])  # a group stays under OWN_PILOT_MIN: the shared pilot
+                if sum(pset[n].size for n in runs[-1]) + pset[name].size > GROUP_MAX:
+                    runs.append([])
                 runs[-1].append(name)
     done: dict[str, ParamResult] = {}
     for runs in groups.values():
