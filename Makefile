@@ -7,7 +7,7 @@ comma  := ,
 LINTED := $(wildcard gradcheck nets tests examples benchmarks tools)
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: check test lint bench docs mutants letters clean setup
+.PHONY: check test lint bench bench-big docs mutants letters clean setup
 
 setup: $(STAMP)
 
@@ -44,6 +44,12 @@ bench:
 docs:
 	$(MAKE) setup EXTRAS=test,docs
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
+# Fast mode on a GPT-2-small-sized transformer (1.2e8 float32 parameters) with one planted wrong
+# element; not part of make test (a minute or more, GBs of memory); writes reports/bench-big.md.
+bench-big: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+		$(PY) -m benchmarks.big --out reports/bench-big.md
 
 lint: $(STAMP)
 	$(PY) -m ruff format --check $(LINTED)

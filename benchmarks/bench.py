@@ -31,6 +31,7 @@ import numpy as np
 
 import gradcheck
 from benchmarks.problems import MLPS, Flat, Problem, Slice, mlp, torch_function
+from benchmarks.scale_out import dask_lines
 from gradcheck.protocol import load_references
 from nets.tanh_mlp import wrong_elements
 
@@ -308,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds a per-element method may take before it is sliced",
     )
     parser.add_argument("--nets", nargs="*", default=[*MLPS, "asker-corrected"])
+    parser.add_argument(
+        "--dask", default="mlp-5e4", help="net whose full check runs on Dask ('' to skip)"
+    )
     args = parser.parse_args(argv)
 
     problems: list[tuple[Problem, str]] = []
@@ -366,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         memory,
         ["net", "P", "full check peak", "bytes / P", "fast + localization peak", "bytes / P"],
     )
+    if args.dask:
+        lines += ["", "## Dask: full check on a LocalCluster", "", *dask_lines(mlp(args.dask)[0])]
     lines += ["", "## Targets", "", *targets(problems, results, memory)]
     lines += ["", f"Total bench time {time.perf_counter() - started:.0f} s."]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

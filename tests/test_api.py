@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -280,6 +281,89 @@ def test_memory_is_linear_in_the_parameter_count():
     assert peak_big < BYTES_PER_PARAM * big
     # four times the parameters, at most about four times the memory (P x P would be 16x)
     assert peak_big < 5 * peak_small
+
+
+# --- small parameters differentiated as one group ------------------------------------------
+class ManySmall:
+    """Scalars (float, NumPy float, int), small arrays of two dtypes and one gradient off."""
+
+    params: ClassVar[dict] = {
+        "w1": 0.4,
+        "w2": np.float64(-0.7),
+        "w3": 2,
+        "v": np.array([0.3, -0.2, 0.9]),
+        "f": np.array([[0.5, -1.5]], dtype=np.float32),
+        "w4": 1.3,
+        "g": np.array([0.2, 0.1], dtype=np.float32),
+    }
+
+    @staticmethod
+    def loss(p):
+        v, f, g = p["v"], p["f"].astype(np.float64), p["g"].astype(np.float64)
+        core = np.sin(p["w1"] * v).sum() + p["w2"] * np.cos(v).sum() + 0.1 * p["w3"] ** 2
+        return float(core + np.tanh(f).sum() * p["w4"] + (g**2).sum() + p["w1"] * p["w4"])
+
+    @staticmethod
+    def grad(p):
+        v = p["v"]
+        f, g = p["f"].astype(np.float64), p["g"].astype(np.float64)
+        return {
+            "w1": float((v * np.cos(p["w1"] * v)).sum()) + p["w4"],
+            "w2": float(np.cos(v).sum()),
+            "w3": 0.2 * p["w3"] + 0.01,  # planted: off by 0.01
+            "v": p["w1"] * np.cos(p["w1"] * v) - p["w2"] * np.sin(v),
+            "f": (1 - np.tanh(f) ** 2) * p["w4"],
+            "w4": float(np.tanh(f).sum()) + p["w1"],
+            "g": 2 * g,
+        }
+
+
+def _fresh(params):
+    return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in params.items()}
+
+
+def test_grouped_small_parameters_give_the_per_parameter_report():
+    net = ManySmall()
+    params = _fresh(net.params)
+    before = snapshot(params)
+    grouped = check(net.loss, net.grad, params)  # serial: small tensors go as groups
+    assert_unchanged(before)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # an executor: one parameter at a time
+        alone = check(net.loss, net.grad, _fresh(net.params), executor=pool)
+    grouped_data, alone_data = json.loads(grouped.to_json()), json.loads(alone.to_json())
+    assert alone_data.pop("evaluations") == grouped_data.pop("evaluations") + 1  # spot check
+    assert grouped_data == alone_data  # every number, status and name, bit for bit
+    assert grouped.failed_params == ["w3"]
+    assert [p.name for p in grouped.params] == list(net.params)
+
+
+def test_loss_raising_inside_a_group_names_the_real_element():
+    net = ManySmall()
+
+    def loss(p):
+        if p["w4"] != 1.3:
+            raise ArithmeticError("w4 moved")
+        return net.loss(p)
+
+    params = _fresh(net.params)
+    before = snapshot(params)
+    with pytest.raises(LossError, match=r"ArithmeticError: w4 moved with w4 moved to "):
+        check(loss, net.grad, params)
+    assert_unchanged(before)
+
+
+def test_loss_rebinding_a_scalar_of_a_group_is_refused():
+    net = ManySmall()
+    calls = []
+
+    def loss(p):
+        calls.append(1)
+        if len(calls) == 20:  # inside the first group's pass
+            p["w2"] = 5.0
+        return net.loss(p)
+
+    with pytest.raises(gradcheck.StateMutationError, match=r"'w2' changed"):
+        check(loss, net.grad, _fresh(net.params))
 
 
 # issue 12 item 10: check's own option validation raised TypeError (dims=[1, 2], samples=5) or

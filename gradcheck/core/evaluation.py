@@ -50,6 +50,7 @@ from gradcheck.errors import (
 Point = tuple[str, Any, Any]  # (name, flat index: int | slice | ndarray, values)
 _FLOAT64 = np.dtype(np.float64)
 BATCHES_PER_WORKER = 4  # more batches than workers keeps them all busy to the end
+MIN_BATCH = 32  # points per batch below which fewer batches are sent
 
 
 class _Raised(NamedTuple):
@@ -299,17 +300,17 @@ class Evaluator:
                     write(index, original)
                 if progress is not None:
                     progress(done + len(raws), max(self._planned, done + len(raws)))
-        except (KeyboardInterrupt, SystemExit, MemoryError):
-            raise
+        except (KeyboardInterrupt, SystemExit, MemoryError, StateMutationError):
+            raise  # a group's writer found a parameter the loss changed
         except Exception as exc:
-            param = self.params[name]
+            k = len(raws)
+            param, index = self.params.member(name, indices[k])  # a group's real element
             frozen = not param.python_scalar and not param.array.flags.writeable
             if isinstance(exc, ValueError) and frozen:  # a write met an array the loss froze
                 raise read_only_error(param) from exc
-            k = len(raws)
             raise LossError(
                 f"loss raised {type(exc).__name__}: {exc} "
-                f"{describe((name, indices[k], values[k]), param.shape)}"
+                f"{describe((param.name, index, values[k]), param.shape)}"
             ) from exc
         finally:
             # a call that raised was made too; progress was reported for the completed ones
@@ -325,10 +326,13 @@ class Evaluator:
             if np.float64 in kinds:
                 self._loss_dtype = _FLOAT64
             return np.array(raws, dtype=np.float64)
-        shape = self.params[name].shape
 
         def where(index: Any, value: Any) -> Where:
-            return lambda: describe((name, index, value), shape)
+            def text() -> str:
+                param, local = self.params.member(name, index)  # a group's real element
+                return describe((param.name, local, value), param.shape)
+
+            return text
 
         return np.array(
             [
@@ -341,9 +345,17 @@ class Evaluator:
     def _parallel(self, points: Sequence[Point]) -> np.ndarray:
         executor = self._executor
         assert executor is not None
-        payload = _payload(self.params)
+        # the parameters and the points travel as pickled bytes: one pickle of the parameters
+        # per call, and nothing an executor walks element by element (Dask parses and hashes
+        # the arguments of every task it is given: a list of 10^4 tuples costs it seconds)
+        payload = pickle.dumps(_payload(self.params), protocol=pickle.HIGHEST_PROTOCOL)
         futures = [
-            executor.submit(_run_batch, self.loss, payload, [points[i] for i in batch])
+            executor.submit(
+                _run_batch,
+                self.loss,
+                payload,
+                pickle.dumps([points[i] for i in batch], protocol=pickle.HIGHEST_PROTOCOL),
+            )
             for batch in _batches(executor, len(points))
         ]
         raws: list[Any] = []
@@ -355,13 +367,20 @@ class Evaluator:
                     raise
                 raise _unpicklable(self.loss, exc) from exc
         shapes = {name: self.params[name].shape for name in self.params.names}
-        out = np.empty(len(points), dtype=np.float64)
-        for k, raw in enumerate(raws):
-            self._count(1)
-            where = describe(points[k], shapes[points[k][0]])
-            if isinstance(raw, _Raised):
-                raise LossError(f"loss raised {raw.kind}: {raw.message} {where} (in a worker)")
-            out[k] = self.accept(raw, where)
+        kinds = set(map(type, raws))
+        if kinds <= {float, np.float64} and len(raws) == len(points):  # the common case
+            self._count(len(raws))
+            if np.float64 in kinds:
+                self._loss_dtype = _FLOAT64
+            out = np.array(raws, dtype=np.float64)
+        else:
+            out = np.empty(len(points), dtype=np.float64)
+            for k, raw in enumerate(raws):
+                self._count(1)
+                where = describe(points[k], shapes[points[k][0]])
+                if isinstance(raw, _Raised):
+                    raise LossError(f"loss raised {raw.kind}: {raw.message} {where} (in a worker)")
+                out[k] = self.accept(raw, where)
         if not self._verified and len(points):
             here = self.at([points[0]], here=True)[0]
             if np.float64(here).tobytes() != np.float64(out[0]).tobytes():
@@ -411,13 +430,15 @@ def _payload(pset: ParamSet) -> dict[str, tuple[Any, type | None]]:
     return out
 
 
-def _run_batch(
-    loss: Any, payload: dict[str, tuple[Any, type | None]], points: list[Point]
-) -> list[Any]:
+def _run_batch(loss: Any, packed_payload: bytes, packed_points: bytes) -> list[Any]:
     """Worker: evaluate the loss at each point on a private copy of the parameters.
 
-    Stops at the first point where the loss raises and returns a :class:`_Raised` for it.
+    ``packed_payload`` and ``packed_points`` are pickles of :func:`_payload`'s dict and of the
+    points. Stops at the first point where the loss raises and returns a :class:`_Raised` for
+    it.
     """
+    payload: dict[str, tuple[Any, type | None]] = pickle.loads(packed_payload)
+    points: list[Point] = pickle.loads(packed_points)
     view: dict[str, Any] = {}
     flats: dict[str, Any] = {}
     originals: dict[str, np.ndarray] = {}
@@ -450,7 +471,10 @@ def _run_batch(
 
 
 def _batches(executor: Executor, count: int) -> list[range]:
-    workers = getattr(executor, "_max_workers", None) or os.cpu_count() or 2
-    n = max(1, min(count, BATCHES_PER_WORKER * int(workers)))
+    """Contiguous batches: ``BATCHES_PER_WORKER`` per worker, fewer when they would hold under
+    ``MIN_BATCH`` points (a task's fixed cost, shipping the parameters, then dominates), but
+    never fewer than the workers while there are points for each."""
+    workers = int(getattr(executor, "_max_workers", None) or os.cpu_count() or 2)
+    n = max(1, min(count, workers), min(count // MIN_BATCH, BATCHES_PER_WORKER * workers))
     bounds = np.linspace(0, count, n + 1).round().astype(int)
     return [range(a, b) for a, b in itertools.pairwise(bounds.tolist()) if b > a]

@@ -58,6 +58,41 @@ class Param:
         return self.array.size
 
 
+@dataclass
+class Group:
+    """Several small parameters of one dtype seen as one flat tensor, members end to end.
+
+    The full check differentiates a group in one pass (one pass of numpy work and one
+    write-call-restore loop instead of one per parameter) and splits the results back; every
+    element is written, evaluated and restored exactly as it would be on its own.
+    """
+
+    name: str
+    members: tuple[Param, ...]
+    starts: tuple[int, ...]  # flat start of each member, and the total size last
+    rest: list[Any]  # what restores each element: its snapshot value, or _SNAPSHOT (scalars)
+    writer: Callable[[Any, Any], None] | None = None  # ParamSet.writer's, built on first use
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.size,)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.members[0].dtype
+
+    @property
+    def size(self) -> int:
+        return self.starts[-1]
+
+    python_scalar = False
+
+    def locate(self, flat: int) -> tuple[Param, int]:
+        """The member holding group element ``flat``, and the element's flat index in it."""
+        k = int(np.searchsorted(self.starts, flat, side="right")) - 1
+        return self.members[k], int(flat) - self.starts[k]
+
+
 def _as_param(name: Any, value: Any) -> Param:
     if not isinstance(name, str):
         raise InputError(f"parameter names must be strings, got {name!r} ({type(name).__name__})")
@@ -186,6 +221,7 @@ class ParamSet:
         self.view: dict[str, Any] = {}
         for p in self.params.values():
             self.view[p.name] = self._public(p)
+        self.groups: dict[str, Group] = {}  # never in ``names``: views onto real parameters
         self._claim.restore = _weak_restore(self)
         # a ParamSet dropped without finish() (a test's, say) still frees its arrays
         weakref.finalize(self, running.release, self._claim)
@@ -224,11 +260,39 @@ class ParamSet:
     def names(self) -> list[str]:
         return list(self.params)
 
-    def __getitem__(self, name: str) -> Param:
-        return self.params[name]
+    def __getitem__(self, name: str) -> Any:
+        """The :class:`Param` called ``name``, or the :class:`Group` of that name."""
+        return self.params[name] if name in self.params else self.groups[name]
+
+    def group(self, names: list[str]) -> str:
+        """Register ``names`` (parameters of one dtype) as one :class:`Group`; its name."""
+        members = tuple(self.params[n] for n in names)
+        if len({p.dtype for p in members}) != 1:
+            raise ValueError("a group's members share one dtype")
+        name = f"[{names[0]} .. {names[-1]}]"
+        while name in self.params or name in self.groups:  # never shadow a real parameter
+            name += "'"
+        starts = np.cumsum([0, *(p.size for p in members)]).tolist()
+        rest = [
+            value
+            for p in members
+            for value in (
+                [_SNAPSHOT] * p.size if p.python_scalar else p.snapshot.reshape(-1).tolist()
+            )
+        ]
+        self.groups[name] = Group(name, members, tuple(starts), rest)
+        return name
+
+    def member(self, name: str, flat: int) -> tuple[Param, int]:
+        """The real parameter and its flat index behind element ``flat`` of ``name``."""
+        if name in self.groups:
+            return self.groups[name].locate(flat)
+        return self.params[name], flat
 
     def flat_values(self, name: str) -> np.ndarray:
         """The parameter's values as a flat array in its own dtype (a copy)."""
+        if name in self.groups:
+            return np.concatenate([p.snapshot.reshape(-1) for p in self.groups[name].members])
         return self.params[name].snapshot.reshape(-1).copy()
 
     def scalar_type(self, name: str) -> type:
@@ -249,6 +313,11 @@ class ParamSet:
         as the very object the loss saw first. ``bulk``: the points move slices or index
         arrays (fast mode), written through a flat view of a C-contiguous array instead.
         """
+        if name in self.groups:
+            group = self.groups[name]
+            if group.writer is None:  # built once per group: the lookup tables cost O(size)
+                group.writer = self._group_writer(group)
+            return group.writer
         p = self.params[name]
         if not p.python_scalar:
             array, flat = p.array, p.array.flat
@@ -270,8 +339,51 @@ class ParamSet:
 
         return write_scalar
 
+    def _group_writer(self, group: Group) -> Callable[[Any, Any], None]:
+        """:meth:`writer` for a group: single elements (int indices) only, each written by its
+        member's own writer at its own flat index.
+
+        Before it moves an element, it checks that the element still holds its snapshot: a
+        loss that writes into a member while another member is perturbed would otherwise be
+        overwritten, and hidden, by that element's own write-restore later in the pass (one
+        parameter at a time, :meth:`changed` after each parameter's pass catches it instead).
+        """
+        members, view = group.members, self.view
+        writers = [self.writer(p.name) for p in members]
+        sizes = np.diff(group.starts)
+        which = np.repeat(np.arange(len(members)), sizes).tolist()
+        local = (np.arange(group.size) - np.repeat(group.starts[:-1], sizes)).tolist()
+        rest = group.rest
+        publics = [self._public(p) for p in members]
+
+        def holds_snapshot(k: int, i: int, index: int) -> bool:
+            p = members[k]
+            if p.python_scalar:  # an int's public float is rebuilt: equal, maybe not identical
+                held, public = view[p.name], publics[k]
+                return held is public or (type(held) is type(public) and held == public)
+            return bool(p.array.flat[i] == rest[index])
+
+        def write_element(index: Any, values: Any) -> None:
+            k, i = which[index], local[index]
+            moving = values is not _SNAPSHOT and values != rest[index]  # not a restore
+            if moving and not holds_snapshot(k, i, index):
+                raise StateMutationError(
+                    f"parameter(s) {members[k].name!r} changed while "
+                    f"{', '.join(repr(p.name) for p in members)} were being perturbed; a loss "
+                    "must not update its parameters"
+                )
+            writers[k](i, values)
+
+        return write_element
+
+    def _group_originals(self, group: Group, indices: Any) -> list[Any]:
+        rest = group.rest
+        return [rest[i] for i in indices]
+
     def originals(self, name: str, indices: list[Any]) -> list[Any]:
         """What :meth:`writer` must write at each of ``indices`` to restore the snapshot."""
+        if name in self.groups:
+            return self._group_originals(self.groups[name], indices)
         p = self.params[name]
         if p.python_scalar:
             return [_SNAPSHOT] * len(indices)
@@ -280,6 +392,8 @@ class ParamSet:
 
     def element_originals(self, name: str, indices: np.ndarray) -> list[Any]:
         """:meth:`originals` for single elements (flat int indices), as Python numbers."""
+        if name in self.groups:
+            return self._group_originals(self.groups[name], np.asarray(indices).tolist())
         p = self.params[name]
         if p.python_scalar:
             return [_SNAPSHOT] * len(indices)

@@ -8,6 +8,7 @@ import pytest
 
 import gradcheck
 from gradcheck import GradcheckError, InputError
+from gradcheck.core.params import ParamSet
 from tests.helpers import smooth
 from tests.helpers.snapshot import assert_unchanged, snapshot
 
@@ -265,3 +266,12 @@ def test_invalid_options_are_input_errors():
         gradcheck.check(1.0, smooth.grad, params)
     with pytest.raises(InputError, match="grad must be callable"):
         gradcheck.check(smooth.loss, {"w": 1.0}, params)
+
+
+def test_a_group_never_shadows_a_parameter_of_the_same_name():
+    pset = ParamSet({"a": 1.0, "b": np.array([2.0, 3.0]), "[a .. b]": 4.0})
+    name = pset.group(["a", "b"])
+    assert name != "[a .. b]"
+    assert pset["[a .. b]"].python_scalar  # the real parameter, not the group
+    assert pset.flat_values(name).tolist() == [1.0, 2.0, 3.0]
+    assert pset.member(name, 2) == (pset["b"], 1)

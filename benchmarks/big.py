@@ -1,0 +1,211 @@
+"""``make bench-big``: fast mode on a GPT-2-small-sized transformer with one planted wrong element.
+
+Builds :data:`nets.transformer.GPT2_SMALL` (124,439,808 float32 parameters, 498 MB) on a short
+seeded batch, makes one element of one weight's hand-written partial wrong, and runs
+``gradcheck.check(..., mode="fast")``. Reports the loss evaluations, wall time as a multiple of
+one forward, peak memory against the parameters' own bytes (tracemalloc's peak of what the
+check allocates, and the process's maximum resident set), and whether the planted element was
+found with its index.
+
+The process caps its address space (``--memory-limit``, GiB) first, so a check that needs more
+memory than the machine can spare fails here with a MemoryError, reported as such, instead of
+pushing the shared machine into swap or the OOM killer.
+
+Usage: ``python -m benchmarks.big [--steps 16] [--batch 1] [--out reports/bench-big.md]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import sys
+import time
+import traceback
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import gradcheck
+from nets.transformer import GPT2_SMALL, Transformer, parameter_count
+
+TARGET_EVALUATIONS = 30
+TARGET_MEMORY = 2.0  # peak over the parameters' bytes
+
+
+def cap_memory(gib: float) -> None:
+    """Cap the address space at ``gib`` GiB (never raising an existing lower cap)."""
+    limit = int(gib * 2**30)
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    if soft == resource.RLIM_INFINITY or soft > limit:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def max_rss_bytes() -> int:
+    """The process's largest resident set so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def best_time(call, repeats: int = 3) -> float:
+    """The fastest of ``repeats`` calls, in seconds."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+class Planted:
+    """The model's hand-written gradient with ``delta`` added to one element of ``tensor``.
+
+    Writes into the gradient array the backward just returned: no copy of anything.
+    """
+
+    def __init__(self, model: Transformer, tensor: str, index: int, delta: float):
+        self.model, self.tensor, self.index, self.delta = model, tensor, index, delta
+
+    def __call__(self, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        grads = self.model.grad(params)
+        grads[self.tensor].reshape(-1)[self.index] += self.delta
+        return grads
+
+
+def wrong_indices(result: Any) -> list[int]:
+    """The flat indices the report calls wrong in one tensor, whatever fast mode keeps."""
+    probe = getattr(result, "probe", None)
+    proven = getattr(probe, "proven_wrong", None)
+    if proven is not None:
+        return sorted(int(i) for i in proven)
+    wrong = np.asarray(result.statuses) == "wrong"  # over the elements the result describes
+    indices = getattr(result, "indices", None)
+    return (np.flatnonzero(wrong) if indices is None else np.asarray(indices)[wrong]).tolist()
+
+
+def _summary(result: Any) -> str:
+    """The planted tensor's element counts and what its probes did, for the record."""
+    probe = getattr(result, "probe", None)
+    described = probe.to_dict() if probe is not None else {}
+    described.pop("probes", None)  # one dict per probe: long
+    return f"status {result.status}, counts {result.counts()}; probe summary {described}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=16, help="tokens per sequence")
+    parser.add_argument("--batch", type=int, default=1, help="sequences")
+    parser.add_argument("--tensor", default="h5.mlp.w_fc", help="where the wrong element is")
+    parser.add_argument(
+        "--error",
+        type=float,
+        default=1.0,
+        help="the planted partial is off by this many times the tensor's largest |partial|",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="fast mode's seed")
+    parser.add_argument("--memory-limit", type=float, default=12.0, help="address space, GiB")
+    parser.add_argument("--out", default="reports/bench-big.md")
+    args = parser.parse_args(argv)
+    cap_memory(args.memory_limit)
+
+    started = time.perf_counter()
+    model = Transformer(GPT2_SMALL, batch=args.batch, steps=args.steps, dtype=np.float32)
+    params = model.params
+    count = sum(p.size for p in params.values())
+    assert count == parameter_count(GPT2_SMALL)
+    param_bytes = sum(p.nbytes for p in params.values())
+    build = time.perf_counter() - started
+    forward = best_time(lambda: model.loss(params))
+    backward = best_time(lambda: model.grad(params), repeats=1)
+    true = model.grad(params)[args.tensor].reshape(-1)
+    size = true.size
+    index = int(np.random.default_rng(1).integers(size))
+    delta = float(args.error * np.abs(true).max())
+    planted_value, true_value = float(true[index] + delta), float(true[index])
+    del true
+    grad = Planted(model, args.tensor, index, delta)
+    label = (
+        f"{args.tensor}[{', '.join(map(str, np.unravel_index(index, params[args.tensor].shape)))}]"
+    )
+    rss_before = max_rss_bytes()
+
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    wall, error, report = float("nan"), "", None
+    start = time.perf_counter()
+    try:
+        report = gradcheck.check(model.loss, grad, params, mode="fast", seed=args.seed)
+    except MemoryError as exc:
+        frames = [
+            f"{Path(f.filename).name}:{f.lineno} {f.name}"
+            for f in traceback.extract_tb(exc.__traceback__)
+            if "gradcheck" in f.filename
+        ]
+        error = (
+            f"MemoryError under the {args.memory_limit:g} GiB cap: {exc}; "
+            f"in {' <- '.join(reversed(frames[-3:]))}"
+        )
+    finally:
+        wall = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1] - base
+        tracemalloc.stop()
+    rss = max_rss_bytes()
+
+    lines = [
+        "# bench-big: fast mode on a GPT-2-small-sized transformer",
+        "",
+        f"{platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}; "
+        f"model built in {build:.1f} s.",
+        "",
+        f"- parameters: {count:,} float32 in {len(params)} tensors, {param_bytes / 1e6:.0f} MB",
+        f"- batch {args.batch} x {args.steps} tokens; one forward {forward:.3f} s, "
+        f"one backward (grad) {backward:.3f} s",
+        f"- planted: {label} (flat {index:,} of {size:,}) off by {delta:.3g} "
+        f"({args.error:g}x the tensor's largest |partial|): {planted_value:.4g} for "
+        f"{true_value:.4g}",
+    ]
+    if report is None:
+        lines += [f"- check did not finish after {wall:.1f} s: {error}"]
+        found, evaluations = False, None
+    else:
+        wrong = {p.name: wrong_indices(p) for p in report.params if p.failed}
+        found = report.failed_params == [args.tensor] and wrong.get(args.tensor) == [index]
+        evaluations = report.evaluations
+        lines += [
+            f"- evaluations: {evaluations}; wall {wall:.1f} s = {wall / forward:.1f} forwards "
+            f"({wall / (evaluations * forward):.2f}x evaluations x one forward)",
+            f"- failing tensors: {report.failed_params}; wrong elements: "
+            + ", ".join(f"{name} {idx[:5]}" for name, idx in wrong.items()),
+            f"- planted element found with its index: {'yes' if found else 'NO'}",
+            f"- {args.tensor}: {_summary(report[args.tensor])}",
+            f"- report options: {report.options}",
+        ]
+    lines += [
+        f"- peak memory of the check (tracemalloc, beyond what existed): {peak / 1e6:.0f} MB = "
+        f"{peak / param_bytes:.2f}x the parameters' bytes",
+        f"- max resident set: {rss_before / 1e6:.0f} MB before the check (model, one grad), "
+        f"{rss / 1e6:.0f} MB after = {rss / param_bytes:.2f}x the parameters' bytes",
+        "",
+        "## Targets",
+        "",
+        f"- planted element found in at most {TARGET_EVALUATIONS} evaluations: "
+        + (
+            "met"
+            if found and evaluations is not None and evaluations <= TARGET_EVALUATIONS
+            else "NOT met"
+        ),
+        f"- peak memory at most {TARGET_MEMORY:g}x the parameters' bytes (+ O(measured)): "
+        + ("met" if report is not None and peak <= TARGET_MEMORY * param_bytes else "NOT met"),
+    ]
+    text = "\n".join(lines) + "\n"
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(text)
+    return 0 if report is not None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
