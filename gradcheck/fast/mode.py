@@ -22,6 +22,16 @@ Neither ``probed`` nor ``unchecked`` fails a report; a failing probe that locali
 pin to elements (``unresolved``) fails its tensor on its own. The result keeps per-element
 arrays for the measured elements only; ``probed`` and ``unchecked`` are counts and ranges.
 
+Kinks. A probe assumes the loss is smooth along its direction. Before a failing probe is
+localized, the loss is evaluated along its direction at two smaller steps
+(:func:`gradcheck.fast.probe.kinked`, :func:`gradcheck.fast.numerics.kink_along`): if it is not
+smooth at the probe's scale (ReLU pre-activations at or near zero, ``abs`` at zero), the
+failure says nothing about the gradient, since a valid subgradient fails a probe as readily as
+a wrong partial, and localization's probes would cross the same kinks. The tensor then gets the
+full check (every element measured, kinks ``uncertain`` element by element; ``kinked`` in its
+summary): never worse than the full check, at its price for that tensor. A failure the kink
+test does not explain still fails the tensor (localization, then ``unresolved``).
+
 When to run fast at all (:func:`choose_mode`): the full check measures every element; when it
 plans no more loss evaluations than fast mode would for a correct net, it is run instead.
 """

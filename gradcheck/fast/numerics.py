@@ -175,8 +175,11 @@ def kink_along(f0: float, central: dict[float, tuple[float, float, float]], nois
       larger steps breaks that.
 
     A false kink costs evaluations only (the tensor is then measured element by element, the
-    full check's verdict); a missed one leaves the probe's failure standing (fail closed)."""
+    full check's verdict); a missed one leaves the probe's failure standing (fail closed), as
+    does any non-finite value."""
     levels = sorted(central)
+    if not np.isfinite([f0, noise, *(v for c in central.values() for v in c)]).all():
+        return False  # a NaN or an infinity explains nothing: the probe's failure stands
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         step = {m: float(central[m][2]) for m in levels}
         gap = {m: (central[m][0] - 2.0 * f0 + central[m][1]) / step[m] for m in levels}
