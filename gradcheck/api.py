@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any, NamedTuple
 
@@ -112,6 +112,7 @@ def check(
     options = CheckOptions.build(
         mode=mode, richardson=richardson, tolerance=tolerance, seed=seed, fast=fast
     )
+    samples = _samples(samples)
     if is_tree(params):  # nested dicts/lists/tuples: the engine sees {path: leaf}
         tree = Tree(params)
         loss, grad, params = tree.on_flat(loss), tree.grad_on_flat(grad), tree.leaves
@@ -264,6 +265,17 @@ def _keywords(options: CheckOptions) -> dict[str, Any]:
     }
 
 
+def _samples(samples: Any) -> list[Any]:
+    """Per-sample problems as a list (each is checked by :func:`_as_sample` when its turn
+    comes); a count, a string or a dict is refused here rather than as a TypeError."""
+    if isinstance(samples, (str, bytes, Mapping)) or not isinstance(samples, Iterable):
+        raise InputError(
+            "samples must be a list of Problem or (loss, grad) pairs, one per sample, got "
+            f"{type(samples).__name__} {samples!r:.60}"
+        )
+    return list(samples)
+
+
 def _dims(dims: Mapping[str, int] | None) -> dict[str, int]:
     """Named sizes for the diagnosis, validated: ``{name: positive int}``."""
     if dims is None:
@@ -328,8 +340,11 @@ def _measure(
     engine = FiniteDifferences(evaluator, options.tolerance, richardson=options.richardson)
     tolerance = options.tolerance
     try:
-        f0 = evaluator.baseline()
-        gradients, grad_dtypes, extra = _call_grad(grad, pset)
+        called: list[tuple[dict[str, Any], dict[str, Any], list[str]]] = []
+        # grad runs between the baseline's two evaluations: its second proves that grad left
+        # what the loss reads unchanged
+        f0 = evaluator.baseline(between=lambda: called.append(_call_grad(grad, pset)))
+        [(gradients, grad_dtypes, extra)] = called
         if not full:
             results = fast_results(
                 engine, pset, gradients, grad_dtypes, tolerance, options.fast, options.seed, names
@@ -349,7 +364,7 @@ def _measure(
                 for name in names
             ]
     finally:
-        pset.restore_all()
+        pset.finish()
     notes = pset.notes + engine.notes
     if len(names) < len(pset.names):
         notes.append(f"re-checked only the batch check's failing parameters: {', '.join(names)}")
@@ -404,7 +419,7 @@ def _call_with_restore(function: Callable, params: Mapping[str, Any], what: str)
     try:
         return _call_user(function, pset, what)
     finally:
-        pset.restore_all()
+        pset.finish()
 
 
 def _call_grad(grad: Grad, pset: ParamSet) -> tuple[dict[str, Any], dict[str, Any], list[str]]:

@@ -159,16 +159,26 @@ def cmd_check(args: argparse.Namespace, references: dict[str, Reference] | None 
     max_rows = None if args.full else 10
     stems = ReportNames()
     outcomes = []
+    reader_gone = False
     for name in names:
         outcome = check_target(name, references, args, stems.stem(name))
         outcomes.append(outcome)
         ref = references.get(name) if not is_target(name) else None
-        emit(name, ref, outcome.report, args.format, max_rows, single=len(names) == 1)
+        if not reader_gone:
+            try:
+                emit(name, ref, outcome.report, args.format, max_rows, single=len(names) == 1)
+                sys.stdout.flush()
+            except BrokenPipeError:  # `| head`: nothing more to print, but the files are due
+                _silence_stdout()
+                reader_gone = True
         if args.out:
             write_reports_or_warn(
                 outcome.report, name, args.out, warn, max_rows=max_rows, stem=outcome.stem
             )
-    return finish(outcomes, args)
+    code = finish(outcomes, args)
+    if reader_gone:
+        raise BrokenPipeError  # every report file is written; main says the reader has gone
+    return code
 
 
 def resolve_targets(
@@ -225,16 +235,16 @@ def finish(outcomes: list[Outcome], args: argparse.Namespace) -> int:
     if not args.all:
         return EXIT_OK if all(o.report.passed for o in outcomes) else EXIT_MISMATCH
     mismatched = [o.name for o in outcomes if o.expected != o.got]
+    if args.out:  # before printing: a reader that has gone must not cost the index
+        try:
+            write_index([(o.name, o.stem, o.expected, o.got) for o in outcomes], args.out)
+        except OSError as exc:
+            warn(f"could not write {args.out / 'index.md'}: {exc.strerror or exc}")
     if args.format in ("text", "markdown"):
         print(
             f"{len(outcomes) - len(mismatched)} of {len(outcomes)} reference nets behaved "
             "as declared" + (f"; not: {visible(', '.join(mismatched))}" if mismatched else "")
         )
-    if args.out:
-        try:
-            write_index([(o.name, o.stem, o.expected, o.got) for o in outcomes], args.out)
-        except OSError as exc:
-            warn(f"could not write {args.out / 'index.md'}: {exc.strerror or exc}")
     return EXIT_MISMATCH if mismatched else EXIT_OK
 
 

@@ -39,7 +39,9 @@ from gradcheck.routes.value_and_grad import check_value_and_grad
 SETTINGS = pytest.StashKey[Settings]()
 
 
-def _number(low_exclusive: bool):
+def _number(low_exclusive: bool, field: str):
+    """A parser for the Tolerance setting ``field``; Tolerance's own rule has the last word."""
+
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -48,6 +50,10 @@ def _number(low_exclusive: bool):
         if not math.isfinite(value) or value < 0 or (low_exclusive and value == 0):
             bound = "> 0" if low_exclusive else ">= 0"
             raise argparse.ArgumentTypeError(f"expected a finite number {bound}, got {text!r}")
+        try:
+            Tolerance(**{field: value})
+        except InputError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
         return value
 
     return parse
@@ -84,7 +90,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--gradcheck-safety",
-        type=_number(True),
+        type=_number(True, "safety"),
         default=None,
         metavar="X",
         help="estimated finite-difference errors a discrepancy must exceed "
@@ -92,7 +98,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--gradcheck-rtol",
-        type=_number(False),
+        type=_number(False, "rtol"),
         default=None,
         metavar="X",
         help="relative tolerance floor (default sqrt(eps) of the parameter dtype)",

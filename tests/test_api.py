@@ -282,6 +282,36 @@ def test_memory_is_linear_in_the_parameter_count():
     assert peak_big < 5 * peak_small
 
 
+# issue 12 item 10: check's own option validation raised TypeError (dims=[1, 2], samples=5) or
+# accepted a truthy string for a flag (richardson="no")
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"richardson": "no"}, "richardson must be True or False"),
+        ({"richardson": 1}, "richardson must be True or False"),
+        ({"dims": [1, 2]}, "dims must be a dict of name -> size"),
+        ({"dims": {"batch": 0}}, "dims must map names to positive ints, got 'batch': 0"),
+        ({"dims": {"batch": 2.5}}, "dims must map names to positive ints"),
+        ({"dims": {3: 3}}, "dims must map names to positive ints"),
+        ({"samples": 5}, "samples must be a list of Problem or"),
+        ({"samples": "ab"}, "samples must be a list of Problem or"),
+        ({"samples": [5]}, r"samples\[0\] must be a Problem"),
+        ({"mode": ["fast"]}, "mode must be 'full' or 'fast'"),
+        ({"seed": "0"}, "seed must be a non-negative int"),
+        ({"progress": 3}, "progress must be callable"),
+        ({"nodes": 3}, "nodes must be callable"),
+        ({"tolerance": 1e-6}, r"tolerance must be a gradcheck\.Tolerance"),
+        ({"fast": {"probes": 1}}, r"fast must be a gradcheck\.FastOptions"),
+    ],
+)
+def test_bad_options_are_input_errors_naming_the_option(kwargs, message):
+    loss, grad, params = quadratic()
+    snap = snapshot(params)
+    with pytest.raises(gradcheck.InputError, match=message):
+        check(loss, grad, params, **kwargs)
+    assert_unchanged(snap)
+
+
 # issue 12.3: sys.exit() in user code during a check ends the check, never the restoration
 @pytest.mark.parametrize("threads", [0, 2])
 @pytest.mark.parametrize("where", ["loss", "grad"])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from importlib.metadata import EntryPoint, entry_points
 
 import gradcheck.cli
@@ -135,3 +137,81 @@ def test_float64_flag_rechecks_a_float32_target(tmp_path, capsys):
     assert [p["dtype"] for p in again["params"]] == ["float64"]
     assert main(["check", f"{target}:make"]) == 1
     assert "recheck_float64=True" in capsys.readouterr().out
+
+
+NONFINITE_NET = """
+import numpy as np
+
+def make():
+    params = {"w": np.array([0.5, -1.0, 2.0])}
+
+    def loss(p):
+        return float(np.sum(p["w"] ** 2))
+
+    def grad(p):
+        g = 2 * p["w"]
+        g[1] = np.inf
+        return {"w": g}
+
+    return loss, grad, params
+"""
+
+
+def _strict(text):
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_and_out_work_on_a_report_with_nonfinite_values(tmp_path, capsys):
+    # issue 12 item 7: --format json printed nothing, --out wrote only the .md
+    net = tmp_path / "net.py"
+    net.write_text(NONFINITE_NET)
+    out = tmp_path / "out"
+    for mode in ("full", "fast"):
+        assert main(["check", f"{net}:make", "--format", "json", "--mode", mode]) == 1
+        data = _strict(capsys.readouterr().out)
+        assert data["params"][0]["status"] == "nonfinite"
+        assert data["params"][0]["max_abs_err"] is None
+    assert main(["check", f"{net}:make", "--out", str(out)]) == 1
+    written = sorted(p.suffix for p in out.iterdir() if p.stem != "index")
+    assert written == [".html", ".json", ".md"]
+    assert _strict(next(out.glob("*.json")).read_text())["passed"] is False
+
+
+def test_a_reader_that_goes_away_costs_no_report_file(tmp_path):
+    # `gradcheck check A B --out D | head -1`: printing stops, every report file is written
+    (tmp_path / "pair.py").write_text(
+        "import numpy as np\n"
+        "def make(bug=0.0):\n"
+        "    w = np.linspace(-1.0, 1.0, 400)\n"
+        "    return (lambda p: float(np.sum(p['w'] ** 3)),\n"
+        "            lambda p: {'w': 3 * p['w'] ** 2 + bug}, {'w': w})\n"
+        "def right():\n"
+        "    return make()\n"
+        "def wrong():\n"
+        "    return make(1e-3)\n"
+    )
+    out = tmp_path / "out"
+    command = [
+        sys.executable,
+        "-m",
+        "gradcheck",
+        "check",
+        "pair.py:right",
+        "pair.py:wrong",
+        "--full",
+        "--out",
+        str(out),
+    ]
+    with subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as proc:
+        assert proc.stdout is not None
+        proc.stdout.close()  # the reader has gone before the first (40 kB) report is printed
+        proc.wait(timeout=120)
+        stderr = proc.stderr.read().decode() if proc.stderr else ""
+    assert proc.returncode == 141, stderr
+    written = sorted(p.name for p in out.iterdir())
+    assert len([n for n in written if n.endswith((".md", ".json", ".html"))]) == 6, written

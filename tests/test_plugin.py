@@ -115,9 +115,18 @@ def test_header_echoes_what_replays_the_run(pytester):
 
 
 def test_tolerance_option_reaches_assert_gradients(pytester):
-    """A factor 2 has relative error 0.5: an rtol of 0.6 lets it through, the default not."""
-    pytester.makepyfile(TESTS)
-    pytester.runpytest("--gradcheck-rtol", "0.6").assert_outcomes(passed=2)
+    """A factor 1.2 has relative error 1/6: an rtol of 0.3 lets it through, the default not."""
+    pytester.makepyfile(
+        NETS
+        + """
+
+def test_scaled():
+    loss, grad, params = net()
+    gradcheck.assert_gradients(loss, lambda p: {k: 1.2 * v for k, v in grad(p).items()}, params)
+"""
+    )
+    pytester.runpytest("--gradcheck-rtol", "0.3").assert_outcomes(passed=1)
+    pytester.runpytest().assert_outcomes(failed=1)
 
 
 @pytest.mark.parametrize(
@@ -127,6 +136,12 @@ def test_tolerance_option_reaches_assert_gradients(pytester):
         ("--gradcheck-seed", "-1", "expected an integer in [[]0, 2**32), got -1"),
         ("--gradcheck-safety", "0", "expected a finite number > 0, got '0'"),
         ("--gradcheck-rtol", "nan", "expected a finite number >= 0, got 'nan'"),
+        # issue 12 item 4: a relative floor of 0.6 passed a factor-2 bug
+        (
+            "--gradcheck-rtol",
+            "0.6",
+            r"Tolerance.rtol must be None or a finite number in [[]0, 0.5)*",
+        ),
         ("--gradcheck-report-dir", "afile.txt", "'afile.txt' exists and is not a directory"),
     ],
 )
@@ -187,6 +202,34 @@ def test_wrong_c():
     result = pytester.runpytest()
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["E       X   c        ()       ()            wrong*"])
+
+
+def test_report_dir_on_a_nonfinite_gradient_keeps_the_gradient_mismatch(pytester, tmp_path):
+    # issue 12 item 7: writing the JSON report turned the GradientMismatch into a ValueError
+    pytester.makepyfile(
+        NETS
+        + """
+
+def test_nonfinite():
+    loss, grad, params = net()
+    def bad(p):
+        g = grad(p)
+        g["b2"][0] = float("inf")
+        return g
+    gradcheck.assert_gradients(loss, bad, params)
+"""
+    )
+    out = tmp_path / "reports"
+    result = pytester.runpytest(f"--gradcheck-report-dir={out}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["E       gradcheck.GradientMismatch: gradcheck FAILED*"])
+    [written] = list(out.glob("*.json"))
+
+    def refuse(constant):
+        raise ValueError(constant)
+
+    data = json.loads(written.read_text(), parse_constant=refuse)
+    assert data["params"][3]["status"] == "nonfinite"
 
 
 # QA: the fixture named `gradcheck` hides the module in a test, and it offered only check and

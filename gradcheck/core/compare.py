@@ -4,7 +4,9 @@ Statuses, from worst to best (a parameter takes the worst of its elements):
 
 * ``no_gradient``: the gradient function returned no value (or ``None``) for the parameter;
 * ``shape_mismatch``: it returned an array whose shape is not the parameter's;
-* ``nonfinite``: the hand-written or the numeric partial is NaN or infinite;
+* ``nonfinite``: the hand-written or the numeric partial is NaN or infinite, or comparing them
+  overflowed (a tolerance or discrepancy beyond float64's range): nothing is proven, so it
+  fails (fail closed, :func:`gradcheck.core.numerics.within`);
 * ``wrong``: ``|analytic - numeric|`` exceeds the element's tolerance (see
   :class:`gradcheck.core.numerics.Tolerance`);
 * ``uncertain``: the loss has a kink here (one-sided slopes disagree), so no single derivative
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gradcheck.core.differences import TensorDifferences
-from gradcheck.core.numerics import Tolerance, relative_error
+from gradcheck.core.numerics import Tolerance, beyond, relative_error, within
 from gradcheck.core.params import Param, element_label
 from gradcheck.errors import InputError
 
@@ -161,7 +163,7 @@ class ParamResult:
     def significance(self) -> np.ndarray:
         """``abs_err / tolerance`` per stored element: above 1 means wrong; how far above says
         how sure."""
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             s = self.abs_err / self.tolerance
         return np.where(np.isnan(s), -1.0, s)
 
@@ -205,6 +207,12 @@ def analytic_array(name: str, value: Any) -> np.ndarray | None:
     """
     if value is None:
         return None
+    if isinstance(value, np.ma.MaskedArray):
+        raise InputError(
+            f"gradient for {name!r} is a masked array (numpy.ma); a masked partial has no value "
+            "to compare: return a plain array (the partial is 0 where the loss ignores an "
+            "element)"
+        )
     try:
         array = np.asarray(value)
     except Exception as exc:  # ragged lists and the like
@@ -248,7 +256,8 @@ def compare(
     if analytic is None:
         abs_err = np.full(n, np.nan)
         rel_err = np.full(n, np.nan)
-        allowed = tolerance.safety * fd.error
+        with np.errstate(over="ignore"):
+            allowed = tolerance.safety * fd.error
         codes[:] = CODE["no_gradient" if grad is None else "shape_mismatch"]
     else:
         with np.errstate(invalid="ignore", over="ignore"):
@@ -258,17 +267,20 @@ def compare(
                 np.abs(analytic), np.abs(numeric)
             )
         finite = np.isfinite(analytic) & np.isfinite(numeric)
-        # fail closed: a non-finite allowance passes nothing
-        codes[finite & ~(abs_err <= allowed)] = CODE["wrong"]
+        wrong = beyond(abs_err, allowed)
+        codes[finite & wrong] = CODE["wrong"]
+        # fail closed: a comparison that overflowed (an infinite tolerance or discrepancy)
+        # proves nothing, so it cannot pass
+        codes[finite & ~wrong & ~within(abs_err, allowed)] = CODE["nonfinite"]
         # at a kink a valid value lies between the one-sided slopes (the subgradients along
         # this coordinate), widened by how far those may be off and by the relative floor
         with np.errstate(invalid="ignore", over="ignore"):
             low = np.minimum(fd.forward, fd.backward)
             high = np.maximum(fd.forward, fd.backward)
             margin = fd.slack + fd.rtol * np.maximum(np.abs(analytic), np.abs(high - low))
-            subgradient = (analytic >= low - margin) & (analytic <= high + margin)
-        codes[finite & fd.kink & subgradient] = CODE["uncertain"]
-        codes[finite & fd.kink & ~subgradient] = CODE["wrong"]
+            gap = np.maximum(np.maximum(low - analytic, analytic - high), 0.0)  # NaN stays NaN
+        codes[finite & fd.kink & within(gap, margin)] = CODE["uncertain"]
+        codes[finite & fd.kink & beyond(gap, margin)] = CODE["wrong"]
         codes[~finite] = CODE["nonfinite"]
     return ParamResult(
         name=param.name,

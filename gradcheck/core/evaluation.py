@@ -27,6 +27,7 @@ parameters are never written by a worker.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import pickle
 from collections.abc import Callable, Sequence
@@ -82,6 +83,11 @@ def scalar_loss(value: Any, where: Where) -> float:
     """Turn a loss value into a float, or say clearly why it is not one."""
     if isinstance(value, (bool, np.bool_)):
         raise InputError(f"loss returned a bool {_text(where)}; expected a real scalar (float)")
+    if isinstance(value, np.ma.MaskedArray) and np.ma.getmaskarray(value).any():
+        raise InputError(
+            f"loss returned a masked value {_text(where)}; expected a real scalar (a masked "
+            "reduction over all-masked data has no value)"
+        )
     if isinstance(value, np.ndarray):
         if value.ndim != 0:
             raise InputError(
@@ -90,12 +96,38 @@ def scalar_loss(value: Any, where: Where) -> float:
             )
         value = value[()]
     if isinstance(value, (Real, np.floating, np.integer)) and not isinstance(value, bool):
-        return float(value)
+        return _as_float64(value, where)
     hint = " (does the loss end with a return?)" if value is None else ""
     raise InputError(
         f"loss returned {type(value).__name__} {value!r:.60} {_text(where)}; expected a real "
         f"scalar{hint}"
     )
+
+
+def _bits(value: float) -> bytes:
+    """The exact bits of a loss value (``==`` cannot tell -0.0 from 0.0)."""
+    return np.float64(value).tobytes()
+
+
+def _as_float64(value: Any, where: Where) -> float:
+    """A real number as a float64; one beyond float64's range (a Python int of 10**400, a
+    long double of 1e400) is an :class:`InputError`, not an OverflowError or a silent inf."""
+    try:
+        with np.errstate(over="ignore"):
+            number = float(value)
+    except OverflowError:
+        number = math.inf
+    if math.isinf(number) and not (isinstance(value, np.floating) and np.isinf(value)):
+        if isinstance(value, int):
+            what = f"an integer of {value.bit_length()} bits"  # its repr may be too long to make
+        else:
+            what = f"{type(value).__name__} {value!r:.40}"
+        raise InputError(
+            f"loss returned {what} {_text(where)}, beyond float64's range (about 1.8e308); "
+            "expected a real scalar a float64 can hold: scale the loss down (a mean instead of "
+            "a sum?)"
+        )
+    return number
 
 
 class Evaluator:
@@ -148,8 +180,18 @@ class Evaluator:
         self._planned += int(more)
 
     # -- evaluation -------------------------------------------------------------------------
-    def baseline(self) -> float:
-        """Evaluate the loss twice at the start point; refuse nondeterminism and mutation."""
+    def baseline(self, between: Callable[[], Any] | None = None) -> float:
+        """Evaluate the loss twice at the start point; refuse nondeterminism and mutation.
+
+        ``between`` (the call of the gradient function) runs between the two evaluations, so
+        the second one also proves that it left everything the loss reads as it was: a
+        backward that adds into an array the loss closes over (a layer's ``dnext_c += ...``
+        into its upstream argument) would otherwise move the loss under the check, and
+        finite differences of a changed loss can pass a wrong gradient. When the two values'
+        bits differ, a third evaluation tells the two causes apart: it agrees with the second
+        when the gradient function changed the loss's inputs once, not when the loss itself
+        is nondeterministic.
+        """
         where = "at the starting parameters"
         first = self._at_start(where)
         if not np.isfinite(first):
@@ -160,8 +202,18 @@ class Evaluator:
                 f"calling the loss changed parameter(s) {', '.join(map(repr, changed))}; a loss "
                 "must not update its parameters (an optimiser step, running statistics?)"
             )
+        if between is not None:
+            between()
         second = self._at_start(where)
-        if first != second:
+        if _bits(first) != _bits(second):
+            if between is not None and _bits(self._at_start(where)) == _bits(second):
+                raise StateMutationError(
+                    "the gradient function changed what the loss reads (an in-place += into an "
+                    f"array the loss closes over?): the loss was {first!r} before grad(params) "
+                    f"and {second!r} after it, at the same parameters; the gradient function "
+                    "must not write into arrays the loss reads (write into fresh arrays, or "
+                    "copy its inputs)"
+                )
             raise NondeterministicLossError(
                 f"the loss returned {first!r} and then {second!r} at the same parameters; finite "
                 "differences need a deterministic loss: fix the seed of dropout or noise, and "

@@ -18,11 +18,43 @@ to ``[eps**(1/3), eps**(1/5)] * max(1, |x|)``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from numbers import Real
+from typing import Any
 
 import numpy as np
 
 from gradcheck.errors import InputError
+
+MAX_NOISE_ULPS = 2.0**52  # float64 has 52 fraction bits: that many ulps leave none
+MAX_RTOL = 0.5  # |2n - n| <= 0.5 * |2n|: from here on a factor-2 bug passes
+
+
+def number(
+    option: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    closed_low: bool = False,
+    what: str,
+) -> float:
+    """Validate a numeric option: a real, finite number in ``(low, high)`` (``[low, high)``
+    with ``closed_low``), else :class:`InputError` naming ``option`` and saying ``what`` it
+    must be. NaN and infinities are refused: a non-finite setting makes every comparison
+    built on it meaningless, and an infinite tolerance passes anything."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (Real, np.floating)):
+        raise InputError(f"{option} must be {what}, got {value!r} ({type(value).__name__})")
+    as_float = float(value)
+    inside = math.isfinite(as_float)
+    if inside and low is not None:
+        inside = as_float >= low if closed_low else as_float > low
+    if inside and high is not None:
+        inside = as_float < high
+    if not inside:
+        raise InputError(f"{option} must be {what}, got {value!r}")
+    return as_float
 
 
 @dataclass(frozen=True)
@@ -47,12 +79,25 @@ class Tolerance:
     rtol: float | None = None
 
     def __post_init__(self) -> None:
-        if not self.safety > 0:
-            raise InputError(f"Tolerance.safety must be > 0, got {self.safety!r}")
-        if not self.noise_ulps > 0:
-            raise InputError(f"Tolerance.noise_ulps must be > 0, got {self.noise_ulps!r}")
-        if self.rtol is not None and not self.rtol >= 0:
-            raise InputError(f"Tolerance.rtol must be >= 0 or None, got {self.rtol!r}")
+        number("Tolerance.safety", self.safety, low=0.0, what="> 0 and finite")
+        number(
+            "Tolerance.noise_ulps",
+            self.noise_ulps,
+            low=0.0,
+            high=MAX_NOISE_ULPS,
+            what=f"a finite number in (0, {MAX_NOISE_ULPS:.3g}) (at 2**52 ulps a float64 loss "
+            "has no significant digit left)",
+        )
+        if self.rtol is not None:
+            number(
+                "Tolerance.rtol",
+                self.rtol,
+                low=0.0,
+                high=MAX_RTOL,
+                closed_low=True,
+                what=f"None or a finite number in [0, {MAX_RTOL:g}) (a relative floor of "
+                f"{MAX_RTOL:g} passes a partial twice its true size, a factor-2 bug)",
+            )
 
     def relative_floor(self, dtype: np.dtype) -> float:
         """The relative floor for a parameter of this dtype."""
@@ -132,11 +177,14 @@ def taken_steps(x: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     (scipy's ``_numdiff``, numdifftools' ``make_exact``). Dividing by the true span removes
     that representation error entirely.
     """
-    h = h.astype(x.dtype)
-    upper = x + h
-    lower = x - h
+    with np.errstate(over="ignore"):
+        h = h.astype(x.dtype)
+        upper = x + h
+        lower = x - h
     span = upper.astype(np.float64) - lower.astype(np.float64)
-    return upper, lower, span
+    # a point past the dtype's largest value is infinite: no difference quotient there (NaN,
+    # a nonfinite element) rather than a finite value divided by an infinite span (0)
+    return upper, lower, np.where(np.isfinite(upper) & np.isfinite(lower), span, np.nan)
 
 
 def evaluation_noise(values: np.ndarray, eps: float, tol: Tolerance) -> np.ndarray:
@@ -150,7 +198,8 @@ def central_error(noise: np.ndarray, span: np.ndarray, third: float) -> np.ndarr
     ``span`` is ``2h``; truncation is ``h**2 |f'''| / 6`` with the pilot's ``|f'''|``.
     """
     half = span / 2.0
-    return 2.0 * noise / span + half**2 * third / 6.0
+    with np.errstate(over="ignore", invalid="ignore"):  # inf: a bound that passes nothing
+        return 2.0 * noise / span + half**2 * third / 6.0
 
 
 def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> np.ndarray:
@@ -162,6 +211,46 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> np.ndarray:
     analytic = np.asarray(analytic, dtype=np.float64)
     numeric = np.asarray(numeric, dtype=np.float64)
     scale = np.maximum(np.abs(analytic), np.abs(numeric))
-    diff = np.abs(analytic - numeric)
+    # each side divided first: |a - n| itself overflows for a = -n = 1e308
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(scale > 0, diff / np.where(scale > 0, scale, 1.0), 0.0)
+        safe = np.where(scale > 0, scale, 1.0)
+        return np.where(scale > 0, np.abs(analytic / safe - numeric / safe), 0.0)
+
+
+def within(discrepancy: Any, bound: Any) -> np.ndarray:
+    """Where ``|discrepancy| <= bound`` is proven: both finite and the inequality holds.
+
+    Every pass decision goes through here (fail closed): a NaN or infinite discrepancy or bound
+    (a tolerance that overflowed on partials near 1e160, a loss that overflowed) never passes;
+    it can only fail or stay undecided.
+    """
+    discrepancy = np.asarray(discrepancy, dtype=np.float64)
+    bound = np.asarray(bound, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.isfinite(discrepancy) & np.isfinite(bound) & (np.abs(discrepancy) <= bound)
+
+
+def beyond(discrepancy: Any, bound: Any) -> np.ndarray:
+    """Where ``|discrepancy| > bound`` is proven: both finite and the inequality holds.
+
+    Not the negation of :func:`within`: where either is not finite, neither is proven.
+    """
+    discrepancy = np.asarray(discrepancy, dtype=np.float64)
+    bound = np.asarray(bound, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.isfinite(discrepancy) & np.isfinite(bound) & (np.abs(discrepancy) > bound)
+
+
+def euclidean_norm(values: np.ndarray) -> float:
+    """``||values||_2`` without overflow: scaled by the largest magnitude first.
+
+    ``sqrt(sum(v**2))`` overflows to inf once an element passes ~1e154 although the norm is
+    representable; an inf there would become an infinite tolerance.
+    """
+    values = np.abs(np.asarray(values, dtype=np.float64))
+    if values.size == 0:
+        return 0.0
+    largest = float(values.max())
+    if largest == 0.0 or not math.isfinite(largest):
+        return largest
+    return largest * float(np.sqrt(np.sum((values / largest) ** 2)))

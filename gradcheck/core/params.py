@@ -10,6 +10,7 @@ on every way out (``finally``), KeyboardInterrupt included.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from numbers import Real
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.core import running
 from gradcheck.errors import InputError, StateMutationError
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -60,6 +62,14 @@ def _as_param(name: Any, value: Any) -> Param:
     if not isinstance(name, str):
         raise InputError(f"parameter names must be strings, got {name!r} ({type(name).__name__})")
     notes: list[str] = []
+    if isinstance(value, np.ma.MaskedArray):
+        # writing an element through a masked array unmasks it, and the snapshot keeps only
+        # the data: the mask would not come back
+        raise InputError(
+            f"parameter {name!r} is a masked array (numpy.ma); gradcheck perturbs parameters "
+            f"element by element and a write unmasks the element: pass {name}.filled(...) or "
+            f"{name}.data and apply the mask inside the loss"
+        )
     if isinstance(value, np.ndarray):
         array = value
         python_scalar = False
@@ -163,11 +173,30 @@ class ParamSet:
             raise InputError(_not_params(params))
         if not params:
             raise InputError("params is empty; pass at least one parameter")
-        self.params: dict[str, Param] = {n: _as_param(n, v) for n, v in params.items()}
-        self._check_aliasing()
+        # claimed before any snapshot: another check must not have an element moved then
+        self._claim = running.claim(
+            [(str(n), v) for n, v in params.items() if isinstance(v, np.ndarray)]
+        )
+        try:
+            self.params: dict[str, Param] = {n: _as_param(n, v) for n, v in params.items()}
+            self._check_aliasing()
+        except BaseException:
+            running.release(self._claim)
+            raise
         self.view: dict[str, Any] = {}
         for p in self.params.values():
             self.view[p.name] = self._public(p)
+        self._claim.restore = _weak_restore(self)
+        # a ParamSet dropped without finish() (a test's, say) still frees its arrays
+        weakref.finalize(self, running.release, self._claim)
+
+    def finish(self) -> None:
+        """Restore every parameter (:meth:`restore_all`) and release their memory for other
+        checks (:mod:`gradcheck.core.running`), whatever the restore raises."""
+        try:
+            self.restore_all()
+        finally:
+            running.release(self._claim)
 
     def _check_aliasing(self) -> None:
         # read-only arrays too: their private copies would move apart from what they view
@@ -306,6 +335,18 @@ class ParamSet:
     @property
     def notes(self) -> list[str]:
         return [n for p in self.params.values() for n in p.notes]
+
+
+def _weak_restore(pset: ParamSet) -> Callable[[], None]:
+    """``pset.restore_all`` without keeping ``pset`` alive (the claim outlives no ParamSet)."""
+    method = weakref.WeakMethod(pset.restore_all)
+
+    def restore() -> None:
+        bound = method()
+        if bound is not None:
+            bound()
+
+    return restore
 
 
 def read_only_error(p: Param) -> StateMutationError:

@@ -59,6 +59,9 @@ def direction_step(noise: float, third: float, eps: float, n: int) -> float:
     return float(np.clip((3.0 * noise / third) ** (1 / 3), low, high))
 
 
+MIN_FALSE_ALARM = 1e-300  # below it the Gaussian quantile is not representable
+
+
 def gaussian_quantile(false_alarm: float) -> float:
     """``c`` with ``P(|N(0, 1)| > c) = false_alarm``.
 

@@ -37,6 +37,7 @@ from gradcheck.core.numerics import Tolerance, coarser_eps, evaluation_noise
 from gradcheck.errors import InputError
 from gradcheck.fast.numerics import (
     KINK_MULTIPLES,
+    MIN_FALSE_ALARM,
     direction_scale,
     direction_step,
     direction_tolerance,
@@ -87,6 +88,11 @@ class FastOptions:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0 < value < 1):
                 raise InputError(f"FastOptions.{name} must be in (0, 1), got {value!r}")
+        if self.false_alarm < MIN_FALSE_ALARM:  # its quantile would be infinite
+            raise InputError(
+                f"FastOptions.false_alarm must be in [{MIN_FALSE_ALARM:g}, 1), got "
+                f"{self.false_alarm!r}"
+            )
         if not isinstance(self.auto, bool):
             raise InputError(f"FastOptions.auto must be a bool, got {self.auto!r}")
 
@@ -271,8 +277,9 @@ def _evaluate(
     index = slice(weights.lo, weights.hi)
     scaled = ScaledNorm()
     for a, b, z, s in direction.chunks(weights):
-        w = z * s
-        move = (step * w).astype(t.x.dtype)
+        with np.errstate(over="ignore"):  # past the dtype's range: an infinite, failing point
+            w = z * s
+            move = (step * w).astype(t.x.dtype)
         piece = buffer[a - weights.lo : b - weights.lo]
         x = t.x[a:b]
         with np.errstate(over="ignore", invalid="ignore"):
@@ -292,8 +299,9 @@ def _evaluate(
         sums.rounding = scaled.value * (2.0 * step)
     f_up = float(differences.evaluator.at([(t.name, index, buffer)])[0])
     for a, b, z, s in direction.chunks(weights):
-        move = (step * z * s).astype(t.x.dtype)
-        np.subtract(t.x[a:b], move, out=buffer[a - weights.lo : b - weights.lo])
+        with np.errstate(over="ignore"):
+            move = (step * z * s).astype(t.x.dtype)
+            np.subtract(t.x[a:b], move, out=buffer[a - weights.lo : b - weights.lo])
     f_down = float(differences.evaluator.at([(t.name, index, buffer)])[0])
     return f_up, f_down, sums
 

@@ -98,6 +98,8 @@ def heat_bin(rel_err: float) -> int | None:
         return None
     if rel_err <= 0:
         return 0
+    if math.isinf(rel_err):
+        return len(COLORS) - 1
     return int(min(max(math.floor(math.log10(rel_err)) + 12, 0), len(COLORS) - 1))
 
 

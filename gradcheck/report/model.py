@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -31,9 +31,31 @@ class Entry(NamedTuple):
     kind: str | None = None  # the diagnosis class of a failing element
 
 
-def _number(value: float) -> float | None:
+def _number(value: Any) -> float | None:
+    """The one conversion of a float for JSON: ``None`` (null) when it is NaN or infinite
+    (strict JSON has no NaN or Infinity); a Python float otherwise."""
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` as plain JSON data: every float through :func:`_number`, NumPy scalars and
+    arrays as Python numbers and lists, tuples and sets as lists, mapping keys as strings."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return _number(value)
+    if isinstance(value, Mapping):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return json_ready(value.tolist())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [json_ready(v) for v in value]
+    return str(value)  # anything else a user put in (a Path, an enum): its text
 
 
 @dataclass(frozen=True)
@@ -108,92 +130,108 @@ class Report:
         return list(self.iter_entries())
 
     def to_dict(self, entries: bool = True) -> dict[str, Any]:
-        """The stable JSON schema (documented in the README); later versions only add keys."""
+        """The stable JSON schema (documented in the README); later versions only add keys.
+
+        Strict JSON data: every float goes through one conversion (:func:`json_ready`), so a
+        NaN or infinite value (a ``nonfinite`` element's error, a probe's bound) is ``None``.
+        """
         diagnosis = self.diagnosis
+        head = json_ready(
+            {
+                "passed": self.passed,
+                "evaluations": self.evaluations,
+                "loss": self.loss,
+                "options": self.options,
+                "notes": self.notes,
+                "extra_gradients": self.extra_gradients,
+                "params": [
+                    {
+                        "name": p.name,
+                        "shape": p.shape,
+                        "grad_shape": p.grad_shape,
+                        "dtype": p.dtype,
+                        "status": p.status,
+                        "max_abs_err": p.max_abs_err,
+                        "max_rel_err": p.max_rel_err,
+                        "max_scaled_err": scaled_error(p),
+                        "n_wrong": p.n_wrong,
+                        "n_uncertain": p.count("uncertain"),
+                        "size": p.size,
+                        "counts": p.counts(),
+                        "worst_index": p.worst_index,
+                        "probe": None if p.probe is None else p.probe.to_dict(),
+                    }
+                    for p in self.params
+                ],
+            }
+        )
+        # entries: one per element, each float through the same conversion, built directly
+        head["entries"] = [
+            {
+                "param": e.param,
+                "index": list(e.index),
+                "analytic": None if e.analytic is None else _number(e.analytic),
+                "numeric": _number(e.numeric),
+                "abs_err": None if e.abs_err is None else _number(e.abs_err),
+                "rel_err": None if e.rel_err is None else _number(e.rel_err),
+                "status": e.status,
+                **({"class": e.kind} if e.kind else {}),
+            }
+            for e in (self.iter_entries() if entries else ())
+        ]
+        tail = json_ready(
+            {
+                "cosine": None if diagnosis is None else diagnosis.cosine,
+                "descent": None if diagnosis is None else diagnosis.descent,
+                "findings": []
+                if diagnosis is None
+                else [
+                    {
+                        "kind": f.kind,
+                        "message": f.message,
+                        "params": f.params,
+                        "elements": f.elements,
+                        "factor": f.factor,
+                        "count": f.count,
+                        "share": f.share,
+                        "meaning": f.meaning,
+                    }
+                    for f in diagnosis.findings
+                ],
+                "groups": []
+                if diagnosis is None
+                else [
+                    {
+                        "factor": g.factor,
+                        "uncertainty": g.uncertainty,
+                        "members": g.members,
+                        "message": g.message,
+                    }
+                    for g in diagnosis.groups
+                ],
+            }
+        )
+        nodes = [
+            {
+                **json_ready(
+                    {
+                        "name": r.name,
+                        "next": r.next,
+                        "step": r.step,
+                        "right": r.right,
+                        "enters_here": r.enters_here,
+                    }
+                ),
+                "grad": r.total.to_dict(entries=entries),
+                "local": None if r.local is r.total else r.local.to_dict(entries=entries),
+            }
+            for r in self.nodes
+        ]
         return {
-            "passed": self.passed,
-            "evaluations": self.evaluations,
-            "loss": _number(self.loss),
-            "options": self.options,
-            "notes": list(self.notes),
-            "extra_gradients": list(self.extra_gradients),
-            "params": [
-                {
-                    "name": p.name,
-                    "shape": list(p.shape),
-                    "grad_shape": None if p.grad_shape is None else list(p.grad_shape),
-                    "dtype": p.dtype,
-                    "status": p.status,
-                    "max_abs_err": p.max_abs_err,
-                    "max_rel_err": p.max_rel_err,
-                    "max_scaled_err": None
-                    if (scaled := scaled_error(p)) is None
-                    else _number(scaled),
-                    "n_wrong": p.n_wrong,
-                    "n_uncertain": p.count("uncertain"),
-                    "size": p.size,
-                    "counts": p.counts(),
-                    "worst_index": list(p.worst_index),
-                    "probe": None if p.probe is None else p.probe.to_dict(),
-                }
-                for p in self.params
-            ],
-            "entries": [
-                {
-                    "param": e.param,
-                    "index": list(e.index),
-                    "analytic": None if e.analytic is None else _number(e.analytic),
-                    "numeric": _number(e.numeric),
-                    "abs_err": None if e.abs_err is None else _number(e.abs_err),
-                    "rel_err": None if e.rel_err is None else _number(e.rel_err),
-                    "status": e.status,
-                    **({"class": e.kind} if e.kind else {}),
-                }
-                for e in (self.iter_entries() if entries else ())
-            ],
-            "cosine": None
-            if diagnosis is None or diagnosis.cosine is None
-            else _number(diagnosis.cosine),
-            "descent": None if diagnosis is None else diagnosis.descent,
-            "findings": []
-            if diagnosis is None
-            else [
-                {
-                    "kind": f.kind,
-                    "message": f.message,
-                    "params": list(f.params),
-                    "elements": list(f.elements),
-                    "factor": None if f.factor is None else _number(f.factor),
-                    "count": f.count,
-                    "share": _number(f.share),
-                    "meaning": f.meaning,
-                }
-                for f in diagnosis.findings
-            ],
-            "groups": []
-            if diagnosis is None
-            else [
-                {
-                    "factor": _number(g.factor),
-                    "uncertainty": _number(g.uncertainty),
-                    "members": list(g.members),
-                    "message": g.message,
-                }
-                for g in diagnosis.groups
-            ],
-            "nodes": [
-                {
-                    "name": r.name,
-                    "next": r.next,
-                    "step": r.step,
-                    "right": r.right,
-                    "enters_here": r.enters_here,
-                    "grad": r.total.to_dict(entries=entries),
-                    "local": None if r.local is r.total else r.local.to_dict(entries=entries),
-                }
-                for r in self.nodes
-            ],
-            "node_summary": summarize(self.nodes) if self.nodes else [],
+            **head,
+            **tail,
+            "nodes": nodes,
+            "node_summary": json_ready(summarize(self.nodes)) if self.nodes else [],
             "samples": [s.to_dict(entries=entries) for s in self.samples],
             "recheck_float64": None if self.recheck is None else self.recheck.to_dict(entries),
         }

@@ -137,3 +137,79 @@ def test_gradient_returning_views_of_a_reused_buffer_is_copied():
     workspace[:] = 99.0  # scribbled over after the call: the check must hold its own copy
     assert report.passed
     assert report["b"].analytic.tolist() == smooth.grad(params)["b"].tolist()
+
+
+def test_a_masked_gradient_is_refused():
+    # issue 12 item 12 sibling: np.asarray dropped the mask and compared the hidden values
+    params = _params()
+    snap = snapshot(params)
+    masked = _with(b=lambda g: np.ma.array(g, mask=[True, False]))
+    with pytest.raises(InputError, match=r"gradient for 'b' is a masked array \(numpy\.ma\)"):
+        gradcheck.check(smooth.loss, masked, params)
+    assert_unchanged(snap)
+
+
+def _differences(n, **fields):
+    """TensorDifferences of ``n`` elements: numeric 1, tiny error, not refined, overridable."""
+    from gradcheck.core.differences import TensorDifferences
+
+    arrays = {
+        "numeric": np.ones(n),
+        "error": np.full(n, 1e-12),
+        "step": np.full(n, 1e-5),
+        "forward": np.full(n, np.nan),
+        "backward": np.full(n, np.nan),
+        "slack": np.full(n, np.nan),
+        "kink": np.zeros(n, dtype=bool),
+        "refined": np.zeros(n, dtype=bool),
+    }
+    arrays.update(fields)
+    return TensorDifferences(**arrays, third=0.0, rtol=1e-8)
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_an_element_whose_tolerance_is_not_finite_fails_closed(bad):
+    # issue 12 item 2: an infinite tolerance passed a 10x wrong partial
+    from gradcheck.core.compare import compare
+    from gradcheck.core.params import ParamSet
+
+    pset = ParamSet({"w": np.array([0.5, 0.6])})
+    result = compare(
+        pset["w"],
+        np.array([10.0, 1.0]),
+        _differences(2, error=np.array([bad, 1e-12])),
+        gradcheck.Tolerance(),
+    )
+    assert result.statuses.tolist() == ["nonfinite", "ok"]
+    assert result.failed
+
+
+def test_a_kink_with_an_infinite_margin_is_not_a_subgradient():
+    from gradcheck.core.compare import compare
+    from gradcheck.core.params import ParamSet
+
+    pset = ParamSet({"w": np.array([0.5])})
+    fd = _differences(
+        1,
+        numeric=np.array([0.0]),
+        forward=np.array([1.0]),
+        backward=np.array([-1.0]),
+        slack=np.array([np.inf]),
+        kink=np.array([True]),
+    )
+    result = compare(pset["w"], np.array([50.0]), fd, gradcheck.Tolerance())
+    assert result.statuses.tolist() == ["wrong"]
+
+
+def test_a_wrong_gradient_of_a_loss_near_the_float64_limit_never_passes():
+    # issue 12 item 2 sibling: the pilot's third derivative (6e307, times its margin) overflowed
+    # to inf, every tolerance became inf and a factor-2 wrong gradient PASSED the full check
+    scale = 1e307
+    report = gradcheck.check(
+        lambda p: float(scale * np.sum(p["w"] ** 3)),
+        lambda p: {"w": 2.0 * (3.0 * scale * p["w"] ** 2)},  # finite: up to 2.9e307
+        {"w": np.array([0.5, 0.6, 0.7])},
+    )
+    assert np.isfinite(report["w"].analytic).all()
+    assert not report.passed
+    assert set(report["w"].statuses.tolist()) <= {"wrong", "nonfinite"}

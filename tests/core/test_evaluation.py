@@ -6,6 +6,7 @@ import json
 import math
 import re
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -284,6 +285,14 @@ BAD_VALUES = [
     ("nan", math.nan, r"loss is nan at the starting parameters; it must be finite"),
     ("inf", math.inf, r"loss is inf at the starting parameters; it must be finite"),
     ("numpy-neg-inf", np.float32(-np.inf), r"loss is -inf at the starting parameters"),
+    # issue 12 item 8: an OverflowError, or a silent inf, before
+    ("int-10**400", 10**400, r"loss returned an integer of 1329 bits at the starting .*range"),
+    ("int-10**5000", 10**5000, r"loss returned an integer of 16610 bits at the starting"),
+    ("fraction", Fraction(10**400, 3), r"loss returned Fraction .*beyond float64's range"),
+    ("longdouble", np.longdouble(10) ** 400, r"loss returned longdouble .*beyond float64's"),
+    # issue 12 item 12 sibling: float(np.ma.masked) is nan with a UserWarning
+    ("masked", np.ma.masked, r"loss returned a masked value at the starting parameters"),
+    ("masked-0d", np.ma.array(1.0, mask=True), r"loss returned a masked value"),
 ]
 
 
@@ -363,6 +372,18 @@ def test_loss_nan_only_at_a_perturbed_point_is_a_nonfinite_element():
         ((2,), "ok"),
     ]
     assert not report.passed
+    assert_unchanged(snap)
+
+
+def test_loss_overflowing_float64_only_at_a_perturbed_point_names_the_element():
+    params = {"w": np.array([0.5, -1.0]), "b": 0.25}
+    snap = snapshot(params)
+
+    def loss(p):
+        return 10**400 if p["b"] != 0.25 else smooth.loss(p)
+
+    with pytest.raises(InputError, match=r"integer of 1329 bits with b moved to 0\.2.*range"):
+        gradcheck.check(loss, smooth.grad, params)
     assert_unchanged(snap)
 
 
@@ -569,6 +590,55 @@ def test_grad_writing_into_its_parameters_is_refused():
     with pytest.raises(StateMutationError, match=r"calling grad changed parameter\(s\) 'z'"):
         gradcheck.check(smooth.loss, grad, params)
     assert_unchanged(snap)
+
+
+def _layer_whose_backward_adds_into_its_upstream_argument():
+    """loss = sum(upstream * w * x) with ``upstream`` a closed-over array (ones). The backward
+    returns 2 x (wrong: the partial is x) and adds 1 into ``upstream``, as a layer's
+    ``dnext_c += ...`` does: the loss becomes sum(2 w x), whose gradient IS 2 x."""
+    x = np.array([0.5, -1.0, 2.0])
+    upstream = np.ones(3)
+
+    def loss(p):
+        return float(np.sum(upstream * p["w"] * x))
+
+    def grad(p):
+        dnext = upstream
+        dnext += 1.0
+        return {"w": 2.0 * x}
+
+    return loss, grad, {"w": np.array([1.0, 2.0, 3.0])}
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+def test_grad_changing_what_the_loss_reads_is_refused(mode):
+    # issue 12 item 6: the loss changed under the check and a WRONG gradient PASSED
+    loss, grad, params = _layer_whose_backward_adds_into_its_upstream_argument()
+    snap = snapshot(params)
+    with pytest.raises(
+        StateMutationError,
+        match=r"the gradient function changed what the loss reads \(an in-place \+= into an "
+        r"array the loss closes over\?\): the loss was 4\.5 before grad\(params\) and 9\.0 "
+        r"after it",
+    ):
+        gradcheck.check(loss, grad, params, mode=mode)
+    assert_unchanged(snap)
+
+
+def test_the_baseline_still_costs_two_evaluations_with_grad_between_them():
+    calls = []
+
+    def loss(p):
+        calls.append(1)
+        return smooth.loss(p)
+
+    def grad(p):
+        calls.append("grad")
+        return smooth.grad(p)
+
+    _, params = _params()
+    gradcheck.check(loss, grad, params)
+    assert calls[:3] == [1, "grad", 1]
 
 
 def test_grad_raising_is_a_loss_error():

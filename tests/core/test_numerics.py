@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
-from gradcheck import check
+from gradcheck import InputError, check
 from gradcheck.core.numerics import (
     Tolerance,
+    beyond,
+    euclidean_norm,
     optimal_step,
     relative_error,
     step_bounds,
     taken_steps,
+    within,
 )
 
 
@@ -125,11 +130,67 @@ def test_relative_error_metric():
     assert relative_error(np.array([3.0]), np.array([1.0]))[0] == pytest.approx(2 / 3)
 
 
+def test_relative_error_does_not_overflow_at_the_float64_limit():
+    # issue 12 item 7 sibling: |a - n| overflowed to inf, an infinite "relative error"
+    big = np.finfo(np.float64).max
+    assert relative_error(np.array([big]), np.array([-big])).tolist() == [2.0]
+
+
 def test_tolerance_validates():
     with pytest.raises(ValueError, match="safety"):
         Tolerance(safety=0)
     with pytest.raises(ValueError, match="rtol"):
         Tolerance(rtol=-1.0)
+
+
+# issue 12 items 4 and 10: Tolerance(rtol=inf) or noise_ulps=inf let a 10x wrong gradient pass;
+# Tolerance(safety="x") was a TypeError
+@pytest.mark.parametrize(
+    ("kwargs", "option"),
+    [
+        ({"safety": math.inf}, "safety"),
+        ({"safety": math.nan}, "safety"),
+        ({"safety": "x"}, "safety"),
+        ({"safety": True}, "safety"),
+        ({"noise_ulps": math.inf}, "noise_ulps"),
+        ({"noise_ulps": math.nan}, "noise_ulps"),
+        ({"noise_ulps": 2.0**52}, "noise_ulps"),
+        ({"noise_ulps": None}, "noise_ulps"),
+        ({"rtol": math.inf}, "rtol"),
+        ({"rtol": math.nan}, "rtol"),
+        ({"rtol": 0.5}, "rtol"),
+        ({"rtol": "1e-6"}, "rtol"),
+    ],
+)
+def test_nonfinite_or_absurd_tolerance_settings_are_input_errors(kwargs, option):
+    with pytest.raises(InputError, match=rf"Tolerance\.{option} must be .*, got"):
+        Tolerance(**kwargs)
+
+
+def test_loose_tolerance_settings_that_are_accepted_still_fail_a_factor_2_bug():
+    x0 = np.array([0.3, -0.7, 1.1])
+    for tol in (Tolerance(rtol=0.49), Tolerance(safety=1e6), Tolerance(noise_ulps=1e6)):
+        report = check(
+            lambda p: float(np.sum(np.sin(p["x"]))),
+            lambda p: {"x": 2 * np.cos(p["x"])},
+            {"x": x0.copy()},
+            tolerance=tol,
+        )
+        assert not report.passed, tol
+
+
+def test_within_and_beyond_are_proven_only_on_finite_numbers():
+    d = np.array([1.0, 3.0, np.inf, np.nan, 1.0, 1.0])
+    b = np.array([2.0, 2.0, 2.0, 2.0, np.inf, np.nan])
+    assert within(d, b).tolist() == [True, False, False, False, False, False]
+    assert beyond(d, b).tolist() == [False, True, False, False, False, False]
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1.0, 1e160, 1e300])
+def test_euclidean_norm_does_not_overflow(scale):
+    values = np.array([3.0, -4.0]) * scale
+    assert euclidean_norm(values) == pytest.approx(5.0 * scale)
+    assert euclidean_norm(np.zeros(3)) == 0.0
 
 
 def test_fixed_tiny_step_is_not_accurate_enough_on_the_askers_net():

@@ -72,6 +72,17 @@ REFUSED = [
         r"'w' has dtype object; expected float32 or float64",
     ),
     ("empty-array", lambda: {"w": np.zeros((2, 0))}, r"'w' is empty \(shape \(2, 0\)\)"),
+    # issue 12 item 12: a masked array came back without its mask
+    (
+        "masked-array",
+        lambda: {"w": np.ma.array(_w(), mask=[False, True, False])},
+        r"'w' is a masked array \(numpy.ma\); .*pass w.filled\(...\) or w.data",
+    ),
+    (
+        "masked-array-nothing-masked",
+        lambda: {"w": np.ma.array(_w())},
+        r"'w' is a masked array \(numpy.ma\)",
+    ),
     (
         "nan",
         lambda: {"w": np.array([[0.5, 1.0], [np.nan, 2.0]])},

@@ -417,3 +417,22 @@ def test_spread_out_small_error_still_fails_closed(size, rel):
     if rel < 1e-5:
         assert w.probe.unresolved
         assert w.status == "wrong"
+
+
+# issue 12 items 4 and 10: FastOptions refused with ValueError/TypeError, or not at all
+@pytest.mark.parametrize(
+    ("kwargs", "option"),
+    [
+        ({"probes": 0}, "probes"),
+        ({"probes": 2.0}, "probes"),
+        ({"max_wrong": True}, "max_wrong"),
+        ({"fallback_samples": "4"}, "fallback_samples"),
+        ({"false_alarm": float("nan")}, "false_alarm"),
+        ({"false_alarm": float("inf")}, "false_alarm"),
+        ({"false_alarm": 5e-324}, "false_alarm"),
+        ({"false_alarm": "1e-9"}, "false_alarm"),
+    ],
+)
+def test_bad_fast_options_are_input_errors_naming_the_option(kwargs, option):
+    with pytest.raises(InputError, match=rf"FastOptions\.{option} must be"):
+        FastOptions(**kwargs)

@@ -14,7 +14,7 @@ from examples.layer_pair import (
     lstm_step_backward,
     lstm_step_forward,
 )
-from gradcheck import InputError, check, check_layer
+from gradcheck import InputError, StateMutationError, check, check_layer
 from tests.helpers.snapshot import assert_unchanged, snapshot
 
 
@@ -50,7 +50,8 @@ def test_backward_writing_into_dout_cannot_pass_a_wrong_backward():
     dh, dc = rng.normal(size=(2, 4)), rng.normal(size=(2, 4))
 
     # the hand-made check of the issue: the loss's own dout handed to backward, which adds
-    # into it: the loss changes under the check and the wrong backward passes
+    # into it: the loss changed under the check and the wrong backward passed; check() now
+    # refuses it (issue 12 item 6), and check_layer hands backward a copy and catches the bug
     def loss(p):
         next_h, next_c, _ = lstm_step_forward(**p)
         return float(np.sum(next_h * dh) + np.sum(next_c * dc))
@@ -59,7 +60,8 @@ def test_backward_writing_into_dout_cannot_pass_a_wrong_backward():
         _, _, cache = lstm_step_forward(**p)
         return dict(zip(p, _double_counting_backward(dh, dc, cache), strict=True))
 
-    assert check(loss, grad, inputs).passed
+    with pytest.raises(StateMutationError, match="the gradient function changed what the loss"):
+        check(loss, grad, inputs)
     report = check_layer(lstm_step_forward, _double_counting_backward, lstm_inputs())
     assert {p for p, _ in _wrong(report)} == {"x", "prev_h", "prev_c", "Wx", "Wh", "b"}
     assert any("writes into its dout argument 1 in place" in n for n in report.notes)
