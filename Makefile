@@ -36,6 +36,7 @@ bench:
 		$(PY) -m benchmarks.bench --out reports/bench.md
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 		$(PY) -m benchmarks.fast --out reports/bench-fast.md
+	$(PY) -m benchmarks.numerics --out reports/numerics.md
 
 lint: $(STAMP)
 	$(PY) -m ruff format --check $(LINTED)

@@ -21,13 +21,14 @@ def test_progress_counts_every_evaluation_and_the_plan_is_exact(bug, richardson)
     assert [d for d, _ in calls] == list(range(1, report.evaluations + 1))
     totals = [total for _, total in calls]
     assert totals == sorted(totals)  # the plan only grows, as refinement adds evaluations
-    # the plan is exact from the first evaluation, but for the refinement of disagreeing
-    # elements (4 evaluations each), which only a full pass can know; with richardson every
-    # element is refined, and that is planned from the start
-    unplanned = 0 if richardson else 4 * sum(int(p.refined.sum()) for p in report.params)
-    assert totals[0] == report.evaluations - unplanned
+    # the plan covers the baseline and the main pass from the first evaluation; the pilots
+    # (noise table, step ladder: adaptive) and the refinement of disagreeing elements, which
+    # only a full pass can know, are planned as they are made; with richardson every element
+    # is refined, and that is planned from the start
+    size = sum(p.size for p in report.params)
+    assert totals[0] == 2 + (6 if richardson else 2) * size
     if bug is None:
-        assert unplanned == 0  # a correct smooth net needs no refinement
+        assert not any(p.refined.any() for p in report.params)  # a correct net needs none
     assert calls[-1] == (report.evaluations, report.evaluations)  # refinement is planned for
 
 

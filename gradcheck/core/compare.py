@@ -48,6 +48,8 @@ STATUS_ORDER = (
     "ok",
 )
 FAILING = frozenset({"no_gradient", "shape_mismatch", "nonfinite", "wrong"})
+# Sensitivity is summarised over the partials at least this fraction of their tensor's largest.
+SENSITIVITY_FRACTION = 0.01
 # One byte per element: a status is its position in STATUS_ORDER.
 CODE = {status: np.uint8(k) for k, status in enumerate(STATUS_ORDER)}
 _NAMES = np.array(STATUS_ORDER)
@@ -90,12 +92,16 @@ class ParamResult:
     probe: ProbeSummary | None = None  # fast mode: the tensor's probes and localization
     elements: np.ndarray | None = None  # flat indices the arrays describe; None: all
     unmeasured: Mapping[str, int] = field(default_factory=dict)  # status -> count
+    noise: float = float("nan")  # measured standard deviation of the loss values (ECnoise)
+    # the smallest |analytic - numeric| the check was sure to flag, per element (None: unknown)
+    detectable: np.ndarray | None = None
     status: str = field(init=False)  # the worst status of its elements
 
     def __post_init__(self) -> None:
         for f in (
             "analytic", "numeric", "fd_error", "tolerance", "abs_err", "rel_err", "codes",
             "step", "forward", "backward", "kink", "refined", "raw_grad", "elements",
+            "detectable",
         ):  # fmt: skip
             value = getattr(self, f)
             if value is not None:
@@ -131,6 +137,34 @@ class ParamResult:
     @property
     def failed(self) -> bool:
         return self.status in FAILING
+
+    @property
+    def sensitivity(self) -> np.ndarray:
+        """Per measured element, the smallest relative error its check could detect:
+        ``detectable / max(|analytic|, |numeric|)`` (inf for a zero partial, NaN unknown)."""
+        if self.detectable is None:
+            return np.full(self.numeric.size, np.nan)
+        scale = np.abs(self.numeric)
+        if self.analytic is not None:
+            scale = np.fmax(scale, np.abs(self.analytic))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(scale > 0, self.detectable / np.where(scale > 0, scale, 1.0), np.inf)
+
+    def sensitivity_summary(self) -> tuple[float, float] | None:
+        """Median and worst :attr:`sensitivity` over the elements whose numeric partial is at
+        least ``SENSITIVITY_FRACTION`` of the tensor's largest (the partials a check promises
+        to judge relative to their size); ``None`` when there are none."""
+        numeric = np.abs(self.numeric)
+        finite = np.isfinite(numeric)
+        if not finite.any() or not numeric[finite].max() > 0:
+            return None
+        with np.errstate(invalid="ignore"):
+            large = finite & (numeric >= SENSITIVITY_FRACTION * numeric[finite].max())
+        values = self.sensitivity[large]
+        values = values[~np.isnan(values)]
+        if not values.size:
+            return None
+        return float(np.median(values)), float(values.max())
 
     def count(self, status: str) -> int:
         """Elements with this status, measured or not."""
@@ -258,14 +292,14 @@ def compare(
         rel_err = np.full(n, np.nan)
         with np.errstate(over="ignore"):
             allowed = tolerance.safety * fd.error
+        scale = np.abs(numeric)
         codes[:] = CODE["no_gradient" if grad is None else "shape_mismatch"]
     else:
         with np.errstate(invalid="ignore", over="ignore"):
             abs_err = np.abs(analytic - numeric)
             rel_err = relative_error(analytic, numeric)
-            allowed = tolerance.safety * fd.error + fd.rtol * np.maximum(
-                np.abs(analytic), np.abs(numeric)
-            )
+            scale = np.maximum(np.abs(analytic), np.abs(numeric))
+            allowed = tolerance.safety * fd.error + fd.rtol * scale
         finite = np.isfinite(analytic) & np.isfinite(numeric)
         wrong = beyond(abs_err, allowed)
         codes[finite & wrong] = CODE["wrong"]
@@ -303,4 +337,6 @@ def compare(
         probe=probe,
         elements=None if elements is None else np.asarray(elements, dtype=np.intp),
         unmeasured=dict(unmeasured or {}),
+        noise=float(fd.noise),
+        detectable=(fd.detectable + fd.rtol * scale) if fd.detectable.size == n else None,
     )

@@ -2,27 +2,34 @@
 
 Per parameter tensor:
 
-1. **Pilot.** On up to three elements (of the tensor, or shared by all small tensors),
-   central differences at ``hp`` and ``2hp`` (pilot step ``hp = eps**(1/5) max(1, |x|)``)
-   measure ``|f'''|``, which fixes the step of the main pass.
-2. **Main pass.** Every element gets one central difference at the step ``h`` that minimises
-   truncation + rounding (:func:`gradcheck.core.numerics.optimal_step`): two loss evaluations each.
-3. **Refinement.** Elements whose hand-written value disagrees with the main pass beyond the
-   estimated error (and every element, with ``richardson=True``) get four more evaluations at
-   ``x +- h/4`` and ``x +- h/2``. Three levels give a Richardson value with its own error
-   estimate; the way the one-sided slopes' gap grows with the step tells a kink (ReLU at 0, a
-   max-pool tie, ``abs``: the element is ``uncertain``) from a smooth function, and the way
-   the central values converge tells a loss that is C1 but not C2 (``relu(z)**2`` at ``z = 0``:
-   error linear in the step, extrapolated linearly). Smaller steps, not larger: they stay
-   clear of nearby kinks and resolve sharp curvature the main step does not.
+1. **Pilot** (:mod:`gradcheck.core.pilot`). On up to three elements (of the tensor, or shared
+   by all small tensors): the loss's noise, measured once per check, and ``|f'''|`` from a
+   ladder of steps converging on the function's own scale. The step of the main pass follows
+   from both (:func:`gradcheck.core.numerics.scale_free_step`), whatever the scale of the
+   parameter; a loss that rounds its parameters gets steps well above that resolution, and
+   ``|f'| x resolution`` counts as each element's noise.
+2. **Main pass.** Every element gets one central difference at that step: two loss
+   evaluations each, and an error bound from the pilot's ``|f'''|`` and the noise.
+3. **Refinement.** Elements whose hand-written value disagrees with the main pass by more
+   than that bound (and every element, with ``richardson=True``) get four more evaluations
+   at ``x +- h/4`` and ``x +- h/2``. Three levels give a Richardson value with an error
+   estimate of the element's own (no tensor-wide curvature bound); the way the one-sided
+   slopes' gap grows with the step tells a kink (ReLU at 0, a max-pool tie, ``abs``: the
+   element is ``uncertain``) from a smooth function, and the way the central values converge
+   tells a loss that is C1 but not C2 (``relu(z)**2`` at ``z = 0``: error linear in the
+   step, extrapolated linearly). Smaller steps, not larger: they stay clear of nearby kinks
+   and resolve sharp curvature the main step does not. A smooth element still off after
+   that gets four more at ``x +- 2h`` and ``x +- 4h``, where rounding is 4x-8x smaller, and
+   keeps whichever Richardson value has the smaller error estimate: the tolerance is tight
+   where the measurement is good.
 
-A correct smooth net therefore costs about ``2P`` evaluations (plus 4 per pilot element);
-the extra ones go only where a verdict needs them.
+A correct smooth net therefore costs about ``2P`` evaluations (plus the pilots); the extra
+ones go only where a verdict needs them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,30 +37,40 @@ from gradcheck.core.evaluation import Evaluator
 from gradcheck.core.numerics import (
     Tolerance,
     central_error,
-    coarser_eps,
-    evaluation_noise,
-    optimal_step,
+    machine_eps,
+    noise_bound,
     pilot_step,
+    richardson_rounding,
+    scale_free_step,
     taken_steps,
 )
 from gradcheck.core.params import ParamSet
+from gradcheck.core.pilot import THIRD_MARGIN as THIRD_MARGIN  # fast mode reads it here
+from gradcheck.core.pilot import Pilot, Pilots
 from gradcheck.core.stencil import analyse
 from gradcheck.errors import StateMutationError
 
 PILOT_ELEMENTS = 3
-# Tensors smaller than this share one pilot (FiniteDifferences.shared_third): an own pilot (12
-# evaluations) then costs under 1% of the tensor's 2n.
+# Tensors smaller than this share one pilot (FiniteDifferences.shared_pilot): an own pilot (about
+# 40 evaluations) then costs under 2% of the tensor's 2n.
 OWN_PILOT_MIN = 1024
-# Third-derivative margin: the pilot sees three elements, the main pass all of them.
-THIRD_MARGIN = 4.0
 # Refinement levels, as fractions of the main step: smaller steps stay clear of nearby kinks and
 # of curvature the main step does not resolve, at the price of more rounding.
 REFINE_LEVELS = (0.25, 0.5)
+# Second refinement, for smooth elements still off after the first: larger steps, less rounding.
+WIDEN_LEVELS = (2.0, 4.0)
+# A main-pass discrepancy beyond this many error bounds is refined (no safety factor: the bound
+# comes from the tensor's largest curvature, so most elements sit far inside it, and a small
+# error must reach the per-element estimate to be judged by it).
+REFINE_TRIGGER = 1.0
 # A tensor wrong almost everywhere is wrong whatever refinement says about each element: refine
 # an evenly spread sample of its disagreeing elements (as fast mode samples), and all of them
 # only if the sample overturns a verdict. Below these, every disagreeing element is refined.
 REFINE_SAMPLE = 64
 WRONG_ALMOST_EVERYWHERE = 0.5
+# An element's numeric partial is resolved when its error estimate is within this fraction of
+# its size (and it is no kink): a ratio, a sign or a stall read from it is meaningful.
+RESOLVED_FRACTION = 0.1
 
 
 @dataclass
@@ -61,7 +78,7 @@ class TensorDifferences:
     """Finite-difference results for one parameter tensor (flat arrays, float64)."""
 
     numeric: np.ndarray
-    error: np.ndarray  # estimated |numeric - true partial|
+    error: np.ndarray  # estimated |numeric - true partial| (per element when refined)
     step: np.ndarray  # half the span actually taken by the central difference
     forward: np.ndarray  # one-sided slopes, NaN where the element was not refined
     backward: np.ndarray
@@ -70,6 +87,15 @@ class TensorDifferences:
     refined: np.ndarray  # bool: refined on smaller steps
     third: float  # the pilot's |f'''|
     rtol: float  # the relative floor of the tolerance rule for this tensor
+    # measured standard deviation of the loss values (ECnoise), NaN if not measured
+    noise: float = float("nan")
+    # bool: the numeric partial is known to RESOLVED_FRACTION of its size and is no kink, so
+    # ratios, signs and stalls read from it mean something ("converged")
+    resolved: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    # the smallest |analytic - numeric| the check is sure to flag, before the relative floor
+    # (safety * error where refined; the refinement trigger plus the rounding a refinement
+    # would carry elsewhere)
+    detectable: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 class FiniteDifferences:
@@ -85,38 +111,32 @@ class FiniteDifferences:
         self.params = evaluator.params
         self.tolerance = tolerance
         self.richardson = richardson
-        self._shared_third: float | None = None
+        self.pilots = Pilots(evaluator, tolerance)
+        self._shared: Pilot | None = None
         self.notes: list[str] = []  # what the user should know about how partials were refined
 
-    # -- differentiation -------------------------------------------------------------------
-    def _pilot(self, elements: list[tuple[str, int]]) -> float:
-        """The largest ``|f'''|`` seen on ``elements`` (name, flat index), times a margin."""
-        thirds = []
-        by_name: dict[str, list[int]] = {}
-        for name, index in elements:
-            by_name.setdefault(name, []).append(index)
-        for name, chosen in by_name.items():
-            index = np.array(chosen, dtype=np.intp)
-            x = self.params.flat_values(name)[index]
-            eps = coarser_eps(self.params[name].dtype, self.evaluator.loss_dtype)
-            probe = self._stencil(name, index, x, pilot_step(x, eps), eps, (1, 2))
-            usable = ~probe["kink"] & np.isfinite(probe["third"])
-            thirds.extend(probe["third"][usable].tolist())
-        return max(thirds) * THIRD_MARGIN if thirds else 0.0
+    # -- the pilot ---------------------------------------------------------------------------
+    def _eps(self, name: str) -> float:
+        return self.pilots.eps(name)
 
-    def shared_third(self) -> float:
+    def shared_pilot(self) -> Pilot:
         """One pilot for every tensor smaller than ``OWN_PILOT_MIN``, run once per check: a
         pilot per tiny tensor (a scalar weight) would cost more than the tensor itself."""
-        if self._shared_third is None:
+        if self._shared is None:
             small = [
                 (name, i)
                 for name in self.params.names
                 if self.params[name].size < OWN_PILOT_MIN
                 for i in range(self.params[name].size)
             ]
-            self._shared_third = self._pilot([small[k] for k in _spread(len(small))])
-        return self._shared_third
+            self._shared = self.pilots.run([small[k] for k in _spread(len(small))])
+        return self._shared
 
+    def shared_third(self) -> float:
+        """The shared pilot's ``|f'''|`` (with its margin)."""
+        return self.shared_pilot().third
+
+    # -- differentiation -------------------------------------------------------------------
     def differentiate(
         self,
         name: str,
@@ -139,27 +159,34 @@ class FiniteDifferences:
         everything = np.arange(x.size) if indices is None else np.asarray(indices, np.intp)
         x = x[everything]
         n = x.size
-        eps = coarser_eps(param.dtype, self.evaluator.loss_dtype)
+        eps = self._eps(name)
         tol = self.tolerance
 
-        # 1. pilot: |f'''| from central differences at hp and 2hp on a few elements (of this
-        # tensor, or, for small tensors, of all small tensors together)
+        # 1. pilot: noise and |f'''| on a few elements (of this tensor, or, for small tensors,
+        # of all small tensors together)
         if indices is None and x.size < OWN_PILOT_MIN:
-            third = self.shared_third()
+            pilot = self.shared_pilot()
         else:
-            third = self._pilot([(name, int(i)) for i in everything[_spread(n)]])
+            pilot = self.pilots.run([(name, int(i)) for i in everything[_spread(n)]])
+        third, sigma = pilot.third, pilot.sigma
 
-        # 2. main pass: one central difference per element at the optimal step
-        h = optimal_step(
-            x, float(evaluation_noise(np.array(self.evaluator.f0), eps, tol)), third, eps
-        )
+        # 2. main pass: one central difference per element at the step fitted to the function
+        largest = pilot.largest if np.isfinite(pilot.largest) else pilot_step(x, eps)
+        # a loss that rounds its parameters reads them no finer than its resolution
+        resolution = self.pilots.resolution
+        fineness = max(machine_eps(param.dtype), resolution)
+        h = scale_free_step(x, pilot.noise, third, largest, fineness)
         upper, lower, span = taken_steps(x, h)
         f_up = self.evaluator.at_elements(name, everything, upper)
         f_down = self.evaluator.at_elements(name, everything, lower)
-        noise = evaluation_noise(np.maximum(np.abs(f_up), np.abs(f_down)), eps, tol)
+        noise = noise_bound(sigma, np.maximum(np.abs(f_up), np.abs(f_down)), eps, tol)
         with np.errstate(invalid="ignore", over="ignore"):
             numeric = (f_up - f_down) / span
-        error = central_error(noise, span, third)
+            # the points the loss saw are off from ours by up to its resolution: as loss noise,
+            # |f'| times that
+            rounding = np.nan_to_num(np.abs(numeric)) * resolution * np.abs(x.astype(np.float64))
+            noise = np.maximum(noise, rounding)
+            error = central_error(noise, span, third)
         step = span / 2
         forward = np.full(n, np.nan)
         backward = np.full(n, np.nan)
@@ -169,17 +196,20 @@ class FiniteDifferences:
 
         # 3. refinement where the verdict needs it
         floor = tol.relative_floor(precision or param.dtype)
-        with np.errstate(invalid="ignore"):
-            off = (
-                np.zeros(n, dtype=bool)
-                if analytic is None
-                else (
-                    np.abs(analytic - numeric)
-                    > tol.safety * error + floor * np.maximum(np.abs(analytic), np.abs(numeric))
-                )
-                & np.isfinite(analytic)
-            )
+
+        def beyond(factor: float, where: np.ndarray) -> np.ndarray:
+            """Elements ``where`` whose discrepancy exceeds ``factor`` error estimates plus
+            the relative floor (none without a usable hand-written gradient)."""
+            if analytic is None:
+                return np.zeros(where.size, dtype=bool)
+            a, v = analytic[where], numeric[where]
+            with np.errstate(invalid="ignore"):
+                return (
+                    np.abs(a - v) > factor * error[where] + floor * np.maximum(np.abs(a), np.abs(v))
+                ) & np.isfinite(a)
+
         positions = np.arange(n)
+        off = beyond(REFINE_TRIGGER, positions)
         again = positions if self.richardson else positions[off]
         sampled = not self.richardson and refine_sample(again.size, n)
         if sampled:
@@ -192,9 +222,10 @@ class FiniteDifferences:
                 everything[again],
                 x[again],
                 step[again],
-                eps,
+                sigma,
                 REFINE_LEVELS,
                 known={1: (f_up[again], f_down[again])},
+                floor=rounding[again],
             )
             # a kink only matters where the hand-written value disagreed: elsewhere (the
             # richardson option) the main pass stands
@@ -207,15 +238,31 @@ class FiniteDifferences:
             slack[again] = more["slack"]
             kink[where] = more["kink"][keep]
             refined[again] = True
+            # 4. smooth elements still off by more than their own error, but not beyond the
+            # verdict's margin: larger steps carry 4-8x less rounding; keep the better value
+            smooth = where[~kink[where]]
+            widen = smooth[beyond(REFINE_TRIGGER, smooth) & ~beyond(tol.safety, smooth)]
+            if widen.size:
+                self.evaluator.plan(4 * widen.size)
+                wide = self._stencil(
+                    name,
+                    everything[widen],
+                    x[widen],
+                    step[widen],
+                    sigma,
+                    WIDEN_LEVELS,
+                    known={1: (f_up[widen], f_down[widen])},
+                    floor=rounding[widen],
+                )
+                better = (
+                    ~wide["kink"] & np.isfinite(wide["numeric"]) & (wide["error"] < error[widen])
+                )
+                numeric[widen[better]] = wide["numeric"][better]
+                error[widen[better]] = wide["error"][better]
             if not sampled:
                 break
             sampled = False
-            with np.errstate(invalid="ignore"):
-                still = (
-                    np.abs(analytic[again] - numeric[again])
-                    > tol.safety * error[again]
-                    + floor * np.maximum(np.abs(analytic[again]), np.abs(numeric[again]))
-                ) & ~kink[again]
+            still = beyond(tol.safety, again) & ~kink[again]
             rest = positions[off & ~refined]
             if still.all():
                 self.notes.append(
@@ -232,8 +279,32 @@ class FiniteDifferences:
                 f"parameter(s) {', '.join(map(repr, changed))} changed while {name!r} was "
                 "being perturbed; a loss must not update its parameters"
             )
+        with np.errstate(invalid="ignore"):
+            resolved = (
+                np.isfinite(numeric)
+                & np.isfinite(error)
+                & ~kink
+                & (error <= RESOLVED_FRACTION * np.abs(numeric))
+            )
+            detectable = np.where(
+                refined,
+                tol.safety * error,
+                REFINE_TRIGGER * error + tol.safety * richardson_rounding(noise, step),
+            )
         return TensorDifferences(
-            numeric, error, step, forward, backward, slack, kink, refined, third, floor
+            numeric,
+            error,
+            step,
+            forward,
+            backward,
+            slack,
+            kink,
+            refined,
+            third,
+            floor,
+            noise=sigma,
+            resolved=resolved,
+            detectable=detectable,
         )
 
     def _stencil(
@@ -242,12 +313,14 @@ class FiniteDifferences:
         idx: np.ndarray,
         x: np.ndarray,
         h: np.ndarray,
-        eps: float,
+        sigma: float,
         multiples: tuple[float, ...],
         known: dict[float, tuple[np.ndarray, np.ndarray]] | None = None,
+        floor: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
         """Central differences at ``m * h`` for ``m`` in ``multiples`` (and ``known`` ones),
-        analysed by :func:`gradcheck.core.stencil.analyse`."""
+        analysed by :func:`gradcheck.core.stencil.analyse` with the measured noise (at least
+        ``floor``, per element)."""
         dtype = self.params[name].dtype
         x = x.astype(dtype)
         x64 = x.astype(np.float64)
@@ -263,7 +336,11 @@ class FiniteDifferences:
                 f_down = self.evaluator.at_elements(name, idx, down)
             central[m] = (f_up, f_down, up.astype(np.float64) - x64, x64 - down.astype(np.float64))
             values += [f_up, f_down]
-        noise = evaluation_noise(np.abs(np.stack(values)).max(axis=0), eps, self.tolerance)
+        noise = noise_bound(
+            sigma, np.abs(np.stack(values)).max(axis=0), self._eps(name), self.tolerance
+        )
+        if floor is not None:
+            noise = np.maximum(noise, floor)
         return analyse(self.evaluator.f0, central, noise)
 
 
@@ -280,15 +357,29 @@ def refine_sample(disagreeing: int, size: int) -> bool:
     return disagreeing > REFINE_SAMPLE and disagreeing >= WRONG_ALMOST_EVERYWHERE * size
 
 
-def planned_evaluations(
-    params: ParamSet, richardson: bool = False, names: list[str] | None = None
-) -> int:
-    """Loss evaluations a check plans before refinement: 2 for the baseline, 4 per pilot
-    element (up to 3 per tensor of ``OWN_PILOT_MIN`` elements or more, up to 3 shared by the
-    smaller ones), and 2 per element (6 with ``richardson``), over ``names`` (all by default)."""
+# Pilot cost per element, typically: a share of the noise table (6) and a ladder of about three
+# levels (6). The pilot plans its own calls as it makes them (their number depends on the loss);
+# fast mode's cost model reads this figure.
+PILOT_EVALUATIONS = 12
+
+
+def pilot_evaluations(params: ParamSet, names: list[str] | None = None) -> int:
+    """The pilots' typical cost over ``names`` (all by default): ``PILOT_EVALUATIONS`` per
+    pilot element, up to 3 per tensor of ``OWN_PILOT_MIN`` elements or more and up to 3 shared
+    by the smaller ones (an estimate: the pilot plans its actual calls as it makes them)."""
     sizes = [params[name].size for name in (params.names if names is None else names)]
     small = sum(n for n in sizes if n < OWN_PILOT_MIN)
     pilots = min(small, PILOT_ELEMENTS) + sum(
         min(n, PILOT_ELEMENTS) for n in sizes if n >= OWN_PILOT_MIN
     )
-    return 2 + 4 * pilots + (6 if richardson else 2) * sum(sizes)
+    return PILOT_EVALUATIONS * pilots
+
+
+def planned_evaluations(
+    params: ParamSet, richardson: bool = False, names: list[str] | None = None
+) -> int:
+    """Loss evaluations a check plans before the pilots and refinement (both plan their own
+    calls as they go): 2 for the baseline and 2 per element (6 with ``richardson``), over
+    ``names`` (all by default)."""
+    sizes = [params[name].size for name in (params.names if names is None else names)]
+    return 2 + (6 if richardson else 2) * sum(sizes)

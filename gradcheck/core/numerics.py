@@ -6,14 +6,19 @@ epsilon of the coarser of the parameter's and the loss's dtype.
 Error model of the central difference ``(f(x+h) - f(x-h)) / 2h``:
 
 * truncation: ``h**2 * |f'''| / 6``;
-* rounding: the loss is only known to ``noise = noise_ulps * eps * |f|``, so the quotient
-  carries ``noise / h``.
+* rounding: the loss is only known to ``noise``, so the quotient carries ``noise / h``.
 
-The step minimising their sum is ``h* = (3 noise / |f'''|) ** (1/3)``. With ``|f'''| ~ |f|`` this
-is the textbook ``eps**(1/3) * max(1, |x|)``; neural-net losses are often far flatter than their
-value (partials ~1e-4 against a loss of ~0.25), where a larger step is much more accurate, so the
-engine measures ``|f'''|`` on a few elements of each tensor (the pilot) and takes ``h*`` clipped
-to ``[eps**(1/3), eps**(1/5)] * max(1, |x|)``.
+The noise is **measured** (:func:`ecnoise`, More and Wild's difference table of a few loss
+values at a tiny spacing): a loss with cancellation inside (a least-squares fit with parameters
+~1e4 and residuals ~1e-4) is millions of ulps noisy, a clean one a few. ``noise_ulps * eps *
+|f|`` (:func:`evaluation_noise`) is only the floor; the bound used is :func:`noise_bound`.
+
+The step minimising truncation + rounding is ``h* = (3 noise / |f'''|) ** (1/3)``
+(:func:`scale_free_step`). ``|f'''|`` comes from a pilot ladder of central differences at steps
+shrinking 4x per level until two consecutive third-derivative estimates agree, or the
+differences sink into the measured noise (:func:`gradcheck.core.stencil.ladder_third`), so the
+step fits the function's own scale: a parameter of 1e-6 whose loss varies on that scale gets a
+step far below 1e-6. ``max(1, |x|)`` only says where the ladder starts.
 """
 
 from __future__ import annotations
@@ -68,14 +73,15 @@ class Tolerance:
     Attributes:
         safety: how many estimated errors a discrepancy must exceed to count as wrong. The
             estimate is an order of magnitude, not a bound, hence a margin of 10.
-        noise_ulps: how many units in the last place of ``|f|`` one loss evaluation is assumed
-            to be off by (sums over a batch round more than one ulp).
+        noise_ulps: the floor of the noise bound, in units in the last place of ``|f|``: the
+            engine measures the noise of the loss (:func:`ecnoise`) and never assumes less
+            than this (a rounded value is off by half an ulp; a few operations, a few ulps).
         rtol: relative floor; ``None`` means ``sqrt(eps)`` of the parameter dtype, the accuracy
             a hand-written gradient in that precision can promise (its own rounding).
     """
 
     safety: float = 10.0
-    noise_ulps: float = 32.0
+    noise_ulps: float = 1.0
     rtol: float | None = None
 
     def __post_init__(self) -> None:
@@ -106,11 +112,12 @@ class Tolerance:
 
 def step_rule(richardson: bool) -> str:
     """The step rule in words: the one description the report, the pytest plugin's header and
-    the command line show (keep it true to :func:`optimal_step` and the engine)."""
+    the command line show (keep it true to :func:`scale_free_step` and the engine)."""
     refine = "on every element" if richardson else "where the verdict needs it"
     return (
-        "central differences, h = (3 noise / |f'''|)^(1/3) from a pilot, clipped to "
-        f"[eps^(1/3), eps^(1/5)] * max(1, |x|); Richardson on h/4, h/2 {refine}"
+        "central differences, h = (3 noise / |f'''|)^(1/3), noise measured (ECnoise), "
+        "|f'''| from a pilot ladder on the function's own scale; Richardson on h/4, h/2 "
+        f"(and 2h, 4h where smooth and still off) {refine}"
     )
 
 
@@ -200,6 +207,114 @@ def central_error(noise: np.ndarray, span: np.ndarray, third: float) -> np.ndarr
     half = span / 2.0
     with np.errstate(over="ignore", invalid="ignore"):  # inf: a bound that passes nothing
         return 2.0 * noise / span + half**2 * third / 6.0
+
+
+# -- measured noise (More and Wild, "Estimating computational noise", SIAM J. Sci. Comput.
+# 33(3), 2011) -------------------------------------------------------------------------------
+NOISE_OFFSETS = (-3, -2, -1, 1, 2, 3)  # with f0: seven equally spaced values, six loss calls
+NOISE_SIGMAS = 3.0  # the noise bound, in measured standard deviations (seven values estimate
+# a standard deviation to within a factor of about 2)
+NOISE_RESCALE = 64.0  # the spacing's change after a table that saw no noise or only slope
+NOISE_TRIES = 4
+
+
+def ecnoise(values: np.ndarray) -> tuple[float, str]:
+    """Standard deviation of the noise in ``values``, loss values at equally spaced points.
+
+    More and Wild's ECnoise: the k-th differences of a smooth function at a tiny spacing
+    ``d`` are ``d**k f^(k)``, vanishing with ``k``; those of noise of deviation ``sigma`` have
+    mean square ``sigma**2 (2k)! / (k!)**2``. The estimate at order ``k`` is accepted when
+    orders ``k .. k+2`` agree within 4x (noise dominates them) and the k-th differences
+    change sign (they are not a smooth trend). Returns ``(sigma, status)``; ``status`` is
+    ``"measured"``, ``"flat"`` (at least half the first differences are exactly 0: the
+    spacing is below the loss's resolution, so try a larger one) or ``"slope"`` (no order
+    is noise-dominated, or the values vary by more than 10%: try a smaller spacing).
+    """
+    f = np.asarray(values, dtype=np.float64)
+    count = f.size
+    if not np.all(np.isfinite(f)):
+        return float("nan"), "slope"
+    with np.errstate(over="ignore"):  # a spread past float64's range is "too much" all the same
+        spread = np.ptp(f)
+    if spread > 0.1 * np.max(np.abs(f)):
+        return float("nan"), "slope"
+    levels, changes_sign = [], []
+    gamma = 1.0
+    diff = f
+    for k in range(1, count):
+        diff = np.diff(diff)
+        if k == 1 and np.count_nonzero(diff == 0) >= count / 2:
+            return 0.0, "flat"
+        gamma *= 0.5 * k / (2 * k - 1)
+        # the root mean square, scaled first: differences of values near float64's largest
+        # would overflow when squared
+        largest = float(np.max(np.abs(diff)))
+        rms = largest * float(np.sqrt(np.mean((diff / largest) ** 2))) if largest > 0 else 0.0
+        levels.append(float(np.sqrt(gamma)) * rms)
+        changes_sign.append(bool(diff.min() < 0 < diff.max()))
+    for k in range(count - 3):
+        window = levels[k : k + 3]
+        if max(window) <= 4.0 * min(window) and changes_sign[k]:
+            return levels[k], "measured"
+    return float("nan"), "slope"
+
+
+def noise_spacing(x: float, eps: float) -> float:
+    """First spacing of the noise table at ``x``: ``sqrt(eps) * |x|`` (``sqrt(eps)`` at 0),
+    rounded down to a power of two so ``x + j d`` stays exactly equally spaced. Small enough
+    that third differences of a function varying on the scale of ``|x|`` are below rounding;
+    :data:`NOISE_RESCALE` moves it when the table says otherwise."""
+    scale = abs(float(x)) if x != 0 else 1.0
+    # at a subnormal x the product underflows: the smallest normal spacing is the floor
+    spacing = max(float(np.sqrt(eps)) * scale, float(np.finfo(np.float64).tiny))
+    return float(2.0 ** np.floor(np.log2(spacing)))
+
+
+def noise_bound(sigma: float, values: np.ndarray, eps: float, tol: Tolerance) -> np.ndarray:
+    """How far a loss value may be off: ``NOISE_SIGMAS`` measured standard deviations, never
+    below the floor :func:`evaluation_noise` (a noise table that saw nothing measures 0)."""
+    floor = evaluation_noise(values, eps, tol)
+    if not np.isfinite(sigma):
+        return floor
+    return np.maximum(NOISE_SIGMAS * sigma, floor)
+
+
+# -- steps from the function's own scale ----------------------------------------------------
+LADDER_RATIO = 4.0  # the pilot ladder's step shrinks 4x per level
+LADDER_LEVELS = 14  # at most: 4**-13 ~ 1.5e-8 of the starting step
+STEP_ULPS = 256.0  # the smallest step, in ulps of x: the span stays exactly resolved
+
+
+def smallest_step(x: np.ndarray, eps: float) -> np.ndarray:
+    """``STEP_ULPS`` ulps of ``x`` (``eps`` the parameter dtype's): below that the points
+    ``x +- h`` are too few representable numbers apart to make a difference quotient; at 0
+    the smallest normal float64 number times the same."""
+    return np.maximum(STEP_ULPS * eps * np.abs(x.astype(np.float64)), STEP_ULPS * 2.0**-1000)
+
+
+def scale_free_step(
+    x: np.ndarray, noise: float, third: float, largest: float | np.ndarray, eps: float
+) -> np.ndarray:
+    """Central-difference step ``h* = (3 noise / |f'''|) ** (1/3)``, from the measured noise
+    and the pilot ladder's ``|f'''|`` only: no assumption on the scale of ``x``.
+
+    Clipped to ``[smallest_step(x), largest]``: ``largest`` is the largest step the pilot
+    ladder saw the function behave smoothly at (beyond it nothing says the third derivative
+    still bounds the truncation); ``eps`` is the parameter dtype's.
+    """
+    low = smallest_step(x, eps)
+    high = np.maximum(low, largest)
+    if not third > 0 or not np.isfinite(third):
+        return high if np.isfinite(third) else low
+    with np.errstate(over="ignore", divide="ignore"):
+        h = (3.0 * noise / third) ** (1 / 3)
+    return np.clip(h, low, high)
+
+
+def richardson_rounding(noise: np.ndarray, half: np.ndarray) -> np.ndarray:
+    """Rounding in the Richardson value ``(4 n(s) - n(2s)) / 3`` at ``s = half``: each central
+    value ``n`` carries up to ``noise / s``, so ``4/3 noise/s + 1/3 noise/(2s) = 1.5 noise/s``."""
+    return 1.5 * noise / half
 
 
 def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> np.ndarray:

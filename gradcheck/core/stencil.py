@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gradcheck.core.numerics import richardson_rounding
+
 # Kink test: how far (as a fraction of their size) the slope gaps at two steps may depart from
 # proportionality before the element counts as a kink. A smooth loss departs by O(s**2 f''''/f'');
 # a kink by at least 37% at one of two consecutive pairs of levels (see analyse).
@@ -38,7 +40,9 @@ def analyse(f0: float, central: dict[float, Level], noise: np.ndarray) -> dict[s
     a jump ``J`` at distance ``t s`` gives ``g(m s) = J (1 - t / m)``, which does not. An
     element is a kink when the gap between its two smallest levels does not scale (beyond
     noise), whatever the jump's size; a kink seen only between the two larger levels lies
-    outside the small stencil, whose Richardson value is then used alone.
+    outside the small stencil, whose Richardson value is then used alone. One-sided slopes
+    within ``KINK_NOISE`` noise bounds of each other are never a kink (``noise`` is the
+    measured noise bound of the loss values: rounding is not a slope jump).
     """
     levels = sorted(central)
     n, half, gap, gap_noise, rounding = {}, {}, {}, {}, {}
@@ -66,13 +70,13 @@ def analyse(f0: float, central: dict[float, Level], noise: np.ndarray) -> dict[s
         rich_ab = richardson(a, b)
         truncation = np.abs(n[a] - n[b]) * half[a] ** 2 / (half[b] ** 2 - half[a] ** 2)
         numeric = rich_ab
-        error = truncation + 3.0 * rounding[a]
+        error = truncation + richardson_rounding(noise, half[a])
         if len(levels) > 2:
             c = levels[2]
             rich_bc = richardson(b, c)
             spread = np.abs(rich_bc - rich_ab)
-            err_ab = spread / 15.0 + 3.0 * rounding[a]
-            err_bc = spread * 16.0 / 15.0 + 3.0 * rounding[b]
+            err_ab = spread / 15.0 + richardson_rounding(noise, half[a])
+            err_bc = spread * 16.0 / 15.0 + richardson_rounding(noise, half[b])
             both = smooth & scales(b, c)
             numeric = np.where(both & (err_bc < err_ab), rich_bc, rich_ab)
             error = np.where(both, np.minimum(err_ab, err_bc), error)
@@ -96,7 +100,10 @@ def analyse(f0: float, central: dict[float, Level], noise: np.ndarray) -> dict[s
             + np.abs((f0 - fm_b) / hd_b - backward)
             + KINK_NOISE * gap_noise[a]
         )
-    kink = ~smooth & np.isfinite(gap[a])
+        # noise is not a kink: one-sided slopes that agree within the measured noise are
+        # those of a smooth function, whatever the gaps' proportions
+        within_noise = np.abs(gap[a]) <= KINK_NOISE * gap_noise[a]
+    kink = ~smooth & ~within_noise & np.isfinite(gap[a])
     return {
         "numeric": np.where(kink, n[a], numeric),
         "error": np.where(kink, np.abs(gap[a]) / 2, error),
@@ -121,3 +128,51 @@ def _first_order(
         ratio = high / low
     visible = np.abs(low) > 10.0 * rounding
     return visible & (ratio > 1.4) & (ratio < 2.8)
+
+
+# Pilot ladder: consecutive third-derivative estimates within this factor have converged (the
+# asymptotic regime, where they differ by O(h**2)); a slope difference within this many
+# rounding bounds says nothing but "below the noise".
+LADDER_AGREE = 2.0
+LADDER_RESOLVE = 4.0
+
+
+def ladder_third(
+    slopes: list[float], halves: list[float], noise: float
+) -> tuple[float, float, str] | None:
+    """Read the pilot ladder: central slopes at half-steps ``halves`` (shrinking), loss noise
+    bound ``noise``. ``None``: go one level down. Otherwise ``(third, largest, how)``:
+
+    * ``"converged"``: the estimates of ``|f'''|`` from the last two pairs of levels agree
+      within ``LADDER_AGREE``; ``third`` is the larger, ``largest`` the largest step used;
+    * ``"noise"``: the last two slopes differ by no more than ``LADDER_RESOLVE`` rounding
+      bounds: the truncation there is below the noise, so ``third`` is the most that
+      difference could hide (which puts the optimal step near the current one).
+
+    Far above the function's own scale the estimates change by ~64x per level (a slope
+    falling like ``1/h``), so they never agree there: the ladder goes down until it reaches
+    that scale, whatever the magnitude of ``x``.
+    """
+    k = len(slopes) - 1
+    if k < 1 or not (np.isfinite(slopes[k]) and np.isfinite(slopes[k - 1])):
+        return None
+    # float64 arithmetic, not Python floats: at |x| ~ 1e300 a squared step overflows, and the
+    # curvature estimates then rightly come out as 0 (the function is linear on that scale)
+    h = np.asarray(halves, dtype=np.float64)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        difference = abs(np.float64(slopes[k - 1]) - np.float64(slopes[k]))
+        spread = h[k - 1] ** 2 - h[k] ** 2
+        rounding = noise / h[k - 1] + noise / h[k]
+        if difference <= LADDER_RESOLVE * rounding:
+            third = 6.0 * LADDER_RESOLVE * rounding / spread
+            return (float(third), float(h[k - 1]), "noise") if np.isfinite(third) else None
+        if k >= 2 and np.isfinite(slopes[k - 2]):
+            earlier_spread = h[k - 2] ** 2 - h[k - 1] ** 2
+            earlier = (
+                6.0 * abs(np.float64(slopes[k - 2]) - np.float64(slopes[k - 1])) / (earlier_spread)
+            )
+            latest = 6.0 * difference / spread
+            agree = max(earlier, latest) <= LADDER_AGREE * min(earlier, latest)
+            if np.isfinite(earlier) and np.isfinite(latest) and agree:
+                return float(max(earlier, latest)), float(h[k - 2]), "converged"
+    return None

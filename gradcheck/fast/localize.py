@@ -51,11 +51,11 @@ from gradcheck.core.differences import (
     FiniteDifferences,
     TensorDifferences,
 )
+from gradcheck.core.differences import PILOT_EVALUATIONS as ENGINE_PILOT
 from gradcheck.core.numerics import Tolerance
 from gradcheck.core.params import Param
 from gradcheck.fast.numerics import decoding_groups, decoding_levels
 from gradcheck.fast.probe import (
-    PILOT_EVALUATIONS,
     PROBE_EVALUATIONS,
     Direction,
     FastOptions,
@@ -75,7 +75,7 @@ FAILING_CODES = (int(CODE["wrong"]), int(CODE["nonfinite"]))
 def measure_cost(count: int) -> int:
     """Evaluations to measure ``count`` elements one by one: the engine's pilot on up to
     ``PILOT_ELEMENTS`` of them, and a central difference each."""
-    return PILOT_EVALUATIONS * min(PILOT_ELEMENTS, count) + PER_ELEMENT * count
+    return ENGINE_PILOT * min(PILOT_ELEMENTS, count) + PER_ELEMENT * count
 
 
 @dataclass

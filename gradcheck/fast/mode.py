@@ -45,7 +45,12 @@ from typing import Any
 import numpy as np
 
 from gradcheck.core.compare import ParamResult, compare
-from gradcheck.core.differences import FiniteDifferences, TensorDifferences, planned_evaluations
+from gradcheck.core.differences import (
+    FiniteDifferences,
+    TensorDifferences,
+    pilot_evaluations,
+    planned_evaluations,
+)
 from gradcheck.core.numerics import Tolerance, coarser_dtype
 from gradcheck.core.params import ParamSet
 from gradcheck.fast.localize import FAILING_CODES, Measured, localize
@@ -83,7 +88,7 @@ def choose_mode(
 ) -> tuple[str, str]:
     """``("full" | "fast", why)``: fast mode is never worse than the full check, so a net whose
     full check plans no more evaluations than the fast one gets the full check."""
-    full = planned_evaluations(params, richardson, names)
+    full = planned_evaluations(params, richardson, names) + pilot_evaluations(params, names)
     fast = planned_fast(params, options, names)
     if options.auto and full <= fast:
         return "full", (

@@ -38,6 +38,14 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _sensitivity(p: ParamResult) -> dict[str, float | None] | None:
+    """Median and worst smallest-detectable relative error (partials >= 1% of the largest)."""
+    summary = p.sensitivity_summary()
+    if summary is None:
+        return None
+    return {"median": _number(summary[0]), "worst": _number(summary[1])}
+
+
 def json_ready(value: Any) -> Any:
     """``value`` as plain JSON data: every float through :func:`_number`, NumPy scalars and
     arrays as Python numbers and lists, tuples and sets as lists, mapping keys as strings."""
@@ -160,6 +168,8 @@ class Report:
                         "counts": p.counts(),
                         "worst_index": p.worst_index,
                         "probe": None if p.probe is None else p.probe.to_dict(),
+                        "noise": p.noise,
+                        "sensitivity": _sensitivity(p),
                     }
                     for p in self.params
                 ],

@@ -202,7 +202,22 @@ def notes(report: Report) -> list[str]:
         f"{name}: the gradient function returned it, but it is not a parameter"
         for name in report.extra_gradients
     ]
-    return out + list(report.notes)
+    return out + list(report.notes) + sensitivity_lines(report)
+
+
+def sensitivity_lines(report: Report) -> list[str]:
+    """The measured noise and what the check could see: per parameter, the median and worst
+    smallest detectable relative error over its partials >= 1% of its largest."""
+    parts = [
+        f"{p.name} {s[0]:.1g}/{s[1]:.1g}"
+        for p in report.params
+        if (s := p.sensitivity_summary()) is not None
+    ]
+    noise = [p.noise for p in report.params if np.isfinite(p.noise)]
+    if not parts:
+        return []
+    measured = f"loss noise {max(noise):.2g} (measured); " if noise else ""
+    return [f"{measured}smallest detectable relative error, median/worst: {', '.join(parts)}"]
 
 
 def merge_by_message(lines: list[str]) -> list[str]:

@@ -232,13 +232,13 @@ def test_a_frozen_but_intact_parameter_is_not_reported_lost():
     base = np.array([-1.0, -0.5, 0.5, 1.0])
     params = {"v": base[1:3], "u": np.array([0.1, 0.2, 0.3])}
     snap = snapshot({"u": params["u"]})
-    calls = []
+    calls = [0]
 
     def loss(p):
-        calls.append(1)
-        if len(calls) == 20:  # u is being perturbed; v is back to its own bits
+        if p["u"][1] != 0.2 and not calls[1:]:  # u is being perturbed; v has its own bits
             p["v"].flags.writeable = False
             base.flags.writeable = False
+            calls.append(1)
         return smooth.loss(p)
 
     with pytest.raises(StateMutationError, match=r"'v' changed while 'u' was being perturbed"):
@@ -362,8 +362,10 @@ def test_loss_nan_only_at_a_perturbed_point_is_a_nonfinite_element():
     snap = snapshot(params)
 
     def loss(p):
-        with np.errstate(invalid="ignore"):
-            return float(np.sum(np.log(p["w"])))
+        # w[1] sits exactly at the edge of the domain: any step down leaves it (the steps fit
+        # the scale of log(w) at 1e-9, so a plain log would be measured correctly)
+        w = p["w"]
+        return float(np.sum(np.where(w < 1e-9, np.nan, np.log(np.maximum(w, 1e-9)))))
 
     report = gradcheck.check(loss, lambda p: {"w": 1 / p["w"]}, params)
     assert [(e.index, e.status) for e in report.entries] == [

@@ -60,3 +60,64 @@ def test_jump_in_the_second_derivative_is_extrapolated_to_first_order():
 def test_two_levels_give_a_third_derivative():
     out = run(lambda t: t**3, x=0.5, levels=(1.0, 2.0))
     assert out["third"][0] == pytest.approx(6.0, rel=1e-6)
+
+
+def test_noise_is_not_a_kink():
+    """A smooth loss with noise far above its ulps (cancellation): given the measured noise,
+    one-sided slopes that differ only by it are smooth, never a kink; read with a floor of a
+    few ulps, the same values often look like slope jumps."""
+    rng = np.random.default_rng(0)
+    sigma = 1e-7
+
+    def noisy(f):
+        return f + sigma * rng.standard_normal()
+
+    seen_as_kinks = 0
+    for _ in range(20):
+        values = {
+            m: (
+                np.array([noisy(np.sin(0.3 + m * H))]),
+                np.array([noisy(np.sin(0.3 - m * H))]),
+                np.array([m * H]),
+                np.array([m * H]),
+            )
+            for m in LEVELS
+        }
+        out = analyse(np.sin(0.3), values, np.array([3 * sigma]))
+        assert not out["kink"][0]
+        assert abs(out["numeric"][0] - np.cos(0.3)) <= out["error"][0]
+        seen_as_kinks += int(analyse(np.sin(0.3), values, np.array([1e-15]))["kink"][0])
+    assert seen_as_kinks >= 10
+
+
+def test_ladder_converges_on_the_functions_own_scale():
+    """f = log(a**2 + 1e-10) at a = 1e-5 from steps of 7e-4 down: estimates of f''' change
+    by orders of magnitude per level until the steps reach ~1e-6, then agree."""
+    from gradcheck.core.stencil import ladder_third
+
+    def f(a):
+        return np.log(a**2 + 1e-10)
+
+    slopes, halves = [], []
+    h = 7e-4
+    for _ in range(14):
+        slopes.append((f(1e-5 + h) - f(1e-5 - h)) / (2 * h))
+        halves.append(h)
+        verdict = ladder_third(slopes, halves, 1e-14)
+        if verdict is not None:
+            break
+        h /= 4
+    third, largest, how = verdict
+    a, c = 1e-5, 1e-10
+    exact = -4 * a * (3 * c - a**2) / (a**2 + c) ** 3  # f''' at a
+    assert how == "converged"
+    assert largest < 2e-5  # far below the starting 7e-4
+    assert third == pytest.approx(abs(exact), rel=0.5)
+
+
+def test_ladder_stops_where_differences_sink_into_noise():
+    from gradcheck.core.stencil import ladder_third
+
+    # a quadratic: slopes identical at every step, so the first pair is noise-limited
+    assert ladder_third([0.7, 0.7], [1e-3, 2.5e-4], 1e-16)[2] == "noise"
+    assert ladder_third([0.7], [1e-3], 1e-16) is None

@@ -81,7 +81,8 @@ def test_float32_batch_norm_without_its_xhat_term_invents_no_class():
     assert not any(f.kind in {"scaled", "group"} for f in report.diagnosis.findings)
     unresolved = next(f for f in report.diagnosis.findings if f.kind == "unresolved")
     assert unresolved.message.startswith("numeric partial did not converge at W1[")
-    assert lead(report).startswith("W1 (11 of 30) is wrong; gamma, beta, W2 are right")
+    # float32 resolves 28 of the 30 wrong elements (numerics v2; 11 with an assumed noise level)
+    assert lead(report).startswith("W1 (28 of 30) is wrong; gamma, beta, W2 are right")
     assert_told_in_order(report)
 
 
@@ -95,7 +96,7 @@ def test_float64_recheck_of_the_float32_batch_norm_resolves_every_element():
         assert cell.cell_contents is inputs[name]
     again = report.recheck
     assert again.failed_params == ["W1"]
-    assert again["W1"].n_wrong == 30  # float32 could see 11 of them
+    assert again["W1"].n_wrong == 30  # float32 could see 28 of them
     assert again["W1"].dtype == "float64"
     assert again.notes[0] == "float64 re-check: cast W1, gamma, beta, W2, eps, x, y from float32"
     assert "float64 re-check:" in report.to_text()
@@ -232,7 +233,10 @@ def test_a_factor_is_not_taken_for_a_sum_over_the_wrong_axis():
     report = check(loss, grad, params)
     kinds = [f.kind for f in report.diagnosis.findings]
     assert "sum_axis" not in kinds
-    assert lead(report).startswith("w (all 5): true = 2 x hand-written")
+    # named per element or as a group, depending on how tightly the numerics resolve them
+    assert lead(report).startswith(
+        ("w (all 5): true = 2 x hand-written", "group: true = 2 x hand-written for w (all 5)")
+    )
 
 
 def test_a_gradient_summed_over_an_axis_the_parameter_owns():

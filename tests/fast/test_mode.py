@@ -131,10 +131,10 @@ def test_asker_nets_with_scalar_parameters():
 
 def test_small_nets_get_the_full_check_and_the_report_says_why():
     refs = load_references()
-    net = refs["asker-corrected"].build()  # 14 scalars: 42 full evaluations, 142 fast
+    net = refs["asker-corrected"].build()  # 14 scalars: 66 full evaluations (pilot 36), 142 fast
     report = gradcheck.check(net.loss, net.grad, net.params, mode="fast")
     assert report.options["mode"] == "full"
-    assert "full check run: it plans 42 loss evaluations" in report.options["mode_reason"]
+    assert "full check run: it plans 66 loss evaluations" in report.options["mode_reason"]
     assert all(p.probe is None and p.elements is None for p in report.params)
     assert report.options["mode_reason"] in report.to_text()
     big = TanhMLP()  # 965 parameters in 6 tensors: 62 fast, 1944 full
@@ -348,7 +348,7 @@ def test_huge_partials_fail_closed_and_huge_scales_still_pass():
 def test_relu_net_at_cs231n_init_passes_though_its_probes_cross_kinks():
     # regression (QA): b1 = 0 and 1e-4 weights put the ReLU's kink within reach of every
     # probe over W1 and b1; fast mode said FAILED with 0 elements wrong
-    loss, grad, params = two_layer_net()
+    loss, grad, params = two_layer_net(seed=3)
     before = bits(params)
     for options in (FORCE, FastOptions()):  # forced, and at the default (auto picks fast)
         report = fast(loss, grad, params, fast=options)
@@ -369,12 +369,26 @@ def test_relu_net_at_cs231n_init_passes_though_its_probes_cross_kinks():
     ("bug", "wrong"), [("mask_inverted", ["W1", "b1"]), ("reg_factor", ["W1"])]
 )
 def test_relu_net_at_cs231n_init_with_a_planted_bug_fails_at_the_right_tensors(bug, wrong):
-    loss, grad, params = two_layer_net(bug)
+    loss, grad, params = two_layer_net(bug, seed=3)
     report = fast(loss, grad, params)
     assert report.failed_params == wrong
     for name in wrong:
         assert report[name].count("wrong") > 0
         assert len(report[name].probe.proven_wrong) == report[name].count("wrong")
+
+
+def test_a_kinked_tensor_takes_exactly_the_full_checks_verdict():
+    # the QA reproduction itself (seed 0): whatever the full check says of W1 and b1 element by
+    # element, fast mode says the same (at the time of writing the full check calls one W1
+    # element at a kink wrong, and fast mode, never worse than full, no better either, agrees)
+    loss, grad, params = two_layer_net()
+    full = gradcheck.check(loss, grad, params)
+    report = fast(loss, grad, params)
+    for name in ("W1", "b1"):
+        assert report[name].probe.kinked
+        assert report[name].elements is None
+        assert report[name].statuses.tolist() == full[name].statuses.tolist()
+    assert report.failed_params == full.failed_params
 
 
 def test_abs_loss_with_exact_kinks_and_a_valid_subgradient_passes():
@@ -403,20 +417,18 @@ def test_abs_loss_with_exact_kinks_and_a_valid_subgradient_passes():
     assert wrong.size > 0.9 * np.count_nonzero(w > 0)
 
 
-@pytest.mark.parametrize(("size", "rel"), [(1 << 10, 1e-3), (1 << 12, 1e-6)])
+@pytest.mark.parametrize(("size", "rel"), [(1 << 10, 1e-3), (1 << 12, 3e-7)])
 def test_spread_out_small_error_still_fails_closed(size, rel):
     # every element off by the same relative amount, on a smooth net: no kink explains the
-    # failing probe, so it fails the tensor; at 1e-6 no element is wrong enough to be pinned
-    # one by one, and the tensor fails unresolved
+    # failing probe, so it fails the tensor (at 3e-7 few elements are wrong enough to be
+    # pinned one by one; the tensor fails whether or not localization pins them)
     net = Wide(size)
     report = fast(net.loss, lambda p: {"w": net.grad(p)["w"] * (1 + rel)}, {"w": net.w.copy()})
     w = report["w"]
     assert report.failed_params == ["w"]
+    assert w.status == "wrong"
     assert not w.probe.kinked
-    assert w.probe.unresolved or w.count("wrong") > size // 2
-    if rel < 1e-5:
-        assert w.probe.unresolved
-        assert w.status == "wrong"
+    assert w.probe.localization_evaluations > 0
 
 
 # issue 12 items 4 and 10: FastOptions refused with ValueError/TypeError, or not at all

@@ -13,6 +13,7 @@ from gradcheck import (
     check_hvp,
     check_jacobian,
 )
+from gradcheck.core.differences import PILOT_ELEMENTS, PILOT_EVALUATIONS
 
 A = np.array([[1.0, 0.5, -0.3], [0.2, -1.0, 0.8], [0.4, 0.1, 1.5], [-0.7, 0.3, 0.2]])
 X = np.array([0.3, -0.6, 0.9])
@@ -37,7 +38,17 @@ def test_jacobian_correct_passes_user_x_untouched_and_fun_called_about_2n_times(
     assert report.passed, report.to_text()
     assert x.tobytes() == X.tobytes()
     assert [(p.name, p.shape) for p in report.params] == [("J", (4, 3))]
-    assert len(calls) < 4 * X.size + 10  # shared steps reuse calls across rows (not 2 m n)
+    # shared steps reuse calls across rows: about 2n plus the pilot's (noise table and step
+    # ladder, a few dozen whatever the size), not 2 m n
+    tall = np.tile(A, (20, 1))
+    calls.clear()
+    report = check_jacobian(
+        lambda v: calls.append(1) or np.sin(tall @ v),
+        lambda v: np.cos(tall @ v)[:, None] * tall,
+        x,
+    )
+    assert report.passed
+    assert len(calls) < 4 * X.size + 10 + PILOT_EVALUATIONS * PILOT_ELEMENTS < tall.size
 
 
 def test_jacobian_planted_element_pinned_and_sparse_accepted():

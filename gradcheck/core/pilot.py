@@ -1,0 +1,224 @@
+"""The pilot: what the finite differences of a tensor need to know before they start.
+
+On up to three elements (of a tensor, or shared by all small tensors):
+
+* **noise**: seven loss values at a tiny spacing give the loss's noise
+  (:func:`gradcheck.core.numerics.ecnoise`; one table, six calls, usually once per check: the
+  noise is a property of how the loss is computed, not of which element moves). A table that
+  sees no change at one spacing though the next one's slope says the loss should have moved by
+  many of its ulps reveals a loss that rounds its parameters (a float32 cast inside): its
+  resolution is recorded;
+* **ladder**: central differences at steps shrinking 4x per level from ``eps**(1/5) max(1,
+  |x|)`` until two consecutive ``|f'''|`` estimates agree or the slopes sink into the noise
+  (:func:`gradcheck.core.stencil.ladder_third`, two calls per level); a noisy loss whose slope
+  is flat within the noise at the start climbs to larger steps instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gradcheck.core.evaluation import Evaluator
+from gradcheck.core.numerics import (
+    LADDER_LEVELS,
+    LADDER_RATIO,
+    NOISE_OFFSETS,
+    NOISE_RESCALE,
+    NOISE_SIGMAS,
+    NOISE_TRIES,
+    Tolerance,
+    coarser_eps,
+    ecnoise,
+    noise_bound,
+    noise_spacing,
+    pilot_step,
+    taken_steps,
+)
+from gradcheck.core.stencil import ladder_third
+
+# Third-derivative margin: the pilot sees three elements, the main pass all of them.
+THIRD_MARGIN = 4.0
+# A loss whose measured noise bound is this many times the floor is noisy (cancellation inside):
+# its pilot ladder climbs to larger steps while the slope stays flat within noise, up to
+# CLIMB_LEVELS times LADDER_RATIO (256 times the ladder's start, ~0.2 max(1, |x|)).
+NOISY = 100.0
+CLIMB_LEVELS = 4
+# A loss that rounds its parameters: no change over a table at spacing d means its input
+# resolution is at least ~2d; counted as 8d (a float32 cast inside a float64 loss rounds to
+# 4-8 such spacings), tighter than the next table's 64d, which a loss whose values are
+# quantized (cancellation) would also pass for.
+RESOLUTION_SPACINGS = 8.0
+
+
+@dataclass
+class Pilot:
+    """What the pilot measured for a tensor (or for all small tensors together)."""
+
+    sigma: float  # measured standard deviation of the loss's noise, NaN if never measured
+    noise: float  # the noise bound at the loss values the ladder saw (it sets the step)
+    third: float  # the ladder's largest |f'''|, times THIRD_MARGIN
+    largest: float  # the largest step the ladder saw the function smooth at
+
+
+class Pilots:
+    """Runs pilots through ``evaluator`` and remembers what holds for the whole check: the
+    loss's noise (``sigma``, once a table has isolated it) and its input ``resolution``
+    (relative to ``|x|``; 0 when the loss reads its parameters at full precision)."""
+
+    def __init__(self, evaluator: Evaluator, tolerance: Tolerance):
+        self.evaluator = evaluator
+        self.params = evaluator.params
+        self.tolerance = tolerance
+        self.sigma = float("nan")
+        self.resolution = 0.0
+
+    def run(self, elements: list[tuple[str, int]]) -> Pilot:
+        """Noise, ``|f'''|`` (times a margin) and the largest smooth step on ``elements``."""
+        # the noise is a property of how the loss is computed, not of which element moves: the
+        # first element whose table isolates it speaks for all tensors (one table, six calls)
+        sigma = self.sigma
+        for name, index in elements if not sigma > 0 else []:
+            measured, resolution = self._measure_noise(name, index)
+            self.resolution = max(self.resolution, resolution)
+            if measured > 0:
+                sigma = self.sigma = measured
+                break
+            if measured == 0:
+                sigma = 0.0
+        thirds, largest, noises = [], [], []
+        for name, index in elements:
+            third, top, noise = self._ladder(name, index, sigma)
+            if np.isfinite(top):
+                largest.append(top)
+            thirds.append(third)
+            noises.append(noise)
+        finite_thirds = [t for t in thirds if np.isfinite(t)]
+        third = max(finite_thirds) * THIRD_MARGIN if finite_thirds else float("inf")
+        return Pilot(sigma, max(noises), third, max(largest) if largest else float("nan"))
+
+    def eps(self, name: str) -> float:
+        """Epsilon of the coarser of the parameter's and the loss's dtype."""
+        return coarser_eps(self.params[name].dtype, self.evaluator.loss_dtype)
+
+    def _measure_noise(self, name: str, index: int) -> tuple[float, float]:
+        """Standard deviation of the loss's noise along element ``index`` of ``name``
+        (:func:`gradcheck.core.numerics.ecnoise`; six calls per table, at most
+        ``NOISE_TRIES`` tables). 0 when the loss shows no noise above its resolution, NaN when
+        no spacing isolated the noise. Also the loss's input resolution, relative to ``|x|``:
+        a table that saw no change at one spacing and changes at the next says the loss reads
+        this element only to about that spacing (it rounds its parameters, a float32 cast
+        inside a float64 loss); 0 when no such staircase was seen."""
+        dtype = self.params[name].dtype
+        x = float(self.params.flat_values(name)[index])
+        spacing = noise_spacing(x, self.eps(name))
+        widest = float(pilot_step(np.array(x), self.eps(name)))
+        offsets = np.array(NOISE_OFFSETS, dtype=np.float64)
+        seen: set[str] = set()
+        status = "slope"
+        resolution = 0.0
+        for _ in range(NOISE_TRIES):
+            with np.errstate(over="ignore"):  # past the dtype's largest: inf, refused below
+                points = (x + spacing * offsets).astype(dtype)
+            self.evaluator.plan(offsets.size)  # the pilot plans its calls as it goes
+            f = self.evaluator.at_elements(name, np.full(offsets.size, index, np.intp), points)
+            sigma, status = ecnoise(np.insert(f, len(NOISE_OFFSETS) // 2, self.evaluator.f0))
+            if "flat" in seen and status != "flat" and x != 0:
+                # a staircase in x, not in f: the slope seen here would have moved f by many of
+                # its own ulps at the flat spacing, yet f did not move
+                slope = abs(f[-1] - f[0]) / (spacing * (offsets[-1] - offsets[0]))
+                step_before = spacing / NOISE_RESCALE
+                if slope * step_before > 4.0 * self.eps(name) * abs(self.evaluator.f0):
+                    resolution = RESOLUTION_SPACINGS * step_before / abs(x)
+            if status == "measured":
+                return sigma, resolution
+            seen.add(status)
+            if len(seen) == 2:  # no variation at one spacing, a smooth trend at the next
+                break
+            if status == "flat" and spacing * NOISE_RESCALE * offsets.max() > widest:
+                break  # flat up to the ladder's own start: no noise to see
+            spacing = spacing * NOISE_RESCALE if status == "flat" else spacing / NOISE_RESCALE
+        return (0.0 if "flat" in seen else float("nan")), resolution
+
+    def _ladder(self, name: str, index: int, sigma: float) -> tuple[float, float, float]:
+        """``|f'''|``, the largest smooth step and the noise bound at element ``index`` of
+        ``name``, from central differences at steps shrinking ``LADDER_RATIO``-fold (two calls
+        per level) until :func:`gradcheck.core.stencil.ladder_third` says they are enough. The
+        noise bound is taken at the loss values seen (a loss that is 0 at the start has its
+        noise where it is evaluated)."""
+        eps = self.eps(name)
+        x = self.params.flat_values(name)[index : index + 1]
+        half = pilot_step(x, eps)
+        where = np.array([index, index], dtype=np.intp)
+        slopes: list[float] = []
+        halves: list[float] = []
+        noise = float(noise_bound(sigma, np.array(self.evaluator.f0), eps, self.tolerance))
+        for _ in range(LADDER_LEVELS):
+            upper, lower, span = taken_steps(x, half)
+            if not span[0] > 0:
+                break
+            self.evaluator.plan(2)
+            f = self.evaluator.at_elements(name, where, np.concatenate([upper, lower]))
+            if np.all(np.isfinite(f)):
+                size = np.array(max(abs(f[0]), abs(f[1])))
+                noise = max(noise, float(noise_bound(sigma, size, eps, self.tolerance)))
+            with np.errstate(invalid="ignore", over="ignore"):
+                slopes.append(float((f[0] - f[1]) / span[0]))
+            halves.append(float(span[0] / 2))
+            verdict = ladder_third(slopes, halves, noise)
+            if verdict is not None:
+                if verdict[2] == "noise" and len(slopes) == 2 and self._noisy(sigma, eps):
+                    start = (halves[0], slopes[0])
+                    return self._climb(name, where, x, start, sigma, verdict, noise)
+                return verdict[0], verdict[1], noise
+            half = half / LADDER_RATIO
+        # never converged: the last pair's estimate (smallest steps: the safe side)
+        if len(slopes) >= 2:
+            h = np.asarray(halves[-2:], dtype=np.float64)  # float64: h**2 may overflow
+            with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+                last = 6.0 * abs(slopes[-2] - slopes[-1]) / (h[0] ** 2 - h[1] ** 2)
+            return float(last), halves[-1], noise
+        return float("inf"), float("nan"), noise
+
+    def _noisy(self, sigma: float, eps: float) -> bool:
+        """Whether the measured noise is ``NOISY`` times the floor or more (cancellation in
+        the loss): then rounding, not truncation, limits the accuracy at the ladder's start."""
+        floor = float(noise_bound(float("nan"), np.array(self.evaluator.f0), eps, self.tolerance))
+        return bool(NOISE_SIGMAS * sigma > NOISY * floor)
+
+    def _climb(
+        self,
+        name: str,
+        where: np.ndarray,
+        x: np.ndarray,
+        start: tuple[float, float],
+        sigma: float,
+        verdict: tuple[float, float, str],
+        noise: float,
+    ) -> tuple[float, float, float]:
+        """For a noisy loss whose slope does not change beyond noise at the ladder's start
+        (``start``: half-step, slope): larger steps, ``LADDER_RATIO``-fold up to
+        ``CLIMB_LEVELS`` times, while it still does not, since rounding falls as ``1/h``;
+        returns the last noise-limited verdict's ``|f'''|`` bound and step, and the noise."""
+        eps = self.eps(name)
+        half, slope = start
+        third, largest, _ = verdict
+        for _ in range(CLIMB_LEVELS):
+            upper, lower, span = taken_steps(x, np.array([half * LADDER_RATIO]))
+            self.evaluator.plan(2)
+            f = self.evaluator.at_elements(name, where, np.concatenate([upper, lower]))
+            if not np.all(np.isfinite(f)):
+                break
+            size = np.array(max(abs(f[0]), abs(f[1])))
+            wider_noise = max(noise, float(noise_bound(sigma, size, eps, self.tolerance)))
+            wider = float(span[0] / 2)
+            wider_slope = float((f[0] - f[1]) / span[0])
+            if wider_noise / wider >= noise / half:  # rounding grows as fast as the step
+                break  # (the residuals of a least-squares fit, whose rounding grows with them)
+            found = ladder_third([wider_slope, slope], [wider, half], wider_noise)
+            if found is None or found[2] != "noise":
+                break
+            third, largest, noise = found[0], found[1], wider_noise
+            half, slope = wider, wider_slope
+        return third, largest, noise
