@@ -7,7 +7,7 @@ comma  := ,
 LINTED := $(wildcard gradcheck nets tests examples benchmarks tools)
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: check test lint bench mutants letters clean setup
+.PHONY: check test lint bench docs mutants letters clean setup
 
 setup: $(STAMP)
 
@@ -25,6 +25,7 @@ check: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff format --check $(LINTED)
 	$(PY) -m ruff check $(LINTED)
+	$(PY) -m mypy
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # Benchmarks against scipy, numdifftools and torch (the bench extra); writes reports/bench.md,
@@ -38,9 +39,16 @@ bench:
 		$(PY) -m benchmarks.fast --out reports/bench-fast.md
 	$(PY) -m benchmarks.numerics --out reports/numerics.md
 
+# The documentation site (the docs extra: mkdocs, mkdocs-material, mkdocstrings) into site/;
+# any warning (a broken link, a docstring mkdocstrings cannot read) fails the build.
+docs:
+	$(MAKE) setup EXTRAS=test,docs
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
 lint: $(STAMP)
 	$(PY) -m ruff format --check $(LINTED)
 	$(PY) -m ruff check $(LINTED)
+	$(PY) -m mypy
 
 letters: $(STAMP)
 	$(PY) -m nets.letters
@@ -49,4 +57,4 @@ mutants: $(STAMP)
 	$(PY) -m tools.mutants
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

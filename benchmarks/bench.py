@@ -191,17 +191,20 @@ def bench_problem(
     index = int(np.random.default_rng(1).integers(np.size(problem.params[tensor])))
     grad = wrong_elements(problem.grad, {tensor: {index: PLANTED_DELTA}})
     cost, calls, report = timed(problem, run_fast(problem, grad), repeats)
-    found = report[tensor].probe.proven_wrong if report[tensor].probe else []
+    probe = report[tensor].probe
     label = report[tensor].label(index)
-    rows.append(
-        row(
-            f"gradcheck fast + localization ({label} planted)",
-            calls,
-            cost,
-            floor,
-            (f"found {label}" if list(found) == [index] else f"NOT found: proven wrong {found}")
-            + f"; localization {report[tensor].probe.localization_evaluations} evals",
+    if probe is None:  # fast mode chose the full check (it would cost no less): say why
+        wrong = [int(i) for i in np.flatnonzero(report[tensor].statuses == "wrong")]
+        outcome = (f"found {label}" if wrong == [index] else f"NOT found: wrong {wrong}") + (
+            f"; full check chosen: {report.options.get('mode_reason', '')}"
         )
+    else:
+        found = list(probe.proven_wrong)
+        outcome = (
+            f"found {label}" if found == [index] else f"NOT found: proven wrong {found}"
+        ) + f"; localization {probe.localization_evaluations} evals"
+    rows.append(
+        row(f"gradcheck fast + localization ({label} planted)", calls, cost, floor, outcome)
     )
     for method, (module, kind, runner) in PEERS.items():
         if not installed(module):

@@ -20,7 +20,7 @@ from gradcheck.errors import InputError
 class NodeTrace:
     """One forward pass exposed node by node, for node-level localization.
 
-    The protocol (see the README, "Node-level localization"):
+    The protocol (see the docs, docs/how-to/nodes.md):
 
     * ``order``: node names from the input side to the loss side. The nodes form a chain:
       each node's value is computed from the previous node and the parameters only (a node

@@ -90,14 +90,3 @@ def test_jax_example():
     assert done.returncode == 0, done.stdout + done.stderr
     assert "correct bwd: passed" in done.stdout
     assert "group: true = 3 x hand-written for w (all 12)" in done.stdout
-
-
-def test_routes_doc_code_blocks_run():
-    """Every ```python block of the routes docs section runs (each on its own)."""
-    doc = EXAMPLES.parent / "docs" / "_incoming" / "routes.md"
-    if not doc.exists():  # folded into the docs site, whose own test runs its blocks
-        pytest.skip("docs/_incoming/routes.md has been folded into the docs")
-    blocks = doc.read_text().split("```python\n")[1:]
-    assert len(blocks) == 4
-    for block in blocks:
-        exec(compile(block.split("```", 1)[0], str(doc), "exec"), {"__name__": "__doc__"})

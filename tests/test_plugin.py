@@ -284,14 +284,16 @@ def test_report_with_arguments_is_refused(gradcheck):
     )
 
 
-def test_qa_doc_fixture_example_passes(pytester):
-    """The ```python block of docs/_incoming/qa.md is a test file; it runs and passes."""
-    doc = Path(__file__).resolve().parents[1] / "docs" / "_incoming" / "qa.md"
-    if not doc.exists():  # folded into the docs site, whose own test runs its blocks
-        pytest.skip("docs/_incoming/qa.md has been folded into the docs")
-    (block,) = [b.split("```", 1)[0] for b in doc.read_text().split("```python\n")[1:]]
-    pytester.makepyfile(block)
-    pytester.runpytest().assert_outcomes(passed=1)
+def test_the_pytest_how_to_page_is_a_passing_test_file(pytester):
+    """The python blocks of docs/how-to/pytest.md, together, are a test file whose tests (with
+    and without the fixture, every route through it) run under pytest and pass."""
+    page = Path(__file__).resolve().parents[1] / "docs" / "how-to" / "pytest.md"
+    blocks = [b.split("```", 1)[0] for b in page.read_text().split("```python\n")[1:]]
+    source = "\n\n".join(blocks)
+    tests = source.count("\ndef test_") + source.startswith("def test_")
+    assert tests >= 3  # plain, with the fixture, a route through the fixture
+    pytester.makepyfile(source)
+    pytester.runpytest().assert_outcomes(passed=tests)
 
 
 # issue 12.13: parametrized ids that sanitise alike keep a report each

@@ -208,14 +208,11 @@ def from_params_dict(
     ``loss(obj)`` and ``grad(obj)`` read the weights from that dict (``grad`` returns a dict
     with the same keys), so functions that close over the dict work through ``lambda _: ...``.
     """
-    if isinstance(obj, MutableMapping):
-        container = obj
-    else:
-        container = getattr(obj, key, None)
-        if not isinstance(container, MutableMapping):
-            raise InputError(
-                f"{type(obj).__name__}.{key} is a {type(container).__name__}; "
-                "expected a dict of name -> float or array"
-            )
+    container = obj if isinstance(obj, MutableMapping) else getattr(obj, key, None)
+    if not isinstance(container, MutableMapping):
+        raise InputError(
+            f"{type(obj).__name__}.{key} is a {type(container).__name__}; "
+            "expected a dict of name -> float or array"
+        )
     slots = Slots(container, find_params(container, include, exclude))
     return _problem(slots, obj, loss, grad, name)

@@ -99,4 +99,4 @@ def from_jax_function(
             for label, g in zip(labels, pulled, strict=True)
         }
 
-    return Problem(loss, grad, arrays, name or getattr(function, "__name__", "function"))
+    return Problem(loss, grad, arrays, name or str(getattr(function, "__name__", "function")))

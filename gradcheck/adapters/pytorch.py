@@ -162,4 +162,4 @@ def from_torch_function(
             for label, i in zip(labels, slots, strict=True)
         }
 
-    return Problem(loss, grad, arrays, name or getattr(function, "__name__", "Function"))
+    return Problem(loss, grad, arrays, name or str(getattr(function, "__name__", "Function")))

@@ -100,7 +100,7 @@ def from_training_step(
     loss_fn, grad_fn = _functions(obj, container, slots, user_step, user_loss, cases, rate)
     if per_sample is None:
         per_sample = 1 < len(cases) <= PER_SAMPLE_LIMIT
-    each = ()
+    each: tuple[Problem, ...] = ()
     if per_sample and len(cases) > 1:
         each = tuple(
             Problem(
@@ -113,10 +113,12 @@ def from_training_step(
     return Problem(loss_fn, grad_fn, slots.current(), name or type(obj).__name__, samples=each)
 
 
-def _functions(obj, container, slots: Slots, user_step, user_loss, cases, rate, first=0):
+def _functions(
+    obj, container, slots: Slots, user_step, user_loss, cases, rate, first=0
+) -> tuple[Callable[[dict[str, Any]], float], Callable[[dict[str, Any]], Any]]:
     """``loss(params)`` (mean per-sample loss) and ``grad(params)`` (mean implied gradient)."""
 
-    def mean_loss(params):
+    def mean_loss(params: dict[str, Any]) -> float:
         saved = slots.bind(params)
         try:
             values = [_on_copy(user_loss, obj, case, "loss") for case in cases]
@@ -130,7 +132,7 @@ def _functions(obj, container, slots: Slots, user_step, user_loss, cases, rate, 
                 )
         return float(np.mean(values))
 
-    def implied_grad(params):
+    def implied_grad(params: dict[str, Any]) -> Any:
         per_sample = [
             _one_step(obj, container, slots, params, user_step, case, rate, k)
             for k, case in enumerate(cases, start=first)

@@ -279,12 +279,10 @@ def compare(
 
     ``fd`` runs over every element, or over the sorted flat indices ``elements`` only (fast
     mode); ``unmeasured`` counts the others per status and ``probe`` says what fast mode did."""
-    fits = grad is not None and grad.shape == param.shape
     numeric = fd.numeric
     n = numeric.size
     analytic = None
-    if fits:
-        assert grad is not None
+    if grad is not None and grad.shape == param.shape:
         analytic = grad.reshape(-1) if elements is None else grad.reshape(-1)[elements]
     codes = np.full(n, CODE["ok"], dtype=np.uint8)
     if analytic is None:

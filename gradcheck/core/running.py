@@ -133,7 +133,8 @@ def _share(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether ``a`` and ``b`` share a byte; when that is too hard to decide exactly (exotic
     strides), whether their memory bounds overlap (the safe side: a refusal)."""
     try:
-        return bool(np.shares_memory(a, b, max_work=10_000))
+        # numpy's stubs type max_work as -1 or 0 only; a positive budget is documented and works
+        return bool(np.shares_memory(a, b, max_work=10_000))  # type: ignore[arg-type]
     except _TOO_HARD:
         return bool(np.may_share_memory(a, b))
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar, Protocol, TypeGuard, overload
 
 from gradcheck.errors import InputError
 
@@ -175,6 +175,10 @@ class Tree:
             self._match(value, grad[key], child_path(path, key, param), out)
 
     # -- user functions as functions of the flat view ------------------------------------------
+    @overload
+    def on_flat(self, function: Callable) -> Callable: ...
+    @overload
+    def on_flat(self, function: None) -> None: ...
     def on_flat(self, function: Callable | None) -> Callable | None:
         """``function(tree)`` as a function of the flat view (``None`` stays ``None``)."""
         return None if function is None else _OnTree(self, function, grad=False)
@@ -186,9 +190,7 @@ class Tree:
     def sample(self, sample: Any) -> Any:
         """A per-sample ``Problem`` (any dataclass with ``loss``, ``grad`` and ``nodes``) or
         ``(loss, grad)`` pair, on the flat view."""
-        if dataclasses.is_dataclass(sample) and all(
-            hasattr(sample, a) for a in ("loss", "grad", "nodes")
-        ):
+        if _is_problem_like(sample):
             return dataclasses.replace(
                 sample,
                 loss=self.on_flat(sample.loss),
@@ -198,6 +200,25 @@ class Tree:
         if isinstance(sample, tuple) and len(sample) == 2 and all(map(callable, sample)):
             return (self.on_flat(sample[0]), self.grad_on_flat(sample[1]))
         return sample  # not a sample: check() says so
+
+
+class _ProblemLike(Protocol):
+    """What :meth:`Tree.sample` rewraps: a dataclass instance with a problem's functions (a
+    :class:`~gradcheck.protocol.Problem`, which this layer does not import)."""
+
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+    loss: Callable
+    grad: Callable
+    nodes: Callable | None
+
+
+def _is_problem_like(sample: Any) -> TypeGuard[_ProblemLike]:
+    """Whether ``sample`` is a dataclass instance (not a class) with loss, grad and nodes."""
+    return (
+        dataclasses.is_dataclass(sample)
+        and not isinstance(sample, type)
+        and all(hasattr(sample, a) for a in ("loss", "grad", "nodes"))
+    )
 
 
 class _OnTree:

@@ -194,7 +194,8 @@ def _element_findings(p: ParamResult, classes: np.ndarray, build: Builder, dims)
                 )
             )
     where = np.flatnonzero(classes == "unresolved")
-    if where.size:
+    # classify_elements marks "unresolved" only where there is a hand-written value
+    if where.size and p.analytic is not None:
         first = int(where[0])
         out.append(
             build.make(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,6 +24,15 @@ from gradcheck.diagnosis.resolve import converged, ratios
 GROUP_FALSE_ALARM = 1e-3
 # Neighbours on each side used to estimate the local density of ratios.
 DENSITY_NEIGHBOURS = 8
+
+
+class Ratio(NamedTuple):
+    """One wrong, converged element's ratio numeric / analytic (sorted by ratio first)."""
+
+    ratio: float
+    sigma: float  # the ratio's uncertainty
+    position: int  # the parameter's index in the list diagnosed
+    flat: int  # the element's flat index in it
 
 
 @dataclass(frozen=True)
@@ -41,11 +51,10 @@ class Group:
     flats: tuple[tuple[str, int], ...] = ()  # (param, flat index) of each member
 
 
-def candidates(params: list[ParamResult]) -> tuple[list[list[tuple]], int]:
+def candidates(params: list[ParamResult]) -> tuple[list[list[Ratio]], int]:
     """Wrong, converged elements sorted by ratio and cut into runs whose intervals overlap.
 
-    Returns the runs (each item ``(ratio, sigma, position, flat)``) and how many ratios
-    there were.
+    Returns the runs (lists of :class:`Ratio`) and how many ratios there were.
     """
     items = []
     for position, p in enumerate(params):
@@ -54,28 +63,27 @@ def candidates(params: list[ParamResult]) -> tuple[list[list[tuple]], int]:
         ratio, sigma = ratios(p)
         usable = (p.statuses == "wrong") & converged(p) & np.isfinite(ratio) & ~p.kink
         for flat in np.flatnonzero(usable):
-            items.append((float(ratio[flat]), float(sigma[flat]), position, int(flat)))
+            items.append(Ratio(float(ratio[flat]), float(sigma[flat]), position, int(flat)))
     items.sort()
-    runs: list[list[tuple]] = []
+    runs: list[list[Ratio]] = []
     high = 0.0
     for item in items:
-        ratio, sigma = item[0], item[1]
-        if runs and ratio - sigma <= high:
+        if runs and item.ratio - item.sigma <= high:
             runs[-1].append(item)
-            high = min(high, ratio + sigma)
+            high = min(high, item.ratio + item.sigma)
         else:
             runs.append([item])
-            high = ratio + sigma
+            high = item.ratio + item.sigma
     return runs, len(items)
 
 
-def chance(run: list[tuple], others: np.ndarray, total: int) -> float:
+def chance(run: list[Ratio], others: np.ndarray, total: int) -> float:
     """Probability that a run at least this large and this narrow arises by chance anywhere
     among ``total`` ratios, given the ratios ``others`` outside it."""
     size = len(run)
-    values = np.array([item[0] for item in run])
+    values = np.array([item.ratio for item in run])
     center = float(np.median(values))
-    width = max(float(np.ptp(values)), float(np.mean([2 * item[1] for item in run])))
+    width = max(float(np.ptp(values)), float(np.mean([2 * item.sigma for item in run])))
     if others.size >= 2:
         distance = np.sort(np.abs(others - center))
         k = min(DENSITY_NEIGHBOURS, distance.size)
@@ -102,14 +110,14 @@ def poisson_tail(mean: float, count: int) -> float:
     )
 
 
-def significant_runs(params: list[ParamResult]) -> list[list[tuple]]:
+def significant_runs(params: list[ParamResult]) -> list[list[Ratio]]:
     """The runs of two or more that are unlikely to be coincidences, largest first.
 
     A run whose shared ratio is 1 within its uncertainty is dropped: true = 1 x hand-written
     is no factor at all (such elements are wrong by an offset, not a factor).
     """
     runs, total = candidates(params)
-    all_ratios = np.array([item[0] for run in runs for item in run])
+    all_ratios = np.array([item.ratio for run in runs for item in run])
     out = []
     start = 0
     for run in runs:
@@ -133,10 +141,10 @@ def significant_runs(params: list[ParamResult]) -> list[list[tuple]]:
     return out
 
 
-def weighted(run: list[tuple]) -> tuple[float, float]:
+def weighted(run: list[Ratio]) -> tuple[float, float]:
     """The run's ratio (inverse-variance weighted) and its uncertainty (the widest member's)."""
-    values = np.array([item[0] for item in run])
-    sigmas = np.array([max(item[1], 1e-300) for item in run])
+    values = np.array([item.ratio for item in run])
+    sigmas = np.array([max(item.sigma, 1e-300) for item in run])
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         weights = 1 / sigmas**2
         factor = float(np.sum(values * weights) / np.sum(weights))

@@ -168,7 +168,7 @@ def missing_paths(trace: NodeTrace, node: str, following: str, result) -> list[s
         )
         contributions[j] = upstream * (up - down) / (2 * step[j])
     findings = []
-    for j in np.flatnonzero(result.statuses == "wrong"):
+    for j in np.flatnonzero(result.statuses == "wrong").tolist():  # ints, as j above
         row = contributions[j]
         paths = np.flatnonzero(np.abs(row) > 1e-9 * np.abs(row).max(initial=0.0))
         if not 2 <= paths.size <= MAX_PATHS:

@@ -94,10 +94,10 @@ def axes_permuted(p: ParamResult) -> tuple[int, ...] | None:
 def swapped_pairs(params: list[ParamResult]) -> list[tuple[str, str]]:
     """Pairs of same-shaped parameters whose hand-written gradients are exchanged."""
     pairs = []
-    wrong = [p for p in params if p.analytic is not None and p.status == "wrong"]
-    for i, a in enumerate(wrong):
-        for b in wrong[i + 1 :]:
-            if a.shape == b.shape and matches(a.analytic, b) and matches(b.analytic, a):
+    wrong = [(p, p.analytic) for p in params if p.analytic is not None and p.status == "wrong"]
+    for i, (a, a_hand) in enumerate(wrong):
+        for b, b_hand in wrong[i + 1 :]:
+            if a.shape == b.shape and matches(a_hand, b) and matches(b_hand, a):
                 pairs.append((a.name, b.name))
     return pairs
 
@@ -215,6 +215,8 @@ def shape_cause(p: ParamResult, dims: dict[str, int] | None = None) -> tuple[str
     ``shape_mismatch``.
     """
     grad = p.raw_grad
+    if grad is None:  # compare() keeps what came back for every shape_mismatch
+        raise ValueError(f"{p.name}: shape_cause explains a mis-shaped gradient; none came back")
     shape, got = p.shape, tuple(grad.shape)
     base = f"{p.name}: the gradient has shape {got}, the parameter {shape}"
 

@@ -373,8 +373,22 @@ def _probe_dict(direction: Direction, record: Record) -> dict[str, Any]:
 
 def _blank(n: int, rtol: float) -> TensorDifferences:
     """No element measured: NaN partials, no kink, nothing refined."""
-    nan = {k: np.full(n, np.nan) for k in ("numeric", "error", "step", "forward", "backward")}
-    flags = {k: np.zeros(n, dtype=bool) for k in ("kink", "refined")}
+
+    def nan() -> np.ndarray:
+        return np.full(n, np.nan)
+
+    def no() -> np.ndarray:
+        return np.zeros(n, dtype=bool)
+
     return TensorDifferences(
-        **nan, **flags, slack=np.full(n, np.nan), third=float("nan"), rtol=rtol
+        numeric=nan(),
+        error=nan(),
+        step=nan(),
+        forward=nan(),
+        backward=nan(),
+        slack=nan(),
+        kink=no(),
+        refined=no(),
+        third=float("nan"),
+        rtol=rtol,
     )

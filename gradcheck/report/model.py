@@ -138,7 +138,7 @@ class Report:
         return list(self.iter_entries())
 
     def to_dict(self, entries: bool = True) -> dict[str, Any]:
-        """The stable JSON schema (documented in the README); later versions only add keys.
+        """The stable JSON schema (docs/reference/json.md); later versions only add keys.
 
         Strict JSON data: every float goes through one conversion (:func:`json_ready`), so a
         NaN or infinite value (a ``nonfinite`` element's error, a probe's bound) is ``None``.

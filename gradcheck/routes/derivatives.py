@@ -27,7 +27,9 @@ densified.
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -103,8 +105,8 @@ def check_hvp(
 
     def hand(view):
         at = point.user(view, "Hv")
-        total = sum(point.vector(hvp(at, point.unflat(v)), "hvp") for v in vs)
-        return point.split(total, "Hv")
+        products = [point.vector(hvp(at, point.unflat(v)), "hvp") for v in vs]
+        return point.split(functools.reduce(operator.add, products), "Hv")  # vectors >= 1
 
     report = check(loss, hand, params, seed=seed, **options)
     return with_notes(

@@ -64,7 +64,8 @@ CLOSED_FORMS = {
 @pytest.mark.parametrize("name", list(CLOSED_FORMS))
 @pytest.mark.parametrize("richardson", [False, True])
 def test_numeric_partials_match_closed_forms(name, richardson):
-    """README claim: numeric partials are within 1e-8 of the largest partial (f64)."""
+    """Documented claim (docs/explanation/numerics.md): numeric partials are within 1e-8 of
+    the largest partial (f64)."""
     loss, exact, x0 = CLOSED_FORMS[name]
     report = check(
         lambda p: loss(p["x"]),
