@@ -33,7 +33,8 @@ element; what fast mode finally states about the elements it did not measure com
 tensor-wide probes that pass once the measured errors are removed (:mod:`gradcheck.fast.mode`).
 When more than ``max_wrong`` ranges fail at once (a whole tensor wrong), the tensor is reported
 wrong (``unresolved``), ``fallback_samples`` elements of its failing ranges are measured, and
-the rest of those ranges stays ``unchecked``.
+the rest of those ranges stays ``unchecked``. A failing probe is localized only once the loss
+has been found smooth along its direction (kinks: see :mod:`gradcheck.fast.mode`).
 """
 
 from __future__ import annotations

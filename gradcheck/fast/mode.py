@@ -22,6 +22,16 @@ Neither ``probed`` nor ``unchecked`` fails a report; a failing probe that locali
 pin to elements (``unresolved``) fails its tensor on its own. The result keeps per-element
 arrays for the measured elements only; ``probed`` and ``unchecked`` are counts and ranges.
 
+Kinks. A probe assumes the loss is smooth along its direction. Before a failing probe is
+localized, the loss is evaluated along its direction at two smaller steps
+(:func:`gradcheck.fast.probe.kinked`, :func:`gradcheck.fast.numerics.kink_along`): if it is not
+smooth at the probe's scale (ReLU pre-activations at or near zero, ``abs`` at zero), the
+failure says nothing about the gradient, since a valid subgradient fails a probe as readily as
+a wrong partial, and localization's probes would cross the same kinks. The tensor then gets the
+full check (every element measured, kinks ``uncertain`` element by element; ``kinked`` in its
+summary): never worse than the full check, at its price for that tensor. A failure the kink
+test does not explain still fails the tensor (localization, then ``unresolved``).
+
 When to run fast at all (:func:`choose_mode`): the full check measures every element; when it
 plans no more loss evaluations than fast mode would for a correct net, it is run instead.
 """
@@ -43,9 +53,10 @@ from gradcheck.core.differences import (
 )
 from gradcheck.core.numerics import Tolerance, coarser_dtype
 from gradcheck.core.params import ParamSet
-from gradcheck.fast.localize import Measured, localize
+from gradcheck.fast.localize import FAILING_CODES, Measured, localize
 from gradcheck.fast.numerics import miss_threshold, sensitivity
 from gradcheck.fast.probe import (
+    KINK_EVALUATIONS,
     PILOT_EVALUATIONS,
     PROBE_EVALUATIONS,
     Direction,
@@ -55,6 +66,7 @@ from gradcheck.fast.probe import (
     Tensor,
     Weights,
     correct,
+    kinked,
     pilot,
     probe,
     tensor_of,
@@ -151,6 +163,7 @@ def _tensor(
     unresolved: list[Record] = []
     fallback = None
     direction = None
+    smooth: set[int] = set()  # seeds of failing directions found free of kinks
     if tensor.finite:
         direction = pilot(differences, tensor, _seed(rng))
     rounds = 0
@@ -164,6 +177,12 @@ def _tensor(
                 direction = Direction(tensor, _seed(rng), direction.half_step, direction.third)
             tops.append((direction, probe(differences, direction, Weights(0, tensor.x.size))))
             continue
+        if failing[0].seed not in smooth:  # first, is the failure a kink's? (counted as
+            evaluator.plan(KINK_EVALUATIONS)  # localization: it examines a failing probe)
+            if kinked(differences, failing[0], next(r for d, r in tops if d is failing[0])):
+                return _whole(differences, param, grad, precision, tensor, tops, tolerance)
+            localized["evaluations"] += KINK_EVALUATIONS
+            smooth.add(failing[0].seed)
         if rounds > options.max_wrong or unresolved:
             unresolved = unresolved or [failing[1]]
             fallback = fallback or "tensor-wide probes still fail after localization"
@@ -202,6 +221,45 @@ def _tensor(
         ),
         unresolved,
     )
+
+
+def _whole(
+    differences: FiniteDifferences,
+    param: Any,
+    grad: np.ndarray,
+    precision: np.dtype,
+    tensor: Tensor,
+    tops: list[tuple[Direction, Record]],
+    tolerance: Tolerance,
+) -> ParamResult:
+    """The full check of the tensor, after a failing probe crossed a kink.
+
+    A probe assumes the loss is smooth along its direction; where it is not (ReLU
+    pre-activations at or near zero, ``abs`` at zero), its failure says nothing about the
+    gradient: a valid subgradient fails it as readily as a wrong partial. Localization cannot
+    help either, since its probes cross the same kinks. So every element is measured one by one
+    with the full check's procedure (whose stencil tells kinks from errors per element:
+    ``uncertain``, not ``wrong``), and the tensor takes the full check's verdict: never worse
+    than the full check, at its price for this tensor. A failure with no kink behind it still
+    fails the tensor (localization, then ``unresolved``)."""
+    name = param.name
+    differences.evaluator.plan(
+        planned_evaluations(differences.params, differences.richardson, [name]) - BASELINE
+    )
+    fd = differences.differentiate(name, tensor.analytic, precision)
+    codes = compare(param, grad, fd, tolerance).codes
+    summary = ProbeSummary(
+        probes=tuple(_probe_dict(d, r) for d, r in tops),
+        step=tops[0][0].half_step if tops else float("nan"),
+        measured=param.size,
+        proven_wrong=tuple(int(i) for i in np.flatnonzero(np.isin(codes, FAILING_CODES))),
+        fallback=(
+            "a failing probe crossed a kink (the loss is not differentiable along it), so "
+            "every element was measured one by one: the full check's verdict"
+        ),
+        kinked=True,
+    )
+    return compare(param, grad, fd, tolerance, probe=summary)
 
 
 def _seed(rng: np.random.Generator) -> int:

@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from gradcheck.core.numerics import Tolerance, central_error
+from gradcheck.core.stencil import KINK_NOISE, KINK_RELATIVE, analyse
 from gradcheck.errors import InputError
 
 # A typical element must move by this many units in the last place, or its span is mostly
@@ -146,3 +147,60 @@ def decoding_groups(signal: float, tolerance: float, most: int) -> int:
     if bound <= 0:
         return most
     return int(min(most, 1 + math.floor(1.0 / (2.0 * bound))))
+
+
+# A direction's kink test: the steps, as multiples of the probe's own step, at which the loss is
+# evaluated on both sides (the probe's step and two smaller ones, as the engine's refinement).
+KINK_MULTIPLES = (0.25, 0.5, 1.0)
+# How much faster than a jump at the point the extrapolated slope gap of a smooth loss must
+# grow from one pair of levels to the next (it grows 8x per doubling; a jump stays put).
+SMOOTH_GROWTH = 4.0
+
+
+def kink_along(f0: float, central: dict[float, tuple[float, float, float]], noise: float) -> bool:
+    """Whether the loss along a probe's direction, ``F(s) = f(x + s w)``, is not smooth at the
+    probe's scale: a kink at the point or crossed by the steps (ReLU pre-activations at or near
+    zero, ``abs`` at zero, max-pool ties).
+
+    ``central`` maps each of ``KINK_MULTIPLES`` to ``(F(s), F(-s), s)`` at steps ``s`` taken
+    along ``w``; ``noise`` bounds the rounding of one loss value. Three signs, any of which
+    says kink (each a departure from the smooth model beyond its noise):
+
+    * the full check's own test for one element (:func:`gradcheck.core.stencil.analyse`): the
+      gap between the one-sided slopes, ``g(s) = s F'' + O(s**3)``, does not double when the
+      step doubles;
+    * a jump at the point: the gap extrapolated to zero, ``2 g(s) - g(2s)``, is
+      ``-F'''' s**3 / 2`` for a smooth loss (it grows 8x per doubling) but the jump ``J`` of
+      the slope at a kink (it stays put); the analyse test misses it when the smooth part
+      ``s F''`` of the gap dwarfs ``J`` (an L2 penalty along a direction over many weights);
+    * central values that do not converge as ``s**2``: ``n(s) = F' + F''' s**2 / 6`` changes
+      4x as much from ``2s`` to ``4s`` as from ``s`` to ``2s``; a kink crossed only by the
+      larger steps breaks that.
+
+    A false kink costs evaluations only (the tensor is then measured element by element, the
+    full check's verdict); a missed one leaves the probe's failure standing (fail closed), as
+    does any non-finite value."""
+    levels = sorted(central)
+    if not np.isfinite([f0, noise, *(v for c in central.values() for v in c)]).all():
+        return False  # a NaN or an infinity explains nothing: the probe's failure stands
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        step = {m: float(central[m][2]) for m in levels}
+        gap = {m: (central[m][0] - 2.0 * f0 + central[m][1]) / step[m] for m in levels}
+        n = {m: (central[m][0] - central[m][1]) / (2.0 * step[m]) for m in levels}
+        gap_noise = {m: 4.0 * noise / step[m] for m in levels}
+        one = {
+            m: (np.array([c[0]]), np.array([c[1]]), np.array([c[2]]), np.array([c[2]]))
+            for m, c in central.items()
+        }
+        if bool(analyse(f0, one, np.array([noise]))["kink"][0]):
+            return True
+        a, b, c = levels
+        jump_ab = 2.0 * gap[a] - gap[b]
+        jump_bc = 2.0 * gap[b] - gap[c]
+        jump_noise = KINK_NOISE * (2.0 * gap_noise[a] + gap_noise[b])
+        if abs(jump_ab) > jump_noise and abs(jump_bc) <= SMOOTH_GROWTH * abs(jump_ab):
+            return True
+        low, high = n[b] - n[a], n[c] - n[b]
+        central_noise = KINK_NOISE * noise * (1 / step[c] + 5 / step[b] + 4 / step[a])
+        departure = abs(high - 4.0 * low)
+        return bool(departure > KINK_RELATIVE * (abs(high) + 4.0 * abs(low)) + central_noise)

@@ -36,11 +36,13 @@ from gradcheck.core.differences import THIRD_MARGIN, FiniteDifferences
 from gradcheck.core.numerics import Tolerance, coarser_eps, evaluation_noise
 from gradcheck.errors import InputError
 from gradcheck.fast.numerics import (
+    KINK_MULTIPLES,
     MIN_FALSE_ALARM,
     direction_scale,
     direction_step,
     direction_tolerance,
     gaussian_quantile,
+    kink_along,
     pilot_step,
 )
 
@@ -48,6 +50,7 @@ CHUNK = 1 << 14  # elements of a direction drawn at once
 PILOT_MULTIPLES = (1.0, 2.0)  # the pilot's steps, in units of hp (as the engine's pilot)
 PILOT_EVALUATIONS = 2 * len(PILOT_MULTIPLES)
 PROBE_EVALUATIONS = 2
+KINK_EVALUATIONS = 2 * (len(KINK_MULTIPLES) - 1)  # the probe's own step is reused
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class Record:
     discrepancy: float
     tolerance: float
     peeled: frozenset[int] = frozenset()
+    values: tuple[float, float, float] | None = None  # (F(h), F(-h), h taken), when probed
 
     @property
     def size(self) -> int:
@@ -344,8 +348,32 @@ def probe(
     tolerance = direction_tolerance(
         noise, h, direction.third, sums.rounding, t.rtol, t.tol, t.quantile
     )
-    record = Record(weights.lo, weights.hi, discrepancy, tolerance)
+    taken = sums.taken / (2.0 * sums.norm) if sums.norm > 0 else float("nan")
+    record = Record(weights.lo, weights.hi, discrepancy, tolerance, values=(f_up, f_down, taken))
     return correct(direction, weights, record, known)
+
+
+def kinked(differences: FiniteDifferences, direction: Direction, top: Record) -> bool:
+    """Whether the loss along ``direction`` (the whole tensor) has a kink at the probe's scale:
+    the loss on both sides at each of ``KINK_MULTIPLES`` of its step (the tensor-wide probe
+    ``top`` supplies its own step's values; ``KINK_EVALUATIONS`` more), judged by
+    :func:`gradcheck.fast.numerics.kink_along`."""
+    t = direction.tensor
+    f0 = float(differences.evaluator.f0)
+    central: dict[float, tuple[float, float, float]] = {}
+    largest = abs(f0)
+    for m in KINK_MULTIPLES:
+        if m == 1.0 and top.values is not None:
+            central[m] = top.values
+        else:
+            f_up, f_down, sums = _evaluate(
+                differences, direction, Weights(0, t.x.size), m * direction.half_step
+            )
+            step = sums.taken / (2.0 * sums.norm) if sums.norm > 0 else float("nan")
+            central[m] = (f_up, f_down, step)
+        largest = max(largest, abs(central[m][0]), abs(central[m][1]))
+    noise = float(evaluation_noise(np.array(largest), t.eps, t.tol))
+    return kink_along(f0, central, noise)
 
 
 def correct(
@@ -400,6 +428,7 @@ class ProbeSummary:
     unresolved: bool = False  # a failing probe not pinned to elements: the tensor is wrong
     unchecked: tuple[tuple[int, int], ...] = ()  # flat ranges not examined
     fallback: str | None = None  # why localization stopped, if it did
+    kinked: bool = False  # a failing probe crossed a kink: every element measured (full)
     sensitivity: Mapping[str, float | None] = field(default_factory=dict)
 
     @property
@@ -420,5 +449,6 @@ class ProbeSummary:
             "unresolved": self.unresolved,
             "unchecked": [list(r) for r in self.unchecked],
             "fallback": self.fallback,
+            "kinked": self.kinked,
             "sensitivity": dict(self.sensitivity),
         }

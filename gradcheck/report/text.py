@@ -371,11 +371,15 @@ def fast_lines(report: Report) -> list[str]:
                 )
                 + f", missed with probability <= {sens['miss']:g})"
             )
-        if summary.failed:
-            wrong = [p.label(i) for i in summary.proven_wrong]
-            shown = ", ".join(wrong[:10]) + (
-                f" and {len(wrong) - 10} more" if len(wrong) > 10 else ""
+        wrong = [p.label(i) for i in summary.proven_wrong]
+        shown = ", ".join(wrong[:10]) + (f" and {len(wrong) - 10} more" if len(wrong) > 10 else "")
+        if summary.kinked:
+            line += (
+                f"; a failing probe crossed a kink (the loss is not differentiable along it): "
+                f"all {summary.measured} elements measured one by one (the full check's "
+                f"verdict), {len(wrong)} wrong" + (f": {shown}" if wrong else "")
             )
+        elif summary.failed:
             line += (
                 f"; localization: {summary.localization_evaluations} evaluations, "
                 f"{summary.localization_probes} probes, {summary.measured} "

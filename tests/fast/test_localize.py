@@ -12,7 +12,7 @@ import gradcheck
 from gradcheck import FastOptions
 from gradcheck.core.differences import PILOT_EVALUATIONS as ENGINE_PILOT
 from gradcheck.fast.localize import CONFIRM_WRONG, measure_cost
-from gradcheck.fast.probe import PILOT_EVALUATIONS, PROBE_EVALUATIONS
+from gradcheck.fast.probe import KINK_EVALUATIONS, PILOT_EVALUATIONS, PROBE_EVALUATIONS
 from nets.tanh_mlp import TanhMLP, wrong_elements
 
 FORCE = FastOptions(auto=False)
@@ -62,8 +62,11 @@ def test_one_strong_error_is_read_off_the_probes_values(index):
     assert w.count("probed") == size - 1
     assert w.count("ok") == w.count("unchecked") == 0
     # a strong error is located among 2**16 by a few probes: far fewer than 16 halvings
-    # (+ the engine's pilot on the one element measured: noise table and step ladder)
-    assert w.probe.localization_evaluations <= 3 * PROBE_EVALUATIONS + CONFIRM_WRONG + ENGINE_PILOT
+    # (+ the engine's pilot on the one element measured: noise table and step ladder; and the
+    # kink test of the failing probe, which found the loss smooth along it)
+    assert w.probe.localization_evaluations <= (
+        KINK_EVALUATIONS + 3 * PROBE_EVALUATIONS + CONFIRM_WRONG + ENGINE_PILOT
+    )
     assert report.evaluations <= CHECK + w.probe.localization_evaluations
     # the located element's row: analytic against a per-element central difference
     true = net.grad({"w": net.w})["w"][index]

@@ -24,6 +24,7 @@ from gradcheck.fast.probe import (
 from gradcheck.protocol import load_references
 from nets.tanh_mlp import TanhMLP, wrong_elements
 from tests.fast.test_localize import Wide, relative_shift
+from tests.helpers.toy import two_layer_net
 
 FORCE = FastOptions(auto=False)
 PER_TENSOR = PILOT_EVALUATIONS + PROBE_EVALUATIONS * FORCE.probes
@@ -339,6 +340,95 @@ def test_huge_partials_fail_closed_and_huge_scales_still_pass():
         {"w": net.w.copy()},
     )
     assert report.passed, report.to_text()
+
+
+# -- kinks: a probe's failure a kink explains hands the tensor to the full check ---------------
+
+
+def test_relu_net_at_cs231n_init_passes_though_its_probes_cross_kinks():
+    # regression (QA): b1 = 0 and 1e-4 weights put the ReLU's kink within reach of every
+    # probe over W1 and b1; fast mode said FAILED with 0 elements wrong
+    loss, grad, params = two_layer_net(seed=3)
+    before = bits(params)
+    for options in (FORCE, FastOptions()):  # forced, and at the default (auto picks fast)
+        report = fast(loss, grad, params, fast=options)
+        assert report.options["mode_reason"].startswith("fast mode:")
+        assert report.passed, report.to_text()
+        for name in ("W1", "b1"):
+            assert report[name].probe.kinked
+            assert report[name].count("wrong") == 0
+            assert report[name].count("probed") == report[name].count("unchecked") == 0
+        assert report["W1"].count("uncertain") > 0  # kinks met element by element
+        assert "crossed a kink" in report.to_text()
+        assert not report["W2"].probe.kinked
+        assert report["W2"].count("probed") == 500
+    assert bits(params) == before
+
+
+@pytest.mark.parametrize(
+    ("bug", "wrong"), [("mask_inverted", ["W1", "b1"]), ("reg_factor", ["W1"])]
+)
+def test_relu_net_at_cs231n_init_with_a_planted_bug_fails_at_the_right_tensors(bug, wrong):
+    loss, grad, params = two_layer_net(bug, seed=3)
+    report = fast(loss, grad, params)
+    assert report.failed_params == wrong
+    for name in wrong:
+        assert report[name].count("wrong") > 0
+        assert len(report[name].probe.proven_wrong) == report[name].count("wrong")
+
+
+def test_a_kinked_tensor_takes_exactly_the_full_checks_verdict():
+    # the QA reproduction itself (seed 0): whatever the full check says of W1 and b1 element by
+    # element, fast mode says the same (at the time of writing the full check calls one W1
+    # element at a kink wrong, and fast mode, never worse than full, no better either, agrees)
+    loss, grad, params = two_layer_net()
+    full = gradcheck.check(loss, grad, params)
+    report = fast(loss, grad, params)
+    for name in ("W1", "b1"):
+        assert report[name].probe.kinked
+        assert report[name].elements is None
+        assert report[name].statuses.tolist() == full[name].statuses.tolist()
+    assert report.failed_params == full.failed_params
+
+
+def test_abs_loss_with_exact_kinks_and_a_valid_subgradient_passes():
+    # L1 on a vector half of whose entries are exactly 0, subgradient +1 there (valid: in
+    # [-1, 1]); a probe's central difference sees the middle of the kink, 0, and fails
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal(4096)
+    w[::2] = 0.0
+    c = rng.standard_normal(w.size)
+
+    def loss(p):
+        return float(c @ np.tanh(p["w"]) / w.size + 1e-3 * np.abs(p["w"]).sum())
+
+    def grad(p):
+        return {"w": c * (1 - np.tanh(p["w"]) ** 2) / w.size + 1e-3 * np.where(p["w"] >= 0, 1, -1)}
+
+    report = fast(loss, grad, {"w": w})
+    assert report.passed, report.to_text()
+    assert report["w"].probe.kinked
+    assert report["w"].count("uncertain") == w.size // 2
+    # the same loss with the subgradient's sign flipped at the kinks (-1 where w > 0) is wrong
+    flipped = fast(loss, lambda p: {"w": grad(p)["w"] - 2e-3 * (p["w"] > 0)}, {"w": w})
+    assert flipped.failed_params == ["w"]
+    wrong = flipped["w"].indices[flipped["w"].statuses == "wrong"]
+    assert (w[wrong] > 0).all()
+    assert wrong.size > 0.9 * np.count_nonzero(w > 0)
+
+
+@pytest.mark.parametrize(("size", "rel"), [(1 << 10, 1e-3), (1 << 12, 3e-7)])
+def test_spread_out_small_error_still_fails_closed(size, rel):
+    # every element off by the same relative amount, on a smooth net: no kink explains the
+    # failing probe, so it fails the tensor (at 3e-7 few elements are wrong enough to be
+    # pinned one by one; the tensor fails whether or not localization pins them)
+    net = Wide(size)
+    report = fast(net.loss, lambda p: {"w": net.grad(p)["w"] * (1 + rel)}, {"w": net.w.copy()})
+    w = report["w"]
+    assert report.failed_params == ["w"]
+    assert w.status == "wrong"
+    assert not w.probe.kinked
+    assert w.probe.localization_evaluations > 0
 
 
 # issue 12 items 4 and 10: FastOptions refused with ValueError/TypeError, or not at all

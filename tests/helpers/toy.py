@@ -175,3 +175,47 @@ def chain(bug: str | None = None, seed: int = 4):
         )
 
     return loss, grad, params, nodes
+
+
+def two_layer_net(bug: str | None = None, inputs: int = 100, seed: int = 0):
+    """CS231n's TwoLayerNet (inputs -> 50 -> ReLU -> 10, softmax, L2 penalty) at the
+    assignment's own initialisation: weights ``1e-4 * randn``, biases zero, so the hidden
+    pre-activations sit within ~1e-3 of the ReLU's kink and any direction over W1 or b1 crosses
+    kinks. ``bug``: ``"mask_inverted"`` (the ReLU's mask passes the dead units: W1 and b1
+    wrong), ``"reg_factor"`` (the L2 term's 2 dropped from dW1: W1 wrong), ``"spread"`` (every
+    element of dW1 off by a relative 1e-3)."""
+    rng = np.random.RandomState(seed)
+    hidden, classes, batch, reg = 50, 10, 20, 0.05
+    params = {
+        "W1": 1e-4 * rng.randn(inputs, hidden),
+        "b1": np.zeros(hidden),
+        "W2": 1e-4 * rng.randn(hidden, classes),
+        "b2": np.zeros(classes),
+    }
+    x, y = rng.randn(batch, inputs), rng.randint(classes, size=batch)
+    rows = np.arange(batch)
+
+    def forward(p):
+        h = np.maximum(0, x @ p["W1"] + p["b1"])
+        s = h @ p["W2"] + p["b2"]
+        s = s - s.max(axis=1, keepdims=True)
+        return h, np.exp(s) / np.exp(s).sum(axis=1, keepdims=True)
+
+    def loss(p):
+        _, prob = forward(p)
+        penalty = reg * (np.sum(p["W1"] ** 2) + np.sum(p["W2"] ** 2))
+        return float(-np.log(prob[rows, y]).mean() + penalty)
+
+    def grad(p):
+        h, prob = forward(p)
+        ds = prob.copy()
+        ds[rows, y] -= 1
+        ds /= batch
+        dh = ds @ p["W2"].T
+        dh[(h > 0) if bug == "mask_inverted" else (h <= 0)] = 0
+        dw1 = x.T @ dh + (1 if bug == "reg_factor" else 2) * reg * p["W1"]
+        if bug == "spread":
+            dw1 = dw1 * (1 + 1e-3)
+        return {"W1": dw1, "b1": dh.sum(0), "W2": h.T @ ds + 2 * reg * p["W2"], "b2": ds.sum(0)}
+
+    return loss, grad, params

@@ -1,0 +1,55 @@
+"""Fast mode's numerical rules: the kink test along a probe's direction tells a loss that is
+not smooth at the probe's scale from a smooth one, and never excuses a NaN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gradcheck.core.stencil import analyse
+from gradcheck.fast.numerics import KINK_MULTIPLES, kink_along
+
+H = 1e-3
+NOISE = 1e-16
+
+
+def along(f, h=H):
+    """``F(0)`` and ``{m: (F(m h), F(-m h), m h)}`` at the kink test's levels."""
+    return f(0.0), {m: (f(m * h), f(-m * h), m * h) for m in KINK_MULTIPLES}
+
+
+def relu(s):
+    return max(s, 0.0)
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda s: np.exp(0.3 * s) + 5.0 * s**2,  # curvature dwarfing the slope
+        lambda s: np.sin(3.0 * s) - 2.0 * s,
+        lambda s: 1.0 + 1e-9 * s,  # flat: everything in rounding
+        lambda s: relu(s - 5 * H),  # a kink beyond the largest step
+    ],
+)
+def test_smooth_along_the_probe_is_no_kink(f):
+    assert not kink_along(*along(f), NOISE)
+
+
+def test_a_small_jump_at_the_point_under_a_large_curvature_is_a_kink():
+    # an L2 penalty along a direction over many weights (s F'' = 1e-2 at the step) hides a
+    # slope jump of 2e-4 from the one-element test; the gap extrapolated to zero does not
+    f0, central = along(lambda s: 5.0 * s**2 + 1e-4 * abs(s))
+    one = {m: tuple(np.array([v]) for v in (*c, c[2])) for m, c in central.items()}
+    assert not analyse(f0, one, np.array([NOISE]))["kink"][0]
+    assert kink_along(f0, central, NOISE)
+
+
+@pytest.mark.parametrize("where", [0.0, 0.1 * H, 0.3 * H, 0.7 * H])
+def test_a_kink_at_or_near_the_point_is_a_kink(where):
+    assert kink_along(*along(lambda s: 0.3 * s + 0.5 * relu(s - where)), NOISE)
+
+
+def test_a_nan_excuses_nothing():
+    f0, central = along(lambda s: 0.5 * abs(s))
+    central[0.5] = (float("nan"), central[0.5][1], central[0.5][2])
+    assert not kink_along(f0, central, NOISE)
