@@ -136,7 +136,7 @@ class FailingLoss:
 
 
 @pytest.mark.parametrize(
-    "flat, message",
+    ("flat", "message"),
     [
         # W1[0, 0] moves in the pilot's first wave, always sent to the workers
         (0, r"ArithmeticError: bad element with W1\[0, 0\] moved to .* \(in a worker\)$"),
