@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from gradcheck.core.compare import ParamResult, analytic_array, compare
+from gradcheck.core.compare import ParamResult, analytic_array, compare, dtype_name
 from gradcheck.core.differences import (
     OWN_PILOT_MIN,
     REFINE_SAMPLE,
@@ -401,13 +401,18 @@ def _full_results(engine, pset, names, gradients, grad_dtypes, tolerance, execut
     precision = {name: coarser_dtype(pset[name].dtype, grad_dtypes.get(name)) for name in names}
     fitting = {name: _fitting(gradients.get(name), pset[name].shape) for name in names}
     groups: dict[Any, list[list[str]]] = {}
+    filled: dict[Any, int] = {}  # elements in each kind's last run
     if executor is None:
         for name in names:
-            if pset[name].size <= GROUP_MAX and fitting[name] is not None:
-                runs = groups.setdefault((pset[name].dtype, precision[name]), [[]])
-                if sum(pset[n].size for n in runs[-1]) + pset[name].size > GROUP_MAX:
+            size = pset[name].size
+            if size <= GROUP_MAX and fitting[name] is not None:
+                kind = (pset[name].dtype, precision[name])
+                runs = groups.setdefault(kind, [[]])
+                if filled.get(kind, 0) + size > GROUP_MAX:
                     runs.append([])
+                    filled[kind] = 0
                 runs[-1].append(name)
+                filled[kind] = filled.get(kind, 0) + size
     done: dict[str, ParamResult] = {}
     for runs in groups.values():
         for run in runs:
@@ -451,7 +456,7 @@ def _part(
         **{field: getattr(whole, field)[start:stop] for field in arrays},
         name=param.name,
         shape=param.shape,
-        dtype=str(param.dtype),
+        dtype=dtype_name(param.dtype),
         grad_shape=tuple(grad.shape),
         raw_grad=grad,
     )

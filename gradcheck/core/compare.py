@@ -23,6 +23,8 @@ In fast mode a failing probe that localization could not pin to elements fails i
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -55,6 +57,12 @@ CODE = {status: np.uint8(k) for k, status in enumerate(STATUS_ORDER)}
 _NAMES = np.array(STATUS_ORDER)
 # code -> whether it fails: a lookup table, one fancy index per tensor (np.isin sorts)
 _FAILS = np.array([s in FAILING for s in STATUS_ORDER], dtype=bool)
+
+
+@functools.cache
+def dtype_name(dtype: np.dtype) -> str:
+    """``str(dtype)``, once per dtype (numpy builds the text anew on every call)."""
+    return str(dtype)
 
 
 def status_codes(statuses: Iterable[str]) -> np.ndarray:
@@ -126,7 +134,7 @@ class ParamResult:
     @property
     def size(self) -> int:
         """Elements of the parameter (measured or not)."""
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     @property
     def indices(self) -> np.ndarray:
@@ -321,7 +329,7 @@ def compare(
     return ParamResult(
         name=param.name,
         shape=param.shape,
-        dtype=str(param.dtype),
+        dtype=dtype_name(param.dtype),
         grad_shape=None if grad is None else tuple(grad.shape),
         analytic=analytic,
         numeric=numeric,

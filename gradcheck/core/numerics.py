@@ -23,6 +23,7 @@ step far below 1e-6. ``max(1, |x|)`` only says where the ladder starts.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from numbers import Real
@@ -123,7 +124,12 @@ def step_rule(richardson: bool) -> str:
 
 def machine_eps(dtype: np.dtype) -> float:
     """Machine epsilon of a floating dtype (float64 for anything else)."""
-    dtype = np.dtype(dtype)
+    return _eps_of(np.dtype(dtype))
+
+
+@functools.cache
+def _eps_of(dtype: np.dtype) -> float:
+    """:func:`machine_eps`, once per dtype: a check asks it dozens of times per tensor."""
     if np.issubdtype(dtype, np.floating):
         return float(np.finfo(dtype).eps)
     return float(np.finfo(np.float64).eps)
@@ -135,6 +141,14 @@ def coarser_dtype(*dtypes: np.dtype | None) -> np.dtype:
     A hand-written gradient computed in float32 is only as precise as float32, even for
     float64 parameters: the tolerance's relative floor must come from the coarser of the two.
     """
+    try:
+        return _coarser(dtypes)  # once per combination: the full check asks once per tensor
+    except TypeError:  # an unhashable dtype-like
+        return _coarser.__wrapped__(dtypes)
+
+
+@functools.cache
+def _coarser(dtypes: tuple[Any, ...]) -> np.dtype:
     floats = [np.dtype(d) for d in dtypes if d is not None and np.issubdtype(d, np.floating)]
     return max(floats, key=machine_eps, default=np.dtype(np.float64))
 

@@ -335,7 +335,12 @@ class ParamSet:
         view, kind, public = self.view, self.scalar_type(name), self._public(p)
 
         def write_scalar(index: Any, values: Any) -> None:
-            view[name] = public if values is _SNAPSHOT else kind(np.ravel(values)[0])
+            if values is _SNAPSHOT:
+                view[name] = public
+            elif type(values) is float:  # a single element's value, from ndarray.tolist()
+                view[name] = kind(values)
+            else:
+                view[name] = kind(np.ravel(values)[0])
 
         return write_scalar
 
