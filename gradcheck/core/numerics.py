@@ -266,10 +266,13 @@ def ecnoise(values: np.ndarray) -> tuple[float, str]:
         rms = largest * float(np.sqrt(np.mean((diff / largest) ** 2))) if largest > 0 else 0.0
         levels.append(float(np.sqrt(gamma)) * rms)
         changes_sign.append(bool(diff.min() < 0 < diff.max()))
-    for k in range(count - 3):
-        window = levels[k : k + 3]
-        if max(window) <= 4.0 * min(window) and changes_sign[k]:
-            return levels[k], "measured"
+        # the windows in order, each as soon as its three orders are known: the first that
+        # passes is the answer, so the higher orders need not be computed
+        k = len(levels) - 3
+        if k >= 0:
+            window = levels[k : k + 3]
+            if max(window) <= 4.0 * min(window) and changes_sign[k]:
+                return levels[k], "measured"
     return float("nan"), "slope"
 
 
