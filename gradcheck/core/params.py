@@ -10,6 +10,7 @@ on every way out (``finally``), KeyboardInterrupt included.
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -96,6 +97,8 @@ class Group:
 def _as_param(name: Any, value: Any) -> Param:
     if not isinstance(name, str):
         raise InputError(f"parameter names must be strings, got {name!r} ({type(name).__name__})")
+    if type(value) is float and math.isfinite(value):  # the asker's scalars: nothing to refuse
+        return Param(name, value, np.array(value), np.array(value), True, False, [])
     notes: list[str] = []
     if isinstance(value, np.ma.MaskedArray):
         # writing an element through a masked array unmasks it, and the snapshot keeps only
