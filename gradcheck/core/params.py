@@ -445,6 +445,8 @@ class ParamSet:
                     out.append(p.name)
                     continue
                 current = p.array
+            elif current is p.original and type(current) is float:
+                continue  # the very float the snapshot was taken from: floats are immutable
             elif current is not p.original:
                 current = np.asarray(current)
                 if current.dtype != p.snapshot.dtype or current.shape != ():
