@@ -372,17 +372,6 @@ def test_ecnoise_says_when_the_spacing_is_wrong():
     assert ecnoise(np.exp(np.arange(-3, 4) * 1e-2))[1] == "slope"  # a smooth trend only
 
 
-def test_scale_free_step_follows_the_function_not_the_magnitude():
-    from gradcheck.core.numerics import scale_free_step
-
-    eps = np.finfo(np.float64).eps
-    x = np.array([1e-5, 1e8])
-    # h* = (3 noise / |f'''|)**(1/3) whatever |x| is, down to a few hundred ulps of x
-    assert scale_free_step(x[:1], 1e-15, 3e15, 1.0, eps)[0] == pytest.approx(1e-10)
-    assert scale_free_step(x[1:], 1e-15, 3e15, 1.0, eps)[0] == pytest.approx(256 * eps * 1e8)
-    assert scale_free_step(x, 1e-15, 0.0, 0.5, eps).tolist() == [0.5, 0.5]
-
-
 def _ecnoise_every_order(values):
     """ECnoise as first written: every order's level computed, then the windows read in order."""
     f = np.asarray(values, dtype=np.float64)
@@ -419,3 +408,14 @@ def test_ecnoise_stops_at_the_first_agreeing_window_with_the_same_answer():
         (sigma, status), (expected, expected_status) = ecnoise(values), _ecnoise_every_order(values)
         assert status == expected_status
         assert sigma == expected or (np.isnan(sigma) and np.isnan(expected))
+
+
+def test_scale_free_step_follows_the_function_not_the_magnitude():
+    from gradcheck.core.numerics import scale_free_step
+
+    eps = np.finfo(np.float64).eps
+    x = np.array([1e-5, 1e8])
+    # h* = (3 noise / |f'''|)**(1/3) whatever |x| is, down to a few hundred ulps of x
+    assert scale_free_step(x[:1], 1e-15, 3e15, 1.0, eps)[0] == pytest.approx(1e-10)
+    assert scale_free_step(x[1:], 1e-15, 3e15, 1.0, eps)[0] == pytest.approx(256 * eps * 1e8)
+    assert scale_free_step(x, 1e-15, 0.0, 0.5, eps).tolist() == [0.5, 0.5]
