@@ -9,7 +9,11 @@ Per parameter tensor:
    parameter; a loss that rounds its parameters gets steps well above that resolution, and
    ``|f'| x resolution`` counts as each element's noise.
 2. **Main pass.** Every element gets one central difference at that step: two loss
-   evaluations each, and an error bound from the pilot's ``|f'''|`` and the noise.
+   evaluations each, and an error bound from the pilot's ``|f'''|`` and the noise. Where
+   that bound cannot reach ``ACCURACY_TRIGGER`` of the partials' scale and a fourth-order
+   value can (:func:`gradcheck.core.numerics.fourth_order_pays`), central differences at a
+   larger ``h`` and ``2h`` instead (four evaluations), extrapolated (Richardson), with an
+   error bound from the pilot's ``|f^(5)|``; refinement then adds only ``h/2``.
 3. **Refinement.** Elements whose hand-written value disagrees with the main pass by more
    than that bound (and every element, with ``richardson=True``) get four more evaluations
    at ``x +- h/4`` and ``x +- h/2``. Three levels give a Richardson value with an error
@@ -198,7 +202,7 @@ class FiniteDifferences:
                 self.evaluator.at_elements(name, everything, upper),
                 self.evaluator.at_elements(name, everything, lower),
             )
-            wide = span
+            outer_span = span
             h = h4
         upper, lower, span = taken_steps(x, h)
         f_up = self.evaluator.at_elements(name, everything, upper)
@@ -216,8 +220,8 @@ class FiniteDifferences:
             if fourth:
                 # Richardson on the half-steps actually taken (the spans differ from 2:1 by
                 # their rounding): truncation of fourth order, the pilot's |f^(5)| bounds it
-                outer = (known[2][0] - known[2][1]) / wide
-                near, far = (span / 2) ** 2, (wide / 2) ** 2
+                outer = (known[2][0] - known[2][1]) / outer_span
+                near, far = (span / 2) ** 2, (outer_span / 2) ** 2
                 numeric = (far * numeric - near * outer) / (far - near)
                 error = fourth_order_error(noise, span / 2, pilot.fifth)
                 self.notes.append(

@@ -19,6 +19,12 @@ shrinking 4x per level until two consecutive third-derivative estimates agree, o
 differences sink into the measured noise (:func:`gradcheck.core.stencil.ladder_third`), so the
 step fits the function's own scale: a parameter of 1e-6 whose loss varies on that scale gets a
 step far below 1e-6. ``max(1, |x|)`` only says where the ladder starts.
+
+Where even the best central step leaves an error above ``ACCURACY_TRIGGER`` of the partials (a
+loss large against its variation on its own scale), the main pass extrapolates central values
+at ``h`` and ``2h`` instead (:func:`fourth_order_pays`, :func:`fourth_order_step`), its
+truncation bounded by the pilot's ``|f^(5)|`` (:func:`ladder_fifth`). Safety margins saturate at
+float64's largest number (:func:`margined`): a third derivative near 1e308 is still measured.
 """
 
 from __future__ import annotations
@@ -116,7 +122,8 @@ def step_rule(richardson: bool) -> str:
     refine = "on every element" if richardson else "where the verdict needs it"
     return (
         "central differences, h = (3 noise / |f'''|)^(1/3), noise measured (ECnoise), "
-        "|f'''| from a pilot ladder on the function's own scale; Richardson on h/4, h/2 "
+        "|f'''| from a pilot ladder on the function's own scale (fourth order at h, 2h where "
+        "that cannot reach 1e-9 of the partials); Richardson on h/4, h/2 "
         f"(and 2h, 4h where smooth and still off) {refine}"
     )
 
