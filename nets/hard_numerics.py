@@ -128,6 +128,22 @@ def huge_third(third: float = 1e308, seed: int = 9) -> Case:
     return _case(f"x^3 f''' = {third:g}", loss, grad, {"x": x})
 
 
+def sine_on_a_tiny_scale(k: float = 1e102, amplitude: float = 10.0, seed: int = 10) -> Case:
+    """``L = amplitude * sum(sin(k x))``, ``x ~ 1 / k``: the same third derivative near
+    float64's largest (``amplitude k**3 = 1e307``) reached through a scale of 1e-102 instead of
+    a huge amplitude. A pilot ladder that starts at ``eps**(1/5)`` walks 100 decades down to it."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-2.0, 2.0, 4) / k
+
+    def loss(p):
+        return float(amplitude * np.sum(np.sin(k * p["x"])))
+
+    def grad(p):
+        return {"x": amplitude * k * np.cos(k * p["x"])}
+
+    return _case(f"{amplitude:g} sin({k:g} x), x~{1 / k:g}", loss, grad, {"x": x})
+
+
 # -- mixed precisions -------------------------------------------------------------------------
 def float32_loss() -> Case:
     """float64 parameters, a loss computed and returned in float32 (data and arithmetic); the
@@ -225,6 +241,7 @@ CASES: dict[str, Callable[[], Case]] = {
     "tiny-log-1e-6": lambda: tiny_log(1e-6),
     "tiny-exp-1e-4": lambda: tiny_exp(1e-4),
     "huge-third-1e308": huge_third,
+    "huge-third-tiny-scale": sine_on_a_tiny_scale,
     "float32-loss": float32_loss,
     "float32-params": float32_params,
     "float32-cast-inside": float32_cast_inside,

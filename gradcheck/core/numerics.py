@@ -213,7 +213,9 @@ def central_error(noise: np.ndarray, span: np.ndarray, third: float) -> np.ndarr
     """
     half = span / 2.0
     with np.errstate(over="ignore", invalid="ignore"):  # inf: a bound that passes nothing
-        return 2.0 * noise / span + half**2 * third / 6.0
+        # half * third first: half**2 underflows to 0 at steps below 1e-162, and the
+        # truncation with it, though third may be 1e307
+        return 2.0 * noise / span + half * (half * third) / 6.0
 
 
 # -- measured noise (More and Wild, "Estimating computational noise", SIAM J. Sci. Comput.
@@ -289,6 +291,12 @@ def noise_bound(sigma: float, values: np.ndarray, eps: float, tol: Tolerance) ->
 # -- steps from the function's own scale ----------------------------------------------------
 LADDER_RATIO = 4.0  # the pilot ladder's step shrinks 4x per level
 LADDER_LEVELS = 14  # at most: 4**-13 ~ 1.5e-8 of the starting step
+# A ladder that has not met the function's scale by then is far above it (sin(k x) with k =
+# 1e102 varies on a scale of 1e-102): it goes on 256x per level, at most this many more levels
+# (down to ~1e-115 of its start), until its verdict comes or the step reaches a few hundred ulps
+# of x. Only such losses pay for it.
+DEEP_RATIO = LADDER_RATIO**4
+DEEP_LEVELS = 48
 STEP_ULPS = 256.0  # the smallest step, in ulps of x: the span stays exactly resolved
 
 
@@ -314,7 +322,8 @@ def scale_free_step(
     if not third > 0 or not np.isfinite(third):
         return high if np.isfinite(third) else low
     with np.errstate(over="ignore", divide="ignore"):
-        h = (3.0 * noise / third) ** (1 / 3)
+        # each side's root first: noise / third underflows to 0 for 1e-18 / 1e307
+        h = (3.0 * noise) ** (1 / 3) / third ** (1 / 3)
     return np.clip(h, low, high)
 
 
@@ -440,7 +449,7 @@ def fourth_order_step(
     low = smallest_step(x, eps)
     high = np.maximum(low, largest / 2.0)
     with np.errstate(over="ignore", divide="ignore"):
-        h = (11.25 * noise / fifth) ** (1 / 5)
+        h = (11.25 * noise) ** (1 / 5) / fifth ** (1 / 5)  # roots first: no underflow
     return np.clip(h, low, high)
 
 

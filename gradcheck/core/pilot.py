@@ -11,7 +11,8 @@ On up to three elements (of a tensor, or shared by all small tensors):
 * **ladder**: central differences at steps shrinking 4x per level from ``eps**(1/5) max(1,
   |x|)`` until two consecutive ``|f'''|`` estimates agree or the slopes sink into the noise
   (:func:`gradcheck.core.stencil.ladder_third`, two calls per level); a noisy loss whose slope
-  is flat within the noise at the start climbs to larger steps instead.
+  is flat within the noise at the start climbs to larger steps instead, and a ladder still far
+  above the function's scale after ``LADDER_LEVELS`` goes on ``DEEP_RATIO``-fold per level.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import numpy as np
 
 from gradcheck.core.evaluation import Evaluator
 from gradcheck.core.numerics import (
+    DEEP_LEVELS,
+    DEEP_RATIO,
     LADDER_LEVELS,
     LADDER_RATIO,
     MARGIN_LEVELS,
@@ -38,6 +41,7 @@ from gradcheck.core.numerics import (
     noise_bound,
     noise_spacing,
     pilot_step,
+    smallest_step,
     taken_steps,
 )
 from gradcheck.core.stencil import ladder_third
@@ -191,9 +195,10 @@ class Pilots:
         noises: list[float] = []  # the noise bound at each level's loss values
         noise = floor
         recent = None if self._noisy(sigma, eps) else MARGIN_LEVELS
-        for _ in range(LADDER_LEVELS):
+        low = float(smallest_step(x, eps)[0])
+        for level in range(LADDER_LEVELS + DEEP_LEVELS):
             upper, lower, span = taken_steps(x, half)
-            if not span[0] > 0:
+            if not span[0] > 0 or (level >= LADDER_LEVELS and not span[0] / 2 >= low):
                 break
             self.evaluator.plan(2)
             f = self.evaluator.at_elements(name, where, np.concatenate([upper, lower]))
@@ -215,7 +220,7 @@ class Pilots:
                 if verdict[2] == "converged":
                     fifth = ladder_fifth(slopes[-3:], halves[-3:], noise)
                 return Reading(verdict[0], verdict[1], noise, fifth, slopes[-1])
-            half = half / LADDER_RATIO
+            half = half / (LADDER_RATIO if level + 1 < LADDER_LEVELS else DEEP_RATIO)
         # never converged: the last pair's estimate (smallest steps: the safe side)
         if len(slopes) >= 2:
             h = np.asarray(halves[-2:], dtype=np.float64)  # float64: h**2 may overflow

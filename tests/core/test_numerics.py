@@ -257,6 +257,7 @@ RESOLVING = [
     "tiny-log-1e-6",
     "tiny-exp-1e-4",
     "huge-third-1e308",
+    "huge-third-tiny-scale",
 ]
 
 
@@ -391,7 +392,14 @@ ACCURACY_MEDIAN = 1e-10
 
 
 @pytest.mark.parametrize(
-    "key", ["tiny-log-1e-5", "tiny-log-1e-6", "tiny-exp-1e-4", "huge-third-1e308"]
+    "key",
+    [
+        "tiny-log-1e-5",
+        "tiny-log-1e-6",
+        "tiny-exp-1e-4",
+        "huge-third-1e308",
+        "huge-third-tiny-scale",
+    ],
 )
 def test_numeric_partials_on_tiny_scales_and_huge_curvature_meet_the_accuracy_targets(key):
     """Parameters ~1e-6 whose loss varies on that scale, and f''' ~1e308: every numeric
@@ -462,3 +470,16 @@ def test_fourth_order_main_pass_still_catches_and_locates_small_errors():
     report = check(case.loss, grad, case.params)
     assert np.flatnonzero(report["a"].statuses == "wrong").tolist() == [3]
     assert any("fourth order" in note for note in report.notes)
+
+
+def test_steps_from_a_curvature_near_1e307_do_not_underflow():
+    """noise / third underflows for 1e-18 / 1e307: the step is taken root by root, and the
+    truncation of a step below 1e-162 is not lost with its square."""
+    from gradcheck.core.numerics import central_error, scale_free_step
+
+    eps = np.finfo(np.float64).eps
+    h = scale_free_step(np.array([1e-102]), 1e-18, 3e307, 1.0, eps)[0]
+    assert h == pytest.approx(1e-6 / 1e307 ** (1 / 3), rel=1e-6, abs=0)  # ~4.6e-109, not 0
+    assert h > 256 * eps * 1e-102  # the function's own step, above the smallest one
+    truncation = central_error(np.array(0.0), np.array(2e-170), 6e307)
+    assert truncation == pytest.approx(1e-33, rel=1e-6, abs=0)
