@@ -200,6 +200,14 @@ def targets(rows: list[Row]) -> list[str]:
         f"- cost of a correct smooth net <= {COST_MAX}P (nets of {sizes} parameters): "
         f"{verdict(bool(nets) and not costly)}{names(costly)}"
     )
+    noisy = [r.case.name for r in rows if r.case.float64 and not r.clean]
+    if noisy:
+        lines.append(
+            f"- noise-limited (measured noise > {NOISY:g} ulps of |f|, cancellation inside): "
+            + "; ".join(noisy)
+            + ". No step resolves them to the float64 targets; their stated sensitivity says "
+            "what they resolve."
+        )
     return lines
 
 
