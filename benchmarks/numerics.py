@@ -203,10 +203,10 @@ def targets(rows: list[Row]) -> list[str]:
     noisy = [r.case.name for r in rows if r.case.float64 and not r.clean]
     if noisy:
         lines.append(
-            f"- noise-limited (measured noise > {NOISY:g} ulps of |f|, cancellation inside): "
+            f"- noise-limited float64 cases (measured noise > {NOISY:g} ulps of |f|, cancellation "
+            "inside), where the float64 targets may be out of reach of any step: "
             + "; ".join(noisy)
-            + ". No step resolves them to the float64 targets; their stated sensitivity says "
-            "what they resolve."
+            + " (their stated sensitivity says what they resolve)"
         )
     return lines
 
