@@ -388,7 +388,7 @@ def euclidean_norm(values: np.ndarray) -> float:
 
 
 # -- past float64's range, and past second order ---------------------------------------------
-MARGIN_LEVELS = 3  # the pilot's noise bound: the largest over the ladder levels its verdict reads
+NOISE_LEVELS = 2  # a clean loss's pilot noise: the largest at the two levels a verdict compares
 LARGEST = float(np.finfo(np.float64).max)
 
 

@@ -28,7 +28,7 @@ from gradcheck.core.numerics import (
     DEEP_RATIO,
     LADDER_LEVELS,
     LADDER_RATIO,
-    MARGIN_LEVELS,
+    NOISE_LEVELS,
     NOISE_OFFSETS,
     NOISE_RESCALE,
     NOISE_SIGMAS,
@@ -179,9 +179,11 @@ class Pilots:
         (:func:`gradcheck.core.numerics.ladder_fifth`).
 
         The noise bound: for a clean loss (measured noise at its rounding floor), the one at
-        the loss values of the last ``MARGIN_LEVELS`` levels, those the verdict reads: far
-        from ``x`` (``exp(b / 1e-4)`` at ``eps**(1/5)`` steps) the loss may be a thousand times
-        larger than near it, and a step fitted to that noise 5-10x too large. For a noisy loss
+        the loss values of the last ``NOISE_LEVELS`` levels, the slopes the verdict compares:
+        far from ``x`` (``exp(b / 1e-4)`` at ``eps**(1/5)`` steps) the loss may be a thousand
+        times larger than near it, and a step fitted to that noise 5-10x too large; at
+        ``exp(b / 1e-6)`` it is 1e80 two levels up, and slopes that differ by 1e14 would pass
+        for "within the noise". For a noisy loss
         (:meth:`_noisy`: cancellation inside), the largest over all levels: its noise may grow
         with the step (the rounding of a least-squares fit's residuals grows with them), which
         the noise table at ``x`` does not see."""
@@ -194,7 +196,7 @@ class Pilots:
         floor = float(noise_bound(sigma, np.array(self.evaluator.f0), eps, self.tolerance))
         noises: list[float] = []  # the noise bound at each level's loss values
         noise = floor
-        recent = None if self._noisy(sigma, eps) else MARGIN_LEVELS
+        recent = None if self._noisy(sigma, eps) else NOISE_LEVELS
         low = float(smallest_step(x, eps)[0])
         for level in range(LADDER_LEVELS + DEEP_LEVELS):
             upper, lower, span = taken_steps(x, half)

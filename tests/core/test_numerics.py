@@ -483,3 +483,25 @@ def test_steps_from_a_curvature_near_1e307_do_not_underflow():
     assert h > 256 * eps * 1e-102  # the function's own step, above the smallest one
     truncation = central_error(np.array(0.0), np.array(2e-170), 6e307)
     assert truncation == pytest.approx(1e-33, rel=1e-6, abs=0)
+
+
+def test_a_loss_1e80_times_larger_two_ladder_levels_up_is_not_noise():
+    """exp(b / 1e-6), b ~ 1e-7: the pilot ladder starts where the loss overflows and then sees
+    1e80; that noise bound once made slopes 1e14 apart look "within the noise", the step
+    8 scales wide and the tolerance 1e70: every 1e-6 error passed. The noise of the two levels
+    compared is the one that counts."""
+    from nets.hard_numerics import tiny_exp
+
+    case = tiny_exp(1e-6, seed=0)
+
+    def loss(p):
+        with np.errstate(over="ignore"):  # exp(740) at the ladder's first level: inf
+            return case.loss(p)
+
+    report = check(loss, case.grad, case.params)
+    exact = case.exact["b"]
+    assert report.passed
+    assert np.max(np.abs(report["b"].numeric - exact)) <= ACCURACY_MAX * np.abs(exact).max()
+    wrong_grad, planted = plant(case, 1e-6, 0.01)
+    wrong = check(loss, wrong_grad, case.params)
+    assert np.flatnonzero(wrong["b"].statuses == "wrong").tolist() == sorted(planted["b"])
