@@ -211,15 +211,15 @@ class Direction:
 
     def chunks(self, weights: Weights) -> Iterator[tuple[int, int, np.ndarray, np.ndarray | float]]:
         """``(a, b, z * level, max(1, |x|) * scale)`` for consecutive pieces of the range; the
-        scale is a float where every ``|x| <= 1`` in the chunk. ``z`` is a work buffer that the
-        next piece overwrites: use it before asking for the next.
+        scale is a float where every ``|x| <= 1`` in the chunk. ``z`` and the scales are work
+        buffers that the next piece overwrites: use them before asking for the next.
 
         ``z`` takes 32 random bits per element: ``(k + 1/2) * 2 sqrt(3) / 2**32 - sqrt(3)``,
         uniform over cell centres, symmetric, unit variance within 1e-19."""
         t = self.tensor
         first, last = weights.lo // CHUNK, -(-weights.hi // CHUNK)
         bits = _bits(self.seed, first)
-        work = np.empty(CHUNK)
+        work, scales = np.empty(CHUNK), np.empty(CHUNK)
         for c in range(first, last):
             raw = bits.random_raw(RAW_PER_CHUNK).view(np.uint32)  # whole chunks stay aligned
             start = c * CHUNK
@@ -239,8 +239,12 @@ class Direction:
                 z *= weights.level(np.arange(a, b))
             if t.unit is not None and t.unit[c]:
                 yield a, b, z, t.scale
-            else:
-                yield a, b, z, np.maximum(1.0, np.abs(t.x[a:b].astype(np.float64))) * t.scale
+            else:  # max(1, |x|) * scale, in a second work buffer
+                s = scales[: b - a]
+                np.abs(t.x[a:b], out=s, dtype=np.float64)
+                np.maximum(s, 1.0, out=s)
+                s *= t.scale
+                yield a, b, z, s
 
     def moves(self, weights: Weights, step: float) -> Iterator[tuple[int, int, np.ndarray]]:
         """``(a, b, step * w)`` in the parameter's dtype, piece by piece (a work buffer, as
