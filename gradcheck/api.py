@@ -5,12 +5,12 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import fields, replace
-from typing import Any, NamedTuple
+from dataclasses import fields
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
-from gradcheck.core.compare import ParamResult, analytic_array, compare
+from gradcheck.core.compare import ParamResult, analytic_array, compare, dtype_name
 from gradcheck.core.differences import (
     OWN_PILOT_MIN,
     REFINE_SAMPLE,
@@ -31,14 +31,15 @@ from gradcheck.options import CheckOptions
 from gradcheck.protocol import NodeTrace, Problem, as_problem
 from gradcheck.report.model import Report
 
-Loss = Callable[[dict[str, Any]], Any]
-Grad = Callable[[dict[str, Any]], Mapping[str, Any]]
+Loss = Callable[[Any], Any]  # loss(params): params as given (a dict, or a pytree)
+Grad = Callable[[Any], Any]  # grad(params): {name: array}, or the pytree's structure
+Params = Mapping[str, Any] | Sequence[Any]  # {name: leaf}, or nested dicts/lists/tuples
 
 
 def check(
     loss: Loss,
     grad: Grad,
-    params: Mapping[str, Any],
+    params: Params,
     *,
     richardson: bool = False,
     tolerance: Tolerance | None = None,
@@ -130,7 +131,7 @@ def check(
     return _check(
         loss,
         grad,
-        params,
+        cast(Mapping[str, Any], params),  # anything else: ParamSet's InputError says what
         options,
         nodes=nodes,
         samples=samples,
@@ -404,13 +405,18 @@ def _full_results(engine, pset, names, gradients, grad_dtypes, tolerance, execut
     precision = {name: coarser_dtype(pset[name].dtype, grad_dtypes.get(name)) for name in names}
     fitting = {name: _fitting(gradients.get(name), pset[name].shape) for name in names}
     groups: dict[Any, list[list[str]]] = {}
+    filled: dict[Any, int] = {}  # elements in each kind's last run
     if executor is None:
         for name in names:
-            if pset[name].size <= GROUP_MAX and fitting[name] is not None:
-                runs = groups.setdefault((pset[name].dtype, precision[name]), [[]])
-                if sum(pset[n].size for n in runs[-1]) + pset[name].size > GROUP_MAX:
+            size = pset[name].size
+            if size <= GROUP_MAX and fitting[name] is not None:
+                kind = (pset[name].dtype, precision[name])
+                runs = groups.setdefault(kind, [[]])
+                if filled.get(kind, 0) + size > GROUP_MAX:
                     runs.append([])
+                    filled[kind] = 0
                 runs[-1].append(name)
+                filled[kind] = filled.get(kind, 0) + size
     done: dict[str, ParamResult] = {}
     for runs in groups.values():
         for run in runs:
@@ -424,13 +430,9 @@ def _full_results(engine, pset, names, gradients, grad_dtypes, tolerance, execut
                 engine.differentiate(group.name, analytic, precision[run[0]]),
                 tolerance,
             )
-            arrays = [  # the per-element fields, sliced for each member
-                f.name
-                for f in fields(ParamResult)
-                if f.name != "raw_grad" and isinstance(getattr(whole, f.name), np.ndarray)
-            ]
-            for name, start, stop in zip(run, group.starts, group.starts[1:], strict=False):
-                done[name] = _part(whole, arrays, pset[name], gradients[name], start, stop)
+            parts = _parts(whole, group.starts, pset, gradients, run)
+            for name, part in zip(run, parts, strict=True):
+                done[name] = part
     return [
         done[name]
         if name in done
@@ -444,20 +446,34 @@ def _full_results(engine, pset, names, gradients, grad_dtypes, tolerance, execut
     ]
 
 
-def _part(
-    whole: ParamResult, arrays: list[str], param: Any, grad: np.ndarray, start: int, stop: int
-) -> ParamResult:
-    """One member's result out of its group's: the per-element ``arrays`` sliced, the member's
-    own name, shape, dtype and gradient."""
-    return replace(
-        whole,
-        **{field: getattr(whole, field)[start:stop] for field in arrays},
-        name=param.name,
-        shape=param.shape,
-        dtype=str(param.dtype),
-        grad_shape=tuple(grad.shape),
-        raw_grad=grad,
-    )
+def _parts(
+    whole: ParamResult,
+    starts: Sequence[int],
+    pset: ParamSet,
+    gradients: Mapping[str, np.ndarray],
+    run: list[str],
+) -> list[ParamResult]:
+    """Each member's result out of its group's: the per-element arrays sliced at ``starts``,
+    the member's own name, shape, dtype and gradient; everything else the group's."""
+    shared = {f.name: getattr(whole, f.name) for f in fields(ParamResult) if f.init}
+    arrays = [  # the per-element fields, sliced for each member
+        name
+        for name, value in shared.items()
+        if name != "raw_grad" and isinstance(value, np.ndarray)
+    ]
+    out = []
+    for name, start, stop in zip(run, starts, starts[1:], strict=False):
+        param, grad = pset[name], gradients[name]
+        own = {field: shared[field][start:stop] for field in arrays}
+        own |= {
+            "name": name,
+            "shape": param.shape,
+            "dtype": dtype_name(param.dtype),
+            "grad_shape": tuple(grad.shape),
+            "raw_grad": grad,
+        }
+        out.append(ParamResult(**(shared | own)))
+    return out
 
 
 def _fitting(grad: Any, shape: tuple[int, ...]):
