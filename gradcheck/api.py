@@ -501,7 +501,7 @@ def _digest(value: Any) -> int | None:
     """A checksum of a gradient array kept without a copy (no copy, no P-sized temporary)."""
     if not isinstance(value, np.ndarray) or not value.flags.c_contiguous:
         return None
-    return zlib.crc32(memoryview(value.reshape(-1)).cast("B"))
+    return zlib.crc32(value.reshape(-1).view(np.uint8).data)
 
 
 def _same_gradients(gradients: Mapping[str, Any], digests: Mapping[str, int | None]) -> None:

@@ -405,8 +405,8 @@ def _evaluate(
                     w = z * s
                     sums.taken += float(span[:n] @ w)
                     sums.norm += float(w @ w)
-            spread_norm = t.spread if whole else scaled.value
-            sums.rounding = float(spread_norm) * (2.0 * step)
+            spread_norm = t.spread if whole and t.spread is not None else scaled.value
+            sums.rounding = spread_norm * (2.0 * step)
 
     index = slice(lo, hi)
     evaluator = differences.evaluator
