@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.core.params import ParamSet, element_label, read_only_error
+from gradcheck.core.params import Fill, ParamSet, element_label, read_only_error
 from gradcheck.core.workers import (
     MISSING,
     Raised,
@@ -254,8 +254,9 @@ class Evaluator:
         """Loss values (float64) at ``points``, in order; every call counted. ``here``: in
         this process even when there is an executor."""
         if self._executor is not None and not here and not self._here(len(points)):
+            # a point written in place (fast mode's Fill) travels as the values it writes
             runs = [
-                (name, [p[1] for p in group], [p[2] for p in group])
+                (name, [p[1] for p in group], [_values(p[2]) for p in group])
                 for name, group in ((n, list(g)) for n, g in groupby(points, key=itemgetter(0)))
             ]
             return self._parallel(runs)
@@ -449,6 +450,11 @@ class Evaluator:
 
     def _describe(self, spot: Point) -> str:
         return describe(spot, self.params[spot[0]].shape)
+
+
+def _values(values: Any) -> Any:
+    """What a point writes, as values a worker can write (a :class:`Fill` materialised)."""
+    return values.materialise() if isinstance(values, Fill) else values
 
 
 def check_executor(executor: Any, loss: Any) -> None:
