@@ -42,6 +42,7 @@ from gradcheck.core.numerics import (
     pilot_step,
     richardson_rounding,
     scale_free_step,
+    smallest_step,
     taken_steps,
 )
 from gradcheck.core.params import ParamSet
@@ -59,6 +60,12 @@ OWN_PILOT_MIN = 1024
 REFINE_LEVELS = (0.25, 0.5)
 # Second refinement, for smooth elements still off after the first: larger steps, less rounding.
 WIDEN_LEVELS = (2.0, 4.0)
+# Kink isolation, for elements whose stencil crosses a kink away from the point: each round takes
+# two more levels, 1/4 and 1/2 of the smallest so far (four evaluations), so the three levels
+# keep the refinement's proportions; at most this many rounds (256x smaller steps), fewer where
+# the steps would reach smallest_step. A kink t away is clear of the stencil once its smallest
+# step is below t / 2: a kink a quarter of a step away takes two rounds.
+ISOLATE_ROUNDS = 4
 # A main-pass discrepancy beyond this many error bounds is refined (no safety factor: the bound
 # comes from the tensor's largest curvature, so most elements sit far inside it, and a small
 # error must reach the per-element estimate to be judged by it).
@@ -229,6 +236,13 @@ class FiniteDifferences:
             )
             # a kink only matters where the hand-written value disagreed: elsewhere (the
             # richardson option) the main pass stands
+            # a kink away from the point where the hand-written value disagreed: shrink the
+            # steps until the stencil is clear of it
+            crossed = np.flatnonzero(more["crossed"] & off[again])
+            if crossed.size:
+                self._isolate(
+                    name, everything[again], x[again], crossed, more, sigma, rounding[again]
+                )
             keep = ~(more["kink"] & ~off[again])
             where = again[keep]
             numeric[where] = more["numeric"][keep]
@@ -307,6 +321,65 @@ class FiniteDifferences:
             detectable=detectable,
         )
 
+    def _isolate(
+        self,
+        name: str,
+        idx: np.ndarray,
+        x: np.ndarray,
+        crossed: np.ndarray,
+        more: dict[str, np.ndarray],
+        sigma: float,
+        floor: np.ndarray,
+    ) -> None:
+        """Kink isolation: for the ``crossed`` positions of a refinement ``more`` (over flat
+        elements ``idx`` at ``x``; analysed by :func:`gradcheck.core.stencil.analyse`), whose
+        stencil crosses a kink away from the point, rounds of two smaller levels (1/4 and 1/2
+        of the smallest so far, which becomes the third) until the stencil is clear of every
+        kink or sits on one at the point; ``more`` takes each round's analysis in place.
+
+        An element still crossing kinks after ``ISOLATE_ROUNDS`` rounds, or at steps down to
+        :func:`gradcheck.core.numerics.smallest_step`, is judged against the range of every
+        one-sided slope its last round measured (kink set): a correct value leaves that range
+        only when kinks of opposite jumps lie on both sides within the smallest step. Said in
+        the notes."""
+        eps = machine_eps(self.params[name].dtype)
+        todo = np.asarray(crossed, dtype=np.intp)
+        for _ in range(ISOLATE_ROUNDS):
+            quarter = more["low_step"][todo] / 4.0
+            todo, quarter = (
+                todo[quarter >= smallest_step(x[todo], eps)],
+                quarter[quarter >= smallest_step(x[todo], eps)],
+            )
+            if not todo.size:
+                break
+            self.evaluator.plan(4 * todo.size)
+            out = self._stencil(
+                name,
+                idx[todo],
+                x[todo],
+                quarter,
+                sigma,
+                (1.0, 2.0),
+                known={4.0: (more["low_up"][todo], more["low_down"][todo])},
+                floor=floor[todo],
+            )
+            for key, value in out.items():
+                if key in more and np.ndim(more[key]) == 1:
+                    more[key][todo] = value
+            todo = todo[out["crossed"]]
+        unresolved = np.flatnonzero(more["crossed"][crossed])
+        if unresolved.size:
+            left = crossed[unresolved]
+            more["forward"][left] = more["highest"][left]
+            more["backward"][left] = more["lowest"][left]
+            more["kink"][left] = True
+            self.notes.append(
+                f"{name}: {left.size} element(s) sit within a step of several kinks that steps "
+                f"down to {float(np.min(more['low_step'][left])):.3g} did not isolate; each is "
+                "judged against the range of every one-sided slope measured there (the loss's "
+                "own slopes on both sides), not against one derivative"
+            )
+
     def _stencil(
         self,
         name: str,
@@ -341,7 +414,11 @@ class FiniteDifferences:
         )
         if floor is not None:
             noise = np.maximum(noise, floor)
-        return analyse(self.evaluator.f0, central, noise)
+        out = analyse(self.evaluator.f0, central, noise)
+        # what kink isolation builds on: the smallest level's values and nominal step
+        out["low_up"], out["low_down"] = central[levels[0]][:2]
+        out["low_step"] = levels[0] * h
+        return out
 
 
 def _spread(n: int, count: int = PILOT_ELEMENTS) -> np.ndarray:

@@ -38,11 +38,24 @@ def analyse(f0: float, central: dict[float, Level], noise: np.ndarray) -> dict[s
     Kinks: the gap between the one-sided slopes, ``g(s) = forward(s) - backward(s)``, is
     ``s f'' + O(s**3)`` for a smooth loss, so it doubles when the step doubles; a kink with
     a jump ``J`` at distance ``t s`` gives ``g(m s) = J (1 - t / m)``, which does not. An
-    element is a kink when the gap between its two smallest levels does not scale (beyond
-    noise), whatever the jump's size; a kink seen only between the two larger levels lies
-    outside the small stencil, whose Richardson value is then used alone. One-sided slopes
-    within ``KINK_NOISE`` noise bounds of each other are never a kink (``noise`` is the
-    measured noise bound of the loss values: rounding is not a slope jump).
+    element meets a kink (``kink``) when the gap between its two smallest levels does not
+    scale (beyond noise), whatever the jump's size; a kink seen only between the two larger
+    levels lies outside the small stencil, whose Richardson value is then used alone.
+    One-sided slopes within ``KINK_NOISE`` noise bounds of each other at both small levels
+    are never a kink (``noise`` is the measured noise bound of the loss values: rounding is
+    not a slope jump).
+
+    Where the kink sits (``crossed``): only a kink at the point itself makes the one-sided
+    slopes there the subgradients' ends. There each side is smooth, ``g(s) = J + s k +
+    O(s**2)``, so the jump extrapolated to ``s = 0`` from two levels, ``J(s, 2s) = 2 g(s) -
+    g(2s)``, is the same from ``(s, 2s)`` as from ``(2s, 4s)``. A kink at ``t s`` with ``0 <
+    t < 2`` (between the point and the middle level; several of them, as a ReLU layer over a
+    batch puts along one weight) moves it, and a smallest stencil whose sides agree within
+    noise while the next one's do not has the kink beyond it: both are ``crossed``. The
+    point is then differentiable, or its kink hidden among others, and the one-sided slopes
+    prove nothing about the hand-written value: the caller shrinks the steps until the
+    kink leaves the stencil (:meth:`gradcheck.core.differences.FiniteDifferences._isolate`).
+    With two levels there is no third to tell: every kink counts as at the point.
     """
     levels = sorted(central)
     n, half, gap, gap_noise, rounding = {}, {}, {}, {}, {}
@@ -100,19 +113,59 @@ def analyse(f0: float, central: dict[float, Level], noise: np.ndarray) -> dict[s
             + np.abs((f0 - fm_b) / hd_b - backward)
             + KINK_NOISE * gap_noise[a]
         )
-        # noise is not a kink: one-sided slopes that agree within the measured noise are
-        # those of a smooth function, whatever the gaps' proportions
-        within_noise = np.abs(gap[a]) <= KINK_NOISE * gap_noise[a]
-    kink = ~smooth & ~within_noise & np.isfinite(gap[a])
+        # noise is not a kink: one-sided slopes that agree within the measured noise at both
+        # small levels are those of a smooth function, whatever the gaps' proportions
+        quiet = {m: np.abs(gap[m]) <= KINK_NOISE * gap_noise[m] for m in (a, b)}
+        kink = ~smooth & ~(quiet[a] & quiet[b]) & np.isfinite(gap[a])
+        crossed = kink & quiet[a]  # the smallest stencil is clear; the next one is not
+        if len(levels) > 2:
+            crossed |= kink & ~_jump_at_point(gap, gap_noise, half, a, b, levels[2])
+        # a crossed stencil's central value at the smallest step, which may still see the
+        # kink: no Richardson value, and an error as large as the kink's reach
+        reach = np.abs(n[a] - n[b]) + np.abs(gap[a]) / 2 + rounding[a]
+        # every one-sided slope measured, for an element whose kinks stay unisolated
+        slopes = np.stack(
+            [(v[0] - f0) / v[2] for v in central.values()]
+            + [(f0 - v[1]) / v[3] for v in central.values()]
+        )
     return {
         "numeric": np.where(kink, n[a], numeric),
-        "error": np.where(kink, np.abs(gap[a]) / 2, error),
+        "error": np.where(crossed, reach, np.where(kink, np.abs(gap[a]) / 2, error)),
         "forward": forward,
         "backward": backward,
         "slack": slack,
         "kink": kink,
+        "crossed": crossed,
+        "lowest": np.min(slopes, axis=0),
+        "highest": np.max(slopes, axis=0),
         "third": third,
     }
+
+
+def _jump_at_point(
+    gap: dict[float, np.ndarray],
+    gap_noise: dict[float, np.ndarray],
+    half: dict[float, np.ndarray],
+    a: float,
+    b: float,
+    c: float,
+) -> np.ndarray:
+    """Whether the slope gaps at levels ``a < b < c`` are those of one kink at the point:
+    the jump extrapolated to a zero step (``g(s) = J + s k`` on each pair of levels) is the
+    same, beyond noise, from ``(a, b)`` as from ``(b, c)``, and not buried in noise."""
+
+    def jump(p, q):
+        """The gap extrapolated linearly to a zero step from levels p and q, and its noise."""
+        span = half[q] - half[p]
+        value = (half[q] * gap[p] - half[p] * gap[q]) / span
+        noise = KINK_NOISE * (half[q] * gap_noise[p] + half[p] * gap_noise[q]) / span
+        return value, noise
+
+    (j_ab, noise_ab), (j_bc, noise_bc) = jump(a, b), jump(b, c)
+    steady = np.abs(j_ab - j_bc) <= KINK_RELATIVE * (np.abs(j_ab) + np.abs(j_bc)) + (
+        noise_ab + noise_bc
+    )
+    return steady & (np.abs(j_ab) > noise_ab)
 
 
 def _first_order(
