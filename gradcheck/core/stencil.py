@@ -80,6 +80,13 @@ def analyse(f0: float, central: dict[float, Level], noise: np.ndarray) -> dict[s
 
         a, b = levels[0], levels[1]
         smooth = scales(a, b)
+        far = np.zeros(smooth.shape, dtype=bool)
+        if len(levels) > 2:
+            # a small jump next to a large smooth gap (an L2 penalty's) keeps the gaps'
+            # proportion within KINK_RELATIVE; their extrapolations to a zero step do not
+            # grow like the step cubed, as a smooth loss's do
+            near, far = _jump_crossed(gap, gap_noise, half, a, b, levels[2])
+            smooth &= ~near
         rich_ab = richardson(a, b)
         truncation = np.abs(n[a] - n[b]) * half[a] ** 2 / (half[b] ** 2 - half[a] ** 2)
         numeric = rich_ab
@@ -90,7 +97,7 @@ def analyse(f0: float, central: dict[float, Level], noise: np.ndarray) -> dict[s
             spread = np.abs(rich_bc - rich_ab)
             err_ab = spread / 15.0 + richardson_rounding(noise, half[a])
             err_bc = spread * 16.0 / 15.0 + richardson_rounding(noise, half[b])
-            both = smooth & scales(b, c)
+            both = smooth & scales(b, c) & ~far
             numeric = np.where(both & (err_bc < err_ab), rich_bc, rich_ab)
             error = np.where(both, np.minimum(err_ab, err_bc), error)
             # a loss that is C1 but not C2 here (relu(z)**2 with z = 0: a jump in f'')
@@ -142,6 +149,50 @@ def analyse(f0: float, central: dict[float, Level], noise: np.ndarray) -> dict[s
     }
 
 
+def _jump(
+    gap: dict[float, np.ndarray],
+    gap_noise: dict[float, np.ndarray],
+    half: dict[float, np.ndarray],
+    p: float,
+    q: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The slope gap extrapolated linearly to a zero step from levels ``p < q``, and the
+    ``KINK_NOISE`` bound of its noise. A smooth loss leaves ``-f'''' s**3 / 2`` (``g(s) = s f''
+    + s**3 f'''' / 12``); a kink at the point, its jump ``J`` whatever the smooth part."""
+    span = half[q] - half[p]
+    value = (half[q] * gap[p] - half[p] * gap[q]) / span
+    noise = KINK_NOISE * (half[q] * gap_noise[p] + half[p] * gap_noise[q]) / span
+    return value, noise
+
+
+def _jump_crossed(
+    gap: dict[float, np.ndarray],
+    gap_noise: dict[float, np.ndarray],
+    half: dict[float, np.ndarray],
+    a: float,
+    b: float,
+    c: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Kinks the jump test sees at levels ``a < b < c``: ``(near, far)``, a jump within reach
+    of the pair ``(a, b)`` and one only of ``(b, c)``.
+
+    With ``g(s) = k s + m s**3``, the jump extrapolated from levels ``p, q`` is ``-m s_p s_q
+    (s_p + s_q)``: from ``(b, c)`` it is that product's ratio (8 for doubling steps) times
+    the one from ``(a, b)``. Beyond noise and ``KINK_RELATIVE`` of the two, it is no smooth
+    loss: near if the ``(a, b)`` jump itself stands out of its noise, far otherwise."""
+    (j_ab, noise_ab), (j_bc, noise_bc) = (
+        _jump(gap, gap_noise, half, a, b),
+        _jump(gap, gap_noise, half, b, c),
+    )
+    growth = half[b] * half[c] * (half[b] + half[c]) / (half[a] * half[b] * (half[a] + half[b]))
+    residual = np.abs(j_bc - growth * j_ab)
+    cubic = residual <= KINK_RELATIVE * (np.abs(j_bc) + growth * np.abs(j_ab)) + (
+        noise_bc + growth * noise_ab
+    )
+    near = ~cubic & (np.abs(j_ab) > noise_ab)
+    return near, ~cubic & ~near
+
+
 def _jump_at_point(
     gap: dict[float, np.ndarray],
     gap_noise: dict[float, np.ndarray],
@@ -153,15 +204,10 @@ def _jump_at_point(
     """Whether the slope gaps at levels ``a < b < c`` are those of one kink at the point:
     the jump extrapolated to a zero step (``g(s) = J + s k`` on each pair of levels) is the
     same, beyond noise, from ``(a, b)`` as from ``(b, c)``, and not buried in noise."""
-
-    def jump(p, q):
-        """The gap extrapolated linearly to a zero step from levels p and q, and its noise."""
-        span = half[q] - half[p]
-        value = (half[q] * gap[p] - half[p] * gap[q]) / span
-        noise = KINK_NOISE * (half[q] * gap_noise[p] + half[p] * gap_noise[q]) / span
-        return value, noise
-
-    (j_ab, noise_ab), (j_bc, noise_bc) = jump(a, b), jump(b, c)
+    (j_ab, noise_ab), (j_bc, noise_bc) = (
+        _jump(gap, gap_noise, half, a, b),
+        _jump(gap, gap_noise, half, b, c),
+    )
     steady = np.abs(j_ab - j_bc) <= KINK_RELATIVE * (np.abs(j_ab) + np.abs(j_bc)) + (
         noise_ab + noise_bc
     )
