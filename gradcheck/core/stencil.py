@@ -18,6 +18,12 @@ KINK_RELATIVE = 0.15
 # than the verdict's safety factor on purpose: a kink taken for smooth biases the numeric value
 # (a false alarm), while a smooth element taken for a kink is only called uncertain.
 KINK_NOISE = 2.0
+# The jump test (a small slope jump beside a large smooth gap): a jump extrapolated to a zero step
+# counts only above this fraction of the gaps it comes from. The loss's rounding at the stencil's
+# points can exceed the noise measured at x (a least-squares fit's residuals, and their rounding,
+# grow with the step), and the extrapolation amplifies it; the ReLU kinks it is for jump by 25%
+# of the gap and more, an L2 penalty's hidden jump by a few percent.
+JUMP_RELATIVE = 1e-3
 
 # a level: f(x + s), f(x - s), and the up and down steps actually taken
 Level = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -157,12 +163,13 @@ def _jump(
     q: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The slope gap extrapolated linearly to a zero step from levels ``p < q``, and the
-    ``KINK_NOISE`` bound of its noise. A smooth loss leaves ``-f'''' s**3 / 2`` (``g(s) = s f''
+    ``KINK_NOISE`` bound of its noise (at least ``JUMP_RELATIVE`` of the larger gap). A
+    smooth loss leaves ``-f'''' s**3 / 2`` (``g(s) = s f''
     + s**3 f'''' / 12``); a kink at the point, its jump ``J`` whatever the smooth part."""
     span = half[q] - half[p]
     value = (half[q] * gap[p] - half[p] * gap[q]) / span
     noise = KINK_NOISE * (half[q] * gap_noise[p] + half[p] * gap_noise[q]) / span
-    return value, noise
+    return value, np.maximum(noise, JUMP_RELATIVE * np.maximum(np.abs(gap[p]), np.abs(gap[q])))
 
 
 def _jump_crossed(

@@ -42,7 +42,8 @@ def test_a_small_jump_at_the_point_under_a_large_curvature_is_a_kink():
     f0, central = along(lambda s: 5.0 * s**2 + 1e-4 * abs(s))
     one = {m: tuple(np.array([v]) for v in (*c, c[2])) for m, c in central.items()}
     out = analyse(f0, one, np.array([NOISE]))
-    assert out["kink"][0] and not out["crossed"][0]
+    assert out["kink"][0]
+    assert not out["crossed"][0]
     assert kink_along(f0, central, NOISE)
 
 
