@@ -24,6 +24,12 @@ KINK_NOISE = 2.0
 # grow with the step), and the extrapolation amplifies it; the ReLU kinks it is for jump by 25%
 # of the gap and more, an L2 penalty's hidden jump by a few percent.
 JUMP_RELATIVE = 1e-3
+# A kink at the point: the jumps extrapolated from two pairs of levels agree within this fraction
+# (one at t times the smallest step moves them apart by 3 t / 8 of their size; at the point only
+# the curvature's own change, O(s**2), does). Tighter than KINK_RELATIVE: a kink taken for one at
+# the point makes its one-sided slopes the subgradients' ends, while one taken for crossed only
+# costs a round of smaller steps.
+AT_POINT_RELATIVE = 0.02
 
 # a level: f(x + s), f(x - s), and the up and down steps actually taken
 Level = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -86,6 +92,8 @@ def analyse(f0: float, central: dict[float, Level], noise: np.ndarray) -> dict[s
 
         a, b = levels[0], levels[1]
         smooth = scales(a, b)
+        # the slope jump at a zero step the two smallest levels imply, and its noise
+        jump, jump_noise = _jump(gap, gap_noise, half, a, b)
         far = np.zeros(smooth.shape, dtype=bool)
         if len(levels) > 2:
             # a small jump next to a large smooth gap (an L2 penalty's) keeps the gaps'
@@ -149,6 +157,8 @@ def analyse(f0: float, central: dict[float, Level], noise: np.ndarray) -> dict[s
         "slack": slack,
         "kink": kink,
         "crossed": crossed,
+        "jump": jump,
+        "jump_noise": jump_noise,
         "lowest": np.min(slopes, axis=0),
         "highest": np.max(slopes, axis=0),
         "third": third,
@@ -215,7 +225,7 @@ def _jump_at_point(
         _jump(gap, gap_noise, half, a, b),
         _jump(gap, gap_noise, half, b, c),
     )
-    steady = np.abs(j_ab - j_bc) <= KINK_RELATIVE * (np.abs(j_ab) + np.abs(j_bc)) + (
+    steady = np.abs(j_ab - j_bc) <= AT_POINT_RELATIVE * (np.abs(j_ab) + np.abs(j_bc)) + (
         noise_ab + noise_bc
     )
     return steady & (np.abs(j_ab) > noise_ab)
