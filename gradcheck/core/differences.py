@@ -369,15 +369,14 @@ class FiniteDifferences:
                 known={4.0: (more["low_up"][todo], more["low_down"][todo])},
                 floor=floor[todo],
             )
-            # a kink at the point that looks smooth only because its jump sank into the
-            # smaller steps' noise: the previous round's finding stands (smaller steps would
-            # see less). A crossed kink is meant to leave the stencil: smooth is the aim.
-            sank = (
-                ~out["kink"]
-                & more["kink"][todo]
-                & ~more["crossed"][todo]
-                & (np.abs(more["jump"][todo]) <= out["jump_noise"])
+            # a kink at the point that looks smooth only because the smaller steps' noise
+            # hides it: unless they measure no jump, and one unlike the previous round's, its
+            # finding stands (smaller steps would see less). A crossed kink is meant to leave
+            # the stencil: smooth is the aim.
+            gone = (np.abs(out["jump"]) <= out["jump_noise"]) & (
+                np.abs(out["jump"] - more["jump"][todo]) > out["jump_noise"]
             )
+            sank = ~out["kink"] & more["kink"][todo] & ~more["crossed"][todo] & ~gone
             for key, value in out.items():
                 if key in more and np.ndim(more[key]) == 1:
                     more[key][todo[~sank]] = value[~sank]
