@@ -285,8 +285,6 @@ class FiniteDifferences:
                 known={m: (u[again], d[again]) for m, (u, d) in known.items()},
                 floor=rounding[again],
             )
-            # a kink only matters where the hand-written value disagreed: elsewhere (the
-            # richardson option) the main pass stands
             # a kink where the hand-written value disagreed: shrink the steps until the stencil
             # is clear of it, or down to where it still sits at the point
             kinked = np.flatnonzero(more["kink"] & off[again])
@@ -294,6 +292,8 @@ class FiniteDifferences:
                 self._isolate(
                     name, everything[again], x[again], kinked, more, sigma, rounding[again]
                 )
+            # a kink only matters where the hand-written value disagreed: elsewhere (the
+            # richardson option) the main pass stands
             keep = ~(more["kink"] & ~off[again])
             where = again[keep]
             numeric[where] = more["numeric"][keep]
