@@ -255,7 +255,7 @@ def ecnoise(values: np.ndarray) -> tuple[float, str]:
     if spread > 0.1 * np.max(np.abs(f)):
         return float("nan"), "slope"
     with np.errstate(over="ignore", invalid="ignore"):
-        if _one_kink(np.diff(f, 2)):
+        if _one_kink(f):
             return float("nan"), "slope"
     levels, changes_sign = [], []
     gamma = 1.0
@@ -282,13 +282,24 @@ def ecnoise(values: np.ndarray) -> tuple[float, str]:
 # this fraction of their energy (sum of squares): Gaussian noise over five of them does so with a
 # probability far below 1e-6; a kink whose jump times the spacing is 100x the rounding, always.
 KINK_ENERGY = 1e-4
+# ... and when that largest one is at least this many units in the last place of the values: a
+# loss rounded to its last bits has second differences of one or two ulps, one of them often
+# alone (quantization, measured as noise: it is tiny either way).
+KINK_ULPS = 64.0
 
 
-def _one_kink(second: np.ndarray) -> bool:
-    """Whether second differences ``second`` are a single kink's: zero but at one or two
-    adjacent positions (within ``KINK_ENERGY`` of their energy)."""
+def _one_kink(f: np.ndarray) -> bool:
+    """Whether the values ``f`` (a noise table) straddle a single kink: their second
+    differences are zero but at one or two adjacent positions (within ``KINK_ENERGY`` of
+    their energy), and far above the values' last bits (``KINK_ULPS``; float32 ulps when
+    every value is a float32 number, a float32 loss read as float64)."""
+    second = np.diff(f, 2)
     largest = float(np.max(np.abs(second))) if second.size else 0.0
     if not largest > 0 or not np.isfinite(largest):
+        return False
+    top = float(np.max(np.abs(f)))
+    narrow = np.float32 if np.all(f.astype(np.float32) == f) else np.float64
+    if largest < KINK_ULPS * float(np.spacing(narrow(top))):
         return False
     energy = (second / largest) ** 2
     pair = np.max(energy[:-1] + energy[1:]) if energy.size > 1 else energy.max()

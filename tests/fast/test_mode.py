@@ -358,7 +358,9 @@ def test_relu_net_at_cs231n_init_passes_though_its_probes_cross_kinks():
             assert report[name].probe.kinked
             assert report[name].count("wrong") == 0
             assert report[name].count("probed") == report[name].count("unchecked") == 0
-        assert report["W1"].count("uncertain") > 0  # kinks met element by element
+        # kinks met element by element are isolated: the elements beside one (none sits
+        # exactly at one here) come out smooth, ok, not uncertain
+        assert report["W1"].count("ok") > 0.99 * report["W1"].size
         assert "crossed a kink" in report.to_text()
         assert not report["W2"].probe.kinked
         assert report["W2"].count("probed") == 500
