@@ -226,7 +226,11 @@ class FiniteDifferences:
             numeric = (f_up - f_down) / span
             # the points the loss saw are off from ours by up to its resolution: as loss noise,
             # |f'| times that
-            rounding = np.nan_to_num(np.abs(numeric)) * resolution * np.abs(x.astype(np.float64))
+            rounding = (
+                np.nan_to_num(np.abs(numeric)) * resolution * np.abs(x.astype(np.float64))
+                if resolution > 0
+                else np.zeros(n)  # the same zeros, without nan_to_num's fixed cost
+            )
             noise = np.maximum(noise, rounding)
             error = central_error(noise, span, third)
             if fourth:

@@ -29,6 +29,7 @@ float64's largest number (:func:`margined`): a third derivative near 1e308 is st
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from numbers import Real
@@ -130,7 +131,12 @@ def step_rule(richardson: bool) -> str:
 
 def machine_eps(dtype: np.dtype) -> float:
     """Machine epsilon of a floating dtype (float64 for anything else)."""
-    dtype = np.dtype(dtype)
+    return _eps_of(np.dtype(dtype))
+
+
+@functools.cache
+def _eps_of(dtype: np.dtype) -> float:
+    """:func:`machine_eps`, once per dtype: a check asks it dozens of times per tensor."""
     if np.issubdtype(dtype, np.floating):
         return float(np.finfo(dtype).eps)
     return float(np.finfo(np.float64).eps)
@@ -142,6 +148,14 @@ def coarser_dtype(*dtypes: np.dtype | None) -> np.dtype:
     A hand-written gradient computed in float32 is only as precise as float32, even for
     float64 parameters: the tolerance's relative floor must come from the coarser of the two.
     """
+    try:
+        return _coarser(dtypes)  # once per combination: the full check asks once per tensor
+    except TypeError:  # an unhashable dtype-like
+        return _coarser.__wrapped__(dtypes)
+
+
+@functools.cache
+def _coarser(dtypes: tuple[Any, ...]) -> np.dtype:
     floats = [np.dtype(d) for d in dtypes if d is not None and np.issubdtype(d, np.floating)]
     return max(floats, key=machine_eps, default=np.dtype(np.float64))
 
@@ -271,10 +285,13 @@ def ecnoise(values: np.ndarray) -> tuple[float, str]:
         rms = largest * float(np.sqrt(np.mean((diff / largest) ** 2))) if largest > 0 else 0.0
         levels.append(float(np.sqrt(gamma)) * rms)
         changes_sign.append(bool(diff.min() < 0 < diff.max()))
-    for k in range(count - 3):
-        window = levels[k : k + 3]
-        if max(window) <= 4.0 * min(window) and changes_sign[k]:
-            return levels[k], "measured"
+        # the windows in order, each as soon as its three orders are known: the first that
+        # passes is the answer, so the higher orders need not be computed
+        k = len(levels) - 3
+        if k >= 0:
+            window = levels[k : k + 3]
+            if max(window) <= 4.0 * min(window) and changes_sign[k]:
+                return levels[k], "measured"
     return float("nan"), "slope"
 
 

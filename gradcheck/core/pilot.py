@@ -153,7 +153,8 @@ class Pilots:
                 points = (x + spacing * offsets).astype(dtype)
             self.evaluator.plan(offsets.size)  # the pilot plans its calls as it goes
             f = self.evaluator.at_elements(name, np.full(offsets.size, index, np.intp), points)
-            sigma, status = ecnoise(np.insert(f, len(NOISE_OFFSETS) // 2, self.evaluator.f0))
+            middle = len(NOISE_OFFSETS) // 2  # f0 between the offsets below and above
+            sigma, status = ecnoise(np.concatenate([f[:middle], [self.evaluator.f0], f[middle:]]))
             if "flat" in seen and status != "flat" and x != 0:
                 # a staircase in x, not in f: the slope seen here would have moved f by many of
                 # its own ulps at the flat spacing, yet f did not move

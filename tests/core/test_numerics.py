@@ -375,6 +375,44 @@ def test_ecnoise_says_when_the_spacing_is_wrong():
     assert ecnoise(np.exp(np.arange(-3, 4) * 1e-2))[1] == "slope"  # a smooth trend only
 
 
+def _ecnoise_every_order(values):
+    """ECnoise as first written: every order's level computed, then the windows read in order."""
+    f = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(f)) or np.ptp(f) > 0.1 * np.max(np.abs(f)):
+        return float("nan"), "slope"
+    levels, signs, gamma, diff = [], [], 1.0, f
+    for k in range(1, f.size):
+        diff = np.diff(diff)
+        if k == 1 and np.count_nonzero(diff == 0) >= f.size / 2:
+            return 0.0, "flat"
+        gamma *= 0.5 * k / (2 * k - 1)
+        largest = float(np.max(np.abs(diff)))
+        rms = largest * float(np.sqrt(np.mean((diff / largest) ** 2))) if largest > 0 else 0.0
+        levels.append(float(np.sqrt(gamma)) * rms)
+        signs.append(bool(diff.min() < 0 < diff.max()))
+    for k in range(f.size - 3):
+        window = levels[k : k + 3]
+        if max(window) <= 4.0 * min(window) and signs[k]:
+            return levels[k], "measured"
+    return float("nan"), "slope"
+
+
+def test_ecnoise_stops_at_the_first_agreeing_window_with_the_same_answer():
+    # noise, smooth trends of every size, and both mixed: the lazy reading answers exactly as
+    # computing every order first
+    from gradcheck.core.numerics import ecnoise
+
+    rng = np.random.default_rng(11)
+    t = np.arange(-3, 4, dtype=np.float64)
+    for _ in range(400):
+        trend = rng.choice([0.0, 1e-14, 1e-10, 1e-6]) * t ** rng.integers(1, 5)
+        noise = rng.choice([0.0, 1e-16, 1e-12]) * rng.standard_normal(7)
+        values = 1.0 + trend + noise
+        (sigma, status), (expected, expected_status) = ecnoise(values), _ecnoise_every_order(values)
+        assert status == expected_status
+        assert sigma == expected or (np.isnan(sigma) and np.isnan(expected))
+
+
 def test_scale_free_step_follows_the_function_not_the_magnitude():
     from gradcheck.core.numerics import scale_free_step
 
