@@ -12,34 +12,48 @@ it, along a random direction.
 
 Serially, every point goes through one write-call-restore loop (:meth:`Evaluator._serial`): the
 parameter is written, the loss called, and the snapshot bits written back in a ``finally``,
-whatever the loss does. On an executor the points go out in batches. A worker receives a copy of
-the parameters (their snapshots, which nothing ever writes) and a batch of points; for each
-point it writes the change into its own copy, calls the loss, writes the snapshot bits back, and
-returns the raw loss values (:func:`_run_batch`, the worker's loop). The points, the loss and so
-the floating-point operations are those of a serial run, so the results are bitwise identical,
-provided the loss reads its parameters from the dict it is handed (closures and attributes are
-copies inside a worker process) and is thread-safe for a thread pool. The first batch of a check
-is spot-checked: its first point is evaluated here too and the bits compared, so a loss that
-breaks this contract is refused instead of silently giving zero differences. The caller's
-parameters are never written by a worker.
+whatever the loss does. On an executor the points go out in waves of batches
+(:mod:`gradcheck.core.workers`): the loss and the parameters' snapshots (which nothing ever
+writes) are shipped once per worker, and each task carries only its points; for each point the
+worker writes the change into its own copy, calls the loss, writes the snapshot bits back, and
+returns the raw loss values (:func:`gradcheck.core.workers.run_batch`, the worker's loop). The
+points, the loss and so the floating-point operations are those of a serial run, so the results
+are bitwise identical, provided the loss reads its parameters from the dict it is handed
+(closures and attributes are copies inside a worker process) and is thread-safe for a thread
+pool. The first wave of a check is spot-checked: its first point is evaluated here too and the
+bits compared, so a loss that breaks this contract is refused instead of silently giving zero
+differences. After it, a wave too small to gain from the executor (a pilot's ladder, two
+points at a time) is evaluated here, through the serial loop. The caller's parameters are never
+written by a worker.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-import os
 import pickle
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
-from itertools import groupby, repeat
+from itertools import groupby
 from numbers import Real
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from gradcheck.core.params import Fill, ParamSet, element_label, read_only_error
+from gradcheck.core.workers import (
+    MISSING,
+    Raised,
+    Run,
+    Shipment,
+    batches,
+    cut,
+    point,
+    run_batch,
+    shipment,
+    worker_count,
+)
 from gradcheck.errors import (
     InputError,
     LossError,
@@ -49,15 +63,11 @@ from gradcheck.errors import (
 
 Point = tuple[str, Any, Any]  # (name, flat index: int | slice | ndarray, values)
 _FLOAT64 = np.dtype(np.float64)
-BATCHES_PER_WORKER = 4  # more batches than workers keeps them all busy to the end
-MIN_BATCH = 32  # points per batch below which fewer batches are sent
-
-
-class _Raised(NamedTuple):
-    """What a worker returns in place of a value when the loss raised."""
-
-    kind: str
-    message: str
+# A wave of points whose loss calls would take less than this longer here than their share on
+# the workers (timed at the baseline) is evaluated here, once the executor's first wave has been
+# spot-checked: a round trip to a Dask worker (scheduler, worker, result) costs 2-4 ms here, so
+# sending such a wave would gain nothing.
+LOCAL_SECONDS = 0.005
 
 
 def describe(point: Point, shape: tuple[int, ...]) -> str:
@@ -150,6 +160,9 @@ class Evaluator:
         self._progress = progress
         self._executor = executor
         self._verified = False  # one executor point re-evaluated here, bits compared
+        self._shipment: Shipment | None = None  # the loss and snapshots, packed once
+        self._worker_count: int | None = None
+        self._call_seconds = math.nan  # the fastest loss call of the baseline
         self._evaluations = 0
         self._planned = 0
         self._f0 = float("nan")
@@ -225,8 +238,10 @@ class Evaluator:
 
     def _at_start(self, where: str) -> float:
         """One loss call at the unperturbed parameters."""
+        began = time.perf_counter()
         try:
             value = self.loss(self.params.view)
+            self._call_seconds = min(time.perf_counter() - began, self._call_seconds)
         except (KeyboardInterrupt, SystemExit, MemoryError, InputError):
             raise  # an InputError comes from an adapter wrapping the user's loss: it says why
         except Exception as exc:
@@ -238,8 +253,13 @@ class Evaluator:
     def at(self, points: Sequence[Point], *, here: bool = False) -> np.ndarray:
         """Loss values (float64) at ``points``, in order; every call counted. ``here``: in
         this process even when there is an executor."""
-        if self._executor is not None and not here:
-            return self._parallel(points)
+        if self._executor is not None and not here and not self._here(len(points)):
+            # a point written in place (fast mode's Fill) travels as the values it writes
+            runs = [
+                (name, [p[1] for p in group], [_values(p[2]) for p in group])
+                for name, group in ((n, list(g)) for n, g in groupby(points, key=itemgetter(0)))
+            ]
+            return self._parallel(runs)
         out = []
         for name, group in groupby(points, key=itemgetter(0)):
             run = list(group)
@@ -250,8 +270,8 @@ class Evaluator:
 
     def at_elements(self, name: str, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Loss with element ``indices[k]`` of ``name`` set to ``values[k]``, one at a time."""
-        if self._executor is not None:
-            return self._parallel(list(zip(repeat(name), indices.tolist(), values.tolist())))
+        if self._executor is not None and not self._here(len(indices)):
+            return self._parallel([(name, np.asarray(indices), np.asarray(values))])
         restoring = self.params.element_originals(name, indices)
         return self._serial(name, indices.tolist(), values.tolist(), restoring)
 
@@ -342,59 +362,99 @@ class Evaluator:
             dtype=np.float64,
         )
 
-    def _parallel(self, points: Sequence[Point]) -> np.ndarray:
+    def _here(self, count: int) -> bool:
+        """Whether a wave of ``count`` points is evaluated here rather than sent: once the
+        executor has been spot-checked, when its loss calls would take less than
+        ``LOCAL_SECONDS`` here than their share on the workers would (a pilot's ladder sends
+        two points at a time)."""
+        if not self._verified:
+            return False
+        workers = self._workers()
+        return count * self._call_seconds * (1 - 1 / workers) < LOCAL_SECONDS
+
+    def _workers(self) -> int:
+        if self._worker_count is None:
+            assert self._executor is not None
+            self._worker_count = worker_count(self._executor)
+        return self._worker_count
+
+    def _parallel(self, runs: list[Run]) -> np.ndarray:
+        """The loss at every point of ``runs`` on the executor: one wave of batches, about
+        ``BATCH_SECONDS`` of loss calls each, all sent before any is awaited. The shipment
+        (loss and snapshots) goes with the first wave's tasks and with any task whose worker
+        answered :data:`MISSING`; the others carry a key and their points."""
         executor = self._executor
         assert executor is not None
-        # a point written in place (fast mode's Fill) travels as the values it writes
-        points = [(n, i, v.materialise() if isinstance(v, Fill) else v) for n, i, v in points]
-        # the parameters and the points travel as pickled bytes: one pickle of the parameters
-        # per call, and nothing an executor walks element by element (Dask parses and hashes
-        # the arguments of every task it is given: a list of 10^4 tuples costs it seconds)
-        payload = pickle.dumps(_payload(self.params), protocol=pickle.HIGHEST_PROTOCOL)
-        futures = [
-            executor.submit(
-                _run_batch,
-                self.loss,
-                payload,
-                pickle.dumps([points[i] for i in batch], protocol=pickle.HIGHEST_PROTOCOL),
-            )
-            for batch in _batches(executor, len(points))
-        ]
-        raws: list[Any] = []
-        for future in futures:
+        if self._shipment is None:
             try:
-                raws.extend(future.result())
+                self._shipment = shipment(executor, self.loss, self.params)
             except (pickle.PicklingError, AttributeError, TypeError) as exc:
-                if "pickle" not in str(exc).lower():
-                    raise
                 raise _unpicklable(self.loss, exc) from exc
-        shapes = {name: self.params[name].shape for name in self.params.names}
+        ship = self._shipment
+        count = sum(len(indices) for _, indices, _ in runs)
+        spans = batches(count, self._workers(), self._call_seconds)
+        threads = ship.objects is not None
+        first = not self._verified
+        parts = [cut(runs, span) for span in spans]
+        futures = [self._submit(ship, part, with_shipment=first or threads) for part in parts]
+        raws: list[Any] = []
+        for k, part in enumerate(parts):
+            got = self._result(futures[k])
+            if isinstance(got, str) and got == MISSING:  # a worker that never received it
+                got = self._result(self._submit(ship, part, with_shipment=True))
+            raws.extend(got)
         kinds = set(map(type, raws))
-        if kinds <= {float, np.float64} and len(raws) == len(points):  # the common case
+        if kinds <= {float, np.float64} and len(raws) == count:  # the common case
             self._count(len(raws))
             if np.float64 in kinds:
                 self._loss_dtype = _FLOAT64
             out = np.array(raws, dtype=np.float64)
         else:
-            out = np.empty(len(points), dtype=np.float64)
+            out = np.empty(count, dtype=np.float64)
             for k, raw in enumerate(raws):
                 self._count(1)
-                where = describe(points[k], shapes[points[k][0]])
-                if isinstance(raw, _Raised):
+                where = self._describe(point(runs, k))
+                if isinstance(raw, Raised):
                     raise LossError(f"loss raised {raw.kind}: {raw.message} {where} (in a worker)")
                 out[k] = self.accept(raw, where)
-        if not self._verified and len(points):
-            here = self.at([points[0]], here=True)[0]
+        if first and count:
+            spot = point(runs, 0)
+            here = self.at([spot], here=True)[0]
             if np.float64(here).tobytes() != np.float64(out[0]).tobytes():
                 raise InputError(
                     f"the loss gave {out[0]!r} in a worker and {here!r} here "
-                    f"{describe(points[0], shapes[points[0][0]])}: with an executor the loss "
+                    f"{self._describe(spot)}: with an executor the loss "
                     "must read the parameters from the dict it is handed (in a worker process, "
                     "closures and attributes are copies that never move) and give the same "
                     "bits wherever it runs"
                 )
             self._verified = True
         return out
+
+    def _submit(self, ship: Shipment, part: list[Run], *, with_shipment: bool) -> Any:
+        """One task: ``part``'s points, with the shipment or only its key."""
+        assert self._executor is not None
+        sent = (ship.objects or ship.packed) if with_shipment else None
+        runs: Any = (
+            part if ship.objects is not None else pickle.dumps(part, pickle.HIGHEST_PROTOCOL)
+        )
+        return self._executor.submit(run_batch, ship.key, sent, runs)
+
+    def _result(self, future: Any) -> Any:
+        try:
+            return future.result()
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            if "pickle" not in str(exc).lower():
+                raise
+            raise _unpicklable(self.loss, exc) from exc
+
+    def _describe(self, spot: Point) -> str:
+        return describe(spot, self.params[spot[0]].shape)
+
+
+def _values(values: Any) -> Any:
+    """What a point writes, as values a worker can write (a :class:`Fill` materialised)."""
+    return values.materialise() if isinstance(values, Fill) else values
 
 
 def check_executor(executor: Any, loss: Any) -> None:
@@ -418,65 +478,3 @@ def _unpicklable(loss: Any, exc: BaseException) -> InputError:
         "at module level (not as a lambda or a nested function), or make it a picklable object "
         "(a class instance with __call__), or use a ThreadPoolExecutor"
     )
-
-
-def _payload(pset: ParamSet) -> dict[str, tuple[Any, type | None]]:
-    """What a worker rebuilds the parameters from: snapshots, and scalars as the loss sees them."""
-    out: dict[str, tuple[Any, type | None]] = {}
-    for name in pset.names:
-        p = pset[name]
-        if p.python_scalar:
-            out[name] = (pset.view[name], pset.scalar_type(name))
-        else:
-            out[name] = (p.snapshot, None)
-    return out
-
-
-def _run_batch(loss: Any, packed_payload: bytes, packed_points: bytes) -> list[Any]:
-    """Worker: evaluate the loss at each point on a private copy of the parameters.
-
-    ``packed_payload`` and ``packed_points`` are pickles of :func:`_payload`'s dict and of the
-    points. Stops at the first point where the loss raises and returns a :class:`_Raised` for
-    it.
-    """
-    payload: dict[str, tuple[Any, type | None]] = pickle.loads(packed_payload)
-    points: list[Point] = pickle.loads(packed_points)
-    view: dict[str, Any] = {}
-    flats: dict[str, Any] = {}
-    originals: dict[str, np.ndarray] = {}
-    for name, (value, scalar) in payload.items():
-        if scalar is None:
-            array = np.array(value, copy=True)  # same dtype and memory order as the snapshot
-            view[name] = array
-            flats[name] = array.reshape(-1) if array.flags.c_contiguous else array.flat
-            originals[name] = value.reshape(-1)
-        else:
-            view[name] = value
-    out: list[Any] = []
-    for name, index, values in points:
-        value, scalar = payload[name]
-        if scalar is None:
-            flats[name][index] = values
-        else:
-            view[name] = scalar(np.asarray(values).reshape(-1)[0])
-        try:
-            out.append(loss(view))
-        except Exception as exc:
-            out.append(_Raised(type(exc).__name__, str(exc)))
-            return out
-        finally:
-            if scalar is None:
-                flats[name][index] = originals[name][index]
-            else:
-                view[name] = value
-    return out
-
-
-def _batches(executor: Executor, count: int) -> list[range]:
-    """Contiguous batches: ``BATCHES_PER_WORKER`` per worker, fewer when they would hold under
-    ``MIN_BATCH`` points (a task's fixed cost, shipping the parameters, then dominates), but
-    never fewer than the workers while there are points for each."""
-    workers = int(getattr(executor, "_max_workers", None) or os.cpu_count() or 2)
-    n = max(1, min(count, workers), min(count // MIN_BATCH, BATCHES_PER_WORKER * workers))
-    bounds = np.linspace(0, count, n + 1).round().astype(int)
-    return [range(a, b) for a, b in itertools.pairwise(bounds.tolist()) if b > a]
