@@ -204,3 +204,42 @@ def kink_along(f0: float, central: dict[float, tuple[float, float, float]], nois
         central_noise = KINK_NOISE * noise * (1 / step[c] + 5 / step[b] + 4 / step[a])
         departure = abs(high - 4.0 * low)
         return bool(departure > KINK_RELATIVE * (abs(high) + 4.0 * abs(low)) + central_noise)
+
+
+# -- ratio matching and cheap confirmation (localization, gradcheck.fast.localize) ------------
+# At most this many elements may match the probes' values as a single error before matching
+# gives way to decoding and bisection: each costs a confirmation (CONFIRM_LEVELS), and more
+# candidates mean the probes do not single out one element (a weak error, or several).
+MATCH_MOST = 4
+# A lead's own central differences, as multiples of its step (confirm_step): two levels give
+# a Richardson value, an error estimate of the element's own and the kink test, as the
+# engine's pilot does with two.
+CONFIRM_LEVELS = (0.25, 0.5, 1.0)
+
+
+def consistent_errors(
+    discrepancy: np.ndarray, tolerance: np.ndarray, spans: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per element, the interval ``[low, high]`` of errors ``e`` that alone explain every
+    probe: ``|r_j + e span_ij| <= T_j`` for all ``j`` (an error ``e = a_i - true_i`` adds
+    ``-e span_ij`` to probe ``j``'s ``r_j = D - A``, whose own finite-difference error is
+    within ``T_j``).
+
+    ``discrepancy`` and ``tolerance`` have one entry per probe, ``spans`` is ``(probes,
+    elements)``. Empty (``low > high``) where no single error fits: an element that did not
+    move in a failing probe, or whose weights' ratios are not the probes' ratios. Exact
+    interval arithmetic, no distributional assumption: the true single wrong element is always
+    in the set when every probe's error is within its tolerance."""
+    r = discrepancy[:, None]
+    t = tolerance[:, None]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        a = (-r - t) / spans
+        b = (-r + t) / spans
+    moved = spans != 0
+    low = np.where(moved, np.minimum(a, b), -np.inf)
+    high = np.where(moved, np.maximum(a, b), np.inf)
+    # a probe that did not move the element must pass on its own
+    still = ~moved & (np.abs(r) > t)
+    low = np.where(still, np.inf, low).max(axis=0)
+    high = np.where(still, -np.inf, high).min(axis=0)
+    return low, high
