@@ -1,7 +1,17 @@
 """Localization: from a failing probe to the wrong elements, using the probes' values.
 
 A failing probe of a range measures ``r = D - A = -sum_i e_i span_i`` (plus finite-difference
-error within its tolerance ``T``), a real number, not one bit. Two moves use it:
+error within its tolerance ``T``), a real number, not one bit. Three moves use it:
+
+**Ratio matching** (:func:`match`, first, for one wrong element in the tensor). The fast check
+runs its ``probes`` tensor-wide probes whether they fail or not, along independent random
+directions. If one element ``i`` carries the error, ``r_j = -e span_ij`` for every probe ``j``,
+so the ratios of the probes' values are those of ``i``'s weights, which no other element
+shares beyond chance: per element, the errors consistent with every probe within its tolerance
+form an interval (:func:`gradcheck.fast.numerics.consistent_errors`), and the elements where it
+is not empty are the candidates. No loss evaluation (the spans are regenerated from the
+directions' seeds); at most ``MATCH_MOST`` candidates are confirmed, best fit first, else
+(several wrong elements, or a weak one) decoding and bisection take over.
 
 **Decoding** (for one wrong element in the range). Split the range into ``k`` groups and probe
 it again along the *same* direction with group ``g`` weighted ``c_g``, ``k`` levels evenly
@@ -19,18 +29,33 @@ that fails is followed; when both halves seem to pass the right one is probed on
 if it passes too the range's errors are spread out near the sensitivity: it stays failing
 (``unresolved``).
 
-**Confirmation.** Every element decoding or bisection names is measured one by one with the
-engine's full procedure (:meth:`gradcheck.core.differences.FiniteDifferences.differentiate`) and
-only that measurement calls it wrong; a false lead (a kink, noise, a mixture of errors read as
-one) ends ``ok`` or ``uncertain`` and the range is bisected instead. An element measured wrong
-has its measured error ``a - numeric`` removed from every probe (``known``; arithmetic on the
-regenerated spans, no evaluation), so the range it sat in is looked at again for what is left:
-several errors are peeled one after the other.
+**Confirmation** (:meth:`Measured.confirm`). Every element matching, decoding or bisection
+names is measured one by one, and only that measurement calls it wrong: central differences
+along the element alone at the probes' step and at a half and a quarter of it
+(``CONFIRM_EVALUATIONS``), analysed as the engine refines an element (a Richardson value, an
+error estimate of the element's own, the kink test) and judged by the full check's rule. It is
+wrong when that rule says so *and* the error it measures agrees with the error the probes
+attributed to it (two independent measurements of one error); a measurement that is right
+where the probes' error is out of its reach is a false lead (``ok``); anything else (a kink
+bracketing the hand-written value: ``uncertain``; a disagreement; a loss noisier than the
+probes assumed) is settled by the engine's full procedure
+(:meth:`gradcheck.core.differences.FiniteDifferences.differentiate`: measured noise, pilot
+ladder, refinement). A false lead ends ``ok`` or ``uncertain`` and the range is bisected
+instead. An element measured wrong has its measured error ``a - numeric`` removed from every
+probe (``known``; arithmetic on the regenerated spans, no evaluation), so the range it sat in
+is looked at again for what is left: several errors are peeled one after the other.
 
 Guarantees. *False alarm*: an element is called wrong only by its own measurement, with the
-full check's rule, so the probability is the full check's. *Miss*: localization never clears an
-element; what fast mode finally states about the elements it did not measure comes from the
-tensor-wide probes that pass once the measured errors are removed (:mod:`gradcheck.fast.mode`).
+full check's rule (and, when the cheap confirmation decides, in agreement with the probes'
+independent reading of the same error), so the probability is at most the full check's.
+A correct tensor fails one of its ``m`` tensor-wide probes with probability at most
+``m * false_alarm`` (union bound); its failure then stands (``unresolved``) unless an element is
+measured wrong. *Found*: one wrong element is always among the matching candidates when every
+probe's finite-difference error is within its tolerance (the intervals are exact), so matching
+misses it only by having too many candidates, and then decoding and bisection look for it.
+*Miss*: localization never clears an element; what fast mode finally states about the
+elements it did not measure comes from the tensor-wide probes that pass once the measured
+errors are removed (:mod:`gradcheck.fast.mode`).
 When more than ``max_wrong`` ranges fail at once (a whole tensor wrong), the tensor is reported
 wrong (``unresolved``), ``fallback_samples`` elements of its failing ranges are measured, and
 the rest of those ranges stays ``unchecked``. A failing probe is localized only once the loss

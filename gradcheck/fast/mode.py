@@ -353,9 +353,15 @@ def _sensitivity(
     tops: list[tuple[Direction, Record]],
     options: FastOptions,
 ) -> dict[str, float | None]:
-    """What the passing tensor-wide probes prove (:func:`gradcheck.fast.numerics.sensitivity`)."""
+    """What the passing tensor-wide probes prove (:func:`gradcheck.fast.numerics.sensitivity`),
+    and the two probabilities fast mode guarantees for the tensor: ``miss`` (errors above the
+    sensitivity pass every passing probe with at most this probability, so end ``probed``)
+    and ``false_alarm`` (a correct tensor fails at least one of its tensor-wide probes with at
+    most this probability: ``false_alarm`` per probe, a union bound over the probes run; an
+    element is still called wrong only by its own measurement, the full check's rule)."""
+    guarantees = {"miss": options.miss, "false_alarm": options.false_alarm * max(len(tops), 1)}
     if not passing or not tops:
-        return {"abs": None, "relative": None, "miss": options.miss, "probes": len(passing)}
+        return {"abs": None, "relative": None, **guarantees, "probes": len(passing)}
     h = tops[0][0].half_step
     t = miss_threshold(options.miss, len(passing))
     worst = max(r.tolerance for r in passing)
@@ -367,7 +373,7 @@ def _sensitivity(
     return {
         "abs": _finite(absolute),
         "relative": None if relative is None else _finite(relative),
-        "miss": options.miss,
+        **guarantees,
         "probes": len(passing),
         "median_partial": median,
     }
