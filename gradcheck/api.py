@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import fields, replace
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -30,14 +30,15 @@ from gradcheck.options import CheckOptions
 from gradcheck.protocol import NodeTrace, Problem, as_problem
 from gradcheck.report.model import Report
 
-Loss = Callable[[dict[str, Any]], Any]
-Grad = Callable[[dict[str, Any]], Mapping[str, Any]]
+Loss = Callable[[Any], Any]  # loss(params): params as given (a dict, or a pytree)
+Grad = Callable[[Any], Any]  # grad(params): {name: array}, or the pytree's structure
+Params = Mapping[str, Any] | Sequence[Any]  # {name: leaf}, or nested dicts/lists/tuples
 
 
 def check(
     loss: Loss,
     grad: Grad,
-    params: Mapping[str, Any],
+    params: Params,
     *,
     richardson: bool = False,
     tolerance: Tolerance | None = None,
@@ -129,7 +130,7 @@ def check(
     return _check(
         loss,
         grad,
-        params,
+        cast(Mapping[str, Any], params),  # anything else: ParamSet's InputError says what
         options,
         nodes=nodes,
         samples=samples,

@@ -220,11 +220,37 @@ def check_target(
 ) -> Outcome:
     """Load one target (a user's FILE.py:NAME or a reference net), check it, judge it."""
     if is_target(name):
-        report = run_check(load_target(name, seed=args.seed), args, name)
+        loaded = load_target(name, seed=args.seed, finished=Report)
+        if isinstance(loaded, Report):
+            refuse_check_options(name, args)
+            report = loaded
+        else:
+            report = run_check(loaded, args, name)
         return Outcome(name, stem, "pass", "pass" if report.passed else "fail", report)
     ref = references[name]
     report = run_check(ref.build(), args, name)
     return Outcome(name, stem, "pass" if ref.expect_pass else "fail", verdict(ref, report), report)
+
+
+def refuse_check_options(name: str, args: argparse.Namespace) -> None:
+    """A target that ran its own check (``check_layer``, ``check_jacobian``, ...) and returned
+    its Report: the options that shape a check cannot reach it any more, so they are refused
+    rather than silently ignored."""
+    given = [
+        flag
+        for flag, value in (
+            ("--richardson", args.richardson),
+            ("--float64", args.float64),
+            ("--mode fast", args.mode != "full"),
+        )
+        if value
+    ]
+    if given:
+        raise InputError(
+            f"{name} returned a finished Report (it ran its own check), so {', '.join(given)} "
+            "cannot apply to it; pass the option in that call instead (richardson=True, "
+            "recheck_float64=True, mode='fast'), or return (loss, grad, params)"
+        )
 
 
 def finish(outcomes: list[Outcome], args: argparse.Namespace) -> int:

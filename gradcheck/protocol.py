@@ -8,7 +8,7 @@ entry-point group; the library never imports them by name.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -57,9 +57,9 @@ class Problem:
       extra axis of that size is named.
     """
 
-    loss: Callable[[dict[str, Any]], Any]
-    grad: Callable[[dict[str, Any]], Mapping[str, Any]]
-    params: Mapping[str, Any]
+    loss: Callable[[Any], Any]
+    grad: Callable[[Any], Any]
+    params: Mapping[str, Any] | Sequence[Any]  # {name: leaf}, or a pytree
     name: str = ""
     nodes: Callable[[Mapping[str, Any]], NodeTrace] | None = None
     samples: tuple[Problem, ...] = ()

@@ -7,9 +7,11 @@ import subprocess
 import sys
 from importlib.metadata import EntryPoint, entry_points
 
+import pytest
+
 import gradcheck.cli
 import gradcheck.protocol
-from gradcheck.cli import main
+from gradcheck.cli import EXIT_USAGE, main
 from gradcheck.protocol import Reference
 
 
@@ -215,3 +217,42 @@ def test_a_reader_that_goes_away_costs_no_report_file(tmp_path):
     assert proc.returncode == 141, stderr
     written = sorted(p.name for p in out.iterdir())
     assert len([n for n in written if n.endswith((".md", ".json", ".html"))]) == 6, written
+
+
+ROUTE_TARGET = """
+import numpy as np
+import gradcheck
+
+def forward(x, w):
+    return x @ w, (x, w)
+
+def backward(dout, cache):
+    x, w = cache
+    return dout @ w.T, x.T @ dout * FACTOR
+
+def layer():
+    rng = np.random.default_rng(0)
+    inputs = {"x": rng.normal(size=(4, 3)), "w": rng.normal(size=(3, 2))}
+    return gradcheck.check_layer(forward, backward, inputs)
+"""
+
+
+@pytest.mark.parametrize(("factor", "code"), [(1, 0), (2, 1)])
+def test_a_target_may_run_a_route_and_return_its_report(tmp_path, capsys, factor, code):
+    target = tmp_path / "route.py"
+    target.write_text(ROUTE_TARGET.replace("FACTOR", str(factor)))
+    assert main(["check", f"{target}:layer", "--format", "json"]) == code
+    data = json.loads(capsys.readouterr().out)
+    assert data["passed"] is (code == 0)
+    wrong = [p["name"] for p in data["params"] if p["status"] != "ok"]
+    assert wrong == ([] if factor == 1 else ["w"])
+
+
+@pytest.mark.parametrize("flag", [["--mode", "fast"], ["--richardson"], ["--float64"]])
+def test_check_options_are_refused_for_a_finished_report(tmp_path, capsys, flag):
+    target = tmp_path / "route.py"
+    target.write_text(ROUTE_TARGET.replace("FACTOR", "1"))
+    assert main(["check", f"{target}:layer", *flag]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "returned a finished Report" in err
+    assert flag[0] in err

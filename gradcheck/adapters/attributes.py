@@ -19,7 +19,7 @@ the object (and, for a training step, the sample).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 import numpy as np
@@ -84,12 +84,46 @@ def find_params(
             if isinstance(n, str) and not n.startswith("_") and (is_weight(v) or holds_weights(v))
         ]
     names = [n for n in names if n not in exclude]
+    if include is None:
+        for name, value in values.items():
+            if isinstance(name, str) and not name.startswith("_") and name not in exclude:
+                _refuse_mixed(name, value)
     if not names:
         raise InputError(
             f"no weights found in {type(container).__name__}: expected float or float-array "
             "attributes (name them with include=[...])"
         )
     return names
+
+
+def _refuse_mixed(name: str, value: Any) -> None:
+    """A list or tuple holding float arrays beside leaves that are not weights (an int array,
+    a string, None) is neither checked nor safely ignored: its float arrays look like weights.
+    Refused, naming both leaves, rather than left out in silence."""
+    if not isinstance(value, (list, tuple)) or holds_weights(value):
+        return
+    leaves = list(_leaves(value, name))
+    arrays = [path for path, leaf in leaves if isinstance(leaf, np.ndarray) and is_weight(leaf)]
+    others = [(path, leaf) for path, leaf in leaves if not is_weight(leaf)]
+    if arrays and others:
+        path, leaf = others[0]
+        kind = f"a {leaf.dtype} array" if isinstance(leaf, np.ndarray) else type(leaf).__name__
+        raise InputError(
+            f"attribute {name!r} holds float arrays ({arrays[0]}) beside {kind} at {path}, "
+            f"so it cannot be checked as weights; exclude=[{name!r}] to leave it out, or keep "
+            "the weights in a list of their own"
+        )
+
+
+def _leaves(node: Any, path: str) -> Iterator[tuple[str, Any]]:
+    if isinstance(node, Mapping):
+        for key, child in node.items():
+            yield from _leaves(child, f"{path}[{key!r}]")
+    elif isinstance(node, (list, tuple)):
+        for i, child in enumerate(node):
+            yield from _leaves(child, f"{path}[{i}]")
+    else:
+        yield path, node
 
 
 def _attributes(obj: Any) -> dict[str, Any]:

@@ -6,7 +6,11 @@
   accepts: a ``(loss, grad, params)`` triple, a :class:`~gradcheck.protocol.Problem` (what the
   adapters in :mod:`gradcheck.adapters.attributes` return), or an object of the net protocol with
   ``loss(params)``, ``grad(params)`` and ``params``; or
-* such a triple, Problem or object itself.
+* such a triple, Problem or object itself; or
+* a zero-argument callable that runs a check itself and returns its result, when the caller
+  says which type that is (``finished=``): the command line passes
+  :class:`~gradcheck.report.model.Report`, so that a function calling ``check_layer``,
+  ``check_value_and_grad``, ``check_jacobian`` and the other routes can be a target.
 
 Every way this can go wrong (no such file, no such name, the file fails to import, the factory
 raises, it returns the wrong thing) raises :class:`~gradcheck.errors.InputError` with a one-line
@@ -69,9 +73,10 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)  # noqa: NPY002 - the legacy global generator is what such code uses
 
 
-def load_target(spec: str, seed: int | None = 0) -> Problem:
+def load_target(spec: str, seed: int | None = 0, finished: type | None = None) -> Any:
     """The :class:`Problem` named by ``spec``; ``seed`` seeds ``random`` and ``numpy.random``
     before the file is imported and again before the factory is called (``None``: no seeding).
+    A factory's result of type ``finished`` (a check it ran itself) is returned as it is.
     """
     for name in OWN_MODULES:
         importlib.import_module(name)
@@ -81,10 +86,10 @@ def load_target(spec: str, seed: int | None = 0) -> Problem:
     if seed is not None:
         seed_everything(seed)
     with _user_folder(_folder(location)):
-        return _load(spec, location, attr, seed)
+        return _load(spec, location, attr, seed, finished)
 
 
-def _load(spec: str, location: str, attr: str, seed: int | None) -> Problem:
+def _load(spec: str, location: str, attr: str, seed: int | None, finished: type | None) -> Any:
     module = _import(location)
     obj = _lookup(module, attr, location)
     problem = _direct(obj)
@@ -102,6 +107,8 @@ def _load(spec: str, location: str, attr: str, seed: int | None) -> Problem:
             raise
         except BaseException as exc:
             raise InputError(f"{spec}: calling {attr}() raised {_describe(exc)}") from exc
+        if finished is not None and isinstance(made, finished):
+            return made
         try:
             problem = as_problem(made, f"{attr}()")
         except InputError as exc:

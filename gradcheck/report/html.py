@@ -347,7 +347,8 @@ def render_html(report: Report, title: str = "gradcheck report", max_rows: int |
         '<section id="elements"><h2>Elements (failing first)</h2>',
         table(ELEMENT_HEADERS, rows, [r[-1] in FAILING for r in rows]),
         "</section>",
-        f"<footer>{report.evaluations} loss evaluations; {escape(options)}</footer>",
+        f"<footer>{report.evaluations} {'loss ' if report.subject == 'loss' else ''}evaluations; "
+        f"{escape(options)}</footer>",
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"

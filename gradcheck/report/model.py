@@ -82,6 +82,11 @@ class Report:
         nodes: node-level checks, input side first (:mod:`gradcheck.diagnosis.nodes`), if asked for.
         samples: one report per sample, if per-sample problems were given.
         recheck: the same check in float64 (``check(recheck_float64=True)``), if asked for.
+        subject: what ``loss`` is: ``"loss"``, a training loss (``check``,
+            ``check_value_and_grad``); or the scalar a route built to check another derivative
+            (``"layer"``, ``"Jacobian"``, ``"Hessian"``, ``"Hessian-vector product"``), which
+            the reports call "the checked scalar" and say nothing about training of (no
+            cosine, no descent line).
     """
 
     params: list[ParamResult]
@@ -94,6 +99,7 @@ class Report:
     nodes: list[NodeResult] = field(default_factory=list)
     samples: list[Report] = field(default_factory=list)
     recheck: Report | None = None
+    subject: str = "loss"
 
     @property
     def passed(self) -> bool:
@@ -149,6 +155,7 @@ class Report:
                 "passed": self.passed,
                 "evaluations": self.evaluations,
                 "loss": self.loss,
+                "subject": self.subject,
                 "options": self.options,
                 "notes": self.notes,
                 "extra_gradients": self.extra_gradients,

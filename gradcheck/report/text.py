@@ -99,7 +99,13 @@ def headline(report: Report) -> str:
     parts = [f"gradcheck {verdict}: {len(failed)} of {n} parameters with wrong partials"]
     if uncertain:
         parts.append(f"{uncertain} elements at kinks (uncertain)")
-    parts.append(f"loss {report.loss:.6g}, {report.evaluations} loss evaluations")
+    if report.subject == "loss":
+        parts.append(f"loss {report.loss:.6g}, {report.evaluations} loss evaluations")
+    else:
+        parts.append(
+            f"{report.subject} checked through a scalar ({report.loss:.6g} at x), "
+            f"{report.evaluations} evaluations"
+        )
     return ", ".join(parts)
 
 
@@ -262,7 +268,7 @@ def diagnosis_lines(report: Report, budget: int | None = DIAGNOSIS_LINES) -> lis
     if report.nodes and not report.passed:  # where the declared nodes say the error enters
         lines.append(f"node walk: {summarize(report.nodes)[0]}")
     lines += finding_lines(d.findings[: d.lead])
-    if not report.passed:
+    if not report.passed and report.subject == "loss":  # a training loss: what a step does
         whole = []
         if d.cosine is not None:
             whole.append(f"cosine(hand-written, numeric gradient) = {d.cosine:+.4f}")

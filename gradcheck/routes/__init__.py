@@ -15,7 +15,17 @@ import dataclasses
 from gradcheck.report.model import Report
 
 
-def with_notes(report: Report, *notes: str) -> Report:
+def with_notes(report: Report, *notes: str, subject: str = "loss") -> Report:
     """``report`` with ``notes`` added (empty ones dropped): what a route says about the scalar
-    it built. A new Report: the one :func:`gradcheck.check` built is not changed."""
-    return dataclasses.replace(report, notes=[*report.notes, *(n for n in notes if n)])
+    it built, and ``subject``, what that scalar checks (see :class:`Report`); a subject other
+    than a training loss drops the diagnosis's cosine and descent, which are about training.
+    A new Report: the one :func:`gradcheck.check` built is not changed."""
+    diagnosis = report.diagnosis
+    if subject != "loss" and diagnosis is not None:
+        diagnosis = dataclasses.replace(diagnosis, cosine=None, descent=None)
+    return dataclasses.replace(
+        report,
+        notes=[*report.notes, *(n for n in notes if n)],
+        subject=subject,
+        diagnosis=diagnosis,
+    )

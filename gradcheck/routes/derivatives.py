@@ -113,6 +113,7 @@ def check_hvp(
         report,
         f"checked d/dx of sum_k v_k . grad(x) against sum_k hvp(x, v_k) for {len(vs)} random "
         f"v_k (seed {seed})",
+        subject="Hessian-vector product",
     )
 
 
@@ -278,7 +279,7 @@ def _check_matrix(fun, jac, x, symbol: str, fun_name: str, jac_name: str, option
     ]
     if symbol == "H":
         notes.append(_asymmetry(_dense(jac(point.user(point.copies(symbol), symbol))), symbol))
-    return with_notes(report, *notes)
+    return with_notes(report, *notes, subject="Jacobian" if symbol == "J" else "Hessian")
 
 
 def _values(point: _Point, fun: Callable, at: Any, what: str) -> np.ndarray:

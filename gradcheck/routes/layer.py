@@ -96,6 +96,7 @@ def check_layer(
         f"checked the scalar sum_k sum(out * dout_k) over {len(pair.douts)} upstream "
         f"gradient(s) dout_k (seed {seed}), against sum_k backward(dout_k)",
         *pair.notes,
+        subject="layer",
     )
 
 

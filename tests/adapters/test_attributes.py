@@ -80,6 +80,20 @@ def test_find_params_refuses_unknown_and_empty():
         find_params(object())
 
 
+def test_find_params_refuses_a_list_mixing_float_arrays_with_other_leaves():
+    class Net:
+        def __init__(self):
+            self.W = np.ones((2, 2))
+            self.layers = [np.ones(3), np.arange(3)]  # a float weight beside an int mask
+            self.config = (0.1, 32)  # floats beside ints, but no array: hyper-parameters
+            self.sizes = [784, 30]
+
+    with pytest.raises(InputError, match=r"'layers'.*layers\[0\].*int64 array at layers\[1\]"):
+        find_params(Net())
+    assert find_params(Net(), exclude=["layers"]) == ["W"]
+    assert find_params(Net(), include=["W"]) == ["W"]
+
+
 @pytest.mark.parametrize(("bug", "wrong"), [(None, []), ("W_row", ["W"]), ("c_sign", ["c"])])
 def test_from_attributes_finds_the_wrong_weight(bug, wrong):
     net = Attr(bug)

@@ -196,16 +196,18 @@ def test_top_level_list_and_nested_dicts_in_lists():
     assert '[0]["b"][1]' in report.to_text()
 
 
-def test_find_params_discovers_tuples_and_lists_of_dicts_but_not_mixed_lists():
+def test_find_params_discovers_tuples_and_lists_of_dicts_and_refuses_mixed_lists():
     class Net:
         def __init__(self):
             self.pair = (np.ones(2), 0.5)
             self.layers = [{"W": np.ones((2, 2)), "b": np.zeros(2)}]
-            self.names = [np.ones(2), "relu"]  # not all weights
+            self.names = [np.ones(2), "relu"]  # not all weights: refused unless excluded
             self.shape = (3, 4)  # ints
             self.empty = []
 
-    assert find_params(Net()) == ["pair", "layers"]
+    with pytest.raises(InputError, match=r"'names'.*str at names\[1\].*exclude=\['names'\]"):
+        find_params(Net())
+    assert find_params(Net(), exclude=["names"]) == ["pair", "layers"]
     report = check_problem(
         from_attributes(
             Net(),
@@ -214,6 +216,7 @@ def test_find_params_discovers_tuples_and_lists_of_dicts_but_not_mixed_lists():
                 "pair": (n.pair[1] * np.ones(2), float(np.sum(n.pair[0]))),
                 "layers": [{"W": 2 * n.layers[0]["W"], "b": np.ones(2)}],  # bug: b is unused
             },
+            exclude=["names"],
         )
     )
     assert report.failed_params == ['layers[0]["b"]']

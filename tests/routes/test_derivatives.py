@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -165,3 +167,21 @@ def test_the_objective_in_place_of_the_gradient_is_refused(call):
     refused = r"grad\(x\) returned 1 value\(s\) for an x of 3; .*not the objective"
     with pytest.raises(InputError, match=refused):
         call(objective)
+
+
+def test_a_jacobian_report_speaks_of_the_checked_scalar_not_of_training():
+    def fun(x):
+        return np.array([x[0] ** 2, x[0] * x[1]])
+
+    def jac(x):
+        return np.array([[2 * x[0], 0.0], [x[1], 2 * x[0]]])  # J[1, 1] should be x[0]
+
+    report = check_jacobian(fun, jac, np.array([1.0, 2.0]))
+    assert report.failed_params == ["J"]
+    assert report.subject == "Jacobian"
+    text = report.to_text()
+    assert "Jacobian checked through a scalar" in text.splitlines()[0]
+    assert "cosine" not in text
+    assert "lowers the loss" not in text
+    data = json.loads(report.to_json())
+    assert (data["subject"], data["cosine"], data["descent"]) == ("Jacobian", None, None)
