@@ -58,8 +58,9 @@ elements it did not measure comes from the tensor-wide probes that pass once the
 errors are removed (:mod:`gradcheck.fast.mode`).
 When more than ``max_wrong`` ranges fail at once (a whole tensor wrong), the tensor is reported
 wrong (``unresolved``), ``fallback_samples`` elements of its failing ranges are measured, and
-the rest of those ranges stays ``unchecked``. A failing probe is localized only once the loss
-has been found smooth along its direction (kinks: see :mod:`gradcheck.fast.mode`).
+the rest of those ranges stays ``unchecked``. A failing probe is localized a second time, or
+declared ``unresolved``, only once the loss has been found smooth along its direction (kinks:
+see :mod:`gradcheck.fast.mode`).
 """
 
 from __future__ import annotations

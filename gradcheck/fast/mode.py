@@ -22,8 +22,10 @@ Neither ``probed`` nor ``unchecked`` fails a report; a failing probe that locali
 pin to elements (``unresolved``) fails its tensor on its own. The result keeps per-element
 arrays for the measured elements only; ``probed`` and ``unchecked`` are counts and ranges.
 
-Kinks. A probe assumes the loss is smooth along its direction. Before a failing probe is
-localized, the loss is evaluated along its direction at two smaller steps
+Kinks. A probe assumes the loss is smooth along its direction. When a failing probe is not
+explained by the elements named and measured wrong (ratio matching, then one localization
+round: each named element's own stencil has its own kink test), and before it is localized
+again or declared ``unresolved``, the loss is evaluated along its direction at two smaller steps
 (:func:`gradcheck.fast.probe.kinked`, :func:`gradcheck.fast.numerics.kink_along`): if it is not
 smooth at the probe's scale (ReLU pre-activations at or near zero, ``abs`` at zero), the
 failure says nothing about the gradient, since a valid subgradient fails a probe as readily as
@@ -194,8 +196,12 @@ def _tensor(
             localized["evaluations"] += evaluator.evaluations - before
             if found:
                 continue
-        if failing[0].seed not in smooth:  # first, is the failure a kink's? (counted as
-            evaluator.plan(KINK_EVALUATIONS)  # localization: it examines a failing probe)
+        if rounds and failing[0].seed not in smooth:
+            # a failure localization has not explained in one round: is it a kink's? (counted
+            # as localization: it examines a failing probe). Not before: an element named and
+            # measured wrong (its own stencil has its own kink test) explains the failure at
+            # a fraction of the whole-tensor measurement a kink (or a false kink) would cost
+            evaluator.plan(KINK_EVALUATIONS)
             if kinked(differences, failing[0], next(r for d, r in tops if d is failing[0])):
                 return _whole(differences, param, grad, precision, tensor, tops, tolerance)
             localized["evaluations"] += KINK_EVALUATIONS
