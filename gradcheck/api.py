@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import fields, replace
+from dataclasses import fields
 from typing import Any, NamedTuple, cast
 
 import numpy as np
 
-from gradcheck.core.compare import ParamResult, analytic_array, compare
+from gradcheck.core.compare import ParamResult, analytic_array, compare, dtype_name
 from gradcheck.core.differences import (
     OWN_PILOT_MIN,
     REFINE_SAMPLE,
@@ -402,13 +402,18 @@ def _full_results(engine, pset, names, gradients, grad_dtypes, tolerance, execut
     precision = {name: coarser_dtype(pset[name].dtype, grad_dtypes.get(name)) for name in names}
     fitting = {name: _fitting(gradients.get(name), pset[name].shape) for name in names}
     groups: dict[Any, list[list[str]]] = {}
+    filled: dict[Any, int] = {}  # elements in each kind's last run
     if executor is None:
         for name in names:
-            if pset[name].size <= GROUP_MAX and fitting[name] is not None:
-                runs = groups.setdefault((pset[name].dtype, precision[name]), [[]])
-                if sum(pset[n].size for n in runs[-1]) + pset[name].size > GROUP_MAX:
+            size = pset[name].size
+            if size <= GROUP_MAX and fitting[name] is not None:
+                kind = (pset[name].dtype, precision[name])
+                runs = groups.setdefault(kind, [[]])
+                if filled.get(kind, 0) + size > GROUP_MAX:
                     runs.append([])
+                    filled[kind] = 0
                 runs[-1].append(name)
+                filled[kind] = filled.get(kind, 0) + size
     done: dict[str, ParamResult] = {}
     for runs in groups.values():
         for run in runs:
@@ -422,13 +427,9 @@ def _full_results(engine, pset, names, gradients, grad_dtypes, tolerance, execut
                 engine.differentiate(group.name, analytic, precision[run[0]]),
                 tolerance,
             )
-            arrays = [  # the per-element fields, sliced for each member
-                f.name
-                for f in fields(ParamResult)
-                if f.name != "raw_grad" and isinstance(getattr(whole, f.name), np.ndarray)
-            ]
-            for name, start, stop in zip(run, group.starts, group.starts[1:], strict=False):
-                done[name] = _part(whole, arrays, pset[name], gradients[name], start, stop)
+            parts = _parts(whole, group.starts, pset, gradients, run)
+            for name, part in zip(run, parts, strict=True):
+                done[name] = part
     return [
         done[name]
         if name in done
@@ -442,20 +443,34 @@ def _full_results(engine, pset, names, gradients, grad_dtypes, tolerance, execut
     ]
 
 
-def _part(
-    whole: ParamResult, arrays: list[str], param: Any, grad: np.ndarray, start: int, stop: int
-) -> ParamResult:
-    """One member's result out of its group's: the per-element ``arrays`` sliced, the member's
-    own name, shape, dtype and gradient."""
-    return replace(
-        whole,
-        **{field: getattr(whole, field)[start:stop] for field in arrays},
-        name=param.name,
-        shape=param.shape,
-        dtype=str(param.dtype),
-        grad_shape=tuple(grad.shape),
-        raw_grad=grad,
-    )
+def _parts(
+    whole: ParamResult,
+    starts: Sequence[int],
+    pset: ParamSet,
+    gradients: Mapping[str, np.ndarray],
+    run: list[str],
+) -> list[ParamResult]:
+    """Each member's result out of its group's: the per-element arrays sliced at ``starts``,
+    the member's own name, shape, dtype and gradient; everything else the group's."""
+    shared = {f.name: getattr(whole, f.name) for f in fields(ParamResult) if f.init}
+    arrays = [  # the per-element fields, sliced for each member
+        name
+        for name, value in shared.items()
+        if name != "raw_grad" and isinstance(value, np.ndarray)
+    ]
+    out = []
+    for name, start, stop in zip(run, starts, starts[1:], strict=False):
+        param, grad = pset[name], gradients[name]
+        own = {field: shared[field][start:stop] for field in arrays}
+        own |= {
+            "name": name,
+            "shape": param.shape,
+            "dtype": dtype_name(param.dtype),
+            "grad_shape": tuple(grad.shape),
+            "raw_grad": grad,
+        }
+        out.append(ParamResult(**(shared | own)))
+    return out
 
 
 def _fitting(grad: Any, shape: tuple[int, ...]):

@@ -2,7 +2,8 @@
 
 Each case is a correct loss/gradient pair whose numbers are hard for a checker: noise far
 above a few ulps (cancellation inside the loss), parameters and curvature on scales far from 1,
-losses of extreme magnitude, mixed precisions. The gradient of every case is correct to the
+losses of extreme magnitude, a third derivative near float64's largest number, mixed
+precisions. The gradient of every case is correct to the
 precision its own arithmetic allows (closed forms, evaluated in extended precision where the
 float64 formula itself cancels), so any failure on them is a false alarm of the checker.
 
@@ -109,6 +110,40 @@ def tiny_exp(scale: float = 1e-4, seed: int = 3) -> Case:
     return _case(f"exp(b / {scale:g})", loss, grad, {"b": b})
 
 
+# -- curvature near float64's largest number ---------------------------------------------------
+def huge_third(third: float = 1e308, seed: int = 9) -> Case:
+    """``L = sum(third * x**3 / 6)``, ``x ~ 0.5``: a third derivative of ``third`` (1e308, 56%
+    of float64's largest), a loss ~1e307 and partials ~1e307. Any safety margin on ``|f'''|``
+    leaves float64's range; the check must still measure it (or refuse it with a reason),
+    never pass or fail it on an overflow."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.3, 0.7, 6) * rng.choice([-1.0, 1.0], 6)
+
+    def loss(p):
+        return float(np.sum((third / 6.0) * p["x"] ** 3))
+
+    def grad(p):
+        return {"x": (third / 2.0) * p["x"] ** 2}
+
+    return _case(f"x^3 f''' = {third:g}", loss, grad, {"x": x})
+
+
+def sine_on_a_tiny_scale(k: float = 1e102, amplitude: float = 10.0, seed: int = 10) -> Case:
+    """``L = amplitude * sum(sin(k x))``, ``x ~ 1 / k``: the same third derivative near
+    float64's largest (``amplitude k**3 = 1e307``) reached through a scale of 1e-102 instead of
+    a huge amplitude. A pilot ladder that starts at ``eps**(1/5)`` walks 100 decades down to it."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-2.0, 2.0, 4) / k
+
+    def loss(p):
+        return float(amplitude * np.sum(np.sin(k * p["x"])))
+
+    def grad(p):
+        return {"x": amplitude * k * np.cos(k * p["x"])}
+
+    return _case(f"{amplitude:g} sin({k:g} x), x~{1 / k:g}", loss, grad, {"x": x})
+
+
 # -- mixed precisions -------------------------------------------------------------------------
 def float32_loss() -> Case:
     """float64 parameters, a loss computed and returned in float32 (data and arithmetic); the
@@ -205,6 +240,8 @@ CASES: dict[str, Callable[[], Case]] = {
     "tiny-log-1e-5": lambda: tiny_log(1e-5),
     "tiny-log-1e-6": lambda: tiny_log(1e-6),
     "tiny-exp-1e-4": lambda: tiny_exp(1e-4),
+    "huge-third-1e308": huge_third,
+    "huge-third-tiny-scale": sine_on_a_tiny_scale,
     "float32-loss": float32_loss,
     "float32-params": float32_params,
     "float32-cast-inside": float32_cast_inside,

@@ -444,3 +444,38 @@ def test_per_sample_rechecks_cover_only_the_batch_checks_failing_parameters():
     assert report.evaluations < 3 * batch.evaluations  # two full sample checks would be 3x
     passing = check(loss, grad, params, samples=[(loss, grad)])
     assert [p.name for p in passing.samples[0].params] == ["W", "s"]
+
+
+# The full check of a correct net costs 2P evaluations, the baseline's 2, and one pilot shared
+# by all small tensors: a noise table (6) and a step ladder on 3 elements (2 per level, at most 3
+# levels each on a smooth loss). The asker's 14 scalars once paid that pilot per scalar.
+ASKER_SCALARS = 14
+SHARED_PILOT_AT_MOST = 6 + 3 * 3 * 2
+
+
+def test_a_correct_14_scalar_net_costs_2p_and_one_shared_pilot():
+    from nets import asker
+
+    net = asker.problem(asker.CorrectedNet)
+    calls = {"n": 0}
+
+    def loss(p):
+        calls["n"] += 1
+        return net.loss(p)
+
+    report = check(loss, net.grad, net.params)
+    assert report.passed
+    assert len(report.params) == ASKER_SCALARS
+    assert report.evaluations == calls["n"]
+    assert report.evaluations <= 2 + 2 * ASKER_SCALARS + SHARED_PILOT_AT_MOST  # 52
+
+
+def test_grouped_results_are_read_only_and_own_their_names():
+    net = ManySmall()
+    report = check(net.loss, net.grad, _fresh(net.params))
+    for p in report.params:  # a group's members get slices of the group's read-only arrays
+        assert not p.numeric.flags.writeable
+        assert not p.codes.flags.writeable
+        assert p.status == ("wrong" if p.name == "w3" else "ok")
+    assert report["w3"].n_wrong == 1
+    assert report["w1"].n_wrong == 0

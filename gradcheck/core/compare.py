@@ -23,6 +23,8 @@ In fast mode a failing probe that localization could not pin to elements fails i
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -53,7 +55,14 @@ SENSITIVITY_FRACTION = 0.01
 # One byte per element: a status is its position in STATUS_ORDER.
 CODE = {status: np.uint8(k) for k, status in enumerate(STATUS_ORDER)}
 _NAMES = np.array(STATUS_ORDER)
-_FAILING_CODES = np.array(sorted(int(CODE[s]) for s in FAILING), dtype=np.uint8)
+# code -> whether it fails: a lookup table, one fancy index per tensor (np.isin sorts)
+_FAILS = np.array([s in FAILING for s in STATUS_ORDER], dtype=bool)
+
+
+@functools.cache
+def dtype_name(dtype: np.dtype) -> str:
+    """``str(dtype)``, once per dtype (numpy builds the text anew on every call)."""
+    return str(dtype)
 
 
 def status_codes(statuses: Iterable[str]) -> np.ndarray:
@@ -104,16 +113,19 @@ class ParamResult:
             "detectable",
         ):  # fmt: skip
             value = getattr(self, f)
-            if value is not None:
-                value = np.asarray(value).view()  # a read-only view: nobody edits a result
+            # a read-only view: nobody edits a result (a slice of another result's arrays,
+            # as a group's member gets, is one already)
+            if value is not None and not (type(value) is np.ndarray and not value.flags.writeable):
+                value = np.asarray(value).view()
                 value.flags.writeable = False
                 object.__setattr__(self, f, value)
         object.__setattr__(self, "unmeasured", dict(self.unmeasured))
         object.__setattr__(self, "status", self._worst())
 
     def _worst(self) -> str:
-        present = {int(c) for c in np.unique(self.codes)}
-        present |= {int(CODE[s]) for s, n in self.unmeasured.items() if n}
+        present = {int(CODE[s]) for s, n in self.unmeasured.items() if n}
+        if self.codes.size:
+            present.add(int(self.codes.min()))  # codes run from worst to best
         worst = STATUS_ORDER[min(present)] if present else "ok"
         if self.probe is not None and self.probe.unresolved and worst not in FAILING:
             return "wrong"  # a failing probe convicts the tensor though no element is pinned
@@ -122,7 +134,7 @@ class ParamResult:
     @property
     def size(self) -> int:
         """Elements of the parameter (measured or not)."""
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     @property
     def indices(self) -> np.ndarray:
@@ -185,13 +197,13 @@ class ParamResult:
     @property
     def n_wrong(self) -> int:
         """Elements that fail (wrong, nonfinite, or unusable gradient)."""
-        stored = int(np.isin(self.codes, _FAILING_CODES).sum())
+        stored = int(np.count_nonzero(_FAILS[self.codes]))
         return stored + sum(n for s, n in self.unmeasured.items() if s in FAILING)
 
     @property
     def failing(self) -> np.ndarray:
         """Bool per stored element: its status fails."""
-        return np.isin(self.codes, _FAILING_CODES)
+        return _FAILS[self.codes]
 
     @property
     def significance(self) -> np.ndarray:
@@ -317,7 +329,7 @@ def compare(
     return ParamResult(
         name=param.name,
         shape=param.shape,
-        dtype=str(param.dtype),
+        dtype=dtype_name(param.dtype),
         grad_shape=None if grad is None else tuple(grad.shape),
         analytic=analytic,
         numeric=numeric,

@@ -9,7 +9,11 @@ Per parameter tensor:
    parameter; a loss that rounds its parameters gets steps well above that resolution, and
    ``|f'| x resolution`` counts as each element's noise.
 2. **Main pass.** Every element gets one central difference at that step: two loss
-   evaluations each, and an error bound from the pilot's ``|f'''|`` and the noise.
+   evaluations each, and an error bound from the pilot's ``|f'''|`` and the noise. Where
+   that bound cannot reach ``ACCURACY_TRIGGER`` of the partials' scale and a fourth-order
+   value can (:func:`gradcheck.core.numerics.fourth_order_pays`), central differences at a
+   larger ``h`` and ``2h`` instead (four evaluations), extrapolated (Richardson), with an
+   error bound from the pilot's ``|f^(5)|``; refinement then adds only ``h/2``.
 3. **Refinement.** Elements whose hand-written value disagrees with the main pass by more
    than that bound (and every element, with ``richardson=True``) get four more evaluations
    at ``x +- h/4`` and ``x +- h/2``. Three levels give a Richardson value with an error
@@ -37,6 +41,9 @@ from gradcheck.core.evaluation import Evaluator
 from gradcheck.core.numerics import (
     Tolerance,
     central_error,
+    fourth_order_error,
+    fourth_order_pays,
+    fourth_order_step,
     machine_eps,
     noise_bound,
     pilot_step,
@@ -57,6 +64,8 @@ OWN_PILOT_MIN = 1024
 # Refinement levels, as fractions of the main step: smaller steps stay clear of nearby kinks and
 # of curvature the main step does not resolve, at the price of more rounding.
 REFINE_LEVELS = (0.25, 0.5)
+# After a fourth-order main pass (levels 1 and 2 known), one level below completes three.
+FOURTH_REFINE_LEVELS = (0.5,)
 # Second refinement, for smooth elements still off after the first: larger steps, less rounding.
 WIDEN_LEVELS = (2.0, 4.0)
 # A main-pass discrepancy beyond this many error bounds is refined (no safety factor: the bound
@@ -171,22 +180,60 @@ class FiniteDifferences:
         third, sigma = pilot.third, pilot.sigma
 
         # 2. main pass: one central difference per element at the step fitted to the function
+        # (two evaluations), or, where that cannot reach the accuracy a check needs and a
+        # Richardson value at a larger step can, central differences at h and 2h (four)
         largest = pilot.largest if np.isfinite(pilot.largest) else pilot_step(x, eps)
         # a loss that rounds its parameters reads them no finer than its resolution
         resolution = self.pilots.resolution
         fineness = max(machine_eps(param.dtype), resolution)
         h = scale_free_step(x, pilot.noise, third, largest, fineness)
+        known: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+        fourth = resolution == 0 and np.isfinite(pilot.fifth)
+        if fourth:
+            h4 = fourth_order_step(x, pilot.noise, pilot.fifth, largest, fineness)
+            central_bound = central_error(np.array(pilot.noise), 2 * h, third)
+            fourth = fourth_order_pays(
+                central_bound, fourth_order_error(pilot.noise, h4, pilot.fifth), pilot.slope
+            )
+        if fourth:
+            self.evaluator.plan(2 * n)
+            upper, lower, span = taken_steps(x, 2 * h4)
+            known[2] = (
+                self.evaluator.at_elements(name, everything, upper),
+                self.evaluator.at_elements(name, everything, lower),
+            )
+            outer_span = span
+            h = h4
         upper, lower, span = taken_steps(x, h)
         f_up = self.evaluator.at_elements(name, everything, upper)
         f_down = self.evaluator.at_elements(name, everything, lower)
-        noise = noise_bound(sigma, np.maximum(np.abs(f_up), np.abs(f_down)), eps, tol)
+        known[1] = (f_up, f_down)
+        seen = np.max([np.maximum(np.abs(u), np.abs(d)) for u, d in known.values()], axis=0)
+        noise = noise_bound(sigma, seen, eps, tol)
         with np.errstate(invalid="ignore", over="ignore"):
             numeric = (f_up - f_down) / span
             # the points the loss saw are off from ours by up to its resolution: as loss noise,
             # |f'| times that
-            rounding = np.nan_to_num(np.abs(numeric)) * resolution * np.abs(x.astype(np.float64))
+            rounding = (
+                np.nan_to_num(np.abs(numeric)) * resolution * np.abs(x.astype(np.float64))
+                if resolution > 0
+                else np.zeros(n)  # the same zeros, without nan_to_num's fixed cost
+            )
             noise = np.maximum(noise, rounding)
             error = central_error(noise, span, third)
+            if fourth:
+                # Richardson on the half-steps actually taken (the spans differ from 2:1 by
+                # their rounding): truncation of fourth order, the pilot's |f^(5)| bounds it
+                outer = (known[2][0] - known[2][1]) / outer_span
+                near, far = (span / 2) ** 2, (outer_span / 2) ** 2
+                numeric = (far * numeric - near * outer) / (far - near)
+                error = fourth_order_error(noise, span / 2, pilot.fifth)
+                self.notes.append(
+                    f"{name}: central differences at their best step would be off by up to "
+                    f"{float(np.max(central_bound)) / pilot.slope:.2g} of the partials' scale "
+                    "(rounding of a loss large against its variation): every element was "
+                    "measured at h and 2h and extrapolated (Richardson, fourth order)"
+                )
         step = span / 2
         forward = np.full(n, np.nan)
         backward = np.full(n, np.nan)
@@ -214,17 +261,20 @@ class FiniteDifferences:
         sampled = not self.richardson and refine_sample(again.size, n)
         if sampled:
             again = again[_spread(again.size, REFINE_SAMPLE)]
+        # refinement levels: below the main step (and the main pass's own levels)
+        refine_levels = FOURTH_REFINE_LEVELS if 2 in known else REFINE_LEVELS
+        new_levels = len(set(refine_levels) - set(known))
         while again.size:
             if not self.richardson:  # the plan already counts refinement then
-                self.evaluator.plan(4 * again.size)
+                self.evaluator.plan(2 * new_levels * again.size)
             more = self._stencil(
                 name,
                 everything[again],
                 x[again],
                 step[again],
                 sigma,
-                REFINE_LEVELS,
-                known={1: (f_up[again], f_down[again])},
+                refine_levels,
+                known={m: (u[again], d[again]) for m, (u, d) in known.items()},
                 floor=rounding[again],
             )
             # a kink only matters where the hand-written value disagreed: elsewhere (the
@@ -243,7 +293,7 @@ class FiniteDifferences:
             smooth = where[~kink[where]]
             widen = smooth[beyond(REFINE_TRIGGER, smooth) & ~beyond(tol.safety, smooth)]
             if widen.size:
-                self.evaluator.plan(4 * widen.size)
+                self.evaluator.plan(2 * len(set(WIDEN_LEVELS) - set(known)) * widen.size)
                 wide = self._stencil(
                     name,
                     everything[widen],
@@ -251,7 +301,7 @@ class FiniteDifferences:
                     step[widen],
                     sigma,
                     WIDEN_LEVELS,
-                    known={1: (f_up[widen], f_down[widen])},
+                    known={m: (u[widen], d[widen]) for m, (u, d) in known.items()},
                     floor=rounding[widen],
                 )
                 better = (

@@ -10,6 +10,7 @@ on every way out (``finally``), KeyboardInterrupt included.
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -96,6 +97,8 @@ class Group:
 def _as_param(name: Any, value: Any) -> Param:
     if not isinstance(name, str):
         raise InputError(f"parameter names must be strings, got {name!r} ({type(name).__name__})")
+    if type(value) is float and math.isfinite(value):  # the asker's scalars: nothing to refuse
+        return Param(name, value, np.array(value), np.array(value), True, False, [])
     notes: list[str] = []
     if isinstance(value, np.ma.MaskedArray):
         # writing an element through a masked array unmasks it, and the snapshot keeps only
@@ -335,7 +338,12 @@ class ParamSet:
         view, kind, public = self.view, self.scalar_type(name), self._public(p)
 
         def write_scalar(index: Any, values: Any) -> None:
-            view[name] = public if values is _SNAPSHOT else kind(np.ravel(values)[0])
+            if values is _SNAPSHOT:
+                view[name] = public
+            elif type(values) is float:  # a single element's value, from ndarray.tolist()
+                view[name] = kind(values)
+            else:
+                view[name] = kind(np.ravel(values)[0])
 
         return write_scalar
 
@@ -437,6 +445,8 @@ class ParamSet:
                     out.append(p.name)
                     continue
                 current = p.array
+            elif current is p.original and type(current) is float:
+                continue  # the very float the snapshot was taken from: floats are immutable
             elif current is not p.original:
                 current = np.asarray(current)
                 if current.dtype != p.snapshot.dtype or current.shape != ():

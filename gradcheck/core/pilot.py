@@ -11,19 +11,24 @@ On up to three elements (of a tensor, or shared by all small tensors):
 * **ladder**: central differences at steps shrinking 4x per level from ``eps**(1/5) max(1,
   |x|)`` until two consecutive ``|f'''|`` estimates agree or the slopes sink into the noise
   (:func:`gradcheck.core.stencil.ladder_third`, two calls per level); a noisy loss whose slope
-  is flat within the noise at the start climbs to larger steps instead.
+  is flat within the noise at the start climbs to larger steps instead, and a ladder still far
+  above the function's scale after ``LADDER_LEVELS`` goes on ``DEEP_RATIO``-fold per level.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from gradcheck.core.evaluation import Evaluator
 from gradcheck.core.numerics import (
+    DEEP_LEVELS,
+    DEEP_RATIO,
     LADDER_LEVELS,
     LADDER_RATIO,
+    NOISE_LEVELS,
     NOISE_OFFSETS,
     NOISE_RESCALE,
     NOISE_SIGMAS,
@@ -31,9 +36,12 @@ from gradcheck.core.numerics import (
     Tolerance,
     coarser_eps,
     ecnoise,
+    ladder_fifth,
+    margined,
     noise_bound,
     noise_spacing,
     pilot_step,
+    smallest_step,
     taken_steps,
 )
 from gradcheck.core.stencil import ladder_third
@@ -58,8 +66,23 @@ class Pilot:
 
     sigma: float  # measured standard deviation of the loss's noise, NaN if never measured
     noise: float  # the noise bound at the loss values the ladder saw (it sets the step)
-    third: float  # the ladder's largest |f'''|, times THIRD_MARGIN
+    third: float  # the ladder's largest |f'''|, times THIRD_MARGIN (saturating: margined)
     largest: float  # the largest step the ladder saw the function smooth at
+    # the ladders' largest |f^(5)| (times THIRD_MARGIN, saturating), NaN unless every ladder
+    # converged on three levels: what limits a fourth-order (Richardson) main pass
+    fifth: float = float("nan")
+    slope: float = float("nan")  # the largest |f'| the ladders ended on (the partials' scale)
+
+
+class Reading(NamedTuple):
+    """One element's pilot ladder: ``|f'''|``, the largest smooth step, the noise bound at
+    the loss values the verdict read, ``|f^(5)|`` (NaN if not measured) and the last slope."""
+
+    third: float
+    largest: float
+    noise: float
+    fifth: float = float("nan")
+    slope: float = float("nan")
 
 
 class Pilots:
@@ -87,16 +110,23 @@ class Pilots:
                 break
             if measured == 0:
                 sigma = 0.0
-        thirds, largest, noises = [], [], []
-        for name, index in elements:
-            third, top, noise = self._ladder(name, index, sigma)
-            if np.isfinite(top):
-                largest.append(top)
-            thirds.append(third)
-            noises.append(noise)
-        finite_thirds = [t for t in thirds if np.isfinite(t)]
-        third = max(finite_thirds) * THIRD_MARGIN if finite_thirds else float("inf")
-        return Pilot(sigma, max(noises), third, max(largest) if largest else float("nan"))
+        readings = [self._ladder(name, index, sigma) for name, index in elements]
+        largest = [r.largest for r in readings if np.isfinite(r.largest)]
+        finite_thirds = [r.third for r in readings if np.isfinite(r.third)]
+        third = margined(max(finite_thirds), THIRD_MARGIN) if finite_thirds else float("inf")
+        # the fifth-derivative bound only where every ladder measured it: the element one
+        # missed may be the one whose fifth derivative is largest
+        fifths = [r.fifth for r in readings]
+        fifth = margined(max(fifths), THIRD_MARGIN) if np.all(np.isfinite(fifths)) else np.nan
+        slopes = [abs(r.slope) for r in readings if np.isfinite(r.slope)]
+        return Pilot(
+            sigma,
+            max(r.noise for r in readings),
+            third,
+            max(largest) if largest else float("nan"),
+            float(fifth),
+            max(slopes) if slopes else float("nan"),
+        )
 
     def eps(self, name: str) -> float:
         """Epsilon of the coarser of the parameter's and the loss's dtype."""
@@ -123,7 +153,8 @@ class Pilots:
                 points = (x + spacing * offsets).astype(dtype)
             self.evaluator.plan(offsets.size)  # the pilot plans its calls as it goes
             f = self.evaluator.at_elements(name, np.full(offsets.size, index, np.intp), points)
-            sigma, status = ecnoise(np.insert(f, len(NOISE_OFFSETS) // 2, self.evaluator.f0))
+            middle = len(NOISE_OFFSETS) // 2  # f0 between the offsets below and above
+            sigma, status = ecnoise(np.concatenate([f[:middle], [self.evaluator.f0], f[middle:]]))
             if "flat" in seen and status != "flat" and x != 0:
                 # a staircase in x, not in f: the slope seen here would have moved f by many of
                 # its own ulps at the flat spacing, yet f did not move
@@ -141,28 +172,45 @@ class Pilots:
             spacing = spacing * NOISE_RESCALE if status == "flat" else spacing / NOISE_RESCALE
         return (0.0 if "flat" in seen else float("nan")), resolution
 
-    def _ladder(self, name: str, index: int, sigma: float) -> tuple[float, float, float]:
+    def _ladder(self, name: str, index: int, sigma: float) -> Reading:
         """``|f'''|``, the largest smooth step and the noise bound at element ``index`` of
         ``name``, from central differences at steps shrinking ``LADDER_RATIO``-fold (two calls
-        per level) until :func:`gradcheck.core.stencil.ladder_third` says they are enough. The
-        noise bound is taken at the loss values seen (a loss that is 0 at the start has its
-        noise where it is evaluated)."""
+        per level) until :func:`gradcheck.core.stencil.ladder_third` says they are enough; and
+        ``|f^(5)|`` from the same slopes where three levels converged
+        (:func:`gradcheck.core.numerics.ladder_fifth`).
+
+        The noise bound: for a clean loss (measured noise at its rounding floor), the one at
+        the loss values of the last ``NOISE_LEVELS`` levels, the slopes the verdict compares:
+        far from ``x`` (``exp(b / 1e-4)`` at ``eps**(1/5)`` steps) the loss may be a thousand
+        times larger than near it, and a step fitted to that noise 5-10x too large; at
+        ``exp(b / 1e-6)`` it is 1e80 two levels up, and slopes that differ by 1e14 would pass
+        for "within the noise". For a noisy loss
+        (:meth:`_noisy`: cancellation inside), the largest over all levels: its noise may grow
+        with the step (the rounding of a least-squares fit's residuals grows with them), which
+        the noise table at ``x`` does not see."""
         eps = self.eps(name)
         x = self.params.flat_values(name)[index : index + 1]
         half = pilot_step(x, eps)
         where = np.array([index, index], dtype=np.intp)
         slopes: list[float] = []
         halves: list[float] = []
-        noise = float(noise_bound(sigma, np.array(self.evaluator.f0), eps, self.tolerance))
-        for _ in range(LADDER_LEVELS):
+        floor = float(noise_bound(sigma, np.array(self.evaluator.f0), eps, self.tolerance))
+        noises: list[float] = []  # the noise bound at each level's loss values
+        noise = floor
+        recent = None if self._noisy(sigma, eps) else NOISE_LEVELS
+        low = float(smallest_step(x, eps)[0])
+        for level in range(LADDER_LEVELS + DEEP_LEVELS):
             upper, lower, span = taken_steps(x, half)
-            if not span[0] > 0:
+            if not span[0] > 0 or (level >= LADDER_LEVELS and not span[0] / 2 >= low):
                 break
             self.evaluator.plan(2)
             f = self.evaluator.at_elements(name, where, np.concatenate([upper, lower]))
+            level_noise = floor
             if np.all(np.isfinite(f)):
                 size = np.array(max(abs(f[0]), abs(f[1])))
-                noise = max(noise, float(noise_bound(sigma, size, eps, self.tolerance)))
+                level_noise = max(floor, float(noise_bound(sigma, size, eps, self.tolerance)))
+            noises.append(level_noise)
+            noise = max(noises[-recent:] if recent else noises)
             with np.errstate(invalid="ignore", over="ignore"):
                 slopes.append(float((f[0] - f[1]) / span[0]))
             halves.append(float(span[0] / 2))
@@ -170,16 +218,19 @@ class Pilots:
             if verdict is not None:
                 if verdict[2] == "noise" and len(slopes) == 2 and self._noisy(sigma, eps):
                     start = (halves[0], slopes[0])
-                    return self._climb(name, where, x, start, sigma, verdict, noise)
-                return verdict[0], verdict[1], noise
-            half = half / LADDER_RATIO
+                    return Reading(*self._climb(name, where, x, start, sigma, verdict, noise))
+                fifth = float("nan")
+                if verdict[2] == "converged":
+                    fifth = ladder_fifth(slopes[-3:], halves[-3:], noise)
+                return Reading(verdict[0], verdict[1], noise, fifth, slopes[-1])
+            half = half / (LADDER_RATIO if level + 1 < LADDER_LEVELS else DEEP_RATIO)
         # never converged: the last pair's estimate (smallest steps: the safe side)
         if len(slopes) >= 2:
             h = np.asarray(halves[-2:], dtype=np.float64)  # float64: h**2 may overflow
             with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-                last = 6.0 * abs(slopes[-2] - slopes[-1]) / (h[0] ** 2 - h[1] ** 2)
-            return float(last), halves[-1], noise
-        return float("inf"), float("nan"), noise
+                last = 6.0 * (abs(slopes[-2] - slopes[-1]) / (h[0] ** 2 - h[1] ** 2))
+            return Reading(float(last), halves[-1], noise)
+        return Reading(float("inf"), float("nan"), noise)
 
     def _noisy(self, sigma: float, eps: float) -> bool:
         """Whether the measured noise is ``NOISY`` times the floor or more (cancellation in

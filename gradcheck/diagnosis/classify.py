@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gradcheck.core.compare import ParamResult
+from gradcheck.core.compare import CODE, ParamResult
 from gradcheck.diagnosis import patterns
 from gradcheck.diagnosis.findings import Builder, Finding, members_text, merge_alike
 from gradcheck.diagnosis.groups import Group, significant_runs, weighted
@@ -171,6 +171,8 @@ ELEMENT_TEXT = {
 def _element_findings(p: ParamResult, classes: np.ndarray, build: Builder, dims) -> list:
     """One finding per class of ``p``'s elements: missing, spurious, sign, factor, kinks,
     and the elements too imprecise to classify."""
+    if not p.failed:  # every class below is of failing elements: only the kinks remain
+        return _kink_findings(p, build)
     out = []
     for kind, text in ELEMENT_TEXT.items():
         where = np.flatnonzero(classes == kind)
@@ -207,17 +209,7 @@ def _element_findings(p: ParamResult, classes: np.ndarray, build: Builder, dims)
                 {p.name: where},
             )
         )
-    kinks = np.flatnonzero(p.statuses == "uncertain")
-    if kinks.size:
-        out.append(
-            build.make(
-                "kink",
-                f"{build.elements(p, kinks)}: the loss has a kink here (one-sided derivatives "
-                "differ), so no single derivative exists; the hand-written values lie between "
-                "them: valid subgradients",
-                {p.name: kinks},
-            )
-        )
+    out += _kink_findings(p, build)
     outside = np.flatnonzero(classes == "not_subgradient")
     if outside.size:
         slopes = ", ".join(
@@ -232,6 +224,22 @@ def _element_findings(p: ParamResult, classes: np.ndarray, build: Builder, dims)
             )
         )
     return out
+
+
+def _kink_findings(p: ParamResult, build: Builder) -> list[Finding]:
+    """The elements of ``p`` at a kink whose hand-written value is a valid subgradient."""
+    kinks = np.flatnonzero(p.codes == CODE["uncertain"])
+    if not kinks.size:
+        return []
+    return [
+        build.make(
+            "kink",
+            f"{build.elements(p, kinks)}: the loss has a kink here (one-sided derivatives "
+            "differ), so no single derivative exists; the hand-written values lie between "
+            "them: valid subgradients",
+            {p.name: kinks},
+        )
+    ]
 
 
 # -- all together -----------------------------------------------------------------------------
@@ -306,6 +314,8 @@ PER_ELEMENT = frozenset({"missing", "spurious", "sign_flipped", "scaled", "unres
 
 def _tensor_findings(p: ParamResult, classes, build: Builder, dims) -> list[Finding]:
     """Whole-tensor patterns of ``p`` (relabelling its elements), then its element findings."""
+    if not p.failed:  # the patterns are of wrong gradients
+        return _element_findings(p, classes, build, dims)
     out = []
     every = {p.name: failing(p)}
     if p.status == "shape_mismatch":

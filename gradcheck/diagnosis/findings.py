@@ -55,7 +55,15 @@ class Builder:
     def __init__(self, params: list[ParamResult]):
         self.params = {p.name: p for p in params}
         self.sizes = {p.name: p.size for p in params}
-        self.errors = error_sizes(params)
+        self._errors: dict[str, np.ndarray] | None = None
+
+    @property
+    def errors(self) -> dict[str, np.ndarray]:
+        """:func:`error_sizes` of the parameters, computed when the first finding is made (a
+        check where everything passes makes none)."""
+        if self._errors is None:
+            self._errors = error_sizes(list(self.params.values()))
+        return self._errors
 
     def make(self, kind, message, where, factor=None, labels=True, meaning="") -> Finding:
         where = {k: np.asarray(v) for k, v in where.items()}

@@ -58,7 +58,7 @@ def candidates(params: list[ParamResult]) -> tuple[list[list[Ratio]], int]:
     """
     items = []
     for position, p in enumerate(params):
-        if p.analytic is None:
+        if p.analytic is None or not p.failed:  # no wrong element, no ratio to group
             continue
         ratio, sigma = ratios(p)
         usable = (p.statuses == "wrong") & converged(p) & np.isfinite(ratio) & ~p.kink

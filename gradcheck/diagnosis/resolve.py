@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradcheck.core.compare import FAILING, ParamResult
+from gradcheck.core.compare import ParamResult
 from gradcheck.core.numerics import machine_eps
 
 # A numeric partial known to this fraction of itself supports a ratio finding; looser ones
@@ -77,7 +77,8 @@ def ratios(p: ParamResult) -> tuple[np.ndarray, np.ndarray]:
 
 
 def failing(p: ParamResult) -> np.ndarray:
-    return np.isin(p.statuses, list(FAILING))
+    """Bool per stored element of ``p``: its status fails."""
+    return p.failing
 
 
 def error_sizes(params: list[ParamResult]) -> dict[str, np.ndarray]:

@@ -256,6 +256,8 @@ RESOLVING = [
     "tiny-log-1e-5",
     "tiny-log-1e-6",
     "tiny-exp-1e-4",
+    "huge-third-1e308",
+    "huge-third-tiny-scale",
 ]
 
 
@@ -372,6 +374,44 @@ def test_ecnoise_says_when_the_spacing_is_wrong():
     assert ecnoise(np.exp(np.arange(-3, 4) * 1e-2))[1] == "slope"  # a smooth trend only
 
 
+def _ecnoise_every_order(values):
+    """ECnoise as first written: every order's level computed, then the windows read in order."""
+    f = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(f)) or np.ptp(f) > 0.1 * np.max(np.abs(f)):
+        return float("nan"), "slope"
+    levels, signs, gamma, diff = [], [], 1.0, f
+    for k in range(1, f.size):
+        diff = np.diff(diff)
+        if k == 1 and np.count_nonzero(diff == 0) >= f.size / 2:
+            return 0.0, "flat"
+        gamma *= 0.5 * k / (2 * k - 1)
+        largest = float(np.max(np.abs(diff)))
+        rms = largest * float(np.sqrt(np.mean((diff / largest) ** 2))) if largest > 0 else 0.0
+        levels.append(float(np.sqrt(gamma)) * rms)
+        signs.append(bool(diff.min() < 0 < diff.max()))
+    for k in range(f.size - 3):
+        window = levels[k : k + 3]
+        if max(window) <= 4.0 * min(window) and signs[k]:
+            return levels[k], "measured"
+    return float("nan"), "slope"
+
+
+def test_ecnoise_stops_at_the_first_agreeing_window_with_the_same_answer():
+    # noise, smooth trends of every size, and both mixed: the lazy reading answers exactly as
+    # computing every order first
+    from gradcheck.core.numerics import ecnoise
+
+    rng = np.random.default_rng(11)
+    t = np.arange(-3, 4, dtype=np.float64)
+    for _ in range(400):
+        trend = rng.choice([0.0, 1e-14, 1e-10, 1e-6]) * t ** rng.integers(1, 5)
+        noise = rng.choice([0.0, 1e-16, 1e-12]) * rng.standard_normal(7)
+        values = 1.0 + trend + noise
+        (sigma, status), (expected, expected_status) = ecnoise(values), _ecnoise_every_order(values)
+        assert status == expected_status
+        assert sigma == expected or (np.isnan(sigma) and np.isnan(expected))
+
+
 def test_scale_free_step_follows_the_function_not_the_magnitude():
     from gradcheck.core.numerics import scale_free_step
 
@@ -381,3 +421,125 @@ def test_scale_free_step_follows_the_function_not_the_magnitude():
     assert scale_free_step(x[:1], 1e-15, 3e15, 1.0, eps)[0] == pytest.approx(1e-10)
     assert scale_free_step(x[1:], 1e-15, 3e15, 1.0, eps)[0] == pytest.approx(256 * eps * 1e8)
     assert scale_free_step(x, 1e-15, 0.0, 0.5, eps).tolist() == [0.5, 0.5]
+
+
+# -- accuracy on the function's own scale, and past float64's range ---------------------------
+# the issue's accuracy targets, relative to the largest partial
+ACCURACY_MAX = 1e-8
+ACCURACY_MEDIAN = 1e-10
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "tiny-log-1e-5",
+        "tiny-log-1e-6",
+        "tiny-exp-1e-4",
+        "huge-third-1e308",
+        "huge-third-tiny-scale",
+    ],
+)
+def test_numeric_partials_on_tiny_scales_and_huge_curvature_meet_the_accuracy_targets(key):
+    """Parameters ~1e-6 whose loss varies on that scale, and f''' ~1e308: every numeric
+    partial within 1e-8 of the exact one (relative to the largest), the median within 1e-10
+    (central differences alone stop at ~4e-10 here: the loss is large against its variation,
+    so a fourth-order main pass takes over)."""
+    case = CASES[key]()
+    report = check(case.loss, case.grad, case.params)
+    name = next(iter(case.params))
+    exact = case.exact[name].reshape(-1)
+    error = np.abs(report[name].numeric - exact) / np.abs(exact).max()
+    assert error.max() <= ACCURACY_MAX
+    assert np.median(error) <= ACCURACY_MEDIAN
+
+
+def test_pilot_noise_is_the_one_near_x_for_a_clean_loss():
+    """exp(b / 1e-4): the pilot ladder starts at steps where the loss is ~1000x larger; the
+    step of the main pass follows the noise near x (one ulp of |f|), not out there."""
+    case = CASES["tiny-exp-1e-4"]()
+    report = check(case.loss, case.grad, case.params)
+    b = case.params["b"]
+    third = np.max(np.exp(b / 1e-4)) / 1e-12  # the largest third derivative
+    noise = np.finfo(np.float64).eps * abs(case.loss(case.params))
+    best = (3 * noise / third) ** (1 / 3)
+    assert np.all(report["b"].step <= 2 * best)
+
+
+def test_margins_saturate_at_the_largest_float():
+    from gradcheck.core.numerics import LARGEST, margined
+
+    assert margined(2.0, 4.0) == 8.0
+    assert margined(1e308, 4.0) == LARGEST  # not inf: a bound that still exceeds 1e308
+    assert margined(float("inf"), 4.0) == float("inf")  # an infinite estimate stays one
+    assert math.isnan(margined(float("nan"), 4.0))
+
+
+def test_ladder_fifth_recovers_the_fifth_derivative():
+    from gradcheck.core.numerics import ladder_fifth
+
+    halves = [0.1, 0.025, 0.00625]
+    slopes = [(math.exp(h) - math.exp(-h)) / (2 * h) for h in halves]  # f = exp at 0: f5 = 1
+    assert ladder_fifth(slopes, halves, 1e-17) == pytest.approx(1.0, rel=0.05)
+    # slopes that agree to the last bit: the most rounding could hide, never 0
+    assert ladder_fifth([1.0, 1.0, 1.0], halves, 1e-16) > 0
+    assert math.isnan(ladder_fifth([1.0, float("inf"), 1.0], halves, 1e-16))
+
+
+def test_fourth_order_pays_only_where_central_differences_fall_short():
+    from gradcheck.core.numerics import fourth_order_pays
+
+    assert fourth_order_pays(np.array([1e-8]), np.array([1e-10]), 1.0)  # short, and it pays
+    assert not fourth_order_pays(np.array([1e-11]), np.array([1e-13]), 1.0)  # accurate already
+    assert not fourth_order_pays(np.array([1e-8]), np.array([5e-9]), 1.0)  # no real gain
+    assert not fourth_order_pays(np.array([np.inf]), np.array([1e-10]), 1.0)  # fail closed
+    assert not fourth_order_pays(np.array([1e-8]), np.array([1e-10]), float("nan"))
+
+
+def test_fourth_order_main_pass_still_catches_and_locates_small_errors():
+    """On a tensor measured at fourth order, a 1e-6 relative error on one element is flagged
+    there and nowhere else, and the report says how the tensor was measured."""
+    case = CASES["tiny-log-1e-6"]()
+
+    def grad(p):
+        g = case.grad(p)
+        g["a"][3] *= 1 + 1e-6
+        return g
+
+    report = check(case.loss, grad, case.params)
+    assert np.flatnonzero(report["a"].statuses == "wrong").tolist() == [3]
+    assert any("fourth order" in note for note in report.notes)
+
+
+def test_steps_from_a_curvature_near_1e307_do_not_underflow():
+    """noise / third underflows for 1e-18 / 1e307: the step is taken root by root, and the
+    truncation of a step below 1e-162 is not lost with its square."""
+    from gradcheck.core.numerics import central_error, scale_free_step
+
+    eps = np.finfo(np.float64).eps
+    h = scale_free_step(np.array([1e-102]), 1e-18, 3e307, 1.0, eps)[0]
+    assert h == pytest.approx(1e-6 / 1e307 ** (1 / 3), rel=1e-6, abs=0)  # ~4.6e-109, not 0
+    assert h > 256 * eps * 1e-102  # the function's own step, above the smallest one
+    truncation = central_error(np.array(0.0), np.array(2e-170), 6e307)
+    assert truncation == pytest.approx(1e-33, rel=1e-6, abs=0)
+
+
+def test_a_loss_1e80_times_larger_two_ladder_levels_up_is_not_noise():
+    """exp(b / 1e-6), b ~ 1e-7: the pilot ladder starts where the loss overflows and then sees
+    1e80; that noise bound once made slopes 1e14 apart look "within the noise", the step
+    8 scales wide and the tolerance 1e70: every 1e-6 error passed. The noise of the two levels
+    compared is the one that counts."""
+    from nets.hard_numerics import tiny_exp
+
+    case = tiny_exp(1e-6, seed=0)
+
+    def loss(p):
+        with np.errstate(over="ignore"):  # exp(740) at the ladder's first level: inf
+            return case.loss(p)
+
+    report = check(loss, case.grad, case.params)
+    exact = case.exact["b"]
+    assert report.passed
+    assert np.max(np.abs(report["b"].numeric - exact)) <= ACCURACY_MAX * np.abs(exact).max()
+    wrong_grad, planted = plant(case, 1e-6, 0.01)
+    wrong = check(loss, wrong_grad, case.params)
+    assert np.flatnonzero(wrong["b"].statuses == "wrong").tolist() == sorted(planted["b"])

@@ -327,3 +327,28 @@ def test_correct_reference_nets_have_every_node_right(name):
     assert report.nodes
     assert all(r.right and not r.enters_here for r in report.nodes)
     assert all(s.passed for s in report.samples)
+
+
+def test_a_passing_tensor_at_a_kink_beside_a_wrong_one_keeps_its_kink_finding():
+    # passing tensors skip the wrong-gradient patterns: only their kinks are worth a word
+    relu_loss, relu_grad, params = toy.relu_net(at_kinks=True)
+    params = {**params, "s": 0.5}
+
+    def loss(p):
+        return relu_loss(p) + p["s"] ** 3
+
+    def grad(p):
+        return {**relu_grad(p), "s": 2 * 3 * p["s"] ** 2}  # planted: a factor 2
+
+    report = check(loss, grad, params)
+    assert report.failed_params == ["s"]
+    kinds = {f.kind: f for f in report.diagnosis.findings}
+    assert kinds["kink"].params == ("W",)
+    assert "valid subgradients" in kinds["kink"].message
+    assert kinds["scaled"].params == ("s",)
+    assert "1/2" in kinds["scaled"].message
+    assert not any(
+        f.kind in ("scaled", "kink") and "W" in f.params and "s" in f.params
+        for f in report.diagnosis.findings
+    )
+    assert set(report.diagnosis.classes["W"].tolist()) == {""}
