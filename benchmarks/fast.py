@@ -135,7 +135,8 @@ def evaluation_rows(name: str, net, tensor: str, forward: float) -> list[str]:
                 f"with probability <= {stated['miss']}"
             )
         rows.append(
-            f"| {name} | {label} | {report.evaluations} | {target} | {found} | "
+            f"| {name} | {label} | {report.evaluations} | {target} "
+            f"({'met' if report.evaluations <= target else 'NOT met'}) | {found} | "
             f"{wall / (report.evaluations * forward):.2f} |"
         )
         print(rows[-1], file=sys.stderr)
