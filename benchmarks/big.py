@@ -69,9 +69,14 @@ class Planted:
     def __init__(self, model: Transformer, tensor: str, index: int, delta: float):
         self.model, self.tensor, self.index, self.delta = model, tensor, index, delta
 
+    backward_peak = 0  # tracemalloc's peak until the gradient returned (0: not traced)
+
     def __call__(self, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         grads = self.model.grad(params)
         grads[self.tensor].reshape(-1)[self.index] += self.delta
+        if tracemalloc.is_tracing():  # split the peak: the user's backward, then the check
+            self.backward_peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.reset_peak()
         return grads
 
 
@@ -94,6 +99,20 @@ def _summary(result: Any) -> str:
     return f"status {result.status}, counts {result.counts()}; probe summary {described}"
 
 
+def _stated(result: Any, delta: float) -> str:
+    """What the report says it can see in the planted tensor, against the planted error."""
+    probe = getattr(result, "probe", None)
+    stated = (getattr(probe, "sensitivity", None) or {}).get("abs")
+    if stated is None:
+        return "- stated sensitivity of the planted tensor: none (no passing probe)"
+    verdict = "below" if stated < abs(delta) else "ABOVE"
+    return (
+        f"- stated sensitivity of the planted tensor: an error of {stated:.3g} per element "
+        f"(||e * max(1, |x|)||) is missed with probability <= {probe.sensitivity['miss']}: "
+        f"{stated / abs(delta):.3g}x the planted error ({verdict} it)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=16, help="tokens per sequence")
@@ -102,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--error",
         type=float,
-        default=1.0,
-        help="the planted partial is off by this many times the tensor's largest |partial|",
+        default=1e-2,
+        help="the planted partial is off by this fraction of the tensor's largest |partial|",
     )
     parser.add_argument("--seed", type=int, default=0, help="fast mode's seed")
     parser.add_argument("--memory-limit", type=float, default=12.0, help="address space, GiB")
@@ -164,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- batch {args.batch} x {args.steps} tokens; one forward {forward:.3f} s, "
         f"one backward (grad) {backward:.3f} s",
         f"- planted: {label} (flat {index:,} of {size:,}) off by {delta:.3g} "
-        f"({args.error:g}x the tensor's largest |partial|): {planted_value:.4g} for "
+        f"({args.error:g} of the tensor's largest |partial|): {planted_value:.4g} for "
         f"{true_value:.4g}",
     ]
     if report is None:
@@ -181,11 +200,15 @@ def main(argv: list[str] | None = None) -> int:
             + ", ".join(f"{name} {idx[:5]}" for name, idx in wrong.items()),
             f"- planted element found with its index: {'yes' if found else 'NO'}",
             f"- {args.tensor}: {_summary(report[args.tensor])}",
+            _stated(report[args.tensor], delta),
             f"- report options: {report.options}",
         ]
+    backward = grad.backward_peak - base
     lines += [
-        f"- peak memory of the check (tracemalloc, beyond what existed): {peak / 1e6:.0f} MB = "
-        f"{peak / param_bytes:.2f}x the parameters' bytes",
+        f"- peak memory of the check (tracemalloc, beyond what existed): until the gradient "
+        f"function returned (the snapshot and the model's own backward) {backward / 1e6:.0f} MB "
+        f"= {backward / param_bytes:.2f}x; after it (the check's own work, loss calls "
+        f"included) {peak / 1e6:.0f} MB = {peak / param_bytes:.2f}x the parameters' bytes",
         f"- max resident set: {rss_before / 1e6:.0f} MB before the check (model, one grad), "
         f"{rss / 1e6:.0f} MB after = {rss / param_bytes:.2f}x the parameters' bytes",
         "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import fields
@@ -350,12 +351,14 @@ def _measure(
         called: list[tuple[dict[str, Any], dict[str, Any], list[str]]] = []
         # grad runs between the baseline's two evaluations: its second proves that grad left
         # what the loss reads unchanged
-        f0 = evaluator.baseline(between=lambda: called.append(_call_grad(grad, pset)))
+        f0 = evaluator.baseline(between=lambda: called.append(_call_grad(grad, pset, full)))
         [(gradients, grad_dtypes, extra)] = called
         if not full:
+            digests = {name: _digest(g) for name, g in gradients.items()}
             results = fast_results(
                 engine, pset, gradients, grad_dtypes, tolerance, options.fast, options.seed, names
             )
+            _same_gradients(gradients, digests)
         else:
             results = _full_results(
                 engine, pset, names, gradients, grad_dtypes, tolerance, executor
@@ -480,6 +483,39 @@ def _fitting(grad: Any, shape: tuple[int, ...]):
     return grad.reshape(-1)
 
 
+def _usable_as_is(value: Any, pset: ParamSet) -> bool:
+    """A gradient fast mode can read without a copy: a plain float32/float64 C-contiguous
+    array that shares no memory with a parameter or its snapshot."""
+    if type(value) is not np.ndarray or value.dtype not in (np.float32, np.float64):
+        return False
+    if not value.flags.c_contiguous:
+        return False
+    return not any(
+        np.may_share_memory(value, array)
+        for p in pset.params.values()
+        for array in (p.array, p.snapshot)
+    )
+
+
+def _digest(value: Any) -> int | None:
+    """A checksum of a gradient array kept without a copy (no copy, no P-sized temporary)."""
+    if not isinstance(value, np.ndarray) or not value.flags.c_contiguous:
+        return None
+    return zlib.crc32(value.reshape(-1).view(np.uint8).data)
+
+
+def _same_gradients(gradients: Mapping[str, Any], digests: Mapping[str, int | None]) -> None:
+    """Refuse a check during which the gradient arrays changed (a loss that writes into the
+    buffers its gradient function returned): the verdicts compared them with a moving target."""
+    moved = [n for n, g in gradients.items() if _digest(g) != digests.get(n)]
+    if moved:
+        raise StateMutationError(
+            f"the gradient array(s) of {', '.join(map(repr, moved))} changed while the loss was "
+            "being evaluated: the loss writes into the buffers grad returned; return fresh "
+            "arrays (or copies) from grad"
+        )
+
+
 def _call_user(function: Callable, pset: ParamSet, what: str) -> Any:
     """Call a user function at the starting parameters; it must neither raise nor change them."""
     try:
@@ -508,9 +544,17 @@ def _call_with_restore(function: Callable, params: Mapping[str, Any], what: str)
         pset.finish()
 
 
-def _call_grad(grad: Grad, pset: ParamSet) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+def _call_grad(
+    grad: Grad, pset: ParamSet, copy: bool = True
+) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """The hand-written gradients as float64 copies, the dtype each came in, and the names
-    that are no parameter (extra gradients: reported by name, whatever they hold)."""
+    that are no parameter (extra gradients: reported by name, whatever they hold).
+
+    ``copy=False`` (fast mode) keeps a float32 or float64 C-contiguous gradient as it came:
+    a float64 copy would double the gradient's memory (quadruple a float32 one's), the most a
+    fast check holds besides the snapshot. It is still copied when it may share memory with a
+    parameter (a perturbation would move it), and :func:`_same_gradients` proves afterwards
+    that nothing wrote into it."""
     raw = _call_user(grad, pset, "grad")
     if not isinstance(raw, Mapping):
         raise InputError(
@@ -519,6 +563,9 @@ def _call_grad(grad: Grad, pset: ParamSet) -> tuple[dict[str, Any], dict[str, An
         )
     ours = {name: value for name, value in raw.items() if name in pset.params}
     # copy now: a gradient function may return views of buffers it reuses
-    gradients = {name: analytic_array(str(name), value) for name, value in ours.items()}
+    gradients = {
+        name: value if not copy and _usable_as_is(value, pset) else analytic_array(str(name), value)
+        for name, value in ours.items()
+    }
     dtypes = {name: getattr(value, "dtype", None) for name, value in ours.items()}
     return gradients, dtypes, [str(k) for k in raw if k not in pset.params]

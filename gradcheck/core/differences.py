@@ -164,9 +164,12 @@ class FiniteDifferences:
         over ``indices``.
         """
         param = self.params[name]
-        x = self.params.flat_values(name)
-        everything = np.arange(x.size) if indices is None else np.asarray(indices, np.intp)
-        x = x[everything]
+        if indices is None:
+            x = self.params.flat_values(name)
+            everything = np.arange(x.size)
+        else:  # a few elements of a big tensor: no copy of the tensor
+            everything = np.asarray(indices, np.intp)
+            x = self.params.flat_values(name, everything)
         n = x.size
         eps = self._eps(name)
         tol = self.tolerance

@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from gradcheck.core.params import ParamSet, element_label, read_only_error
+from gradcheck.core.params import Fill, ParamSet, element_label, read_only_error
 from gradcheck.errors import (
     InputError,
     LossError,
@@ -345,6 +345,8 @@ class Evaluator:
     def _parallel(self, points: Sequence[Point]) -> np.ndarray:
         executor = self._executor
         assert executor is not None
+        # a point written in place (fast mode's Fill) travels as the values it writes
+        points = [(n, i, v.materialise() if isinstance(v, Fill) else v) for n, i, v in points]
         # the parameters and the points travel as pickled bytes: one pickle of the parameters
         # per call, and nothing an executor walks element by element (Dask parses and hashes
         # the arguments of every task it is given: a list of 10^4 tuples costs it seconds)

@@ -24,6 +24,47 @@ from gradcheck.errors import InputError, StateMutationError
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _SNAPSHOT = object()  # written to a scalar parameter: put back what the loss saw first
+COMPARE_BYTES = 1 << 20  # bytes compared at once by same_bits (no copy of a whole array)
+
+
+class Fill:
+    """A bulk point whose values are written in place: ``fill(out)`` writes them into ``out``,
+    the parameter's own slice, so a point that moves a whole tensor needs no buffer of the
+    tensor's size (fast mode's probes). :meth:`materialise` makes the buffer where writing in
+    place is not possible (a scalar, an array that is not C-contiguous, an executor's worker).
+    """
+
+    def __init__(self, write: Callable[[np.ndarray], None], size: int, dtype: np.dtype):
+        self.write, self.size, self.dtype = write, int(size), np.dtype(dtype)
+
+    def __call__(self, out: np.ndarray) -> None:
+        self.write(out)
+
+    def materialise(self) -> np.ndarray:
+        out = np.empty(self.size, dtype=self.dtype)
+        self.write(out)
+        return out
+
+
+def _values(values: Any) -> Any:
+    """What to write for ``values``: a :class:`Fill` becomes its buffer."""
+    return values.materialise() if isinstance(values, Fill) else values
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two arrays of one dtype and shape hold the same bits, compared a block of
+    ``COMPARE_BYTES`` at a time (``tobytes()`` would copy both whole: 2x the parameter's
+    memory at every check of a big tensor)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if not (a.flags.c_contiguous and b.flags.c_contiguous):
+        return a.tobytes() == b.tobytes()
+    left, right = a.reshape(-1).view(np.uint8), b.reshape(-1).view(np.uint8)
+    return all(
+        np.array_equal(left[i : i + COMPARE_BYTES], right[i : i + COMPARE_BYTES])
+        for i in range(0, left.size, COMPARE_BYTES)
+    )
 
 
 def element_label(name: str, shape: tuple[int, ...], flat: int) -> str:
@@ -292,11 +333,14 @@ class ParamSet:
             return self.groups[name].locate(flat)
         return self.params[name], flat
 
-    def flat_values(self, name: str) -> np.ndarray:
-        """The parameter's values as a flat array in its own dtype (a copy)."""
+    def flat_values(self, name: str, indices: np.ndarray | None = None) -> np.ndarray:
+        """The parameter's values as a flat array in its own dtype (a copy); only those at
+        flat ``indices`` when given (no copy of the whole tensor for a few elements)."""
         if name in self.groups:
-            return np.concatenate([p.snapshot.reshape(-1) for p in self.groups[name].members])
-        return self.params[name].snapshot.reshape(-1).copy()
+            whole = np.concatenate([p.snapshot.reshape(-1) for p in self.groups[name].members])
+            return whole if indices is None else whole[indices]
+        flat = self.params[name].snapshot.reshape(-1)
+        return flat.copy() if indices is None else flat[np.asarray(indices, dtype=np.intp)]
 
     def scalar_type(self, name: str) -> type:
         """What a perturbed scalar parameter is handed to the loss as: a NumPy float keeps its
@@ -324,15 +368,19 @@ class ParamSet:
         p = self.params[name]
         if not p.python_scalar:
             array, flat = p.array, p.array.flat
-            if not bulk or not array.flags.c_contiguous:
+            if not bulk:
                 return flat.__setitem__
+            if not array.flags.c_contiguous:
+                return lambda index, values: flat.__setitem__(index, _values(values))
             line = array.reshape(-1)  # a view: slice writes ~10x faster than through .flat
 
             def write_bulk(index: Any, values: Any) -> None:
-                if array.flags.writeable:  # the view keeps its own flag: ask the array's
-                    line[index] = values
+                if not array.flags.writeable:  # the view keeps its own flag: ask the array's
+                    flat[index] = _values(values)  # raises, as a frozen array must
+                elif isinstance(values, Fill) and isinstance(index, slice):
+                    values(line[index])  # written in place: no buffer of the slice's size
                 else:
-                    flat[index] = values  # raises, as a frozen array must
+                    line[index] = _values(values)
 
             return write_bulk
         view, kind, public = self.view, self.scalar_type(name), self._public(p)
@@ -343,7 +391,7 @@ class ParamSet:
             elif type(values) is float:  # a single element's value, from ndarray.tolist()
                 view[name] = kind(values)
             else:
-                view[name] = kind(np.ravel(values)[0])
+                view[name] = kind(np.ravel(_values(values))[0])
 
         return write_scalar
 
@@ -452,7 +500,7 @@ class ParamSet:
                 if current.dtype != p.snapshot.dtype or current.shape != ():
                     out.append(p.name)
                     continue
-            if np.asarray(current).tobytes() != p.snapshot.tobytes():
+            if not same_bits(np.asarray(current), p.snapshot):
                 out.append(p.name)
         return out
 

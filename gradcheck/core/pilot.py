@@ -141,7 +141,7 @@ class Pilots:
         this element only to about that spacing (it rounds its parameters, a float32 cast
         inside a float64 loss); 0 when no such staircase was seen."""
         dtype = self.params[name].dtype
-        x = float(self.params.flat_values(name)[index])
+        x = float(self.params.flat_values(name, np.array([index]))[0])
         spacing = noise_spacing(x, self.eps(name))
         widest = float(pilot_step(np.array(x), self.eps(name)))
         offsets = np.array(NOISE_OFFSETS, dtype=np.float64)
@@ -189,7 +189,7 @@ class Pilots:
         with the step (the rounding of a least-squares fit's residuals grows with them), which
         the noise table at ``x`` does not see."""
         eps = self.eps(name)
-        x = self.params.flat_values(name)[index : index + 1]
+        x = self.params.flat_values(name, np.array([index]))
         half = pilot_step(x, eps)
         where = np.array([index, index], dtype=np.intp)
         slopes: list[float] = []

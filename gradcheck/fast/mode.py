@@ -313,7 +313,9 @@ def _result(
 ) -> ParamResult:
     """The tensor's result, built once from what was measured and what the probes state."""
     analytic = tensor.analytic
-    nonfinite = np.flatnonzero(~np.isfinite(analytic))
+    nonfinite = tensor.nonfinite  # (probe) found chunk by chunk: no mask of the tensor's size
+    if nonfinite is None:
+        nonfinite = np.flatnonzero(~np.isfinite(analytic))
     positions = np.array(sorted(measured.fd), dtype=np.intp)
     rows = [measured.fd[int(p)] for p in positions]
     elements = np.union1d(positions, nonfinite).astype(np.intp)
@@ -372,9 +374,10 @@ def _sensitivity(
     t = miss_threshold(options.miss, len(passing))
     worst = max(r.tolerance for r in passing)
     absolute = sensitivity(worst, h, tensor.scale, tensor.eps, t)
-    finite = tensor.analytic[np.isfinite(tensor.analytic)]
-    step = max(1, finite.size // MEDIAN_SAMPLE)
-    median = float(np.median(np.abs(finite[::step]))) if finite.size else 0.0
+    # (probe) sampled before the finite ones are picked: no copy of the tensor's size
+    sample = tensor.analytic[:: max(1, tensor.analytic.size // MEDIAN_SAMPLE)]
+    finite = sample[np.isfinite(sample)].astype(np.float64)
+    median = float(np.median(np.abs(finite))) if finite.size else 0.0
     relative = absolute / median if median > 0 else None
     return {
         "abs": _finite(absolute),

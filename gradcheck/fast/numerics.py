@@ -1,8 +1,8 @@
 """Fast mode's numerical rules: step, tolerance and guarantees of a probe along a direction.
 
-A probe of ``n`` elements moves them along ``w = z * max(1, |x|) / sqrt(n)``, ``z`` standard
-normal: the ``1/sqrt(n)`` makes ``w`` as long as one coordinate step, whatever ``n``, so the
-engine's step rule (:func:`gradcheck.core.numerics.optimal_step`) applies along ``w`` unchanged
+A probe of ``n`` elements moves them along ``w = z * max(1, |x|) / sqrt(n)``, ``z`` uniform of
+unit variance: the ``1/sqrt(n)`` makes ``w`` as long as one coordinate step, whatever ``n``, so
+the engine's step rule (:func:`gradcheck.core.numerics.optimal_step`) applies along ``w`` unchanged
 and the step comes from the measured curvature instead of sitting at a clip that ignores
 ``n``. It compares ``D = f(x + h w) - f(x - h w)`` with ``A = a . span`` (``span`` the
 displacement actually taken in the parameter's dtype). Everything here is in units of ``D``.
@@ -59,22 +59,22 @@ def direction_step(noise: float, third: float, eps: float, n: int) -> float:
     return float(np.clip((3.0 * noise / third) ** (1 / 3), low, high))
 
 
-MIN_FALSE_ALARM = 1e-300  # below it the Gaussian quantile is not representable
+MIN_FALSE_ALARM = 1e-300  # the rounding quantile's floor (as before)
 
 
-def gaussian_quantile(false_alarm: float) -> float:
-    """``c`` with ``P(|N(0, 1)| > c) = false_alarm``.
+def rounding_quantile(false_alarm: float) -> float:
+    """``c = sqrt(2 ln(2 / false_alarm))``: ``P(|X| > c sigma) <= false_alarm`` for the
+    hand-written gradient's rounding ``X`` in a probe.
 
-    The hand-written gradient's own rounding ``rho_i a_i`` (``|rho_i| <= rtol``) enters a probe
-    as ``sum_i rho_i a_i span_i`` with ``span_i ~ 2h w_i``: for any fixed rounding pattern that
-    sum is Gaussian in ``z`` with standard deviation at most ``rtol ||a * 2h w / z||_2``, so an
-    allowance of ``c`` such deviations is exceeded with probability ``false_alarm`` exactly.
-    """
-    from scipy.special import ndtri
-
+    That rounding ``rho_i a_i`` (``|rho_i| <= rtol``) enters a probe as
+    ``sum_i rho_i a_i span_i`` with ``span_i ~ 2h w_i``: for any fixed rounding pattern, a sum of
+    independent uniform weights of standard deviation at most ``sigma = rtol ||a * 2h w / z||``.
+    A uniform variable is strictly sub-Gaussian (``E exp(l z) = sinh(l sqrt 3) / (l sqrt 3) <=
+    exp(l**2 / 2)``), so Chernoff's bound gives the tail ``2 exp(-c**2 / 2)`` (6.5 deviations
+    at 1e-9 where a Gaussian needs 6.1)."""
     if not 0 < false_alarm < 1:
         raise InputError(f"false_alarm must be in (0, 1), got {false_alarm!r}")
-    return float(-ndtri(false_alarm / 2))
+    return math.sqrt(2.0 * math.log(2.0 / false_alarm))
 
 
 def direction_tolerance(
@@ -91,7 +91,7 @@ def direction_tolerance(
     ``safety`` times the central difference's own error in ``D`` units (``2h`` times
     :func:`gradcheck.core.numerics.central_error`: rounding ``2 noise`` + truncation
     ``h**3 |F'''| / 3``), plus ``quantile`` standard deviations of the hand-written rounding
-    (see :func:`gaussian_quantile`); ``rounding_norm`` is ``||a * 2h w / z||_2`` over the
+    (see :func:`rounding_quantile`); ``rounding_norm`` is ``||a * 2h w / z||_2`` over the
     probed elements. A NaN from non-finite inputs passes nothing (see ``Record.passed``).
     """
     span = np.array(2.0 * half_step)
@@ -100,15 +100,23 @@ def direction_tolerance(
         return float(tol.safety * fd + quantile * rtol * rounding_norm)
 
 
+# The density of sum_i a_i z_i (z_i uniform, unit variance, ||a||_2 = 1) never exceeds this at
+# any point, whatever a: 1/(2 sqrt 3) times the largest hyperplane section of the unit cube,
+# sqrt(2) (K. Ball, "Cube slicing in R^n", 1986). A Gaussian's peak is 1/sqrt(2 pi) = 0.399.
+SMALL_BALL_DENSITY = 1.0 / math.sqrt(6.0)
+
+
 def small_probability(threshold: float) -> float:
-    """``P(|N(0, 1)| <= t) <= t sqrt(2/pi)``: the chance a Gaussian lands within ``t``."""
-    return min(1.0, threshold * math.sqrt(2.0 / math.pi))
+    """``P(|X| <= t) <= 2 t / sqrt(6)`` for ``X`` any unit-variance combination of a direction's
+    uniform weights (``SMALL_BALL_DENSITY``): the chance errors land within ``t`` of
+    cancelling, whatever their number and signs."""
+    return min(1.0, 2.0 * threshold * SMALL_BALL_DENSITY)
 
 
 def miss_threshold(miss: float, probes: int) -> float:
-    """``t`` with ``small_probability(t) ** probes = miss``: the ``|z|`` below which every one of
+    """``t`` with ``small_probability(t) ** probes = miss``: the ``|X|`` below which every one of
     ``probes`` independent directions must fall for an error to pass them all."""
-    return miss ** (1.0 / max(probes, 1)) / math.sqrt(2.0 / math.pi)
+    return miss ** (1.0 / max(probes, 1)) / (2.0 * SMALL_BALL_DENSITY)
 
 
 def sensitivity(tolerance: float, half_step: float, scale: float, eps: float, t: float) -> float:

@@ -1,15 +1,18 @@
 """Fast mode's probes: central differences along random directions, per parameter tensor.
 
-A direction over a tensor's ``n`` elements is ``w = z * max(1, |x|) / sqrt(n)``, ``z`` standard
-normal (zero where the hand-written partial is not finite). It is never stored: ``z`` is drawn
-in chunks of ``CHUNK`` elements, chunk ``c`` from ``default_rng([seed, c])``, so any range of it
-is regenerated from the direction's seed in ``O(range)`` time and ``O(CHUNK)`` memory.
+A direction over a tensor's ``n`` elements is ``w = z * max(1, |x|) / sqrt(n)``, ``z`` uniform on
+``[-sqrt(3), sqrt(3)]`` (unit variance; zero where the hand-written partial is not finite). It
+is never stored: ``z`` is drawn in chunks of ``CHUNK`` elements, chunk ``c`` from
+``default_rng([seed, c])``, so any range of it is regenerated from the direction's seed in
+``O(range)`` time and ``O(CHUNK)`` memory.
 
 A probe of the positions ``lo:hi`` (optionally weighted ``c_g`` per group, for decoding) writes
 ``x + h w`` there, calls the loss, writes ``x - h w``, calls it again, and compares
 ``D = f(x + h w) - f(x - h w)`` with ``A = a . span`` (``span`` the displacement actually taken
-in the parameter's dtype, so rounding of the points costs nothing): two loss evaluations, one
-buffer of the range's size (the perturbed values the loss must see), the rest chunk by chunk.
+in the parameter's dtype, so rounding of the points costs nothing): two loss evaluations. The
+points are written chunk by chunk straight into the parameter (a
+:class:`gradcheck.core.params.Fill`), and the sums ride on the second point's pass: no
+temporary of the range's size, whatever the tensor's size.
 
 The step comes from a pilot (four evaluations, central differences at ``hp`` and ``2hp``,
 :func:`gradcheck.fast.numerics.pilot_step`) that measures ``F'''`` along a direction, and
@@ -18,10 +21,13 @@ curvature is that of a random direction of the same tensor, within the engine's
 ``THIRD_MARGIN``). A probe passes when ``|D - A|`` is within
 :func:`gradcheck.fast.numerics.direction_tolerance`.
 
-Why Gaussian weights: errors ``e_i`` enter ``D - A`` as ``-sum e_i span_i``, Gaussian in ``z``
-whatever their signs, so several wrong elements never cancel except with a Gaussian's
-small-ball probability (:func:`gradcheck.fast.numerics.sensitivity`); Rademacher (+-1) weights
-would cancel two equal and opposite errors half of the time.
+Why uniform weights: errors ``e_i`` enter ``D - A`` as ``-sum e_i span_i``, a sum of independent
+uniform variables whatever their signs, whose density never exceeds ``1/sqrt(6)`` per unit of
+its standard deviation (Ball's cube-slicing theorem), barely more than a Gaussian's
+``1/sqrt(2 pi)``: several wrong elements never cancel except with that small-ball probability
+(:func:`gradcheck.fast.numerics.small_probability`). Rademacher (+-1) weights would cancel two
+equal and opposite errors half of the time; Gaussian ones cost four times as much to draw as
+uniform ones, more than the loss of a cheap net.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import numpy as np
 
 from gradcheck.core.differences import THIRD_MARGIN, FiniteDifferences
 from gradcheck.core.numerics import Tolerance, coarser_eps, evaluation_noise
+from gradcheck.core.params import Fill
 from gradcheck.errors import InputError
 from gradcheck.fast.numerics import (
     KINK_MULTIPLES,
@@ -41,12 +48,16 @@ from gradcheck.fast.numerics import (
     direction_scale,
     direction_step,
     direction_tolerance,
-    gaussian_quantile,
     kink_along,
     pilot_step,
+    rounding_quantile,
 )
 
-CHUNK = 1 << 14  # elements of a direction drawn at once
+CHUNK = 1 << 14  # elements of a direction drawn at once (its temporaries: ~1 MB in all)
+SQRT3 = float(np.sqrt(3.0))  # weights uniform on [-SQRT3, SQRT3] have unit variance
+RAW_PER_CHUNK = CHUNK // 2  # 64-bit draws per chunk: 32 bits per weight
+Z_STEP = 2.0 * SQRT3 / 2.0**32  # weight k of 2**32 levels: (k + 1/2) * Z_STEP - SQRT3
+Z_LOW = Z_STEP / 2.0 - SQRT3
 PILOT_MULTIPLES = (1.0, 2.0)  # the pilot's steps, in units of hp (as the engine's pilot)
 PILOT_EVALUATIONS = 2 * len(PILOT_MULTIPLES)
 PROBE_EVALUATIONS = 2
@@ -61,7 +72,7 @@ class FastOptions:
         probes: independent random directions per tensor that must pass (each costs 2
             evaluations, after one pilot of 4 per tensor). More probes, finer sensitivity.
         false_alarm: per probe, the chance that the hand-written gradient's own rounding alone
-            exceeds its allowance (see :func:`gradcheck.fast.numerics.gaussian_quantile`).
+            exceeds its allowance (see :func:`gradcheck.fast.numerics.rounding_quantile`).
         miss: the chance allowed for an error at the stated sensitivity to pass every probe;
             the report states each tensor's sensitivity at this probability.
         max_wrong: how many failing ranges localization follows at once; beyond that the
@@ -139,17 +150,54 @@ class Weights:
 
 @dataclass(frozen=True)
 class Tensor:
-    """What every probe of one tensor shares: its values, partials, step and tolerance rule."""
+    """What every probe of one tensor shares: its values, partials, step and tolerance rule.
+
+    ``analytic`` stays in the gradient's own dtype (float32 or float64: read chunk by chunk in
+    float64); ``nonfinite`` lists the positions of its non-finite partials, ``unit`` says per
+    chunk whether every ``|x| <= 1`` there (then ``max(1, |x|)`` is 1 and costs no pass), and
+    ``spread`` is ``||a * max(1, |x|) * scale||`` over the finite partials, the hand-written
+    rounding's scale of every tensor-wide probe (see :func:`tensor_of`)."""
 
     name: str
     x: np.ndarray  # flat snapshot (read only)
-    analytic: np.ndarray  # flat float64 hand-written partials
+    analytic: np.ndarray  # flat hand-written partials
     finite: int  # elements with a finite hand-written partial
     eps: float
     tol: Tolerance
     rtol: float
     quantile: float
     scale: float  # 1/sqrt(finite)
+    nonfinite: np.ndarray | None = None  # sorted positions; None: not computed (scan)
+    unit: np.ndarray | None = None  # per chunk: every |x| <= 1
+    spread: float | None = None
+
+
+class _Mover:
+    """``step * z * s`` in the parameter's dtype, into a reused work buffer."""
+
+    def __init__(self, dtype: np.dtype, step: float):
+        self.step = step
+        self.work = np.empty(CHUNK)
+        self.narrow = np.empty(CHUNK, dtype=dtype) if dtype != self.work.dtype else None
+
+    def __call__(self, z: np.ndarray, s: np.ndarray | float) -> np.ndarray:
+        move = self.work[: z.size]
+        with np.errstate(over="ignore"):  # past the dtype's range: an infinite, failing point
+            np.multiply(z, self.step * s, out=move)
+            if self.narrow is None:
+                return move
+            np.copyto(self.narrow[: z.size], move, casting="same_kind")
+        return self.narrow[: z.size]
+
+
+def _bits(seed: int, chunk: int) -> np.random.PCG64:
+    """The bit generator of a direction, positioned at the start of chunk ``chunk``: each chunk
+    takes ``RAW_PER_CHUNK`` raw 64-bit draws, so any chunk is reached by ``advance`` (no
+    generator built per chunk)."""
+    bits = np.random.PCG64(seed)
+    if chunk:
+        bits.advance(chunk * RAW_PER_CHUNK)
+    return bits
 
 
 @dataclass(frozen=True)
@@ -161,28 +209,49 @@ class Direction:
     half_step: float  # h
     third: float  # |F'''| along w, with THIRD_MARGIN
 
-    def chunks(self, weights: Weights) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
-        """``(a, b, z * level, max(1, |x|) * scale)`` for consecutive pieces of the range."""
+    def chunks(self, weights: Weights) -> Iterator[tuple[int, int, np.ndarray, np.ndarray | float]]:
+        """``(a, b, z * level, max(1, |x|) * scale)`` for consecutive pieces of the range; the
+        scale is a float where every ``|x| <= 1`` in the chunk. ``z`` and the scales are work
+        buffers that the next piece overwrites: use them before asking for the next.
+
+        ``z`` takes 32 random bits per element: ``(k + 1/2) * 2 sqrt(3) / 2**32 - sqrt(3)``,
+        uniform over cell centres, symmetric, unit variance within 1e-19."""
         t = self.tensor
-        for c in range(weights.lo // CHUNK, -(-weights.hi // CHUNK)):
+        first, last = weights.lo // CHUNK, -(-weights.hi // CHUNK)
+        bits = _bits(self.seed, first)
+        work, scales = np.empty(CHUNK), np.empty(CHUNK)
+        for c in range(first, last):
+            raw = bits.random_raw(RAW_PER_CHUNK).view(np.uint32)  # whole chunks stay aligned
             start = c * CHUNK
             a, b = max(weights.lo, start), min(weights.hi, start + CHUNK, t.x.size)
             if a >= b:
                 continue
-            z = np.random.default_rng([self.seed, c]).standard_normal(CHUNK, dtype=np.float32)
-            z = z[a - start : b - start].astype(np.float64)
+            z = work[: b - a]
+            np.multiply(raw[a - start : b - start], Z_STEP, out=z)
+            z += Z_LOW
             if t.finite < t.x.size:
-                z[~np.isfinite(t.analytic[a:b])] = 0.0
+                if t.nonfinite is None:
+                    z[~np.isfinite(t.analytic[a:b])] = 0.0
+                else:
+                    i, j = np.searchsorted(t.nonfinite, (a, b))
+                    z[t.nonfinite[i:j] - a] = 0.0
             if weights.edges is not None:
                 z *= weights.level(np.arange(a, b))
-            s = np.maximum(1.0, np.abs(t.x[a:b].astype(np.float64))) * t.scale
-            yield a, b, z, s
+            if t.unit is not None and t.unit[c]:
+                yield a, b, z, t.scale
+            else:  # max(1, |x|) * scale, in a second work buffer
+                s = scales[: b - a]
+                np.abs(t.x[a:b], out=s, dtype=np.float64)
+                np.maximum(s, 1.0, out=s)
+                s *= t.scale
+                yield a, b, z, s
 
     def moves(self, weights: Weights, step: float) -> Iterator[tuple[int, int, np.ndarray]]:
-        """``(a, b, step * w)`` in the parameter's dtype, piece by piece."""
-        dtype = self.tensor.x.dtype
+        """``(a, b, step * w)`` in the parameter's dtype, piece by piece (a work buffer, as
+        :meth:`chunks`)."""
+        mover = _Mover(self.tensor.x.dtype, step)
         for a, b, z, s in self.chunks(weights):
-            yield a, b, (step * z * s).astype(dtype)
+            yield a, b, mover(z, s)
 
     def spans_at(self, weights: Weights, positions: np.ndarray, step: float) -> np.ndarray:
         """The spans ``(x + step w) - (x - step w)`` of a few ``positions`` (float64)."""
@@ -210,25 +279,45 @@ def tensor_of(
     precision: np.dtype,
     false_alarm: float,
 ) -> Tensor:
+    """The tensor's shared state, from one pass over it chunk by chunk (no temporary of its
+    size): its non-finite partials, which chunks have every ``|x| <= 1``, and ``spread``."""
     param = differences.params[name]
-    finite = int(np.count_nonzero(np.isfinite(analytic)))
     tol = differences.tolerance
+    x = param.snapshot.reshape(-1)
+    nonfinite, unit = [], np.zeros(-(-x.size // CHUNK), dtype=bool)
+    spread = ScaledNorm()
+    for c in range(unit.size):
+        a, b = c * CHUNK, min((c + 1) * CHUNK, x.size)
+        piece = analytic[a:b].astype(np.float64)
+        bad = ~np.isfinite(piece)
+        if bad.any():
+            nonfinite.append(np.flatnonzero(bad) + a)
+            piece[bad] = 0.0
+        magnitude = np.abs(x[a:b].astype(np.float64))
+        unit[c] = bool(magnitude.max() <= 1.0)
+        spread.add(piece if unit[c] else piece * np.maximum(1.0, magnitude))
+    positions = np.concatenate(nonfinite) if nonfinite else np.empty(0, dtype=np.intp)
+    finite = x.size - positions.size
+    scale = direction_scale(finite)
     return Tensor(
         name=name,
-        x=param.snapshot.reshape(-1),
+        x=x,
         analytic=analytic,
         finite=finite,
         eps=coarser_eps(param.dtype, differences.evaluator.loss_dtype),
         tol=tol,
         rtol=tol.relative_floor(precision),
-        quantile=gaussian_quantile(false_alarm),
-        scale=direction_scale(finite),
+        quantile=rounding_quantile(false_alarm),
+        scale=scale,
+        nonfinite=positions.astype(np.intp),
+        unit=unit,
+        spread=spread.value * scale,
     )
 
 
 @dataclass
 class Sums:
-    """What the first pass over a probe's range accumulates besides the points."""
+    """What the second point's pass over a probe's range accumulates besides the point."""
 
     analytic: float = 0.0  # A = a . span
     rounding: float = 0.0  # ||a * 2h w / z||, the hand-written rounding's standard deviation
@@ -268,41 +357,61 @@ class ScaledNorm:
 def _evaluate(
     differences: FiniteDifferences, direction: Direction, weights: Weights, step: float
 ) -> tuple[float, float, Sums]:
-    """The loss at ``x + step w`` and ``x - step w`` over the range, with one buffer of the
-    range's size for both points; the direction is regenerated twice, and the sums ride on
-    the first pass."""
+    """The loss at ``x + step w`` and ``x - step w`` over the range.
+
+    Each point is written chunk by chunk straight into the parameter (a
+    :class:`gradcheck.core.params.Fill`: no buffer of the range's size), the direction
+    regenerated for each; the sums ride on the second point's pass, which recomputes the first
+    point chunk by chunk for the spans. A tensor-wide probe without group weights takes the
+    hand-written rounding's scale from ``Tensor.spread`` instead of summing it again."""
     t = direction.tensor
-    buffer = np.empty(weights.hi - weights.lo, dtype=t.x.dtype)
+    lo, hi = weights.lo, weights.hi
+    dtype = t.x.dtype
+    whole = lo == 0 and hi == t.x.size and weights.edges is None and t.spread is not None
     sums = Sums()
-    index = slice(weights.lo, weights.hi)
-    scaled = ScaledNorm()
-    for a, b, z, s in direction.chunks(weights):
-        with np.errstate(over="ignore"):  # past the dtype's range: an infinite, failing point
-            w = z * s
-            move = (step * w).astype(t.x.dtype)
-        piece = buffer[a - weights.lo : b - weights.lo]
-        x = t.x[a:b]
+
+    def up(out: np.ndarray) -> None:
         with np.errstate(over="ignore", invalid="ignore"):
-            np.add(x, move, out=piece)
-            span = piece.astype(np.float64) - (x - move).astype(np.float64)
-            a_piece = t.analytic[a:b]
-            if t.finite < t.x.size or weights.edges is not None:
-                a_piece = np.where(z != 0, a_piece, 0.0)  # z is 0 where a is not finite
-            sums.analytic += float(a_piece @ span)
-            spread = a_piece * s
-            if weights.edges is not None:
-                spread = spread * weights.level(np.arange(a, b))
-            scaled.add(spread)
-            sums.taken += float(span @ w)
-            sums.norm += float(w @ w)
-    with np.errstate(over="ignore"):
-        sums.rounding = scaled.value * (2.0 * step)
-    f_up = float(differences.evaluator.at([(t.name, index, buffer)])[0])
-    for a, b, z, s in direction.chunks(weights):
-        with np.errstate(over="ignore"):
-            move = (step * z * s).astype(t.x.dtype)
-            np.subtract(t.x[a:b], move, out=buffer[a - weights.lo : b - weights.lo])
-    f_down = float(differences.evaluator.at([(t.name, index, buffer)])[0])
+            for a, b, move in direction.moves(weights, step):
+                np.add(t.x[a:b], move, out=out[a - lo : b - lo])
+
+    def down(out: np.ndarray) -> None:
+        sums.analytic = sums.taken = sums.norm = 0.0
+        scaled = ScaledNorm()
+        partial = t.finite < t.x.size
+        mover = _Mover(dtype, step)
+        point = np.empty(CHUNK, dtype=dtype)  # x + move, again, for the spans
+        span = np.empty(CHUNK)
+        with np.errstate(over="ignore", invalid="ignore"):
+            for a, b, z, s in direction.chunks(weights):
+                move = mover(z, s)
+                piece, x, n = out[a - lo : b - lo], t.x[a:b], b - a
+                np.subtract(x, move, out=piece)
+                np.add(x, move, out=point[:n])
+                np.subtract(point[:n], piece, out=span[:n], dtype=np.float64)
+                a_piece = t.analytic[a:b]
+                if partial:
+                    a_piece = np.where(z != 0, a_piece, 0.0)  # z is 0 where a is not finite
+                sums.analytic += float(np.dot(a_piece, span[:n]))
+                if not whole:
+                    spread = a_piece * s
+                    if weights.edges is not None:
+                        spread = spread * weights.level(np.arange(a, b))
+                    scaled.add(spread)
+                if isinstance(s, float):
+                    sums.taken += float(span[:n] @ z) * s
+                    sums.norm += float(z @ z) * s * s
+                else:
+                    w = z * s
+                    sums.taken += float(span[:n] @ w)
+                    sums.norm += float(w @ w)
+            spread_norm = t.spread if whole and t.spread is not None else scaled.value
+            sums.rounding = spread_norm * (2.0 * step)
+
+    index = slice(lo, hi)
+    evaluator = differences.evaluator
+    f_up = float(evaluator.at([(t.name, index, Fill(up, hi - lo, dtype))])[0])
+    f_down = float(evaluator.at([(t.name, index, Fill(down, hi - lo, dtype))])[0])
     return f_up, f_down, sums
 
 

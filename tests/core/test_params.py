@@ -8,7 +8,8 @@ import pytest
 
 import gradcheck
 from gradcheck import GradcheckError, InputError
-from gradcheck.core.params import ParamSet
+from gradcheck.core.evaluation import Evaluator
+from gradcheck.core.params import Fill, ParamSet
 from tests.helpers import smooth
 from tests.helpers.snapshot import assert_unchanged, snapshot
 
@@ -275,3 +276,37 @@ def test_a_group_never_shadows_a_parameter_of_the_same_name():
     assert pset["[a .. b]"].python_scalar  # the real parameter, not the group
     assert pset.flat_values(name).tolist() == [1.0, 2.0, 3.0]
     assert pset.member(name, 2) == (pset["b"], 1)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_a_fill_point_is_written_in_place_or_materialised_and_restored_bitwise(order):
+    # fast mode's points: written chunk by chunk into the parameter (no buffer of its size);
+    # an array that is not C-contiguous gets the materialised values through .flat
+    w = np.asfortranarray(np.arange(12.0).reshape(3, 4)) if order == "F" else np.arange(12.0)
+    before = w.copy()
+    pset = ParamSet({"w": w})
+    seen = []
+
+    def loss(params):
+        seen.append(np.array(params["w"], copy=True).reshape(-1, order="C"))
+        return float(np.sum(params["w"]))
+
+    def fill(out):
+        out[:] = -1.0
+
+    Evaluator(pset, loss).at([("w", slice(2, 6), Fill(fill, 4, w.dtype))])
+    pset.finish()
+    expected = before.reshape(-1, order="C").copy()
+    expected[2:6] = -1.0
+    assert np.array_equal(seen[0], expected)
+    assert np.array_equal(w, before)
+
+
+def test_changed_compares_bits_without_copying_and_sees_a_sign_flip_of_zero():
+    w = np.zeros(5)
+    w[3] = -0.0
+    pset = ParamSet({"w": w})
+    assert pset.changed() == []
+    w[3] = 0.0  # equal as numbers, not as bits
+    assert pset.changed() == ["w"]
+    pset.finish()
