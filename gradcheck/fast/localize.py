@@ -87,6 +87,7 @@ from gradcheck.fast.numerics import (
     consistent_errors,
     decoding_groups,
     decoding_levels,
+    narrow,
 )
 from gradcheck.fast.probe import (
     CHUNK,
@@ -288,17 +289,18 @@ def match(
     found: list[Claim] = []
     for start in range(0, size, CHUNK):
         stop = min(size, start + CHUNK)
-        spans = np.stack(
-            [_spans(direction, start, stop) for direction, _ in tops]
-        )  # (probes, chunk)
-        low, high = consistent_errors(r, tol, spans)
+        low, high = np.full(stop - start, -np.inf), np.full(stop - start, np.inf)
+        for j, (direction, _) in enumerate(tops):  # one span array at a time: O(CHUNK)
+            narrow(low, high, float(r[j]), float(tol[j]), _spans(direction, start, stop))
         hits = np.flatnonzero(low <= high)
         for k in hits:
             if start + int(k) in known:
                 continue
+            at = np.array([start + int(k)], np.intp)
+            spans = np.array([d.spans_at(Weights(0, size), at, d.half_step)[0] for d, _ in tops])
             with np.errstate(over="ignore", invalid="ignore"):
                 middle = low[k] / 2.0 + high[k] / 2.0
-                fit = float(np.max(np.abs(r + middle * spans[:, k]) / tol))
+                fit = float(np.max(np.abs(r + middle * spans) / tol))
             found.append(Claim(start + int(k), float(low[k]), float(high[k]), fit))
         if len(found) > MATCH_MOST:
             return None

@@ -238,16 +238,26 @@ def consistent_errors(
     move in a failing probe, or whose weights' ratios are not the probes' ratios. Exact
     interval arithmetic, no distributional assumption: the true single wrong element is always
     in the set when every probe's error is within its tolerance."""
-    r = discrepancy[:, None]
-    t = tolerance[:, None]
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        a = (-r - t) / spans
-        b = (-r + t) / spans
-    moved = spans != 0
-    low = np.where(moved, np.minimum(a, b), -np.inf)
-    high = np.where(moved, np.maximum(a, b), np.inf)
-    # a probe that did not move the element must pass on its own
-    still = ~moved & (np.abs(r) > t)
-    low = np.where(still, np.inf, low).max(axis=0)
-    high = np.where(still, -np.inf, high).min(axis=0)
+    low = np.full(spans.shape[1], -np.inf)
+    high = np.full(spans.shape[1], np.inf)
+    for r, t, span in zip(discrepancy, tolerance, spans, strict=True):
+        narrow(low, high, float(r), float(t), span)
     return low, high
+
+
+def narrow(low: np.ndarray, high: np.ndarray, r: float, t: float, span: np.ndarray) -> None:
+    """Intersect ``[low, high]`` in place with the errors one probe allows (see
+    :func:`consistent_errors`); a probe that did not move an element must pass on its own."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        a = (-r - t) / span
+        b = (-r + t) / span
+    np.maximum(low, np.minimum(a, b), out=low)
+    np.minimum(high, np.maximum(a, b, out=b), out=high)
+    still = span == 0
+    if still.any():
+        if abs(r) > t or not np.isfinite(r):
+            low[still], high[still] = np.inf, -np.inf
+        # otherwise the NaN from 0/0 must not poison the interval: the probe allows any e
+        else:
+            low[still] = np.where(np.isnan(low[still]), -np.inf, low[still])
+            high[still] = np.where(np.isnan(high[still]), np.inf, high[still])
