@@ -11,7 +11,9 @@ Statuses, from worst to best (a parameter takes the worst of its elements):
   :class:`gradcheck.core.numerics.Tolerance`);
 * ``uncertain``: the loss has a kink here (one-sided slopes disagree), so no single derivative
   exists, and the hand-written value lies between the one-sided slopes (a valid subgradient);
-  never counted as a failure. A value outside them is ``wrong``;
+  never counted as a failure. A value outside them is ``wrong``. A kink beside the point is
+  isolated first (:meth:`gradcheck.core.differences.FiniteDifferences._isolate`); one that
+  could not be comes with the range of every one-sided slope measured as its slopes;
 * ``unchecked`` (fast mode): not examined; never counted as a failure;
 * ``probed`` (fast mode): covered by a passing random-direction probe, not measured on its own
   (see :mod:`gradcheck.fast.mode` for what that proves); never counted as a failure;

@@ -49,6 +49,7 @@ from gradcheck.core.numerics import (
     pilot_step,
     richardson_rounding,
     scale_free_step,
+    smallest_step,
     taken_steps,
 )
 from gradcheck.core.params import ParamSet
@@ -68,6 +69,17 @@ REFINE_LEVELS = (0.25, 0.5)
 FOURTH_REFINE_LEVELS = (0.5,)
 # Second refinement, for smooth elements still off after the first: larger steps, less rounding.
 WIDEN_LEVELS = (2.0, 4.0)
+# Kink isolation, for elements whose stencil meets a kink: each round takes two more levels, 1/4
+# and 1/2 of the smallest so far (four evaluations), so the three levels keep the refinement's
+# proportions; at most this many rounds (65536x smaller steps), fewer where the steps would reach
+# smallest_step. A kink t away is clear of the stencil once its smallest step is below t / 2: a
+# kink a quarter of a step away takes two rounds. Only elements whose hand-written value
+# disagrees and whose stencil still meets a kink take another round; one that looks at the
+# point for AT_POINT_ROUNDS rounds in a row (64x smaller steps: a kink beside it would be
+# within 1/1000 of the main step) stops there, so exact kinks (ReLU at 0, abs at 0) cost 12
+# evaluations more, not 32.
+ISOLATE_ROUNDS = 8
+AT_POINT_ROUNDS = 3
 # A main-pass discrepancy beyond this many error bounds is refined (no safety factor: the bound
 # comes from the tensor's largest curvature, so most elements sit far inside it, and a small
 # error must reach the per-element estimate to be judged by it).
@@ -280,6 +292,13 @@ class FiniteDifferences:
                 known={m: (u[again], d[again]) for m, (u, d) in known.items()},
                 floor=rounding[again],
             )
+            # a kink where the hand-written value disagreed: shrink the steps until the stencil
+            # is clear of it, or down to where it still sits at the point
+            kinked = np.flatnonzero(more["kink"] & off[again])
+            if kinked.size:
+                self._isolate(
+                    name, everything[again], x[again], kinked, more, sigma, rounding[again]
+                )
             # a kink only matters where the hand-written value disagreed: elsewhere (the
             # richardson option) the main pass stands
             keep = ~(more["kink"] & ~off[again])
@@ -360,6 +379,76 @@ class FiniteDifferences:
             detectable=detectable,
         )
 
+    def _isolate(
+        self,
+        name: str,
+        idx: np.ndarray,
+        x: np.ndarray,
+        kinked: np.ndarray,
+        more: dict[str, np.ndarray],
+        sigma: float,
+        floor: np.ndarray,
+    ) -> None:
+        """Kink isolation: for the ``kinked`` positions of a refinement ``more`` (over flat
+        elements ``idx`` at ``x``; analysed by :func:`gradcheck.core.stencil.analyse`), rounds
+        of two smaller levels (1/4 and 1/2 of the smallest so far, which becomes the third)
+        until the stencil is clear of every kink; ``more`` takes each round's analysis in
+        place. A kink that still looks at the point takes the rounds too: the jump test places
+        it only to a few percent of the smallest step, and a kink just beside the point makes
+        one one-sided slope the derivative and the other one wrong (a max-pool's near tie).
+
+        An element still crossing kinks after ``ISOLATE_ROUNDS`` rounds, or at steps down to
+        :func:`gradcheck.core.numerics.smallest_step`, is judged against the range of every
+        one-sided slope its last round measured (kink set): a correct value leaves that range
+        only when kinks of opposite jumps lie on both sides within the smallest step. Said in
+        the notes."""
+        eps = machine_eps(self.params[name].dtype)
+        todo = np.asarray(kinked, dtype=np.intp)
+        at_point = np.zeros(todo.size, dtype=np.intp)  # consecutive rounds at the point
+        for _ in range(ISOLATE_ROUNDS):
+            quarter = more["low_step"][todo] / 4.0
+            resolvable = quarter >= smallest_step(x[todo], eps)
+            todo, quarter, at_point = todo[resolvable], quarter[resolvable], at_point[resolvable]
+            if not todo.size:
+                break
+            self.evaluator.plan(4 * todo.size)
+            out = self._stencil(
+                name,
+                idx[todo],
+                x[todo],
+                quarter,
+                sigma,
+                (1.0, 2.0),
+                known={4.0: (more["low_up"][todo], more["low_down"][todo])},
+                floor=floor[todo],
+            )
+            # a kink at the point that looks smooth only because the smaller steps' noise
+            # hides it: unless they measure no jump, and one unlike the previous round's, its
+            # finding stands (smaller steps would see less). A crossed kink is meant to leave
+            # the stencil: smooth is the aim.
+            gone = (np.abs(out["jump"]) <= out["jump_noise"]) & (
+                np.abs(out["jump"] - more["jump"][todo]) > out["jump_noise"]
+            )
+            sank = ~out["kink"] & more["kink"][todo] & ~more["crossed"][todo] & ~gone
+            for key, value in out.items():
+                if key in more and np.ndim(more[key]) == 1:
+                    more[key][todo[~sank]] = value[~sank]
+            at_point = np.where(out["kink"] & ~out["crossed"], at_point + 1, 0)
+            go_on = out["kink"] & (at_point < AT_POINT_ROUNDS)
+            todo, at_point = todo[go_on], at_point[go_on]
+        unresolved = np.flatnonzero(more["crossed"][kinked])
+        if unresolved.size:
+            left = kinked[unresolved]
+            more["forward"][left] = more["highest"][left]
+            more["backward"][left] = more["lowest"][left]
+            more["kink"][left] = True
+            self.notes.append(
+                f"{name}: {left.size} element(s) sit within a step of several kinks that steps "
+                f"down to {float(np.min(more['low_step'][left])):.3g} did not isolate; each is "
+                "judged against the range of every one-sided slope measured there (the loss's "
+                "own slopes on both sides), not against one derivative"
+            )
+
     def _stencil(
         self,
         name: str,
@@ -394,7 +483,11 @@ class FiniteDifferences:
         )
         if floor is not None:
             noise = np.maximum(noise, floor)
-        return analyse(self.evaluator.f0, central, noise)
+        out = analyse(self.evaluator.f0, central, noise)
+        # what kink isolation builds on: the smallest level's values and nominal step
+        out["low_up"], out["low_down"] = central[levels[0]][:2]
+        out["low_step"] = levels[0] * h
+        return out
 
 
 def _spread(n: int, count: int = PILOT_ELEMENTS) -> np.ndarray:

@@ -251,7 +251,14 @@ def ecnoise(values: np.ndarray) -> tuple[float, str]:
     change sign (they are not a smooth trend). Returns ``(sigma, status)``; ``status`` is
     ``"measured"``, ``"flat"`` (at least half the first differences are exactly 0: the
     spacing is below the loss's resolution, so try a larger one) or ``"slope"`` (no order
-    is noise-dominated, or the values vary by more than 10%: try a smaller spacing).
+    is noise-dominated, the values vary by more than 10%, or the table straddles a kink:
+    try a smaller spacing).
+
+    A kink is not noise: a table across a ReLU's kink (a max-pool tie, ``abs`` at 0) has
+    second differences all but zero except at the one or two next to the kink, whose
+    higher differences then pass the test above with a "noise" of the jump times the
+    spacing (1e-9 for a loss whose rounding is 1e-16), which would loosen every tolerance of
+    the check. Noise spreads over all of them (:func:`_one_kink`).
     """
     f = np.asarray(values, dtype=np.float64)
     count = f.size
@@ -261,6 +268,9 @@ def ecnoise(values: np.ndarray) -> tuple[float, str]:
         spread = np.ptp(f)
     if spread > 0.1 * np.max(np.abs(f)):
         return float("nan"), "slope"
+    with np.errstate(over="ignore", invalid="ignore"):
+        if _one_kink(f):
+            return float("nan"), "slope"
     levels, changes_sign = [], []
     gamma = 1.0
     diff = f
@@ -283,6 +293,34 @@ def ecnoise(values: np.ndarray) -> tuple[float, str]:
             if max(window) <= 4.0 * min(window) and changes_sign[k]:
                 return levels[k], "measured"
     return float("nan"), "slope"
+
+
+# A table's second differences are a kink's when the one or two largest adjacent ones hold all but
+# this fraction of their energy (sum of squares): Gaussian noise over five of them does so with a
+# probability far below 1e-6; a kink whose jump times the spacing is 100x the rounding, always.
+KINK_ENERGY = 1e-4
+# ... and when that largest one is at least this many units in the last place of the values: a
+# loss rounded to its last bits has second differences of one or two ulps, one of them often
+# alone (quantization, measured as noise: it is tiny either way).
+KINK_ULPS = 64.0
+
+
+def _one_kink(f: np.ndarray) -> bool:
+    """Whether the values ``f`` (a noise table) straddle a single kink: their second
+    differences are zero but at one or two adjacent positions (within ``KINK_ENERGY`` of
+    their energy), and far above the values' last bits (``KINK_ULPS``; float32 ulps when
+    every value is a float32 number, a float32 loss read as float64)."""
+    second = np.diff(f, 2)
+    largest = float(np.max(np.abs(second))) if second.size else 0.0
+    if not largest > 0 or not np.isfinite(largest):
+        return False
+    top = float(np.max(np.abs(f)))
+    narrow = np.float32 if np.all(f.astype(np.float32) == f) else np.float64
+    if largest < KINK_ULPS * float(np.spacing(narrow(top))):
+        return False
+    energy = (second / largest) ** 2
+    pair = np.max(energy[:-1] + energy[1:]) if energy.size > 1 else energy.max()
+    return bool(energy.sum() - pair <= KINK_ENERGY * energy.sum())
 
 
 def noise_spacing(x: float, eps: float) -> float:

@@ -18,6 +18,18 @@ KINK_RELATIVE = 0.15
 # than the verdict's safety factor on purpose: a kink taken for smooth biases the numeric value
 # (a false alarm), while a smooth element taken for a kink is only called uncertain.
 KINK_NOISE = 2.0
+# The jump test (a small slope jump beside a large smooth gap): a jump extrapolated to a zero step
+# counts only above this fraction of the gaps it comes from. The loss's rounding at the stencil's
+# points can exceed the noise measured at x (a least-squares fit's residuals, and their rounding,
+# grow with the step), and the extrapolation amplifies it; the ReLU kinks it is for jump by 25%
+# of the gap and more, an L2 penalty's hidden jump by a few percent.
+JUMP_RELATIVE = 1e-3
+# A kink at the point: the jumps extrapolated from two pairs of levels agree within this fraction
+# (one at t times the smallest step moves them apart by 3 t / 8 of their size; at the point only
+# the curvature's own change, O(s**2), does). Tighter than KINK_RELATIVE: a kink taken for one at
+# the point makes its one-sided slopes the subgradients' ends, while one taken for crossed only
+# costs a round of smaller steps.
+AT_POINT_RELATIVE = 0.02
 
 # a level: f(x + s), f(x - s), and the up and down steps actually taken
 Level = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -38,11 +50,24 @@ def analyse(f0: float, central: dict[float, Level], noise: np.ndarray) -> dict[s
     Kinks: the gap between the one-sided slopes, ``g(s) = forward(s) - backward(s)``, is
     ``s f'' + O(s**3)`` for a smooth loss, so it doubles when the step doubles; a kink with
     a jump ``J`` at distance ``t s`` gives ``g(m s) = J (1 - t / m)``, which does not. An
-    element is a kink when the gap between its two smallest levels does not scale (beyond
-    noise), whatever the jump's size; a kink seen only between the two larger levels lies
-    outside the small stencil, whose Richardson value is then used alone. One-sided slopes
-    within ``KINK_NOISE`` noise bounds of each other are never a kink (``noise`` is the
-    measured noise bound of the loss values: rounding is not a slope jump).
+    element meets a kink (``kink``) when the gap between its two smallest levels does not
+    scale (beyond noise), whatever the jump's size; a kink seen only between the two larger
+    levels lies outside the small stencil, whose Richardson value is then used alone.
+    One-sided slopes within ``KINK_NOISE`` noise bounds of each other at both small levels
+    are never a kink (``noise`` is the measured noise bound of the loss values: rounding is
+    not a slope jump).
+
+    Where the kink sits (``crossed``): only a kink at the point itself makes the one-sided
+    slopes there the subgradients' ends. There each side is smooth, ``g(s) = J + s k +
+    O(s**2)``, so the jump extrapolated to ``s = 0`` from two levels, ``J(s, 2s) = 2 g(s) -
+    g(2s)``, is the same from ``(s, 2s)`` as from ``(2s, 4s)``. A kink at ``t s`` with ``0 <
+    t < 2`` (between the point and the middle level; several of them, as a ReLU layer over a
+    batch puts along one weight) moves it, and a smallest stencil whose sides agree within
+    noise while the next one's do not has the kink beyond it: both are ``crossed``. The
+    point is then differentiable, or its kink hidden among others, and the one-sided slopes
+    prove nothing about the hand-written value: the caller shrinks the steps until the
+    kink leaves the stencil (:meth:`gradcheck.core.differences.FiniteDifferences._isolate`).
+    With two levels there is no third to tell: every kink counts as at the point.
     """
     levels = sorted(central)
     n, half, gap, gap_noise, rounding = {}, {}, {}, {}, {}
@@ -67,6 +92,15 @@ def analyse(f0: float, central: dict[float, Level], noise: np.ndarray) -> dict[s
 
         a, b = levels[0], levels[1]
         smooth = scales(a, b)
+        # the slope jump at a zero step the two smallest levels imply, and its noise
+        jump, jump_noise = _jump(gap, gap_noise, half, a, b)
+        far = np.zeros(smooth.shape, dtype=bool)
+        if len(levels) > 2:
+            # a small jump next to a large smooth gap (an L2 penalty's) keeps the gaps'
+            # proportion within KINK_RELATIVE; their extrapolations to a zero step do not
+            # grow like the step cubed, as a smooth loss's do
+            near, far = _jump_crossed(gap, gap_noise, half, a, b, levels[2])
+            smooth &= ~near
         rich_ab = richardson(a, b)
         truncation = np.abs(n[a] - n[b]) * half[a] ** 2 / (half[b] ** 2 - half[a] ** 2)
         numeric = rich_ab
@@ -77,7 +111,7 @@ def analyse(f0: float, central: dict[float, Level], noise: np.ndarray) -> dict[s
             spread = np.abs(rich_bc - rich_ab)
             err_ab = spread / 15.0 + richardson_rounding(noise, half[a])
             err_bc = spread * 16.0 / 15.0 + richardson_rounding(noise, half[b])
-            both = smooth & scales(b, c)
+            both = smooth & scales(b, c) & ~far
             numeric = np.where(both & (err_bc < err_ab), rich_bc, rich_ab)
             error = np.where(both, np.minimum(err_ab, err_bc), error)
             # a loss that is C1 but not C2 here (relu(z)**2 with z = 0: a jump in f'')
@@ -100,19 +134,101 @@ def analyse(f0: float, central: dict[float, Level], noise: np.ndarray) -> dict[s
             + np.abs((f0 - fm_b) / hd_b - backward)
             + KINK_NOISE * gap_noise[a]
         )
-        # noise is not a kink: one-sided slopes that agree within the measured noise are
-        # those of a smooth function, whatever the gaps' proportions
-        within_noise = np.abs(gap[a]) <= KINK_NOISE * gap_noise[a]
-    kink = ~smooth & ~within_noise & np.isfinite(gap[a])
+        # noise is not a kink: one-sided slopes that agree within the measured noise at both
+        # small levels are those of a smooth function, whatever the gaps' proportions
+        quiet = {m: np.abs(gap[m]) <= KINK_NOISE * gap_noise[m] for m in (a, b)}
+        kink = ~smooth & ~(quiet[a] & quiet[b]) & np.isfinite(gap[a])
+        crossed = kink & quiet[a]  # the smallest stencil is clear; the next one is not
+        if len(levels) > 2:
+            crossed |= kink & ~_jump_at_point(gap, gap_noise, half, a, b, levels[2])
+        # a crossed stencil's central value at the smallest step, which may still see the
+        # kink: no Richardson value, and an error as large as the kink's reach
+        reach = np.abs(n[a] - n[b]) + np.abs(gap[a]) / 2 + rounding[a]
+        # every one-sided slope measured, for an element whose kinks stay unisolated
+        slopes = np.stack(
+            [(v[0] - f0) / v[2] for v in central.values()]
+            + [(f0 - v[1]) / v[3] for v in central.values()]
+        )
     return {
         "numeric": np.where(kink, n[a], numeric),
-        "error": np.where(kink, np.abs(gap[a]) / 2, error),
+        "error": np.where(crossed, reach, np.where(kink, np.abs(gap[a]) / 2, error)),
         "forward": forward,
         "backward": backward,
         "slack": slack,
         "kink": kink,
+        "crossed": crossed,
+        "jump": jump,
+        "jump_noise": jump_noise,
+        "lowest": np.min(slopes, axis=0),
+        "highest": np.max(slopes, axis=0),
         "third": third,
     }
+
+
+def _jump(
+    gap: dict[float, np.ndarray],
+    gap_noise: dict[float, np.ndarray],
+    half: dict[float, np.ndarray],
+    p: float,
+    q: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The slope gap extrapolated linearly to a zero step from levels ``p < q``, and the
+    ``KINK_NOISE`` bound of its noise (at least ``JUMP_RELATIVE`` of the larger gap). A
+    smooth loss leaves ``-f'''' s**3 / 2`` (``g(s) = s f''
+    + s**3 f'''' / 12``); a kink at the point, its jump ``J`` whatever the smooth part."""
+    span = half[q] - half[p]
+    value = (half[q] * gap[p] - half[p] * gap[q]) / span
+    noise = KINK_NOISE * (half[q] * gap_noise[p] + half[p] * gap_noise[q]) / span
+    return value, np.maximum(noise, JUMP_RELATIVE * np.maximum(np.abs(gap[p]), np.abs(gap[q])))
+
+
+def _jump_crossed(
+    gap: dict[float, np.ndarray],
+    gap_noise: dict[float, np.ndarray],
+    half: dict[float, np.ndarray],
+    a: float,
+    b: float,
+    c: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Kinks the jump test sees at levels ``a < b < c``: ``(near, far)``, a jump within reach
+    of the pair ``(a, b)`` and one only of ``(b, c)``.
+
+    With ``g(s) = k s + m s**3``, the jump extrapolated from levels ``p, q`` is ``-m s_p s_q
+    (s_p + s_q)``: from ``(b, c)`` it is that product's ratio (8 for doubling steps) times
+    the one from ``(a, b)``. Beyond noise and ``KINK_RELATIVE`` of the two, it is no smooth
+    loss: near if the ``(a, b)`` jump itself stands out of its noise, far otherwise."""
+    (j_ab, noise_ab), (j_bc, noise_bc) = (
+        _jump(gap, gap_noise, half, a, b),
+        _jump(gap, gap_noise, half, b, c),
+    )
+    growth = half[b] * half[c] * (half[b] + half[c]) / (half[a] * half[b] * (half[a] + half[b]))
+    residual = np.abs(j_bc - growth * j_ab)
+    cubic = residual <= KINK_RELATIVE * (np.abs(j_bc) + growth * np.abs(j_ab)) + (
+        noise_bc + growth * noise_ab
+    )
+    near = ~cubic & (np.abs(j_ab) > noise_ab)
+    return near, ~cubic & ~near
+
+
+def _jump_at_point(
+    gap: dict[float, np.ndarray],
+    gap_noise: dict[float, np.ndarray],
+    half: dict[float, np.ndarray],
+    a: float,
+    b: float,
+    c: float,
+) -> np.ndarray:
+    """Whether the slope gaps at levels ``a < b < c`` are those of one kink at the point:
+    the jump extrapolated to a zero step (``g(s) = J + s k`` on each pair of levels) is the
+    same, beyond noise, from ``(a, b)`` as from ``(b, c)``, and not buried in noise."""
+    (j_ab, noise_ab), (j_bc, noise_bc) = (
+        _jump(gap, gap_noise, half, a, b),
+        _jump(gap, gap_noise, half, b, c),
+    )
+    steady = np.abs(j_ab - j_bc) <= AT_POINT_RELATIVE * (np.abs(j_ab) + np.abs(j_bc)) + (
+        noise_ab + noise_bc
+    )
+    return steady & (np.abs(j_ab) > noise_ab)
 
 
 def _first_order(

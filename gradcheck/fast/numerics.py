@@ -165,14 +165,20 @@ KINK_MULTIPLES = (0.25, 0.5, 1.0)
 SMOOTH_GROWTH = 4.0
 
 
-def kink_along(f0: float, central: dict[float, tuple[float, float, float]], noise: float) -> bool:
+def kink_along(
+    f0: float,
+    central: dict[float, tuple[float, float, float]],
+    noise: float,
+    third: float = float("nan"),
+) -> bool:
     """Whether the loss along a probe's direction, ``F(s) = f(x + s w)``, is not smooth at the
     probe's scale: a kink at the point or crossed by the steps (ReLU pre-activations at or near
     zero, ``abs`` at zero, max-pool ties).
 
     ``central`` maps each of ``KINK_MULTIPLES`` to ``(F(s), F(-s), s)`` at steps ``s`` taken
-    along ``w``; ``noise`` bounds the rounding of one loss value. Three signs, any of which
-    says kink (each a departure from the smooth model beyond its noise):
+    along ``w``; ``noise`` bounds the rounding of one loss value; ``third`` is the pilot's
+    ``|F'''|`` (with its margin), on which the probe's tolerance rests. Four signs, any of
+    which says kink (each a departure from the smooth model beyond its noise):
 
     * the full check's own test for one element (:func:`gradcheck.core.stencil.analyse`): the
       gap between the one-sided slopes, ``g(s) = s F'' + O(s**3)``, does not double when the
@@ -183,7 +189,12 @@ def kink_along(f0: float, central: dict[float, tuple[float, float, float]], nois
       ``s F''`` of the gap dwarfs ``J`` (an L2 penalty along a direction over many weights);
     * central values that do not converge as ``s**2``: ``n(s) = F' + F''' s**2 / 6`` changes
       4x as much from ``2s`` to ``4s`` as from ``s`` to ``2s``; a kink crossed only by the
-      larger steps breaks that.
+      larger steps breaks that;
+    * central values that change from the smallest step to the largest by more than
+      ``third`` allows: the loss is not smooth on the scale the pilot saw (a ReLU layer's
+      many kinks, each with a small jump, spread over the steps can mimic a smooth curve of
+      far larger curvature and pass the other three; the probe's tolerance then undercounts
+      its truncation). A NaN ``third`` (not given) skips this sign.
 
     A false kink costs evaluations only (the tensor is then measured element by element, the
     full check's verdict); a missed one leaves the probe's failure standing (fail closed), as
@@ -211,7 +222,11 @@ def kink_along(f0: float, central: dict[float, tuple[float, float, float]], nois
         low, high = n[b] - n[a], n[c] - n[b]
         central_noise = KINK_NOISE * noise * (1 / step[c] + 5 / step[b] + 4 / step[a])
         departure = abs(high - 4.0 * low)
-        return bool(departure > KINK_RELATIVE * (abs(high) + 4.0 * abs(low)) + central_noise)
+        if departure > KINK_RELATIVE * (abs(high) + 4.0 * abs(low)) + central_noise:
+            return True
+        allowed = third * (step[c] ** 2 - step[a] ** 2) / 6.0
+        spread_noise = KINK_NOISE * noise * (1 / step[c] + 1 / step[a])
+        return bool(abs(n[c] - n[a]) > allowed + spread_noise)
 
 
 # -- ratio matching and cheap confirmation (localization, gradcheck.fast.localize) ------------

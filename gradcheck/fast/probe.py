@@ -466,7 +466,7 @@ def kinked(differences: FiniteDifferences, direction: Direction, top: Record) ->
     """Whether the loss along ``direction`` (the whole tensor) has a kink at the probe's scale:
     the loss on both sides at each of ``KINK_MULTIPLES`` of its step (the tensor-wide probe
     ``top`` supplies its own step's values; ``KINK_EVALUATIONS`` more), judged by
-    :func:`gradcheck.fast.numerics.kink_along`."""
+    :func:`gradcheck.fast.numerics.kink_along` against the direction's own ``third``."""
     t = direction.tensor
     f0 = float(differences.evaluator.f0)
     central: dict[float, tuple[float, float, float]] = {}
@@ -482,7 +482,7 @@ def kinked(differences: FiniteDifferences, direction: Direction, top: Record) ->
             central[m] = (f_up, f_down, step)
         largest = max(largest, abs(central[m][0]), abs(central[m][1]))
     noise = float(evaluation_noise(np.array(largest), t.eps, t.tol))
-    return kink_along(f0, central, noise)
+    return kink_along(f0, central, noise, direction.third)
 
 
 def correct(

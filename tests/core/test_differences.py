@@ -17,6 +17,7 @@ from gradcheck.core.evaluation import Evaluator
 from gradcheck.core.numerics import Tolerance
 from gradcheck.core.params import ParamSet
 from nets.tanh_mlp import TanhMLP
+from tests.helpers.toy import two_layer_net
 
 # --- from test_engine_regressions.py ----------------------------------------
 
@@ -198,3 +199,139 @@ def test_a_sample_that_overturns_a_verdict_refines_them_all():
     assert report["w"].refined.all()
     assert set(statuses[::3].tolist()) == {"uncertain"}  # every one, not only the sampled
     assert not any("disagree with the main pass" in n for n in report.notes)
+
+
+# -- kinks crossed away from the point (issue 11): isolated, never Richardson through them ----
+# CS231n's TwoLayerNet at its init (b1 = 0, weights 1e-4): each W1[k, j] moves hidden unit j's
+# pre-activation for every sample, so a batch of N puts N kinks along that coordinate, some
+# within a step. Before kink isolation a kink between the two smallest levels (or one hidden by
+# the L2 term's curvature) went into a Richardson value: W1[79, 5] (seed 0), W1[5, 33] and
+# W1[9, 33] (seed 2), W1[57, 44] and W1[65, 44] (seed 3), all at reg = 0, were called wrong.
+RELU_NETS = [
+    {"seed": 0, "reg": 0.0},
+    {"seed": 2, "reg": 0.0},
+    {"seed": 3, "reg": 0.0},
+    {"seed": 1, "reg": 0.05, "inputs": 30},
+    {"seed": 4, "reg": 0.0, "inputs": 30, "hidden": 20, "batch": 50},
+    {"seed": 5, "reg": 0.05, "inputs": 30, "dtype": np.float32},
+    {"seed": 6, "reg": 0.0, "inputs": 30, "dtype": np.float32},
+    {"seed": 7, "reg": 0.05, "inputs": 30, "leak": 0.01},
+    {"seed": 8, "reg": 0.0, "inputs": 30, "leak": 0.1},
+]
+
+
+@pytest.mark.parametrize("net", RELU_NETS, ids=lambda net: "-".join(map(str, net.values())))
+def test_relu_nets_at_init_raise_no_false_alarm(net):
+    loss, grad, params = two_layer_net(**net)
+    report = gradcheck.check(loss, grad, params)
+    assert report.passed, report.to_text()
+    size = sum(params[name].size for name in params)
+    assert sum(report[name].count("uncertain") for name in params) < 0.05 * size
+
+
+@pytest.mark.parametrize(
+    ("bug", "wrong"),
+    [
+        ("mask_inverted", ["W1", "b1"]),
+        ("mask_from_scores", ["W1", "b1"]),
+        ("dW1_doubled", ["W1"]),
+        ("dW1_transposed_term", ["W1"]),
+        ("sign_b1", ["b1"]),
+        ("reg_factor", ["W1"]),
+    ],
+)
+@pytest.mark.parametrize("reg", [0.0, 0.05])
+def test_planted_bugs_at_kinks_are_caught_at_the_right_elements(bug, wrong, reg):
+    loss, grad, params = two_layer_net(bug, inputs=30, reg=reg)
+    true = two_layer_net(inputs=30, reg=reg)[1](params)
+    planted = grad(params)
+    report = gradcheck.check(loss, grad, params)
+    differs = {name: planted[name] != true[name] for name in params}
+    expected = [name for name in wrong if differs[name].any()]  # reg_factor needs reg > 0
+    assert report.failed_params == expected
+    for name in params:
+        statuses = report[name].statuses.reshape(params[name].shape)
+        called = statuses == "wrong"
+        assert not (called & ~differs[name]).any(), name  # never a correct element
+        # every element off by more than 1% of the tensor's largest partial
+        large = np.abs(planted[name] - true[name]) > 0.01 * np.abs(true[name]).max()
+        assert not (large & ~called).any(), name
+        assert not ((statuses == "uncertain") & differs[name]).sum() > 0.01 * called.size
+
+
+def test_several_kinks_along_one_coordinate_are_isolated():
+    """L = sum_i c_i w_i + w_i**2 + sum_k a_ik relu(w_i - d_ik): element i has kinks at the
+    distances d_ik (1e-9 ... 1e-4 on both sides of w = 0, a few per element, as a batch puts
+    them along one weight); its partial at 0 is c_i plus the jumps of the kinks behind it. A
+    correct value passes; the same value off by a tenth of the smallest jump fails."""
+    rng = np.random.default_rng(0)
+    n, k = 400, 4
+    c = rng.standard_normal(n)
+    a = rng.standard_normal((n, k))
+    d = rng.choice([-1.0, 1.0], (n, k)) * 10.0 ** rng.uniform(-9, -4, (n, k))
+
+    def loss(p):
+        w = p["w"]
+        return float(c @ w + w @ w + np.sum(a * np.maximum(w[:, None] - d, 0.0)))
+
+    def grad(p):
+        w = p["w"]
+        return {"w": c + 2 * w + np.sum(a * (w[:, None] > d), axis=1)}
+
+    w0 = {"w": np.zeros(n)}
+    report = gradcheck.check(loss, grad, w0)
+    assert report.passed, report.to_text()
+    off = np.zeros(n)
+    off[::7] = 0.1 * np.abs(a[::7]).min(axis=1)
+    wrong = gradcheck.check(loss, lambda p: {"w": grad(p)["w"] + off}, w0)
+    assert np.flatnonzero(wrong["w"].statuses == "wrong").tolist() == np.flatnonzero(off).tolist()
+
+
+def test_max_pool_ties_and_near_ties():
+    """A 2x1 max-pool over pairs (u_j, v_j): tied pairs are kinks at the point (routing the
+    gradient to either one is a valid subgradient along each coordinate), pairs apart by less
+    than a step (3e-5 ... 1e-2; the step is 3e-2) cross the kink away from the point (the
+    larger one takes it all). Routed to the smaller one instead, every untied pair is wrong in
+    both, the near ties included."""
+    rng = np.random.default_rng(1)
+    m = 300
+    u = rng.standard_normal(m)
+    v = u.copy()
+    v[1::3] += rng.choice([-1.0, 1.0], m // 3) * 10.0 ** rng.uniform(-4.5, -2, m // 3)
+    v[2::3] = rng.standard_normal(m // 3)
+    c = rng.standard_normal(m)
+
+    def loss(p):
+        return float(c @ np.maximum(p["u"], p["v"]) + 0.1 * np.sum(p["u"] ** 2))
+
+    def routed(p, smaller=False):
+        first = (p["u"] <= p["v"]) if smaller else (p["u"] >= p["v"])
+        return {"u": c * first + 0.2 * p["u"], "v": c * ~first}
+
+    params = {"u": u, "v": v}
+    report = gradcheck.check(loss, routed, params)
+    assert report.passed, report.to_text()
+    ties = report["u"].statuses[::3]
+    assert set(ties.tolist()) <= {"uncertain", "ok"}
+    assert np.count_nonzero(ties == "uncertain") >= 0.9 * ties.size
+    swapped = gradcheck.check(loss, lambda p: routed(p, smaller=True), params)
+    untied = np.flatnonzero(u != v).tolist()
+    for name in ("u", "v"):
+        assert np.flatnonzero(swapped[name].statuses == "wrong").tolist() == untied
+
+
+def test_abs_with_kinks_near_the_point():
+    """L1 on weights within 1e-10 ... 1e-5 of 0 (a step or less): sign(w) is the derivative
+    there, and the flipped sign is wrong at every one of them."""
+    rng = np.random.default_rng(2)
+    w = rng.choice([-1.0, 1.0], 200) * 10.0 ** rng.uniform(-10, -5, 200)
+
+    def loss(p):
+        return float(np.abs(p["w"]).sum() + np.sum(np.sin(p["w"])))
+
+    def grad(p, flip=1.0):
+        return {"w": flip * np.sign(p["w"]) + np.cos(p["w"])}
+
+    assert gradcheck.check(loss, grad, {"w": w}).passed
+    flipped = gradcheck.check(loss, lambda p: grad(p, -1.0), {"w": w})
+    assert flipped["w"].count("wrong") == 200

@@ -11,6 +11,7 @@ from gradcheck import InputError, check
 from gradcheck.core.numerics import (
     Tolerance,
     beyond,
+    ecnoise,
     euclidean_norm,
     optimal_step,
     relative_error,
@@ -543,3 +544,31 @@ def test_a_loss_1e80_times_larger_two_ladder_levels_up_is_not_noise():
     wrong_grad, planted = plant(case, 1e-6, 0.01)
     wrong = check(loss, wrong_grad, case.params)
     assert np.flatnonzero(wrong["b"].statuses == "wrong").tolist() == sorted(planted["b"])
+
+
+@pytest.mark.parametrize("offset", [0.0, 0.3, -1.7])
+def test_a_kink_in_the_noise_table_is_not_noise(offset):
+    """A noise table across a ReLU's kink (the pilot's element at a max-pool tie, a ReLU at
+    0): its second differences vanish but next to the kink, and the higher ones once read as
+    a noise of the jump times the spacing, ~1e6 times the loss's rounding, loosening every
+    tolerance of the check. The same table with noise instead of the kink is measured."""
+    d = 2.0**-30
+    t = np.arange(-3, 4) * d
+    kinked = 2.0 + 0.3 * t + 0.05 * np.maximum(t - offset * d, 0.0)
+    assert ecnoise(kinked)[1] == "slope"
+    rng = np.random.default_rng(0)
+    noisy = 2.0 + 0.3 * t + 1e-12 * rng.standard_normal(7)
+    sigma, status = ecnoise(noisy)
+    assert status == "measured"
+    assert 0.25e-12 < sigma < 4e-12
+
+
+def test_a_relu_loss_with_units_at_their_kinks_keeps_its_rounding_noise():
+    x = np.array([0.0, 0.7, -0.2, 0.0, 1.1, 0.0])
+
+    def loss(p):
+        return float(np.sum(np.maximum(p["x"], 0.0) * np.arange(1, 7)) + 2.0)
+
+    report = check(loss, lambda p: {"x": (p["x"] > 0) * np.arange(1.0, 7.0)}, {"x": x})
+    assert report.passed
+    assert report["x"].noise < 1e3 * np.finfo(float).eps * loss({"x": x})

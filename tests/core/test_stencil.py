@@ -25,9 +25,12 @@ def central(f, x=0.0, levels=LEVELS):
 
 
 def run(f, x=0.0, levels=LEVELS):
-    """The analysis with the engine's noise model: 32 ulps of |f| (at least a tiny floor)."""
-    noise = 32 * np.finfo(float).eps * max(abs(f(x)), 1e-300)
-    return analyse(f(x), central(f, x, levels), np.array([noise]))
+    """The analysis with the engine's noise model: 32 ulps of the largest |f| the stencil saw
+    (at least a tiny floor)."""
+    values = central(f, x, levels)
+    largest = max([abs(f(x))] + [abs(float(v[k][0])) for v in values.values() for k in (0, 1)])
+    noise = 32 * np.finfo(float).eps * max(largest, 1e-300)
+    return analyse(f(x), values, np.array([noise]))
 
 
 def test_smooth_function_gives_the_derivative_with_an_honest_error_bar():
@@ -43,6 +46,32 @@ def test_kink_at_or_near_the_point_is_flagged(offset):
     out = run(lambda t: max(t - offset, 0.0) + 0.5 * t**2)
     assert out["kink"][0]
     assert out["backward"][0] < out["forward"][0]
+    # only a kink at the point makes the one-sided slopes the subgradients' ends; one beside
+    # it (0.4 and 0.8 of the smallest step) is crossed: the engine shrinks the steps
+    assert out["crossed"][0] == (offset > 0)
+
+
+# (not 1.6 smallest steps: from three levels alone a kink there mimics one at the point, both
+# extrapolated jumps equal; the engine's next, smaller round sees past it)
+@pytest.mark.parametrize("offset", [0.3 * H, -0.35 * H, 0.45 * H])
+def test_kink_between_the_two_smallest_levels_is_crossed_not_smooth(offset):
+    """Issue 11 (CS231n's TwoLayerNet at init, W1[79, 5]): a kink between the smallest step
+    and the next leaves the smallest stencil's slopes equal; it was taken for smooth, and the
+    Richardson value through the kink called the correct partial wrong."""
+    out = run(lambda t: 0.3 * t + 0.5 * max(t - offset, 0.0) + 1e-6 * t**2)
+    assert out["kink"][0]
+    assert out["crossed"][0]
+    slope = 0.3 + (0.5 if offset < 0 else 0.0)
+    assert abs(out["numeric"][0] - slope) <= out["error"][0]
+
+
+def test_small_jump_beside_a_large_curvature_is_a_kink():
+    """An L2 term's curvature (s f'' = 1e-2 at the step) keeps the gaps' proportion within
+    KINK_RELATIVE beside a jump of 2e-4 at 1.4 smallest steps; the jump extrapolated to a zero
+    step does not grow like the step cubed, so it is a kink, crossed."""
+    out = run(lambda t: 5.0 * t**2 + 2e-4 * max(t - 0.35 * H, 0.0))
+    assert out["kink"][0]
+    assert out["crossed"][0]
 
 
 def test_smooth_minimum_is_not_a_kink():

@@ -358,7 +358,9 @@ def test_relu_net_at_cs231n_init_passes_though_its_probes_cross_kinks():
             assert report[name].probe.kinked
             assert report[name].count("wrong") == 0
             assert report[name].count("probed") == report[name].count("unchecked") == 0
-        assert report["W1"].count("uncertain") > 0  # kinks met element by element
+        # kinks met element by element are isolated: the elements beside one (none sits
+        # exactly at one here) come out smooth, ok, not uncertain
+        assert report["W1"].count("ok") > 0.99 * report["W1"].size
         assert "crossed a kink" in report.to_text()
         assert not report["W2"].probe.kinked
         assert report["W2"].count("probed") == 500
@@ -377,17 +379,11 @@ def test_relu_net_at_cs231n_init_with_a_planted_bug_fails_at_the_right_tensors(b
         assert len(report[name].probe.proven_wrong) == report[name].count("wrong")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known false alarm (issue 11, open): at some pilots an element at a ReLU kink whose "
-    "hand-written value lies between its one-sided slopes is not recognised as a kink by the "
-    "noise-aware kink test, so the whole-tensor measurement calls W1[2838] wrong here while "
-    "the full check's shared pilot passes it",
-)
 def test_a_kinked_tensor_takes_exactly_the_full_checks_verdict():
     # the QA reproduction itself (seed 0): whatever the full check says of W1 and b1 element by
-    # element, fast mode says the same (at the time of writing the full check calls one W1
-    # element at a kink wrong, and fast mode, never worse than full, no better either, agrees)
+    # element, fast mode says the same; both pass since the kink test isolates kinks crossed
+    # away from the point (fast mode's whole-tensor measurement called W1[2838] wrong: a kink
+    # 1.76 smallest steps away, masked in the gaps' proportion by the L2 term's curvature)
     loss, grad, params = two_layer_net()
     full = gradcheck.check(loss, grad, params)
     report = fast(loss, grad, params)
@@ -400,7 +396,55 @@ def test_a_kinked_tensor_takes_exactly_the_full_checks_verdict():
         assert np.isin(report[name].statuses, failing).tolist() == (
             np.isin(full[name].statuses, failing).tolist()
         )
-    assert report.failed_params == full.failed_params
+    assert report.failed_params == full.failed_params == []
+
+
+@pytest.mark.parametrize(
+    "net",
+    [
+        {"seed": 0, "reg": 0.0},  # W1[79, 5]: a kink between the two smallest levels
+        {"seed": 0, "inputs": 30},  # a probe along W1 whose kinks mimic a smooth curve
+        {"seed": 2, "reg": 0.0, "inputs": 30, "leak": 0.05},
+    ],
+    ids=lambda net: "-".join(map(str, net.values())),
+)
+def test_relu_nets_at_init_pass_in_fast_mode(net):
+    # issue 11: fast mode's failing probe along W1 is handed to the full check when its own
+    # stencil changes by more than the pilot's third derivative allows (kink_along's fourth
+    # sign), and the full check isolates kinks crossed away from the point
+    loss, grad, params = two_layer_net(**net)
+    report = fast(loss, grad, params)
+    assert report.passed, report.to_text()
+
+
+@pytest.mark.parametrize(
+    ("bug", "wrong"),
+    [("mask_from_scores", ["W1", "b1"]), ("dW1_doubled", ["W1"]), ("sign_b1", ["b1"])],
+)
+def test_relu_net_bugs_at_kinks_are_pinned_in_fast_mode(bug, wrong):
+    # sign_b1 at reg 0.05 once failed W1 too (a correct W1 whose probe crossed kinks)
+    loss, grad, params = two_layer_net(bug, inputs=30)
+    true = two_layer_net(inputs=30)[1](params)
+    report = fast(loss, grad, params)
+    assert report.failed_params == wrong
+    for name in wrong:
+        result = report[name]
+        called = result.indices[result.statuses == "wrong"]
+        differs = np.flatnonzero(grad(params)[name] != true[name])
+        assert called.size > 0
+        assert np.isin(called, differs).all()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known false alarm (issue 11, open; not a kink test's): a float32 ReLU net at init, "
+    "its W1 probe at the pilot's clip (step 0.19 along w, each weight moved ~60x its size) "
+    "fails by about one tolerance while every kink sign stays inside float32 noise (1 ulp "
+    "assumed: fast mode does not measure the noise), and localization pins no element",
+)
+def test_float32_relu_net_at_init_passes_in_fast_mode():
+    loss, grad, params = two_layer_net(seed=1, inputs=20, reg=0.0, dtype=np.float32)
+    assert fast(loss, grad, params).passed
 
 
 def test_abs_loss_with_exact_kinks_and_a_valid_subgradient_passes():

@@ -177,45 +177,76 @@ def chain(bug: str | None = None, seed: int = 4):
     return loss, grad, params, nodes
 
 
-def two_layer_net(bug: str | None = None, inputs: int = 100, seed: int = 0):
+def two_layer_net(
+    bug: str | None = None,
+    inputs: int = 100,
+    seed: int = 0,
+    reg: float = 0.05,
+    hidden: int = 50,
+    batch: int = 20,
+    dtype=np.float64,
+    leak: float = 0.0,
+):
     """CS231n's TwoLayerNet (inputs -> 50 -> ReLU -> 10, softmax, L2 penalty) at the
     assignment's own initialisation: weights ``1e-4 * randn``, biases zero, so the hidden
     pre-activations sit within ~1e-3 of the ReLU's kink and any direction over W1 or b1 crosses
     kinks. ``bug``: ``"mask_inverted"`` (the ReLU's mask passes the dead units: W1 and b1
     wrong), ``"reg_factor"`` (the L2 term's 2 dropped from dW1: W1 wrong), ``"spread"`` (every
-    element of dW1 off by a relative 1e-3)."""
+    element of dW1 off by a relative 1e-3), ``"dW1_doubled"`` (dW1 twice its value),
+    ``"mask_from_scores"`` (the hidden layer's mask read from the output layer's scores, cycled:
+    W1 and b1 wrong), ``"dW1_transposed_term"`` (the data term of dW1 built from ``dh`` and
+    ``x`` in the wrong order, reshaped: W1 wrong), ``"sign_b1"`` (db1 negated: b1 wrong).
+    ``reg``: the L2 strength (0: none); ``dtype``: of the parameters and data; ``leak``: the
+    slope of a leaky ReLU below 0 (0: ReLU), whose ``"mask_inverted"`` passes ``leak`` and 1
+    the wrong way round."""
     rng = np.random.RandomState(seed)
-    hidden, classes, batch, reg = 50, 10, 20, 0.05
+    classes = 10
     params = {
-        "W1": 1e-4 * rng.randn(inputs, hidden),
-        "b1": np.zeros(hidden),
-        "W2": 1e-4 * rng.randn(hidden, classes),
-        "b2": np.zeros(classes),
+        "W1": (1e-4 * rng.randn(inputs, hidden)).astype(dtype),
+        "b1": np.zeros(hidden, dtype),
+        "W2": (1e-4 * rng.randn(hidden, classes)).astype(dtype),
+        "b2": np.zeros(classes, dtype),
     }
-    x, y = rng.randn(batch, inputs), rng.randint(classes, size=batch)
+    x, y = rng.randn(batch, inputs).astype(dtype), rng.randint(classes, size=batch)
     rows = np.arange(batch)
 
+    def hidden_layer(p):
+        z = x @ p["W1"] + p["b1"]
+        return z, np.where(z > 0, z, z * dtype(leak))
+
     def forward(p):
-        h = np.maximum(0, x @ p["W1"] + p["b1"])
+        z, h = hidden_layer(p)
         s = h @ p["W2"] + p["b2"]
         s = s - s.max(axis=1, keepdims=True)
-        return h, np.exp(s) / np.exp(s).sum(axis=1, keepdims=True)
+        return z, h, np.exp(s) / np.exp(s).sum(axis=1, keepdims=True)
 
     def loss(p):
-        _, prob = forward(p)
+        prob = forward(p)[2]
         penalty = reg * (np.sum(p["W1"] ** 2) + np.sum(p["W2"] ** 2))
         return float(-np.log(prob[rows, y]).mean() + penalty)
 
     def grad(p):
-        h, prob = forward(p)
+        z, h, prob = forward(p)
         ds = prob.copy()
         ds[rows, y] -= 1
         ds /= batch
         dh = ds @ p["W2"].T
-        dh[(h > 0) if bug == "mask_inverted" else (h <= 0)] = 0
+        if bug == "mask_from_scores":  # the other layer's activations as the ReLU's mask
+            dh[np.resize(s_of(p) <= 0, dh.shape)] = 0
+        else:
+            active = (z <= 0) if bug == "mask_inverted" else (z > 0)
+            dh = dh * np.where(active, dtype(1), dtype(leak))
         dw1 = x.T @ dh + (1 if bug == "reg_factor" else 2) * reg * p["W1"]
+        if bug == "dW1_transposed_term":
+            dw1 = (dh.T @ x).reshape(dw1.shape) + 2 * reg * p["W1"]
         if bug == "spread":
             dw1 = dw1 * (1 + 1e-3)
-        return {"W1": dw1, "b1": dh.sum(0), "W2": h.T @ ds + 2 * reg * p["W2"], "b2": ds.sum(0)}
+        if bug == "dW1_doubled":
+            dw1 = 2 * dw1
+        db1 = -dh.sum(0) if bug == "sign_b1" else dh.sum(0)
+        return {"W1": dw1, "b1": db1, "W2": h.T @ ds + 2 * reg * p["W2"], "b2": ds.sum(0)}
+
+    def s_of(p):
+        return hidden_layer(p)[1] @ p["W2"] + p["b2"]
 
     return loss, grad, params
