@@ -160,7 +160,8 @@ def evaluation_rows(name: str, net, tensor: str, forward: float, forward_cpu: fl
                 f"with probability <= {stated['miss']}"
             )
         rows.append(
-            f"| {name} | {label} | {report.evaluations} | {target} | {found} | "
+            f"| {name} | {label} | {report.evaluations} | {target} "
+            f"({'met' if report.evaluations <= target else 'NOT met'}) | {found} | "
             f"{wall / (report.evaluations * forward):.2f} | "
             f"{cpu / (report.evaluations * forward_cpu):.2f} | "
             f"{'met' if cpu <= WALL_TARGET * report.evaluations * forward_cpu else 'NOT met'} |"

@@ -1,7 +1,17 @@
 """Localization: from a failing probe to the wrong elements, using the probes' values.
 
 A failing probe of a range measures ``r = D - A = -sum_i e_i span_i`` (plus finite-difference
-error within its tolerance ``T``), a real number, not one bit. Two moves use it:
+error within its tolerance ``T``), a real number, not one bit. Three moves use it:
+
+**Ratio matching** (:func:`match`, first, for one wrong element in the tensor). The fast check
+runs its ``probes`` tensor-wide probes whether they fail or not, along independent random
+directions. If one element ``i`` carries the error, ``r_j = -e span_ij`` for every probe ``j``,
+so the ratios of the probes' values are those of ``i``'s weights, which no other element
+shares beyond chance: per element, the errors consistent with every probe within its tolerance
+form an interval (:func:`gradcheck.fast.numerics.consistent_errors`), and the elements where it
+is not empty are the candidates. No loss evaluation (the spans are regenerated from the
+directions' seeds); at most ``MATCH_MOST`` candidates are confirmed, best fit first, else
+(several wrong elements, or a weak one) decoding and bisection take over.
 
 **Decoding** (for one wrong element in the range). Split the range into ``k`` groups and probe
 it again along the *same* direction with group ``g`` weighted ``c_g``, ``k`` levels evenly
@@ -19,22 +29,38 @@ that fails is followed; when both halves seem to pass the right one is probed on
 if it passes too the range's errors are spread out near the sensitivity: it stays failing
 (``unresolved``).
 
-**Confirmation.** Every element decoding or bisection names is measured one by one with the
-engine's full procedure (:meth:`gradcheck.core.differences.FiniteDifferences.differentiate`) and
-only that measurement calls it wrong; a false lead (a kink, noise, a mixture of errors read as
-one) ends ``ok`` or ``uncertain`` and the range is bisected instead. An element measured wrong
-has its measured error ``a - numeric`` removed from every probe (``known``; arithmetic on the
-regenerated spans, no evaluation), so the range it sat in is looked at again for what is left:
-several errors are peeled one after the other.
+**Confirmation** (:meth:`Measured.confirm`). Every element matching, decoding or bisection
+names is measured one by one, and only that measurement calls it wrong: central differences
+along the element alone at the probes' step and at a half and a quarter of it
+(``CONFIRM_EVALUATIONS``), analysed as the engine refines an element (a Richardson value, an
+error estimate of the element's own, the kink test) and judged by the full check's rule. It is
+wrong when that rule says so *and* the error it measures agrees with the error the probes
+attributed to it (two independent measurements of one error); a measurement that is right
+where the probes' error is out of its reach is a false lead (``ok``); anything else (a kink
+bracketing the hand-written value: ``uncertain``; a disagreement; a loss noisier than the
+probes assumed) is settled by the engine's full procedure
+(:meth:`gradcheck.core.differences.FiniteDifferences.differentiate`: measured noise, pilot
+ladder, refinement). A false lead ends ``ok`` or ``uncertain`` and the range is bisected
+instead. An element measured wrong has its measured error ``a - numeric`` removed from every
+probe (``known``; arithmetic on the regenerated spans, no evaluation), so the range it sat in
+is looked at again for what is left: several errors are peeled one after the other.
 
 Guarantees. *False alarm*: an element is called wrong only by its own measurement, with the
-full check's rule, so the probability is the full check's. *Miss*: localization never clears an
-element; what fast mode finally states about the elements it did not measure comes from the
-tensor-wide probes that pass once the measured errors are removed (:mod:`gradcheck.fast.mode`).
+full check's rule (and, when the cheap confirmation decides, in agreement with the probes'
+independent reading of the same error), so the probability is at most the full check's.
+A correct tensor fails one of its ``m`` tensor-wide probes with probability at most
+``m * false_alarm`` (union bound); its failure then stands (``unresolved``) unless an element is
+measured wrong. *Found*: one wrong element is always among the matching candidates when every
+probe's finite-difference error is within its tolerance (the intervals are exact), so matching
+misses it only by having too many candidates, and then decoding and bisection look for it.
+*Miss*: localization never clears an element; what fast mode finally states about the
+elements it did not measure comes from the tensor-wide probes that pass once the measured
+errors are removed (:mod:`gradcheck.fast.mode`).
 When more than ``max_wrong`` ranges fail at once (a whole tensor wrong), the tensor is reported
 wrong (``unresolved``), ``fallback_samples`` elements of its failing ranges are measured, and
-the rest of those ranges stays ``unchecked``. A failing probe is localized only once the loss
-has been found smooth along its direction (kinks: see :mod:`gradcheck.fast.mode`).
+the rest of those ranges stays ``unchecked``. A failing probe is localized a second time, or
+declared ``unresolved``, only once the loss has been found smooth along its direction (kinks:
+see :mod:`gradcheck.fast.mode`).
 """
 
 from __future__ import annotations
@@ -52,10 +78,19 @@ from gradcheck.core.differences import (
     TensorDifferences,
 )
 from gradcheck.core.differences import PILOT_EVALUATIONS as ENGINE_PILOT
-from gradcheck.core.numerics import Tolerance
+from gradcheck.core.numerics import Tolerance, noise_bound, smallest_step, taken_steps
 from gradcheck.core.params import Param
-from gradcheck.fast.numerics import decoding_groups, decoding_levels
+from gradcheck.core.stencil import analyse
+from gradcheck.fast.numerics import (
+    CONFIRM_LEVELS,
+    MATCH_MOST,
+    consistent_errors,
+    decoding_groups,
+    decoding_levels,
+    narrow,
+)
 from gradcheck.fast.probe import (
+    CHUNK,
     PROBE_EVALUATIONS,
     Direction,
     FastOptions,
@@ -68,6 +103,7 @@ from gradcheck.fast.probe import (
 # Cost model (loss evaluations), from the engine's own procedure.
 PER_ELEMENT = 2  # the main central difference of a measured element
 CONFIRM_WRONG = 2 + 2 * len(REFINE_LEVELS)  # a wrong element is refined as well
+CONFIRM_EVALUATIONS = 2 * len(CONFIRM_LEVELS)  # a lead confirmed at a step the probes fixed
 MOST_GROUPS = 1 << 12  # levels one decoding probe may use (bookkeeping, not information)
 FAILING_CODES = (int(CODE["wrong"]), int(CODE["nonfinite"]))
 
@@ -107,6 +143,180 @@ class Measured:
                     error = float(analytic[p] - verdict.numeric[k])
                     self.known[p] = (error, float(verdict.tolerance[k]))
         return wrong
+
+    def confirm(
+        self, differences: FiniteDifferences, direction: Direction, position: int, claim: Claim
+    ) -> bool:
+        """Measure one lead the probes' values named, cheaply; whether it is wrong.
+
+        Two central differences along the element alone (``CONFIRM_EVALUATIONS``), at the
+        probes' step (:func:`confirm_step`) and half of it, analysed as the engine refines an
+        element (:func:`gradcheck.core.stencil.analyse`: a Richardson value, an error estimate
+        of the element's own from how the two levels differ, the kink test), and judged by the
+        full check's rule (:func:`gradcheck.core.compare.compare`). The element is wrong when
+        that rule says so *and* its measured error ``a - numeric`` agrees with ``claim``, the
+        error the probes attributed to it (within the verdict's allowance): two independent
+        measurements of the same error. Anything else (a kink, a verdict ``ok``, an error the
+        probes did not see, a loss noisier than the probes assumed) is settled by the engine's
+        own procedure (:meth:`measure`: measured noise, pilot ladder, refinement)."""
+        if position in self.fd:
+            return position in self.known
+        name = self.param.name
+        t = direction.tensor
+        x = t.x[position : position + 1]
+        h = np.array([confirm_step(direction, position)])
+        evaluator = differences.evaluator
+        evaluator.plan(CONFIRM_EVALUATIONS)
+        index = np.array([position], dtype=np.intp)
+        central, values = {}, [np.array([evaluator.f0])]
+        for m in CONFIRM_LEVELS:
+            up, down, _ = taken_steps(x, m * h)
+            f_up = evaluator.at_elements(name, index, up)
+            f_down = evaluator.at_elements(name, index, down)
+            x64 = x.astype(np.float64)
+            central[m] = (f_up, f_down, up.astype(np.float64) - x64, x64 - down.astype(np.float64))
+            values += [f_up, f_down]
+        sigma = differences.pilots.sigma
+        noise = noise_bound(sigma, np.abs(np.stack(values)).max(axis=0), t.eps, t.tol)
+        got = analyse(evaluator.f0, central, noise)
+        fd = _confirmation(got, h, direction.third, t.rtol, sigma, self.tolerance)
+        verdict = compare(self.param, self.grad, fd, self.tolerance, elements=index)
+        with np.errstate(over="ignore", invalid="ignore"):  # NaN agrees with nothing
+            error = float(t.analytic[position] - verdict.numeric[0])
+            allowance = float(verdict.tolerance[0])
+            agrees = bool(claim.low - allowance <= error <= claim.high + allowance)
+        code = int(verdict.codes[0])
+        if code == int(CODE["wrong"]) and agrees:
+            self.fd[position] = fd
+            self.known[position] = (error, allowance)
+            return True
+        if (code == int(CODE["ok"]) and not agrees) or code == int(CODE["uncertain"]):
+            # right within its own error bound, and the probes' error is not within reach of
+            # it: a false lead, measured (a true error hides in its bound only if that bound
+            # understates the truncation; the tensor-wide probes would then keep failing). Or
+            # a kink whose one-sided slopes bracket the hand-written value: uncertain, as the
+            # engine's refinement would find it at these very levels
+            self.fd[position] = fd
+            return False
+        return bool(self.measure(differences, [position]))
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The error ``e`` (``a - true``) the probes attribute to one element: ``low <= e <= high``
+    explains every probe's discrepancy within its tolerance."""
+
+    position: int
+    low: float
+    high: float
+    fit: float = 0.0  # the worst probe's |r + e s| / T at the interval's middle (0: exact)
+
+
+def claim_of(direction: Direction, record: Record, position: int) -> Claim:
+    """The error ``record`` attributes to ``position`` if that element alone explains it."""
+    span = direction.spans_at(
+        Weights(record.lo, record.hi), np.array([position], np.intp), direction.half_step
+    )
+    low, high = consistent_errors(
+        np.array([record.discrepancy]), np.array([record.tolerance]), span[None, :]
+    )
+    return Claim(position, float(low[0]), float(high[0]))
+
+
+def confirm_step(direction: Direction, position: int) -> float:
+    """The step of a lead's own central difference: the probes' step along the unit-length
+    direction, ``h``, on the element's scale ``max(1, |x_i|)``, as the probe moved it per unit
+    of ``z``. ``h`` came from the noise and the curvature the pilot measured along a random
+    direction of the same tensor; the two-level stencil then measures the element's own
+    truncation, so the error bound is the element's, not the direction's. Never below the
+    engine's smallest step (the span must stay resolved)."""
+    x = direction.tensor.x[position : position + 1]
+    scale = np.maximum(1.0, np.abs(x.astype(np.float64)))
+    return float(np.maximum(direction.half_step * scale, smallest_step(x, direction.tensor.eps))[0])
+
+
+def _confirmation(
+    got: dict[str, np.ndarray],
+    h: np.ndarray,
+    third: float,
+    rtol: float,
+    sigma: float,
+    tolerance: Tolerance,
+) -> TensorDifferences:
+    """A one-element TensorDifferences from a two-level stencil (refined: its own error)."""
+    numeric, error = got["numeric"], got["error"]
+    with np.errstate(invalid="ignore"):
+        resolved = np.isfinite(numeric) & np.isfinite(error) & ~got["kink"]
+        resolved &= error <= 0.1 * np.abs(numeric)
+    return TensorDifferences(
+        numeric=numeric,
+        error=error,
+        step=h,
+        forward=got["forward"],
+        backward=got["backward"],
+        slack=got["slack"],
+        kink=got["kink"],
+        refined=np.ones(1, dtype=bool),
+        third=third,
+        rtol=rtol,
+        noise=sigma,
+        resolved=resolved,
+        detectable=tolerance.safety * error,
+    )
+
+
+def match(
+    tops: list[tuple[Direction, Record]], known: dict[int, tuple[float, float]]
+) -> list[Claim] | None:
+    """Ratio matching: the elements one error alone could explain every tensor-wide probe by.
+
+    Probe ``j`` measured ``r_j = D - A`` (the known errors removed) within ``T_j``. If one
+    element ``i`` carries an error ``e``, ``r_j = -e span_ij`` up to ``T_j`` for every ``j``:
+    the ratios ``r_1 : r_2 : r_3`` are those of ``i``'s weights in the independent random
+    directions, which no other element shares beyond chance. Per element the errors
+    consistent with all probes form an interval
+    (:func:`gradcheck.fast.numerics.consistent_errors`); the candidates are the elements where
+    it is not empty. ``None`` when more than ``MATCH_MOST`` are (a weak error, or several
+    wrong elements, which one error cannot explain): decoding and bisection take over. No loss
+    evaluation: the spans are regenerated from the directions' seeds, chunk by chunk."""
+    if not tops:
+        return None
+    size = tops[0][0].tensor.x.size
+    r = np.array([rec.discrepancy for _, rec in tops])
+    tol = np.array([rec.tolerance for _, rec in tops])
+    if not (np.isfinite(r).all() and np.isfinite(tol).all()):
+        return None
+    found: list[Claim] = []
+    for start in range(0, size, CHUNK):
+        stop = min(size, start + CHUNK)
+        low, high = np.full(stop - start, -np.inf), np.full(stop - start, np.inf)
+        for j, (direction, _) in enumerate(tops):  # one span array at a time: O(CHUNK)
+            narrow(low, high, float(r[j]), float(tol[j]), _spans(direction, start, stop))
+        hits = np.flatnonzero(low <= high)
+        for k in hits:
+            if start + int(k) in known:
+                continue
+            at = np.array([start + int(k)], np.intp)
+            spans = np.array([d.spans_at(Weights(0, size), at, d.half_step)[0] for d, _ in tops])
+            with np.errstate(over="ignore", invalid="ignore"):
+                middle = low[k] / 2.0 + high[k] / 2.0
+                fit = float(np.max(np.abs(r + middle * spans) / tol))
+            found.append(Claim(start + int(k), float(low[k]), float(high[k]), fit))
+        if len(found) > MATCH_MOST:
+            return None
+    return sorted(found, key=lambda c: (c.fit, c.position))
+
+
+def _spans(direction: Direction, start: int, stop: int) -> np.ndarray:
+    """The spans ``(x + h w) - (x - h w)`` of positions ``start:stop`` (float64)."""
+    x = direction.tensor.x
+    out = np.zeros(stop - start)
+    for a, b, move in direction.moves(Weights(start, stop), direction.half_step):
+        with np.errstate(over="ignore", invalid="ignore"):
+            out[a - start : b - start] = (x[a:b] + move).astype(np.float64) - (
+                x[a:b] - move
+            ).astype(np.float64)
+    return out
 
 
 def _row(fd: TensorDifferences, k: int) -> TensorDifferences:
@@ -164,7 +374,7 @@ def localize(
         lead = _decode(differences, direction, node, measured, out)
         if lead is not None and lead not in measured.fd:
             out.decoded.append(lead)
-            if measured.measure(differences, [lead]):
+            if measured.confirm(differences, direction, lead, claim_of(direction, node, lead)):
                 pending.insert(0, node)  # what is left in the range, looked at again
                 spent[(node.lo, node.hi)] = so_far + evaluator.evaluations - start
                 continue
@@ -243,7 +453,7 @@ def _halve(
     for r in failing:
         if r.size == 1:
             out.located.append(r.lo)
-            measured.measure(differences, [r.lo])
+            measured.confirm(differences, direction, r.lo, claim_of(direction, r, r.lo))
     failing = [r for r in failing if r.size > 1]
     if not failing and left.passed and right.passed:
         # errors spread out near the sensitivity: the halves' passes contradict the parent

@@ -22,8 +22,10 @@ Neither ``probed`` nor ``unchecked`` fails a report; a failing probe that locali
 pin to elements (``unresolved``) fails its tensor on its own. The result keeps per-element
 arrays for the measured elements only; ``probed`` and ``unchecked`` are counts and ranges.
 
-Kinks. A probe assumes the loss is smooth along its direction. Before a failing probe is
-localized, the loss is evaluated along its direction at two smaller steps
+Kinks. A probe assumes the loss is smooth along its direction. When a failing probe is not
+explained by the elements named and measured wrong (ratio matching, then one localization
+round: each named element's own stencil has its own kink test), and before it is localized
+again or declared ``unresolved``, the loss is evaluated along its direction at two smaller steps
 (:func:`gradcheck.fast.probe.kinked`, :func:`gradcheck.fast.numerics.kink_along`): if it is not
 smooth at the probe's scale (ReLU pre-activations at or near zero, ``abs`` at zero), the
 failure says nothing about the gradient, since a valid subgradient fails a probe as readily as
@@ -53,7 +55,7 @@ from gradcheck.core.differences import (
 )
 from gradcheck.core.numerics import Tolerance, coarser_dtype
 from gradcheck.core.params import ParamSet
-from gradcheck.fast.localize import FAILING_CODES, Measured, localize
+from gradcheck.fast.localize import FAILING_CODES, Measured, localize, match
 from gradcheck.fast.numerics import miss_threshold, sensitivity
 from gradcheck.fast.probe import (
     KINK_EVALUATIONS,
@@ -167,18 +169,39 @@ def _tensor(
     if tensor.finite:
         direction = pilot(differences, tensor, _seed(rng))
     rounds = 0
+    matched_at: frozenset[int] | None = None  # the errors known at the last ratio matching
     while direction is not None:
         corrected = [(d, correct(d, Weights(0, tensor.x.size), r, measured.known)) for d, r in tops]
         failing = next(((d, r) for d, r in corrected if not r.passed), None)
-        if failing is None:
-            if sum(r.passed for _, r in corrected) >= options.probes:
+        if failing is None or len(tops) < options.probes:
+            # the tensor-wide probes a pass needs are run in any case, failing or not: a
+            # failure's localization then starts from all of their values
+            if failing is None and sum(r.passed for _, r in corrected) >= options.probes:
                 break
             if tops:
                 direction = Direction(tensor, _seed(rng), direction.half_step, direction.third)
             tops.append((direction, probe(differences, direction, Weights(0, tensor.x.size))))
             continue
-        if failing[0].seed not in smooth:  # first, is the failure a kink's? (counted as
-            evaluator.plan(KINK_EVALUATIONS)  # localization: it examines a failing probe)
+        if matched_at != frozenset(measured.known):
+            # one error alone may explain every probe: read it off their values (no
+            # evaluation) and confirm the leads one by one, best fit first
+            matched_at = frozenset(measured.known)
+            before = evaluator.evaluations
+            found = False
+            for claim in match(corrected, measured.known) or []:
+                decoded.append(claim.position)
+                if measured.confirm(differences, failing[0], claim.position, claim):
+                    found = True
+                    break
+            localized["evaluations"] += evaluator.evaluations - before
+            if found:
+                continue
+        if rounds and failing[0].seed not in smooth:
+            # a failure localization has not explained in one round: is it a kink's? (counted
+            # as localization: it examines a failing probe). Not before: an element named and
+            # measured wrong (its own stencil has its own kink test) explains the failure at
+            # a fraction of the whole-tensor measurement a kink (or a false kink) would cost
+            evaluator.plan(KINK_EVALUATIONS)
             if kinked(differences, failing[0], next(r for d, r in tops if d is failing[0])):
                 return _whole(differences, param, grad, precision, tensor, tops, tolerance)
             localized["evaluations"] += KINK_EVALUATIONS
@@ -338,9 +361,15 @@ def _sensitivity(
     tops: list[tuple[Direction, Record]],
     options: FastOptions,
 ) -> dict[str, float | None]:
-    """What the passing tensor-wide probes prove (:func:`gradcheck.fast.numerics.sensitivity`)."""
+    """What the passing tensor-wide probes prove (:func:`gradcheck.fast.numerics.sensitivity`),
+    and the two probabilities fast mode guarantees for the tensor: ``miss`` (errors above the
+    sensitivity pass every passing probe with at most this probability, so end ``probed``)
+    and ``false_alarm`` (a correct tensor fails at least one of its tensor-wide probes with at
+    most this probability: ``false_alarm`` per probe, a union bound over the probes run; an
+    element is still called wrong only by its own measurement, the full check's rule)."""
+    guarantees = {"miss": options.miss, "false_alarm": options.false_alarm * max(len(tops), 1)}
     if not passing or not tops:
-        return {"abs": None, "relative": None, "miss": options.miss, "probes": len(passing)}
+        return {"abs": None, "relative": None, **guarantees, "probes": len(passing)}
     h = tops[0][0].half_step
     t = miss_threshold(options.miss, len(passing))
     worst = max(r.tolerance for r in passing)
@@ -353,7 +382,7 @@ def _sensitivity(
     return {
         "abs": _finite(absolute),
         "relative": None if relative is None else _finite(relative),
-        "miss": options.miss,
+        **guarantees,
         "probes": len(passing),
         "median_partial": median,
     }

@@ -227,3 +227,52 @@ def kink_along(
         allowed = third * (step[c] ** 2 - step[a] ** 2) / 6.0
         spread_noise = KINK_NOISE * noise * (1 / step[c] + 1 / step[a])
         return bool(abs(n[c] - n[a]) > allowed + spread_noise)
+
+
+# -- ratio matching and cheap confirmation (localization, gradcheck.fast.localize) ------------
+# At most this many elements may match the probes' values as a single error before matching
+# gives way to decoding and bisection: each costs a confirmation (CONFIRM_LEVELS), and more
+# candidates mean the probes do not single out one element (a weak error, or several).
+MATCH_MOST = 4
+# A lead's own central differences, as multiples of its step (confirm_step): two levels give
+# a Richardson value, an error estimate of the element's own and the kink test, as the
+# engine's pilot does with two.
+CONFIRM_LEVELS = (0.25, 0.5, 1.0)
+
+
+def consistent_errors(
+    discrepancy: np.ndarray, tolerance: np.ndarray, spans: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per element, the interval ``[low, high]`` of errors ``e`` that alone explain every
+    probe: ``|r_j + e span_ij| <= T_j`` for all ``j`` (an error ``e = a_i - true_i`` adds
+    ``-e span_ij`` to probe ``j``'s ``r_j = D - A``, whose own finite-difference error is
+    within ``T_j``).
+
+    ``discrepancy`` and ``tolerance`` have one entry per probe, ``spans`` is ``(probes,
+    elements)``. Empty (``low > high``) where no single error fits: an element that did not
+    move in a failing probe, or whose weights' ratios are not the probes' ratios. Exact
+    interval arithmetic, no distributional assumption: the true single wrong element is always
+    in the set when every probe's error is within its tolerance."""
+    low = np.full(spans.shape[1], -np.inf)
+    high = np.full(spans.shape[1], np.inf)
+    for r, t, span in zip(discrepancy, tolerance, spans, strict=True):
+        narrow(low, high, float(r), float(t), span)
+    return low, high
+
+
+def narrow(low: np.ndarray, high: np.ndarray, r: float, t: float, span: np.ndarray) -> None:
+    """Intersect ``[low, high]`` in place with the errors one probe allows (see
+    :func:`consistent_errors`); a probe that did not move an element must pass on its own."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        a = (-r - t) / span
+        b = (-r + t) / span
+    np.maximum(low, np.minimum(a, b), out=low)
+    np.minimum(high, np.maximum(a, b, out=b), out=high)
+    still = span == 0
+    if still.any():
+        if abs(r) > t or not np.isfinite(r):
+            low[still], high[still] = np.inf, -np.inf
+        # otherwise the NaN from 0/0 must not poison the interval: the probe allows any e
+        else:
+            low[still] = np.where(np.isnan(low[still]), -np.inf, low[still])
+            high[still] = np.where(np.isnan(high[still]), np.inf, high[still])

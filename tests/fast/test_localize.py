@@ -11,7 +11,7 @@ import pytest
 import gradcheck
 from gradcheck import FastOptions
 from gradcheck.core.differences import PILOT_EVALUATIONS as ENGINE_PILOT
-from gradcheck.fast.localize import CONFIRM_WRONG, measure_cost
+from gradcheck.fast.localize import CONFIRM_EVALUATIONS, CONFIRM_WRONG, Claim, measure_cost
 from gradcheck.fast.probe import KINK_EVALUATIONS, PILOT_EVALUATIONS, PROBE_EVALUATIONS
 from nets.tanh_mlp import TanhMLP, wrong_elements
 
@@ -99,8 +99,110 @@ def test_several_wrong_elements_exactly(seed):
     assert list(w.probe.proven_wrong) == wrong
     assert w.elements[w.statuses == "wrong"].tolist() == wrong
     k = len(wrong)
-    assert report.evaluations <= 2 * k * math.log2(size / k) + 20 + k * CONFIRM_WRONG
+    assert report.evaluations <= 2 * k * math.log2(size / k) + 20  # issue 14's target
     assert not w.probe.unresolved
+
+
+def planted_at_random(size, k, seed):
+    """A Wide net of ``size`` with ``k`` elements (drawn with ``seed``) wrong by 30%."""
+    net = Wide(size, seed=seed)
+    wrong = sorted(np.random.default_rng(seed).choice(size, k, replace=False).tolist())
+    grad = wrong_elements(net.grad, {"w": relative_shift(net, wrong, 0.3)}) if k else net.grad
+    report, w = run(net.loss, grad, {"w": net.w.copy()}, seed=seed)
+    return wrong, report, w
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_one_wrong_element_is_named_by_the_checks_own_probes_and_confirmed(seed):
+    # one wrong element among 2**15: the fast check's own three probes fail, the ratios of
+    # their values single it out (ratio matching: no further probe), and one three-level
+    # stencil at the probes' step confirms it, agreeing with the error the probes saw
+    wrong, report, w = planted_at_random(1 << 15, 1, seed)
+    assert w.probe.proven_wrong == tuple(wrong)
+    assert w.probe.decoded == tuple(wrong)
+    assert w.probe.localization_probes == 0
+    assert w.probe.located == ()
+    assert w.probe.measured == 1
+    assert report.evaluations == CHECK + CONFIRM_EVALUATIONS == 18  # issue 14: at most 20
+    assert w.count("probed") == (1 << 15) - 1
+    assert all(p["passed"] for p in w.probe.probes)  # with the measured error removed
+
+
+# exact evaluation counts (deterministic given the seed), each within 2 k log2(P/k) + 20
+PINNED = {(2, 0): 44, (2, 1): 62, (2, 2): 36, (10, 0): 150, (10, 1): 158, (10, 2): 160}
+
+
+@pytest.mark.parametrize(("k", "seed"), sorted(PINNED))
+def test_k_wrong_elements_found_at_their_indices_in_pinned_counts(k, seed):
+    size = 1 << 15
+    wrong, report, w = planted_at_random(size, k, seed)
+    assert list(w.probe.proven_wrong) == wrong
+    assert not w.probe.unresolved
+    assert report.evaluations == PINNED[(k, seed)]
+    assert report.evaluations <= 2 * k * math.log2(size / k) + 20
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_correct_vector_costs_the_check_alone_and_states_its_guarantees(seed):
+    _, report, w = planted_at_random(1 << 15, 0, seed)
+    assert report.passed
+    assert report.evaluations == CHECK == 12
+    assert w.probe.decoded == ()
+    assert w.probe.measured == 0
+    stated = report.to_dict()["params"][0]["probe"]["sensitivity"]
+    assert stated["miss"] == FORCE.miss
+    assert stated["false_alarm"] == FORCE.false_alarm * FORCE.probes
+    assert 0 < stated["relative"] < 1e-3
+
+
+def test_one_wrong_element_in_a_six_tensor_mlp_is_matched_in_its_tensor():
+    net = TanhMLP(sizes=(20, 64, 32, 4))
+    report = gradcheck.check(
+        net.loss,
+        wrong_elements(net.grad, {"W2": {777: 0.05}}),
+        net.params(),
+        mode="fast",
+        fast=FORCE,
+    )
+    assert report.failed_params == ["W2"]
+    assert report["W2"].probe.proven_wrong == (777,)
+    assert report["W2"].probe.decoded == (777,)
+    per_tensor = PILOT_EVALUATIONS + PROBE_EVALUATIONS * FORCE.probes
+    assert report.evaluations == 2 + 6 * per_tensor + CONFIRM_EVALUATIONS
+
+
+def test_a_lead_whose_measurement_disagrees_with_the_probes_goes_to_the_engine(monkeypatch):
+    # the probes' claim is the second, independent measurement of the same error: a lead
+    # whose own stencil calls it wrong by another amount is settled by the engine's full
+    # procedure (measured noise, pilot ladder), here still wrong, at its price
+    import gradcheck.fast.mode
+
+    size = 1 << 12
+    net = Wide(size)
+    grad = wrong_elements(net.grad, {"w": relative_shift(net, 100, 0.3)})
+
+    def far_off(tops, known):
+        return [Claim(100, 1e3, 2e3)] if 100 not in known else None
+
+    monkeypatch.setattr(gradcheck.fast.mode, "match", far_off)
+    report, w = run(net.loss, grad, {"w": net.w.copy()})
+    assert w.probe.proven_wrong == (100,)
+    assert report.evaluations == CHECK + CONFIRM_EVALUATIONS + measure_cost(1) + 4
+
+
+def test_a_matched_lead_measured_right_is_not_called_wrong(monkeypatch):
+    # a lead claimed wrong by an error its own stencil rules out is measured ok (no engine);
+    # the real wrong element is then found by decoding the still-failing probes
+    import gradcheck.fast.mode
+
+    size = 1 << 12
+    net = Wide(size)
+    grad = wrong_elements(net.grad, {"w": relative_shift(net, 100, 0.3)})
+    monkeypatch.setattr(gradcheck.fast.mode, "match", lambda tops, known: [Claim(7, 1.0, 2.0)])
+    _report, w = run(net.loss, grad, {"w": net.w.copy()})
+    assert w.probe.proven_wrong == (100,)
+    assert w.elements.tolist() == [7, 100]
+    assert w.statuses.tolist() == ["ok", "wrong"]
 
 
 @pytest.mark.parametrize("seed", range(4))

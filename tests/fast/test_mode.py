@@ -435,8 +435,10 @@ def test_relu_net_bugs_at_kinks_are_pinned_in_fast_mode(bug, wrong):
         assert np.isin(called, differs).all()
 
 
+# not strict: since main merged the probe branch's uniform directions, this seed's probes all
+# pass (main itself XPASSes at 67ae0e7); the false alarm described stays possible at others
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,
     reason="known false alarm (issue 11, open; not a kink test's): a float32 ReLU net at init, "
     "its W1 probe at the pilot's clip (step 0.19 along w, each weight moved ~60x its size) "
     "fails by about one tolerance while every kink sign stays inside float32 noise (1 ulp "

@@ -56,3 +56,20 @@ def test_a_nan_excuses_nothing():
     f0, central = along(lambda s: 0.5 * abs(s))
     central[0.5] = (float("nan"), central[0.5][1], central[0.5][2])
     assert not kink_along(f0, central, NOISE)
+
+
+def test_consistent_errors_keep_the_one_error_that_explains_every_probe():
+    # element 1 wrong by e = 2: r_j = -2 s_1j within T_j; element 0's ratios differ; element 2
+    # did not move in the failing first probe; element 3 did not move in a passing one
+    from gradcheck.fast.numerics import consistent_errors
+
+    spans = np.array([[1.0, 0.5, 0.0, 1.0], [1.0, -0.25, 1.0, 0.0]])
+    tolerance = np.array([0.01, 0.01])
+    discrepancy = -2.0 * spans[:, 1] + np.array([0.005, -0.005])
+    low, high = consistent_errors(discrepancy, tolerance, spans)
+    assert (low <= high).tolist() == [False, True, False, False]
+    assert low[1] <= 2.0 <= high[1]
+    assert high[1] - low[1] <= 2 * 0.01 / 0.25
+    passing = consistent_errors(np.array([0.0]), np.array([0.01]), np.array([[0.0, 1.0]]))
+    assert passing[0][0] == -np.inf
+    assert passing[1][0] == np.inf  # an unmoved element allows any error in a passing probe
