@@ -33,13 +33,21 @@ uniform ones, more than the loss of a cheap net.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from gradcheck.core.differences import THIRD_MARGIN, FiniteDifferences
-from gradcheck.core.numerics import Tolerance, coarser_eps, evaluation_noise
+from gradcheck.core.numerics import (
+    NOISE_RESCALE,
+    NOISE_TRIES,
+    Tolerance,
+    coarser_eps,
+    ecnoise,
+    evaluation_noise,
+    noise_bound,
+)
 from gradcheck.core.params import Fill
 from gradcheck.errors import InputError
 from gradcheck.fast.numerics import (
@@ -53,6 +61,7 @@ from gradcheck.fast.numerics import (
     rounding_quantile,
 )
 
+NOISE_SPACING = 2.0**-10  # the first noise table's spacing along w, in units of the probe's step
 CHUNK = 1 << 14  # elements of a direction drawn at once (its temporaries: ~1 MB in all)
 SQRT3 = float(np.sqrt(3.0))  # weights uniform on [-SQRT3, SQRT3] have unit variance
 RAW_PER_CHUNK = CHUNK // 2  # 64-bit draws per chunk: 32 bits per weight
@@ -120,6 +129,7 @@ class Record:
     tolerance: float
     peeled: frozenset[int] = frozenset()
     values: tuple[float, float, float] | None = None  # (F(h), F(-h), h taken), when probed
+    rounding: float = float("nan")  # ||a * 2h w / z||, the hand-written rounding's scale
 
     @property
     def size(self) -> int:
@@ -208,6 +218,7 @@ class Direction:
     seed: int
     half_step: float  # h
     third: float  # |F'''| along w, with THIRD_MARGIN
+    sigma: float = 0.0  # measured noise of the loss along w (std); 0: not measured, the floor
 
     def chunks(self, weights: Weights) -> Iterator[tuple[int, int, np.ndarray, np.ndarray | float]]:
         """``(a, b, z * level, max(1, |x|) * scale)`` for consecutive pieces of the range; the
@@ -448,28 +459,101 @@ def probe(
     ``known`` maps positions measured wrong to ``(error, bound)``: their contribution
     ``error * span`` is removed from ``D - A`` and ``bound * |span|`` added to the tolerance,
     so the record speaks of the other elements only."""
-    t = direction.tensor
     h = direction.half_step
     f_up, f_down, sums = _evaluate(differences, direction, weights, h)
     with np.errstate(over="ignore", invalid="ignore"):
         discrepancy = (f_up - f_down) - sums.analytic
-    noise = float(evaluation_noise(np.array(max(abs(f_up), abs(f_down))), t.eps, t.tol))
-    tolerance = direction_tolerance(
-        noise, h, direction.third, sums.rounding, t.rtol, t.tol, t.quantile
-    )
+    tolerance = _tolerance(direction, f_up, f_down, sums.rounding)
     taken = sums.taken / (2.0 * sums.norm) if sums.norm > 0 else float("nan")
-    record = Record(weights.lo, weights.hi, discrepancy, tolerance, values=(f_up, f_down, taken))
+    record = Record(
+        weights.lo,
+        weights.hi,
+        discrepancy,
+        tolerance,
+        values=(f_up, f_down, taken),
+        rounding=sums.rounding,
+    )
     return correct(direction, weights, record, known)
 
 
-def kinked(differences: FiniteDifferences, direction: Direction, top: Record) -> bool:
-    """Whether the loss along ``direction`` (the whole tensor) has a kink at the probe's scale:
-    the loss on both sides at each of ``KINK_MULTIPLES`` of its step (the tensor-wide probe
-    ``top`` supplies its own step's values; ``KINK_EVALUATIONS`` more), judged by
-    :func:`gradcheck.fast.numerics.kink_along` against the direction's own ``third``."""
+def _tolerance(direction: Direction, f_up: float, f_down: float, rounding: float) -> float:
+    """The probe's tolerance: its loss values' noise (the direction's measured ``sigma``, never
+    below the floor :func:`gradcheck.core.numerics.evaluation_noise`), its truncation and the
+    hand-written rounding."""
+    t = direction.tensor
+    largest = np.array(max(abs(f_up), abs(f_down)))
+    noise = float(noise_bound(direction.sigma, largest, t.eps, t.tol))
+    return direction_tolerance(
+        noise, direction.half_step, direction.third, rounding, t.rtol, t.tol, t.quantile
+    )
+
+
+def rejudged(direction: Direction, record: Record) -> Record:
+    """A tensor-wide probe's raw ``record`` judged again with ``direction``'s noise (after it
+    was measured): the same loss values, no evaluation."""
+    if record.values is None:
+        return record
+    f_up, f_down, _ = record.values
+    return replace(record, tolerance=_tolerance(direction, f_up, f_down, record.rounding))
+
+
+def direction_noise(differences: FiniteDifferences, direction: Direction) -> float:
+    """Standard deviation of the loss's noise along ``direction`` (the whole tensor), measured
+    as the full check's pilot measures it along one element: Moré and Wild's ECnoise on seven
+    equally spaced values ``F(k d)``, ``k = -3 .. 3`` (:func:`gradcheck.core.numerics.ecnoise`;
+    six calls per table, at most ``NOISE_TRIES`` tables, the spacing ``d`` starting at
+    ``NOISE_SPACING`` of the probe's step and moved ``NOISE_RESCALE``-fold while a table sees
+    only a flat or only a slope). 0 when no table saw noise (the floor stands), NaN when no
+    spacing isolated it (the floor stands too).
+
+    A sum over 10^6 terms rounds at many of its ulps, a float32 loss at its own ulps of each
+    term: the floor of one ulp of ``|f|`` is then too small, and a correct gradient's probe
+    fails on rounding alone, or the kink test reads rounding as a kink."""
+    whole = Weights(0, direction.tensor.x.size)
+    f0 = float(differences.evaluator.f0)
+    spacing = direction.half_step * NOISE_SPACING
+    seen: set[str] = set()
+    for _ in range(NOISE_TRIES):
+        ups, downs = [], []
+        differences.evaluator.plan(6)  # planned as it goes, as the full check's noise table
+        for k in (1.0, 2.0, 3.0):
+            f_up, f_down, _ = _evaluate(differences, direction, whole, k * spacing)
+            ups.append(f_up)
+            downs.append(f_down)
+        sigma, status = ecnoise(np.array([*downs[::-1], f0, *ups]))
+        if status == "measured":
+            return sigma
+        seen.add(status)
+        if len(seen) == 2:
+            break
+        spacing = spacing * NOISE_RESCALE if status == "flat" else spacing / NOISE_RESCALE
+    return 0.0 if "flat" in seen else float("nan")
+
+
+Central = dict[float, tuple[float, float, float]]  # multiple -> (F(s), F(-s), s taken)
+
+
+def kinked(
+    differences: FiniteDifferences, direction: Direction, values: tuple[Central, float]
+) -> bool:
+    """Whether the loss along ``direction`` (the whole tensor) has a kink at the probe's scale,
+    from its :func:`kink_values`, judged by :func:`gradcheck.fast.numerics.kink_along` against
+    the direction's own ``third`` and noise (its measured ``sigma``, never below the floor)."""
+    t = direction.tensor
+    central, largest = values
+    noise = float(noise_bound(direction.sigma, np.array(largest), t.eps, t.tol))
+    return kink_along(float(differences.evaluator.f0), central, noise, direction.third)
+
+
+def kink_values(
+    differences: FiniteDifferences, direction: Direction, top: Record
+) -> tuple[Central, float]:
+    """The loss on both sides of ``x`` along ``direction`` at each of ``KINK_MULTIPLES`` of its
+    step (the tensor-wide probe ``top`` supplies its own step's values; ``KINK_EVALUATIONS``
+    more), and the largest |loss| among them and ``f0``."""
     t = direction.tensor
     f0 = float(differences.evaluator.f0)
-    central: dict[float, tuple[float, float, float]] = {}
+    central: Central = {}
     largest = abs(f0)
     for m in KINK_MULTIPLES:
         if m == 1.0 and top.values is not None:
@@ -481,8 +565,7 @@ def kinked(differences: FiniteDifferences, direction: Direction, top: Record) ->
             step = sums.taken / (2.0 * sums.norm) if sums.norm > 0 else float("nan")
             central[m] = (f_up, f_down, step)
         largest = max(largest, abs(central[m][0]), abs(central[m][1]))
-    noise = float(evaluation_noise(np.array(largest), t.eps, t.tol))
-    return kink_along(f0, central, noise, direction.third)
+    return central, largest
 
 
 def correct(

@@ -260,13 +260,19 @@ def test_small_tensor_all_wrong_is_measured_completely():
     assert b1.probe.proven_wrong == tuple(range(32))
 
 
-def test_a_false_lead_is_rejected_by_its_measurement(monkeypatch):
+@pytest.mark.parametrize("limit", [None, 100])
+def test_a_false_lead_is_rejected_by_its_measurement(monkeypatch, limit):
     # every probe fails spuriously (zero tolerance): decoding and bisection name elements,
-    # measured one by one they are right, so none is called wrong; the probes alone then
-    # convict the tensor as unresolved rather than pass it
+    # measured one by one they are right, so none is called wrong. A failure pinned to no
+    # element then gets the full check's verdict in a tensor of at most WHOLE_LIMIT elements
+    # (every element measured: it passes); a larger tensor stays convicted as unresolved,
+    # fail closed, after its noise was measured (which cannot explain a zero tolerance)
+    import gradcheck.fast.mode
     import gradcheck.fast.probe
 
     monkeypatch.setattr(gradcheck.fast.probe, "direction_tolerance", lambda *args: 0.0)
+    if limit is not None:
+        monkeypatch.setattr(gradcheck.fast.mode, "WHOLE_LIMIT", limit)
     size = 1 << 10
     net = Wide(size)
     _report, w = run(net.loss, net.grad, {"w": net.w.copy()})
@@ -275,5 +281,11 @@ def test_a_false_lead_is_rejected_by_its_measurement(monkeypatch):
     assert w.count("wrong") == 0
     assert w.probe.proven_wrong == ()
     assert set(w.statuses.tolist()) <= {"ok", "uncertain"}
-    assert w.probe.unresolved
-    assert w.status == "wrong"
+    if limit is None:
+        assert w.probe.measured == size
+        assert "pinned to no element" in w.probe.fallback
+        assert not w.probe.unresolved
+        assert w.status == "ok"
+    else:
+        assert w.probe.unresolved
+        assert w.status == "wrong"
