@@ -46,6 +46,7 @@ from gradcheck.core.numerics import (
     fourth_order_step,
     machine_eps,
     noise_bound,
+    partials_scale,
     pilot_step,
     richardson_rounding,
     scale_free_step,
@@ -208,7 +209,9 @@ class FiniteDifferences:
             h4 = fourth_order_step(x, pilot.noise, pilot.fifth, largest, fineness)
             central_bound = central_error(np.array(pilot.noise), 2 * h, third)
             fourth = fourth_order_pays(
-                central_bound, fourth_order_error(pilot.noise, h4, pilot.fifth), pilot.slope
+                central_bound,
+                fourth_order_error(pilot.noise, h4, pilot.fifth),
+                partials_scale(pilot.slope, analytic),
             )
         if fourth:
             self.evaluator.plan(2 * n)

@@ -572,3 +572,20 @@ def test_a_relu_loss_with_units_at_their_kinks_keeps_its_rounding_noise():
     report = check(loss, lambda p: {"x": (p["x"] > 0) * np.arange(1.0, 7.0)}, {"x": x})
     assert report.passed
     assert report["x"].noise < 1e3 * np.finfo(float).eps * loss({"x": x})
+
+
+def test_the_partials_scale_is_the_tensors_not_only_the_pilots_three_elements():
+    # the pilot saw three small partials; the tensor's largest hand-written one sets the scale
+    from gradcheck.core.numerics import partials_scale
+
+    analytic = np.array([1e-3, -0.5, np.nan, 2e-3])
+    assert partials_scale(1e-3, analytic) == 0.5
+    assert partials_scale(0.7, analytic) == 0.7  # a hand-written gradient too small: the pilot's
+    assert partials_scale(0.7, None) == 0.7
+    assert partials_scale(float("nan"), analytic) == 0.5
+    # a central bound of 1e-9 of the pilot's scale but 2e-12 of the tensor's: no fourth order
+    from gradcheck.core.numerics import fourth_order_pays
+
+    central, fourth = np.array([1e-12]), np.array([1e-14])
+    assert fourth_order_pays(central, fourth, 1e-12 / 5e-9)
+    assert not fourth_order_pays(central, fourth, partials_scale(1e-12 / 5e-9, analytic))
