@@ -124,7 +124,7 @@ def step_rule(richardson: bool) -> str:
     return (
         "central differences, h = (3 noise / |f'''|)^(1/3), noise measured (ECnoise), "
         "|f'''| from a pilot ladder on the function's own scale (fourth order at h, 2h where "
-        "that cannot reach 1e-9 of the partials); Richardson on h/4, h/2 "
+        f"that cannot reach {ACCURACY_TRIGGER:g} of the partials); Richardson on h/4, h/2 "
         f"(and 2h, 4h where smooth and still off) {refine}"
     )
 
