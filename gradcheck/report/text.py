@@ -97,6 +97,13 @@ def headline(report: Report) -> str:
     uncertain = sum(p.count("uncertain") for p in report.params)
     verdict = "PASSED" if report.passed else "FAILED"
     parts = [f"gradcheck {verdict}: {len(failed)} of {n} parameters with wrong partials"]
+    blind = unresolved_params(report)
+    if blind:
+        names = ", ".join(blind[:3]) + (", ..." if len(blind) > 3 else "")
+        parts.append(
+            f"{len(blind)} not resolved at this precision ({names}: the smallest error their "
+            "check could see is larger than their partials; see Notes)"
+        )
     if uncertain:
         parts.append(f"{uncertain} elements at kinks (uncertain)")
     if report.subject == "loss":
@@ -107,6 +114,18 @@ def headline(report: Report) -> str:
             f"{report.evaluations} evaluations"
         )
     return ", ".join(parts)
+
+
+def unresolved_params(report: Report) -> list[str]:
+    """Passing parameters whose check could not have seen an error as large as their partials
+    (median smallest detectable relative error above 1: a float32 loss of weights at 1e-4, a
+    loss whose noise swamps them). Their "ok" says nothing; the headline says so."""
+    out = []
+    for p in report.params:
+        summary = p.sensitivity_summary() if not p.failed else None
+        if summary is not None and summary[0] > 1.0:
+            out.append(p.name)
+    return out
 
 
 def summary_rows(report: Report) -> list[list[str]]:

@@ -21,6 +21,7 @@ from gradcheck.report.text import (
     summary_rows,
     visible,
 )
+from tests.helpers.toy import two_layer_net
 
 # --- from test_render.py ----------------------------------------
 
@@ -235,3 +236,20 @@ def test_a_passing_partial_near_zero_reads_small_against_its_tensor_scale():
     assert "err / scale" in text
     assert SCALE_CAPTION in text
     assert report.to_dict()["params"][0]["max_scaled_err"] == pytest.approx(float(row[8]), rel=0.1)
+
+
+def test_the_headline_says_which_passing_parameters_this_precision_cannot_resolve():
+    # a float32 ReLU net at CS231n init: partials ~1e-5 under a loss of 2.3, whose float32
+    # rounding makes the smallest error each check could see ~100x the partials. "PASSED"
+    # alone would read as a verdict on them; the headline names them
+    loss, grad, params = two_layer_net(seed=1, inputs=100, dtype=np.float32)
+    report = check(loss, grad, params)
+    first = report.to_text().splitlines()[0]
+    assert report.passed
+    assert "3 not resolved at this precision (W1, b1, W2:" in first
+    for name in ("W1", "b1", "W2"):
+        median, _ = report[name].sensitivity_summary()
+        assert median > 1.0
+    # the same net in float64 resolves every partial: nothing to say
+    loss, grad, params = two_layer_net(seed=1, inputs=100)
+    assert "not resolved" not in check(loss, grad, params).to_text().splitlines()[0]
