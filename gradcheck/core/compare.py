@@ -164,12 +164,16 @@ class ParamResult:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(scale > 0, self.detectable / np.where(scale > 0, scale, 1.0), np.inf)
 
-    def sensitivity_summary(self) -> tuple[float, float] | None:
+    def sensitivity_summary(self, smooth: bool = False) -> tuple[float, float] | None:
         """Median and worst :attr:`sensitivity` over the elements whose numeric partial is at
         least ``SENSITIVITY_FRACTION`` of the tensor's largest (the partials a check promises
-        to judge relative to their size); ``None`` when there are none."""
+        to judge relative to their size); ``None`` when there are none. ``smooth``: over the
+        elements not at kinks only (an ``uncertain`` element's tolerance spans its one-sided
+        slopes: what it could detect is the kink's business, not the precision's)."""
         numeric = np.abs(self.numeric)
         finite = np.isfinite(numeric)
+        if smooth:
+            finite &= self.codes != CODE["uncertain"]
         if not finite.any() or not numeric[finite].max() > 0:
             return None
         with np.errstate(invalid="ignore"):

@@ -122,7 +122,7 @@ def unresolved_params(report: Report) -> list[str]:
     loss whose noise swamps them). Their "ok" says nothing; the headline says so."""
     out = []
     for p in report.params:
-        summary = p.sensitivity_summary() if not p.failed else None
+        summary = p.sensitivity_summary(smooth=True) if not p.failed else None
         if summary is not None and summary[0] > 1.0:
             out.append(p.name)
     return out

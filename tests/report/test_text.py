@@ -9,9 +9,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from gradcheck import check
+from gradcheck import check, check_problem
 from gradcheck.core.compare import ParamResult, status_codes
 from gradcheck.fast.probe import ProbeSummary
+from gradcheck.protocol import load_references
 from gradcheck.report.model import Report
 from gradcheck.report.text import (
     SCALE_CAPTION,
@@ -253,3 +254,11 @@ def test_the_headline_says_which_passing_parameters_this_precision_cannot_resolv
     # the same net in float64 resolves every partial: nothing to say
     loss, grad, params = two_layer_net(seed=1, inputs=100)
     assert "not resolved" not in check(loss, grad, params).to_text().splitlines()[0]
+    # nor do elements at kinks, whose tolerance spans their one-sided slopes: they are
+    # `uncertain`, and the headline counts them as such
+    at_kinks = check_problem(load_references()["zoo-relu-at-kinks"].build())
+    first = at_kinks.to_text().splitlines()[0]
+    assert at_kinks.passed
+    assert "elements at kinks (uncertain)" in first
+    assert "not resolved" not in first
+    assert at_kinks["x"].sensitivity_summary()[0] > 1.0  # all elements: the kinks' spans
