@@ -268,6 +268,32 @@ class Evaluator:
             out.append(self._serial(name, indices, [p[2] for p in run], restoring))
         return np.concatenate(out) if out else np.empty(0)
 
+    def together(self, changes: Sequence[Point]) -> float:
+        """The loss with every change of ``changes`` written at once (one point spanning
+        several parameters: fast mode's joint probes move every tensor along one direction);
+        one call, counted, evaluated here. Each change is written by its parameter's own
+        writer and the snapshot bits written back in a ``finally``, in reverse order, as in
+        :meth:`_serial`, whatever the loss does."""
+        done = []
+        where = "at a point moving " + ", ".join(repr(name) for name, _, _ in changes)
+        try:
+            for name, index, values in changes:
+                write = self.params.writer(name, bulk=type(index) is not int)
+                [original] = self.params.originals(name, [index])
+                done.append((write, index, original))
+                write(index, values)
+            try:
+                raw = self.loss(self.params.view)
+            except (KeyboardInterrupt, SystemExit, MemoryError, InputError, StateMutationError):
+                raise
+            except Exception as exc:
+                raise LossError(f"loss raised {type(exc).__name__}: {exc} {where}") from exc
+        finally:
+            for write, index, original in reversed(done):
+                write(index, original)
+            self._count(1)
+        return self.accept(raw, where)
+
     def at_elements(self, name: str, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Loss with element ``indices[k]`` of ``name`` set to ``values[k]``, one at a time."""
         if self._executor is not None and not self._here(len(indices)):

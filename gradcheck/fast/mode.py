@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -54,8 +54,9 @@ from gradcheck.core.differences import (
     pilot_evaluations,
     planned_evaluations,
 )
-from gradcheck.core.numerics import Tolerance, coarser_dtype
+from gradcheck.core.numerics import Tolerance, coarser_dtype, evaluation_noise
 from gradcheck.core.params import ParamSet
+from gradcheck.fast import joint
 from gradcheck.fast.localize import FAILING_CODES, Measured, localize, match
 from gradcheck.fast.numerics import miss_threshold, sensitivity
 from gradcheck.fast.probe import (
@@ -97,10 +98,11 @@ MEDIAN_SAMPLE = 4096  # partials the median |partial| is estimated from
 
 
 def planned_fast(params: ParamSet, options: FastOptions, names: list[str] | None = None) -> int:
-    """Loss evaluations of a fast check of a correct net: the baseline, and per tensor (of
-    ``names``, all by default) a pilot and ``probes`` probes."""
-    per_tensor = PILOT_EVALUATIONS + PROBE_EVALUATIONS * options.probes
-    return BASELINE + per_tensor * len(params.names if names is None else names)
+    """Loss evaluations of a fast check of a correct net: the baseline, one pilot and
+    ``probes`` probes, joint over every tensor (of ``names``, all by default;
+    :mod:`gradcheck.fast.joint`), whatever their number."""
+    count = len(params.names if names is None else names)
+    return BASELINE + (PILOT_EVALUATIONS + PROBE_EVALUATIONS * options.probes) * min(count, 1)
 
 
 def choose_mode(
@@ -141,26 +143,135 @@ def fast_results(
     rng = np.random.default_rng(seed)
     names = pset.names if names is None else names
     differences.evaluator.plan(planned_fast(pset, options, names) - BASELINE)
-    results = []
+    results: dict[str, ParamResult] = {}
+    prepared: dict[str, _Prepared] = {}
     for name in names:
         param = pset[name]
         grad = gradients.get(name)
         precision = coarser_dtype(param.dtype, grad_dtypes.get(name))
         if grad is None or grad.shape != param.shape:
             status = "no_gradient" if grad is None else "shape_mismatch"
-            results.append(
-                compare(
-                    param,
-                    grad,
-                    _blank(0, tolerance.relative_floor(precision)),
-                    tolerance,
-                    elements=np.empty(0, dtype=np.intp),
-                    unmeasured={status: param.size},
-                )
+            results[name] = compare(
+                param,
+                grad,
+                _blank(0, tolerance.relative_floor(precision)),
+                tolerance,
+                elements=np.empty(0, dtype=np.intp),
+                unmeasured={status: param.size},
             )
             continue
-        results.append(_tensor(differences, param, grad, precision, tolerance, options, rng))
-    return results
+        analytic = grad.reshape(-1)
+        prepared[name] = _Prepared(
+            param,
+            grad,
+            precision,
+            tensor_of(differences, name, analytic, precision, options.false_alarm),
+            Measured(param, grad, precision, tolerance),
+        )
+    together = [n for n, p in prepared.items() if p.tensor.finite]
+    if len(together) >= 2:
+        results.update(_joint(differences, prepared, together, tolerance, options, rng))
+    own = [n for n in prepared if n not in results]
+    if len(own) > (len(together) < 2):  # the plan counted one pilot and its probes
+        per_tensor = PILOT_EVALUATIONS + PROBE_EVALUATIONS * options.probes
+        differences.evaluator.plan(per_tensor * (len(own) - (len(together) < 2)))
+    for name in own:
+        p = prepared[name]
+        results[name] = _tensor(
+            differences, p.param, p.grad, p.precision, tolerance, options, rng, p.tensor, p.measured
+        )
+    return [results[name] for name in names]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """One tensor with a gradient of its shape: what its checking starts from."""
+
+    param: Any
+    grad: np.ndarray
+    precision: np.dtype
+    tensor: Tensor
+    measured: Measured
+
+
+def _joint(
+    differences: FiniteDifferences,
+    prepared: Mapping[str, _Prepared],
+    names: list[str],
+    tolerance: Tolerance,
+    options: FastOptions,
+    rng: np.random.Generator,
+) -> dict[str, ParamResult]:
+    """The tensors ``names`` settled by joint probes (:mod:`gradcheck.fast.joint`): one pilot
+    and ``probes`` probes along directions over all of them, single errors read off the
+    probes' values and confirmed. The tensors left out of the answer go to the per-tensor
+    machinery: all of them when a failing joint probe is not explained by the elements
+    measured wrong, and each one whose joint sensitivity is more than ``OWN_RATIO`` times
+    what its own probes could state (:func:`gradcheck.fast.joint.needs_own`)."""
+    tensors = [prepared[n].tensor for n in names]
+    measured = [prepared[n].measured for n in names]
+    evaluator = differences.evaluator
+    first = joint.pilot(differences, tensors, [_seed(rng) for _ in names])
+    tops = []
+    for i in range(options.probes):
+        direction = first if i == 0 else first.reseeded([_seed(rng) for _ in names])
+        tops.append((direction, joint.probe(differences, direction)))
+    decoded: list[list[int]] = [[] for _ in names]
+    spent = [0] * len(names)
+    matched_at = None
+    while True:
+        now = [(d, joint.corrected(d, r, measured)) for d, r in tops]
+        failing = next(((d, r) for d, r in now if not r.passed), None)
+        key = tuple(len(m.known) for m in measured)
+        if failing is None or key == matched_at:
+            break
+        matched_at = key  # one error alone may explain every probe: read it off their values
+        for k, claim in joint.candidates(now, measured) or []:
+            before = evaluator.evaluations
+            decoded[k].append(claim.position)
+            wrong = measured[k].confirm(differences, failing[0].segments[k], claim.position, claim)
+            spent[k] += evaluator.evaluations - before
+            if wrong:
+                break
+    if failing is not None:
+        return {}  # not explained: the per-tensor machinery, for every tensor
+    noise = float(
+        evaluation_noise(np.array(evaluator.f0), max(t.eps for t in tensors), tensors[0].tol)
+    )
+    own = {
+        name: [(d.segments[k], joint.for_tensor(d, k, r, measured[k])) for d, r in now]
+        for k, name in enumerate(names)
+    }
+    stated = {
+        name: _sensitivity(prepared[name].tensor, [r for _, r in own[name]], own[name], options)
+        for name in names
+    }
+    largest = max(names, key=lambda n: prepared[n].tensor.finite)
+    out = {}
+    for k, name in enumerate(names):
+        p = prepared[name]
+        best = joint.own_best(p.tensor, options, noise)
+        if joint.needs_own(
+            stated[name]["abs"], best, stated[name]["relative"], stated[largest]["relative"]
+        ):
+            continue
+        out[name] = _result(
+            differences,
+            p.param,
+            p.grad,
+            p.tensor,
+            own[name],
+            measured[k],
+            tolerance,
+            options,
+            ProbeSummary(
+                localization_evaluations=spent[k],
+                decoded=tuple(decoded[k]),
+                joint=len(names),
+            ),
+            [],
+        )
+    return out
 
 
 def _tensor(
@@ -171,10 +282,11 @@ def _tensor(
     tolerance: Tolerance,
     options: FastOptions,
     rng: np.random.Generator,
+    tensor: Tensor,
+    measured: Measured,
 ) -> ParamResult:
-    analytic = grad.reshape(-1)
-    tensor = tensor_of(differences, param.name, analytic, precision, options.false_alarm)
-    measured = Measured(param, grad, precision, tolerance)
+    """One tensor on its own: its pilot, ``probes`` passing probes, localization of failing
+    ones (from the elements ``measured`` so far, e.g. by joint probes)."""
     evaluator = differences.evaluator
     tops: list[tuple[Direction, Record]] = []
     localized = {"evaluations": 0, "probes": 0}
@@ -402,6 +514,7 @@ def _result(
         unresolved=partial.unresolved,
         unchecked=partial.unchecked,
         fallback=partial.fallback,
+        joint=partial.joint,
         sensitivity=_sensitivity(tensor, [r for _, r in corrected if r.passed], tops, options),
     )
     return compare(

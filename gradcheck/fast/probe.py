@@ -368,7 +368,19 @@ class ScaledNorm:
 def _evaluate(
     differences: FiniteDifferences, direction: Direction, weights: Weights, step: float
 ) -> tuple[float, float, Sums]:
-    """The loss at ``x + step w`` and ``x - step w`` over the range.
+    """The loss at ``x + step w`` and ``x - step w`` over the range (:func:`points`)."""
+    up, down, sums = points(direction, weights, step)
+    evaluator = differences.evaluator
+    f_up = float(evaluator.at([up])[0])
+    f_down = float(evaluator.at([down])[0])
+    return f_up, f_down, sums
+
+
+def points(
+    direction: Direction, weights: Weights, step: float
+) -> tuple[tuple[str, slice, Fill], tuple[str, slice, Fill], Sums]:
+    """The changes ``x + step w`` and ``x - step w`` over the range, as evaluator points, and
+    the :class:`Sums` the second one fills in as it is written.
 
     Each point is written chunk by chunk straight into the parameter (a
     :class:`gradcheck.core.params.Fill`: no buffer of the range's size), the direction
@@ -420,10 +432,11 @@ def _evaluate(
             sums.rounding = spread_norm * (2.0 * step)
 
     index = slice(lo, hi)
-    evaluator = differences.evaluator
-    f_up = float(evaluator.at([(t.name, index, Fill(up, hi - lo, dtype))])[0])
-    f_down = float(evaluator.at([(t.name, index, Fill(down, hi - lo, dtype))])[0])
-    return f_up, f_down, sums
+    return (
+        (t.name, index, Fill(up, hi - lo, dtype)),
+        (t.name, index, Fill(down, hi - lo, dtype)),
+        sums,
+    )
 
 
 def pilot(differences: FiniteDifferences, tensor: Tensor, seed: int) -> Direction:
@@ -621,6 +634,7 @@ class ProbeSummary:
     unchecked: tuple[tuple[int, int], ...] = ()  # flat ranges not examined
     fallback: str | None = None  # why localization stopped, if it did
     kinked: bool = False  # a failing probe crossed a kink: every element measured (full)
+    joint: int = 0  # tensors the probes spanned (gradcheck.fast.joint); 0: its own probes
     sensitivity: Mapping[str, float | None] = field(default_factory=dict)
 
     @property
@@ -642,5 +656,6 @@ class ProbeSummary:
             "unchecked": [list(r) for r in self.unchecked],
             "fallback": self.fallback,
             "kinked": self.kinked,
+            "joint": self.joint,
             "sensitivity": dict(self.sensitivity),
         }
