@@ -286,20 +286,21 @@ def own_best(tensor: Tensor, options: FastOptions, noise: float) -> float:
     return sensitivity(tolerance, h, tensor.scale, tensor.eps, t)
 
 
-def needs_own(
-    stated: float | None, best: float, relative: float | None, largest: float | None
-) -> bool:
+def widening(tensors: Sequence[Tensor]) -> np.ndarray:
+    """Per tensor, ``1 / sqrt(f_k)``: how much coarser than along its own segment alone the
+    weights (:func:`segment_weights`) make its sensitivity by design, ``f_k`` its share
+    ``n_k**(1/2) / sum_j n_j**(1/2)`` of the joint tolerance."""
+    roots = np.sqrt(np.array([max(t.finite, 1) for t in tensors], dtype=np.float64))
+    return np.sqrt(roots.sum() / roots)
+
+
+def needs_own(stated: float | None, best: float, widened: float) -> bool:
     """Whether a tensor gets its own probes after the joint ones passed: it has no finite
-    joint sensitivity (``stated``), or that is more than ``OWN_RATIO`` times what its own
-    probes could state at best (``best``, :func:`own_best`) *and* coarser, relative to its
-    median partial (``relative``), than the joint probes see the largest tensor (``largest``):
-    a tensor seen at least as finely as the net's largest one keeps the joint guarantee, even
-    when its own probes would see it finer still (the weights give small tensors the larger
-    widening on purpose, :func:`segment_weights`)."""
+    joint sensitivity (``stated``), or that is more than ``OWN_RATIO`` times ``widened`` (its
+    designed widening, :func:`widening`) coarser than what its own probes could state at best
+    (``best``, :func:`own_best`, a lower bound of the real one, hence the margin): the joint
+    direction then sees it far worse than the weights intended (a step forced small by
+    another tensor's curvature, a tensor whose partials dwarf the others')."""
     if stated is None or not math.isfinite(stated):
         return True
-    if stated <= OWN_RATIO * best:
-        return False
-    if relative is None or largest is None:
-        return True
-    return relative > largest
+    return not stated <= OWN_RATIO * widened * best

@@ -246,14 +246,12 @@ def _joint(
         name: _sensitivity(prepared[name].tensor, [r for _, r in own[name]], own[name], options)
         for name in names
     }
-    largest = max(names, key=lambda n: prepared[n].tensor.finite)
+    widened = joint.widening(tensors)
     out = {}
     for k, name in enumerate(names):
         p = prepared[name]
         best = joint.own_best(p.tensor, options, noise)
-        if joint.needs_own(
-            stated[name]["abs"], best, stated[name]["relative"], stated[largest]["relative"]
-        ):
+        if joint.needs_own(stated[name]["abs"], best, float(widened[k])):
             continue
         out[name] = _result(
             differences,

@@ -58,7 +58,8 @@ def test_correct_net_passes_with_every_element_probed(dtype, seed):
         assert all(d["passed"] for d in p.probe.probes)
         # float32 losses round to ~1e-5 of |f|: a probe sees errors of a partial's own size
         assert 0 < p.probe.sensitivity["relative"] < (1e-2 if dtype == np.float64 else 10)
-    assert report.evaluations == BASELINE + len(params) * PER_TENSOR
+        assert p.probe.joint == len(params)  # one joint pilot and its probes for all six
+    assert report.evaluations == BASELINE + PER_TENSOR <= 12
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -130,17 +131,32 @@ def test_asker_nets_with_scalar_parameters():
 
 
 def test_small_nets_get_the_full_check_and_the_report_says_why():
-    refs = load_references()
-    net = refs["asker-corrected"].build()  # 14 scalars: 66 full evaluations (pilot 36), 142 fast
-    report = gradcheck.check(net.loss, net.grad, net.params, mode="fast")
+    def cube(p):
+        return p["a"] ** 3
+
+    def slope(p):
+        return {"a": 3 * p["a"] ** 2}
+
+    # one scalar: the full check plans 16 evaluations, fast mode with 5 probes 16
+    five = FastOptions(probes=5)
+    report = gradcheck.check(cube, slope, {"a": 1.5}, mode="fast", fast=five)
     assert report.options["mode"] == "full"
-    assert "full check run: it plans 66 loss evaluations" in report.options["mode_reason"]
+    assert "no more than fast mode's 16 for a correct net" in report.options["mode_reason"]
     assert all(p.probe is None and p.elements is None for p in report.params)
     assert report.options["mode_reason"] in report.to_text()
-    big = TanhMLP()  # 965 parameters in 6 tensors: 62 fast, 1944 full
+    # the asker's 14 scalars: 66 full evaluations (pilot 36) against 12 for joint probes
+    net = load_references()["asker-corrected"].build()
+    report = gradcheck.check(net.loss, net.grad, net.params, mode="fast")
+    assert report.options["mode"] == "fast"
+    assert (
+        "12 planned evaluations for a correct net against 66 full" in report.options["mode_reason"]
+    )
+    assert report.passed
+    assert report.evaluations <= 12
+    big = TanhMLP()  # 965 parameters in 6 tensors: 12 fast, 1944 full
     report = gradcheck.check(big.loss, big.grad, big.params(), mode="fast")
     assert report.options["mode"] == "fast"
-    assert "62 planned evaluations" in report.options["mode_reason"]
+    assert "12 planned evaluations" in report.options["mode_reason"]
 
 
 def test_unusable_gradients_are_reported_without_probing():
