@@ -385,6 +385,8 @@ def fast_lines(report: Report) -> list[str]:
         summary = p.probe
         passed = sum(1 for d in summary.probes if d["passed"])
         line = f"{p.name}: {passed} of {len(summary.probes)} random-direction probe(s) passed"
+        if summary.joint:
+            line += f" (joint over {summary.joint} tensors)"
         sens = summary.sensitivity
         if sens.get("abs") is not None:
             line += (
