@@ -164,6 +164,7 @@ class Evaluator:
         self._worker_count: int | None = None
         self._call_seconds = math.nan  # the fastest loss call of the baseline
         self._evaluations = 0
+        self._spot_checks = 0
         self._planned = 0
         self._f0 = float("nan")
         self._loss_dtype = _FLOAT64
@@ -173,6 +174,12 @@ class Evaluator:
     def evaluations(self) -> int:
         """Loss calls made so far (the baseline's included)."""
         return self._evaluations
+
+    @property
+    def spot_checks(self) -> int:
+        """Loss calls made only to spot-check the executor's first wave: a per-tensor cost in
+        a report leaves them out, so the report is the same with or without an executor."""
+        return self._spot_checks
 
     @property
     def planned(self) -> int:
@@ -276,18 +283,17 @@ class Evaluator:
         :meth:`_serial`, whatever the loss does."""
         done = []
         where = "at a point moving " + ", ".join(repr(name) for name, _, _ in changes)
+        for name, index, values in changes:
+            write = self.params.writer(name, bulk=type(index) is not int)
+            [original] = self.params.originals(name, [index])
+            write(index, values)  # an interrupt before the try: restore_all puts it back
+            done.append((write, index, original))
         try:
-            for name, index, values in changes:
-                write = self.params.writer(name, bulk=type(index) is not int)
-                [original] = self.params.originals(name, [index])
-                done.append((write, index, original))
-                write(index, values)
-            try:
-                raw = self.loss(self.params.view)
-            except (KeyboardInterrupt, SystemExit, MemoryError, InputError, StateMutationError):
-                raise
-            except Exception as exc:
-                raise LossError(f"loss raised {type(exc).__name__}: {exc} {where}") from exc
+            raw = self.loss(self.params.view)
+        except (KeyboardInterrupt, SystemExit, MemoryError, InputError, StateMutationError):
+            raise
+        except Exception as exc:
+            raise LossError(f"loss raised {type(exc).__name__}: {exc} {where}") from exc
         finally:
             for write, index, original in reversed(done):
                 write(index, original)
@@ -446,6 +452,7 @@ class Evaluator:
         if first and count:
             spot = point(runs, 0)
             here = self.at([spot], here=True)[0]
+            self._spot_checks += 1
             if np.float64(here).tobytes() != np.float64(out[0]).tobytes():
                 raise InputError(
                     f"the loss gave {out[0]!r} in a worker and {here!r} here "

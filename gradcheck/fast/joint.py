@@ -232,6 +232,77 @@ def probe(differences: FiniteDifferences, joint: Joint) -> Record:
     return Record(0, size, discrepancy, tolerance, values=(f_up, f_down, _taken(joint, sums)))
 
 
+def restricted(joint: Joint, members: Sequence[int]) -> Joint:
+    """``joint`` moving only the segments ``members`` (the others weighted 0, half step 0), at
+    the same steps and seeds: its probe measures those tensors' share of the joint probe's
+    discrepancy."""
+    keep = set(members)
+    return Joint(
+        tuple(d if k in keep else replace(d, half_step=0.0) for k, d in enumerate(joint.segments)),
+        tuple(c if k in keep else 0.0 for k, c in enumerate(joint.weights)),
+        joint.half_step,
+        joint.third,
+    )
+
+
+def involved(
+    differences: FiniteDifferences,
+    tops: list[tuple[Joint, Record]],
+    measured: Sequence[Measured],
+) -> tuple[list[int], dict[int, dict[int, Record]]]:
+    """Which tensors a failing joint probe ratio matching did not explain points at, by
+    bisection over the tensors: the failing probes (``tops``' indices) restricted to the first
+    half of a failing group's tensors are probed (2 evaluations each), the second half's share
+    inferred as the difference (within both tolerances; probed too when both halves seem to
+    pass), as :mod:`gradcheck.fast.localize` bisects a range.
+
+    Returns the tensors left failing on their own (for the per-tensor machinery; every tensor of
+    a group whose halves both passed where the group failed, errors spread thin or a crossed
+    kink), and, for each other tensor, its passing record of every failing probe (restricted
+    to a group it belongs to): with the joint probes that passed, those are the probes its
+    stated sensitivity rests on."""
+    failing = {j: r for j, (_, r) in enumerate(tops) if not r.passed}
+    size = len(tops[0][0].segments)
+    groups = [(list(range(size)), failing)]
+    out: list[int] = []
+    settled: dict[int, dict[int, Record]] = {}
+    while groups:
+        members, records = groups.pop()
+        if all(r.passed for r in records.values()):
+            settled.update({k: records for k in members})
+            continue
+        if len(members) == 1:
+            out += members
+            continue
+        left, right = members[: len(members) // 2], members[len(members) // 2 :]
+        lefts = {j: _share(differences, tops[j][0], left, measured) for j in records}
+        rights = {
+            j: replace(
+                r,
+                discrepancy=r.discrepancy - lefts[j].discrepancy,
+                tolerance=r.tolerance + lefts[j].tolerance,
+                values=None,
+            )
+            for j, r in records.items()
+        }
+        if all(r.passed for r in [*lefts.values(), *rights.values()]):
+            # inference proves nothing: probe the second half
+            rights = {j: _share(differences, tops[j][0], right, measured) for j in records}
+            if all(r.passed for r in rights.values()):
+                out += members  # both halves pass where the group failed: per tensor
+                continue
+        groups += [(right, rights), (left, lefts)]
+    return sorted(out), settled
+
+
+def _share(
+    differences: FiniteDifferences, joint: Joint, members: list[int], measured: Sequence[Measured]
+) -> Record:
+    """The joint probe restricted to ``members``, the errors measured so far removed."""
+    part = restricted(joint, members)
+    return corrected(part, probe(differences, part), measured)
+
+
 def corrected(joint: Joint, record: Record, measured: Sequence[Measured]) -> Record:
     """``record`` with every segment's known wrong elements removed (their measured error
     times their span, and their bound times |span| added to the tolerance): no evaluation."""

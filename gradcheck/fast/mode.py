@@ -227,28 +227,43 @@ def _joint(
             break
         matched_at = key  # one error alone may explain every probe: read it off their values
         for k, claim in joint.candidates(now, measured) or []:
-            before = evaluator.evaluations
+            before = evaluator.evaluations - evaluator.spot_checks
             decoded[k].append(claim.position)
             wrong = measured[k].confirm(differences, failing[0].segments[k], claim.position, claim)
-            spent[k] += evaluator.evaluations - before
+            spent[k] += evaluator.evaluations - evaluator.spot_checks - before
             if wrong:
                 break
+    settled: dict[int, dict[int, Record]] = {}
     if failing is not None:
-        return {}  # not explained: the per-tensor machinery, for every tensor
+        # not explained by one element: which tensors does it point at? (bisection over the
+        # tensors); those go to the per-tensor machinery, the others keep the joint probes
+        before = evaluator.evaluations - evaluator.spot_checks
+        evaluator.plan(2 * PROBE_EVALUATIONS * len(names).bit_length())
+        left, settled = joint.involved(differences, now, measured)
+        share = (evaluator.evaluations - evaluator.spot_checks - before) / len(names)
+        spent = [int(s + share) for s in spent]
+        if len(left) == len(names):
+            return {}
     noise = float(
         evaluation_noise(np.array(evaluator.f0), max(t.eps for t in tensors), tensors[0].tol)
     )
     own = {
-        name: [(d.segments[k], joint.for_tensor(d, k, r, measured[k])) for d, r in now]
+        name: [
+            (d.segments[k], joint.for_tensor(d, k, settled.get(k, {}).get(j, r), measured[k]))
+            for j, (d, r) in enumerate(now)
+        ]
         for k, name in enumerate(names)
+        if failing is None or k in settled
     }
     stated = {
         name: _sensitivity(prepared[name].tensor, [r for _, r in own[name]], own[name], options)
-        for name in names
+        for name in own
     }
     widened = joint.widening(tensors)
     out = {}
     for k, name in enumerate(names):
+        if name not in own:
+            continue
         p = prepared[name]
         best = joint.own_best(p.tensor, options, noise)
         if joint.needs_own(stated[name]["abs"], best, float(widened[k])):
