@@ -1,4 +1,14 @@
-"""``check(mode="fast")``: per-tensor random-direction probes, localization where one fails.
+"""``check(mode="fast")``: random-direction probes, joint over every tensor, localization where
+one fails.
+
+First, joint probes (:mod:`gradcheck.fast.joint`, for two tensors or more with a usable
+gradient): one pilot and ``probes`` probes along directions over every tensor at once, each
+tensor a weighted segment; a failure one element explains is read off the probes' values
+(ratio matching over the concatenation) and confirmed; a failure it does not explain is
+narrowed to its tensors by bisection over them. Every tensor the joint probes do not settle
+(those it points at, and any whose joint sensitivity is far coarser than its own probes could
+state, :func:`gradcheck.fast.joint.needs_own`) gets the per-tensor procedure below, starting
+from the elements measured so far.
 
 Per tensor: one pilot fixes the step (:func:`gradcheck.fast.probe.pilot`), then independent
 random directions are probed until ``probes`` of them pass. A failing one is localized
@@ -12,8 +22,9 @@ Element statuses in fast mode:
 * ``wrong`` / ``ok`` / ``uncertain`` / ``nonfinite``: measured one by one with the full check's
   rule (named by localization, or sampled; a non-finite hand-written partial needs no
   measurement);
-* ``probed``: not measured on its own, covered by the ``probes`` passing directions. What that
-  proves is the tensor's stated sensitivity: errors ``e`` with ``||e * max(1, |x|)||_2`` above it
+* ``probed``: not measured on its own, covered by the ``probes`` passing directions (joint or
+  its own: ``ProbeSummary.joint``). What that proves is the tensor's stated sensitivity,
+  computed from those probes' tolerance and the tensor's own segment of them: errors ``e`` with ``||e * max(1, |x|)||_2`` above it
   pass all of them with probability at most ``miss`` (:func:`gradcheck.fast.numerics.sensitivity`;
   one element at the tensor's median partial, as a fraction of it, in ``sensitivity["relative"]``);
 * ``unchecked``: not examined (a failing range localization gave up on, see ``fallback``).
@@ -35,7 +46,8 @@ summary): never worse than the full check, at its price for that tensor. A failu
 test does not explain still fails the tensor (localization, then ``unresolved``).
 
 When to run fast at all (:func:`choose_mode`): the full check measures every element; when it
-plans no more loss evaluations than fast mode would for a correct net, it is run instead.
+plans no more loss evaluations than fast mode would for a correct net (one joint pilot and
+its probes: 12 by default, whatever the number of tensors), it is run instead.
 """
 
 from __future__ import annotations
