@@ -25,8 +25,9 @@ Element statuses in fast mode:
 * ``probed``: not measured on its own, covered by the ``probes`` passing directions (joint or
   its own: ``ProbeSummary.joint``). What that proves is the tensor's stated sensitivity,
   computed from those probes' tolerance and the tensor's own segment of them: errors ``e``
-  with ``||e * max(1, |x|)||_2`` above it pass all of them with probability at most ``miss`` (:func:`gradcheck.fast.numerics.sensitivity`;
-  one element at the tensor's median partial, as a fraction of it, in ``sensitivity["relative"]``);
+  with ``||e * max(1, |x|)||_2`` above it pass all of them with probability at most ``miss``
+  (:func:`gradcheck.fast.numerics.sensitivity`; one element at the tensor's median partial,
+  as a fraction of it, in ``sensitivity["relative"]``);
 * ``unchecked``: not examined (a failing range localization gave up on, see ``fallback``).
 
 Neither ``probed`` nor ``unchecked`` fails a report; a failing probe that localization did not
