@@ -60,11 +60,21 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
         return False
     if not (a.flags.c_contiguous and b.flags.c_contiguous):
         return a.tobytes() == b.tobytes()
-    left, right = a.reshape(-1).view(np.uint8), b.reshape(-1).view(np.uint8)
+    word = _widest_word(a.nbytes)
+    left, right = a.reshape(-1).view(word), b.reshape(-1).view(word)
+    step = COMPARE_BYTES // word.itemsize
     return all(
-        np.array_equal(left[i : i + COMPARE_BYTES], right[i : i + COMPARE_BYTES])
-        for i in range(0, left.size, COMPARE_BYTES)
+        np.array_equal(left[i : i + step], right[i : i + step]) for i in range(0, left.size, step)
     )
+
+
+def _widest_word(nbytes: int) -> np.dtype:
+    """The widest unsigned integer whose size divides ``nbytes``: bits compared 8 bytes at a
+    time instead of one (a mask of an eighth of the size, a pass an eighth as long)."""
+    for word in (np.uint64, np.uint32, np.uint16):
+        if nbytes % np.dtype(word).itemsize == 0:
+            return np.dtype(word)
+    return np.dtype(np.uint8)
 
 
 def element_label(name: str, shape: tuple[int, ...], flat: int) -> str:
@@ -187,9 +197,8 @@ def _as_param(name: Any, value: Any) -> Param:
         raise InputError(f"parameter {name!r} has dtype {kind}; {hint}")
     if array.size == 0:
         raise InputError(f"parameter {name!r} is empty (shape {array.shape}); nothing to check")
-    finite = np.isfinite(array)
-    if not finite.all():
-        first = int(np.flatnonzero(~finite)[0])
+    if not _all_finite(array):
+        first = int(np.flatnonzero(~np.isfinite(array))[0])
         index = ", ".join(str(i) for i in np.unravel_index(first, array.shape))
         label = f"{name}[{index}]" if array.ndim else name
         raise InputError(
@@ -214,6 +223,12 @@ def _as_param(name: Any, value: Any) -> Param:
         in_place=in_place,
         notes=notes,
     )
+
+
+def _all_finite(array: np.ndarray) -> bool:
+    """Whether every element is finite, from two reductions (a NaN reaches both, an infinity
+    one of them): no mask of the array's size."""
+    return bool(np.isfinite(array.max()) and np.isfinite(array.min()))
 
 
 def _overlaps_itself(array: np.ndarray) -> bool:

@@ -2,9 +2,9 @@
 
 A direction over a tensor's ``n`` elements is ``w = z * max(1, |x|) / sqrt(n)``, ``z`` uniform on
 ``[-sqrt(3), sqrt(3)]`` (unit variance; zero where the hand-written partial is not finite). It
-is never stored: ``z`` is drawn in chunks of ``CHUNK`` elements, chunk ``c`` from
-``default_rng([seed, c])``, so any range of it is regenerated from the direction's seed in
-``O(range)`` time and ``O(CHUNK)`` memory.
+is never stored: ``z`` is drawn in chunks of ``CHUNK`` elements from one PCG64 stream of the
+direction's seed (32 bits per element, chunk ``c`` reached by ``advance``), so any range of it
+is regenerated from the seed in ``O(range)`` time and ``O(CHUNK)`` memory.
 
 A probe of the positions ``lo:hi`` (optionally weighted ``c_g`` per group, for decoding) writes
 ``x + h w`` there, calls the loss, writes ``x - h w``, calls it again, and compares
@@ -183,17 +183,22 @@ class Tensor:
 
 
 class _Mover:
-    """``step * z * s`` in the parameter's dtype, into a reused work buffer."""
+    """``step * z * s`` in the parameter's dtype, into reused work buffers (no temporary per
+    piece)."""
 
     def __init__(self, dtype: np.dtype, step: float):
         self.step = step
         self.work = np.empty(CHUNK)
+        self.steps = np.empty(CHUNK)  # step * s, where s is an array
         self.narrow = np.empty(CHUNK, dtype=dtype) if dtype != self.work.dtype else None
 
     def __call__(self, z: np.ndarray, s: np.ndarray | float) -> np.ndarray:
         move = self.work[: z.size]
         with np.errstate(over="ignore"):  # past the dtype's range: an infinite, failing point
-            np.multiply(z, self.step * s, out=move)
+            if isinstance(s, float):
+                np.multiply(z, self.step * s, out=move)
+            else:  # step * s elementwise, as the scalar case: the same bits
+                np.multiply(z, np.multiply(s, self.step, out=self.steps[: z.size]), out=move)
             if self.narrow is None:
                 return move
             np.copyto(self.narrow[: z.size], move, casting="same_kind")
@@ -297,16 +302,22 @@ def tensor_of(
     x = param.snapshot.reshape(-1)
     nonfinite, unit = [], np.zeros(-(-x.size // CHUNK), dtype=bool)
     spread = ScaledNorm()
+    magnitude, scaled = np.empty(CHUNK), np.empty(CHUNK)
     for c in range(unit.size):
         a, b = c * CHUNK, min((c + 1) * CHUNK, x.size)
-        piece = analytic[a:b].astype(np.float64)
-        bad = ~np.isfinite(piece)
-        if bad.any():
+        piece = analytic[a:b]
+        if not _all_finite(piece):
+            piece = piece.astype(np.float64)
+            bad = ~np.isfinite(piece)
             nonfinite.append(np.flatnonzero(bad) + a)
             piece[bad] = 0.0
-        magnitude = np.abs(x[a:b].astype(np.float64))
-        unit[c] = bool(magnitude.max() <= 1.0)
-        spread.add(piece if unit[c] else piece * np.maximum(1.0, magnitude))
+        m = np.abs(x[a:b], out=magnitude[: b - a], dtype=np.float64)
+        unit[c] = bool(m.max() <= 1.0)
+        if unit[c]:  # in float64, as the sums are
+            spread.add(piece if piece.dtype == np.float64 else piece.astype(np.float64))
+        else:
+            with np.errstate(over="ignore"):  # past float64: the norm is infinite, as before
+                spread.add(np.multiply(piece, np.maximum(m, 1.0, out=m), out=scaled[: b - a]))
     positions = np.concatenate(nonfinite) if nonfinite else np.empty(0, dtype=np.intp)
     finite = x.size - positions.size
     scale = direction_scale(finite)
@@ -324,6 +335,12 @@ def tensor_of(
         unit=unit,
         spread=spread.value * scale,
     )
+
+
+def _all_finite(values: np.ndarray) -> bool:
+    """Whether every value is finite, from two reductions (a NaN propagates to both, an
+    infinity reaches one): no mask of the values' size."""
+    return bool(np.isfinite(values.max()) and np.isfinite(values.min()))
 
 
 @dataclass
@@ -348,7 +365,7 @@ class ScaledNorm:
     def add(self, values: np.ndarray) -> None:
         if not values.size:
             return
-        top = float(np.max(np.abs(values)))
+        top = max(float(values.max()), -float(values.min()))  # max |v|, without a temporary
         if not np.isfinite(top):
             self.largest, self.squares = float("inf"), 1.0
             return
@@ -392,7 +409,7 @@ def _evaluate(
         partial = t.finite < t.x.size
         mover = _Mover(dtype, step)
         point = np.empty(CHUNK, dtype=dtype)  # x + move, again, for the spans
-        span = np.empty(CHUNK)
+        span, w = np.empty(CHUNK), np.empty(CHUNK)
         with np.errstate(over="ignore", invalid="ignore"):
             for a, b, z, s in direction.chunks(weights):
                 move = mover(z, s)
@@ -413,9 +430,9 @@ def _evaluate(
                     sums.taken += float(span[:n] @ z) * s
                     sums.norm += float(z @ z) * s * s
                 else:
-                    w = z * s
-                    sums.taken += float(span[:n] @ w)
-                    sums.norm += float(w @ w)
+                    np.multiply(z, s, out=w[:n])
+                    sums.taken += float(span[:n] @ w[:n])
+                    sums.norm += float(w[:n] @ w[:n])
             spread_norm = t.spread if whole and t.spread is not None else scaled.value
             sums.rounding = spread_norm * (2.0 * step)
 
