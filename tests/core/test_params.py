@@ -310,3 +310,31 @@ def test_changed_compares_bits_without_copying_and_sees_a_sign_flip_of_zero():
     w[3] = 0.0  # equal as numbers, not as bits
     assert pset.changed() == ["w"]
     pset.finish()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", [0, 2, -1])
+def test_a_nonfinite_element_anywhere_is_refused_without_a_mask(bad, where):
+    # the finiteness check is two reductions (max, min): a NaN must reach both, an infinity
+    # of either sign one of them, at the first element, inside, or at the last
+    w = np.linspace(-1.0, 1.0, 7, dtype=np.float32)
+    w[where] = bad
+    with pytest.raises(InputError, match="expected finite values"):
+        ParamSet({"w": w})
+
+
+@pytest.mark.parametrize("size", [1, 3, 4, 5, 2 * (1 << 17) + 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_changed_sees_one_flipped_bit_in_any_byte_whatever_the_word_size(size, dtype):
+    # same_bits compares 8-, 4- or 2-byte words as the array's byte length allows: a flip of
+    # the lowest bit of the first, a middle or the last element (odd float32 lengths end on a
+    # 4-byte word) is still seen, across a compare block's edge too
+    w = np.linspace(-1.0, 1.0, size).astype(dtype)
+    pset = ParamSet({"w": w})
+    for k in sorted({0, size // 2, size - 1}):
+        bits = w.view(np.uint32 if dtype == np.float32 else np.uint64)
+        bits[k] ^= 1
+        assert pset.changed() == ["w"]
+        bits[k] ^= 1
+        assert pset.changed() == []
+    pset.finish()
