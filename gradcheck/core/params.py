@@ -197,8 +197,9 @@ def _as_param(name: Any, value: Any) -> Param:
         raise InputError(f"parameter {name!r} has dtype {kind}; {hint}")
     if array.size == 0:
         raise InputError(f"parameter {name!r} is empty (shape {array.shape}); nothing to check")
-    if not _all_finite(array):
-        first = int(np.flatnonzero(~np.isfinite(array))[0])
+    finite = np.isfinite(array)
+    if not finite.all():
+        first = int(np.flatnonzero(~finite)[0])
         index = ", ".join(str(i) for i in np.unravel_index(first, array.shape))
         label = f"{name}[{index}]" if array.ndim else name
         raise InputError(
@@ -223,12 +224,6 @@ def _as_param(name: Any, value: Any) -> Param:
         in_place=in_place,
         notes=notes,
     )
-
-
-def _all_finite(array: np.ndarray) -> bool:
-    """Whether every element is finite, from two reductions (a NaN reaches both, an infinity
-    one of them): no mask of the array's size."""
-    return bool(np.isfinite(array.max()) and np.isfinite(array.min()))
 
 
 def _overlaps_itself(array: np.ndarray) -> bool:

@@ -192,7 +192,7 @@ def test_uniform_weights_have_unit_variance_and_every_range_regenerates_alike():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_tensor_of_reads_nonfinite_partials_unit_chunks_and_spread_as_the_dense_formulas(dtype):
-    # tensor_of finds non-finite partials from two reductions per chunk and sums the spread
+    # tensor_of finds non-finite partials with one mask per chunk and sums the spread
     # without a temporary of the chunk's size: the same positions, flags and norm (bit for
     # bit) as the formulas on whole arrays, with a NaN and infinities at a chunk's first and
     # the tensor's last element and |x| > 1 in one chunk only
