@@ -32,10 +32,23 @@ class Fill:
     the parameter's own slice, so a point that moves a whole tensor needs no buffer of the
     tensor's size (fast mode's probes). :meth:`materialise` makes the buffer where writing in
     place is not possible (a scalar, an array that is not C-contiguous, an executor's worker).
+
+    ``follow(out)``, when given, writes the same values into an ``out`` that holds the point
+    evaluated just before over the same slice (its restore skipped, see
+    :class:`gradcheck.core.evaluation.Evaluator`): a probe's second point is then derived from
+    its first in place instead of computed from scratch. It must write exactly what ``fill``
+    writes.
     """
 
-    def __init__(self, write: Callable[[np.ndarray], None], size: int, dtype: np.dtype):
+    def __init__(
+        self,
+        write: Callable[[np.ndarray], None],
+        size: int,
+        dtype: np.dtype,
+        follow: Callable[[np.ndarray], None] | None = None,
+    ):
         self.write, self.size, self.dtype = write, int(size), np.dtype(dtype)
+        self.follow = follow
 
     def __call__(self, out: np.ndarray) -> None:
         self.write(out)
@@ -46,8 +59,19 @@ class Fill:
         return out
 
 
+class Following:
+    """A :class:`Fill` with a ``follow``, written where the parameter still holds the point
+    before it: :meth:`ParamSet.writer` calls ``follow`` when it writes in place, and writes the
+    whole point otherwise."""
+
+    def __init__(self, fill: Fill):
+        self.fill = fill
+
+
 def _values(values: Any) -> Any:
     """What to write for ``values``: a :class:`Fill` becomes its buffer."""
+    if isinstance(values, Following):
+        values = values.fill
     return values.materialise() if isinstance(values, Fill) else values
 
 
@@ -387,6 +411,8 @@ class ParamSet:
             def write_bulk(index: Any, values: Any) -> None:
                 if not array.flags.writeable:  # the view keeps its own flag: ask the array's
                     flat[index] = _values(values)  # raises, as a frozen array must
+                elif isinstance(values, Following) and isinstance(index, slice):
+                    values.fill.follow(line[index])  # from the point the slice holds
                 elif isinstance(values, Fill) and isinstance(index, slice):
                     values(line[index])  # written in place: no buffer of the slice's size
                 else:

@@ -7,12 +7,13 @@ direction's seed (32 bits per element, chunk ``c`` reached by ``advance``), so a
 is regenerated from the seed in ``O(range)`` time and ``O(CHUNK)`` memory.
 
 A probe of the positions ``lo:hi`` (optionally weighted ``c_g`` per group, for decoding) writes
-``x + h w`` there, calls the loss, writes ``x - h w``, calls it again, and compares
-``D = f(x + h w) - f(x - h w)`` with ``A = a . span`` (``span`` the displacement actually taken
-in the parameter's dtype, so rounding of the points costs nothing): two loss evaluations. The
-points are written chunk by chunk straight into the parameter (a
-:class:`gradcheck.core.params.Fill`), and the sums ride on the second point's pass: no
-temporary of the range's size, whatever the tensor's size.
+``u = x + h w`` there, calls the loss, writes ``d = x - (u - x)`` (the displacement ``u``
+actually took, mirrored), calls it again, and compares ``D = f(u) - f(d)`` with
+``A = a . span`` (``span = u - d``, the displacement actually taken in the parameter's dtype,
+so rounding of the points costs nothing): two loss evaluations. The first point is written
+chunk by chunk straight into the parameter (a :class:`gradcheck.core.params.Fill`) and the
+sums ride on its pass; the second is derived from the first in place (no draw of the
+direction again): no temporary of the range's size, whatever the tensor's size.
 
 The step comes from a pilot (four evaluations, central differences at ``hp`` and ``2hp``,
 :func:`gradcheck.fast.numerics.pilot_step`) that measures ``F'''`` along a direction, and
@@ -270,7 +271,7 @@ class Direction:
             yield a, b, mover(z, s)
 
     def spans_at(self, weights: Weights, positions: np.ndarray, step: float) -> np.ndarray:
-        """The spans ``(x + step w) - (x - step w)`` of a few ``positions`` (float64)."""
+        """The spans ``u - d`` of a few ``positions`` (float64, see :func:`span_of`)."""
         out = np.zeros(positions.size)
         x = self.tensor.x
         for c in np.unique(positions // CHUNK):
@@ -282,9 +283,7 @@ class Direction:
                 picks = positions[inside]
                 ok = (picks >= lo) & (picks < hi)
                 k = picks[ok] - lo
-                up = (x[lo:hi][k] + move[k]).astype(np.float64)
-                down = (x[lo:hi][k] - move[k]).astype(np.float64)
-                out[np.flatnonzero(inside)[ok]] = up - down
+                out[np.flatnonzero(inside)[ok]] = span_of(x[lo:hi][k], move[k])
         return out
 
 
@@ -376,15 +375,37 @@ class ScaledNorm:
         return self.largest * float(np.sqrt(self.squares))
 
 
+def mirrored(x: np.ndarray, up: np.ndarray, away: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """A probe's second point ``d = x - (u - x)`` from its first ``u = x + step w``, in the
+    parameter's dtype, into ``out`` (which may be ``up`` itself; ``away`` is a work buffer):
+    the displacement the first point actually took, mirrored. Derived from ``u`` alone, it
+    needs no draw of the direction, so the second point of a pair is written from the first
+    one in place (:class:`gradcheck.core.params.Fill`'s ``follow``). Both points are
+    whatever rounding made them: the sums take ``span = u - d`` as they were written."""
+    np.subtract(up, x, out=away)
+    return np.subtract(x, away, out=out)
+
+
+def span_of(x: np.ndarray, move: np.ndarray) -> np.ndarray:
+    """``u - d`` in float64 for ``u = x + move`` and ``d`` :func:`mirrored`: the displacement
+    between a probe's two points, in the parameter's dtype's exact values."""
+    up = x + move
+    return up.astype(np.float64) - (x - (up - x)).astype(np.float64)
+
+
 def _evaluate(
     differences: FiniteDifferences, direction: Direction, weights: Weights, step: float
 ) -> tuple[float, float, Sums]:
-    """The loss at ``x + step w`` and ``x - step w`` over the range.
+    """The loss at ``u = x + step w`` and at ``d = x - (u - x)`` over the range.
 
-    Each point is written chunk by chunk straight into the parameter (a
+    The first point is written chunk by chunk straight into the parameter (a
     :class:`gradcheck.core.params.Fill`: no buffer of the range's size), the direction
-    regenerated for each; the sums ride on the second point's pass, which recomputes the first
-    point chunk by chunk for the spans. A tensor-wide probe without group weights takes the
+    regenerated for it, and the sums ride on that pass (``d`` is computed there too, chunk by
+    chunk, for the spans). The second point is written from the first in place
+    (:func:`mirrored`: two operations per element, no draw), the evaluator leaving the first
+    point in the slice instead of restoring it in between; where it cannot be written in
+    place (an executor's worker, an array that is not C-contiguous) it is computed whole from
+    the direction, to the same bits. A tensor-wide probe without group weights takes the
     hand-written rounding's scale from ``Tensor.spread`` instead of summing it again."""
     t = direction.tensor
     lo, hi = weights.lo, weights.hi
@@ -393,24 +414,19 @@ def _evaluate(
     sums = Sums()
 
     def up(out: np.ndarray) -> None:
-        with np.errstate(over="ignore", invalid="ignore"):
-            for a, b, move in direction.moves(weights, step):
-                np.add(t.x[a:b], move, out=out[a - lo : b - lo])
-
-    def down(out: np.ndarray) -> None:
         sums.analytic = sums.taken = sums.norm = 0.0
         scaled = ScaledNorm()
         partial = t.finite < t.x.size
         mover = _Mover(dtype, step)
-        point = np.empty(CHUNK, dtype=dtype)  # x + move, again, for the spans
+        away, down = np.empty(CHUNK, dtype=dtype), np.empty(CHUNK, dtype=dtype)
         span, w = np.empty(CHUNK), np.empty(CHUNK)
         with np.errstate(over="ignore", invalid="ignore"):
             for a, b, z, s in direction.chunks(weights):
                 move = mover(z, s)
                 piece, x, n = out[a - lo : b - lo], t.x[a:b], b - a
-                np.subtract(x, move, out=piece)
-                np.add(x, move, out=point[:n])
-                np.subtract(point[:n], piece, out=span[:n], dtype=np.float64)
+                np.add(x, move, out=piece)
+                mirrored(x, piece, away[:n], down[:n])
+                np.subtract(piece, down[:n], out=span[:n], dtype=np.float64)
                 a_piece = t.analytic[a:b]
                 if partial:
                     a_piece = np.where(z != 0, a_piece, 0.0)  # z is 0 where a is not finite
@@ -430,11 +446,30 @@ def _evaluate(
             spread_norm = t.spread if whole and t.spread is not None else scaled.value
             sums.rounding = spread_norm * (2.0 * step)
 
+    def down(out: np.ndarray) -> None:  # from scratch: u again, then mirrored in place
+        away = np.empty(CHUNK, dtype=dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            for a, b, move in direction.moves(weights, step):
+                piece, x = out[a - lo : b - lo], t.x[a:b]
+                np.add(x, move, out=piece)
+                mirrored(x, piece, away[: b - a], piece)
+
+    def follow(out: np.ndarray) -> None:  # out holds u
+        away = np.empty(CHUNK, dtype=dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            for a in range(lo, hi, CHUNK):
+                b = min(hi, a + CHUNK)
+                piece = out[a - lo : b - lo]
+                mirrored(t.x[a:b], piece, away[: b - a], piece)
+
     index = slice(lo, hi)
-    evaluator = differences.evaluator
-    f_up = float(evaluator.at([(t.name, index, Fill(up, hi - lo, dtype))])[0])
-    f_down = float(evaluator.at([(t.name, index, Fill(down, hi - lo, dtype))])[0])
-    return f_up, f_down, sums
+    f_up, f_down = differences.evaluator.at(
+        [
+            (t.name, index, Fill(up, hi - lo, dtype)),
+            (t.name, index, Fill(down, hi - lo, dtype, follow=follow)),
+        ]
+    )
+    return float(f_up), float(f_down), sums
 
 
 def pilot(differences: FiniteDifferences, tensor: Tensor, seed: int) -> Direction:
