@@ -21,6 +21,7 @@ from gradcheck.fast.probe import (
     ScaledNorm,
     Tensor,
     Weights,
+    _evaluate,
     tensor_of,
 )
 from nets.tanh_mlp import wrong_elements
@@ -218,3 +219,41 @@ def test_tensor_of_reads_nonfinite_partials_unit_chunks_and_spread_as_the_dense_
         expected.add(dense[c * CHUNK : (c + 1) * CHUNK])
     assert tensor.spread == expected.value * tensor.scale
     assert math.isclose(tensor.spread, np.linalg.norm(dense) * tensor.scale, rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("lo", "hi"), [(0, 2 * CHUNK + 13), (CHUNK - 5, CHUNK + 40)])
+def test_a_second_point_written_from_the_first_or_whole_has_the_same_bits(dtype, lo, hi):
+    # serially the second point of a pair is derived in place from the first (no draw of the
+    # direction); where it cannot be (an executor's worker, an array that is not C-contiguous)
+    # it is materialised whole from the direction: both must be d = x - (u - x), bit for bit,
+    # and the sums must take span = u - d as written. |x| > 1 on part of the tensor
+    x = np.linspace(-4.0, 4.0, 2 * CHUNK + 13).astype(dtype)
+    a = np.cos(np.arange(x.size)).astype(dtype)
+    tensor = Tensor("w", x, a, x.size, 2.0**-52, gradcheck.Tolerance(), 1e-8, 6.0, 0.01)
+    direction = Direction(tensor, seed=5, half_step=0.3, third=1.0)
+    seen = {}
+
+    class Pairs:  # the evaluator's side of a pair, both ways
+        def at(self, points):
+            (_, index, first), (_, again, second) = points
+            assert again == index
+            assert second.follow is not None
+            up = first.materialise()
+            whole = second.materialise()
+            followed = up.copy()
+            second.follow(followed)
+            seen.update(up=up, whole=whole, followed=followed)
+            return np.array([1.0, 2.0])
+
+    class Differences:
+        evaluator = Pairs()
+
+    _, _, sums = _evaluate(Differences(), direction, Weights(lo, hi), 0.3)
+    up, whole = seen["up"], seen["whole"]
+    assert whole.tobytes() == seen["followed"].tobytes()
+    xs = x[lo:hi]
+    assert np.array_equal(whole, xs - (up - xs))
+    assert not np.array_equal(whole, up)
+    span = up.astype(np.float64) - whole.astype(np.float64)
+    assert math.isclose(sums.analytic, float(a[lo:hi].astype(np.float64) @ span), rel_tol=1e-12)
