@@ -65,7 +65,10 @@ class Following:
     whole point otherwise."""
 
     def __init__(self, fill: Fill):
-        self.fill = fill
+        if fill.follow is None:
+            raise ValueError("a Following point needs a Fill with a follow")
+        self.fill: Fill = fill
+        self.follow: Callable[[np.ndarray], None] = fill.follow
 
 
 def _values(values: Any) -> Any:
@@ -412,7 +415,7 @@ class ParamSet:
                 if not array.flags.writeable:  # the view keeps its own flag: ask the array's
                     flat[index] = _values(values)  # raises, as a frozen array must
                 elif isinstance(values, Following) and isinstance(index, slice):
-                    values.fill.follow(line[index])  # from the point the slice holds
+                    values.follow(line[index])  # from the point the slice holds
                 elif isinstance(values, Fill) and isinstance(index, slice):
                     values(line[index])  # written in place: no buffer of the slice's size
                 else:
