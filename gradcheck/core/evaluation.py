@@ -336,15 +336,15 @@ class Evaluator:
                         write(index, original)
                     if progress is not None:
                         progress(done + len(raws), max(self._planned, done + len(raws)))
-                return self._values(name, raws, indices, values)
-            for index, value, original in zip(indices, values, restoring, strict=True):
-                write(index, value)
-                try:
-                    append(loss(view))
-                finally:
-                    write(index, original)
-                if progress is not None:
-                    progress(done + len(raws), max(self._planned, done + len(raws)))
+            else:
+                for index, value, original in zip(indices, values, restoring, strict=True):
+                    write(index, value)
+                    try:
+                        append(loss(view))
+                    finally:
+                        write(index, original)
+                    if progress is not None:
+                        progress(done + len(raws), max(self._planned, done + len(raws)))
         except (KeyboardInterrupt, SystemExit, MemoryError, StateMutationError):
             raise  # a group's writer found a parameter the loss changed
         except Exception as exc:

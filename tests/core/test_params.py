@@ -401,3 +401,18 @@ def test_a_loss_raising_at_the_first_point_of_a_pair_has_it_restored_and_never_f
         Evaluator(pset, loss).at(points)
     assert np.array_equal(w, np.arange(6.0))
     pset.finish()
+
+
+def test_a_pair_whose_loss_returns_no_float_is_refused_by_name_and_restored():
+    # regression (fuzz): the pair's loop once converted its values inside its own error
+    # handler, so an InputError for an unconvertible loss became an IndexError
+    w = np.arange(6.0)
+    pset = ParamSet({"w": w})
+    points = [
+        ("w", slice(0, 6), Fill(lambda out: out.fill(7.0), 6, w.dtype)),
+        ("w", slice(0, 6), Fill(lambda out: out.fill(8.0), 6, w.dtype, follow=lambda out: None)),
+    ]
+    with pytest.raises(InputError, match="beyond float64's range"):
+        Evaluator(pset, lambda params: 10**400).at(points)
+    assert np.array_equal(w, np.arange(6.0))
+    pset.finish()
