@@ -85,10 +85,24 @@ class Reading(NamedTuple):
     slope: float = float("nan")
 
 
+class Level(NamedTuple):
+    """One level of a pilot ladder: the nominal half-step, the points ``x +- half`` as taken
+    (in the parameter's dtype, as Python floats) and the loss there."""
+
+    half: float
+    upper: float
+    lower: float
+    f_up: float
+    f_down: float
+
+
 class Pilots:
     """Runs pilots through ``evaluator`` and remembers what holds for the whole check: the
     loss's noise (``sigma``, once a table has isolated it) and its input ``resolution``
-    (relative to ``|x|``; 0 when the loss reads its parameters at full precision)."""
+    (relative to ``|x|``; 0 when the loss reads its parameters at full precision); and each
+    ladder's levels (``levels``: (name, flat index) -> :class:`Level` list), whose loss values
+    the main pass reuses where it would evaluate the same points
+    (:meth:`gradcheck.core.differences.FiniteDifferences.differentiate`)."""
 
     def __init__(self, evaluator: Evaluator, tolerance: Tolerance):
         self.evaluator = evaluator
@@ -96,6 +110,7 @@ class Pilots:
         self.tolerance = tolerance
         self.sigma = float("nan")
         self.resolution = 0.0
+        self.levels: dict[tuple[str, int], list[Level]] = {}
 
     def run(self, elements: list[tuple[str, int]]) -> Pilot:
         """Noise, ``|f'''|`` (times a margin) and the largest smooth step on ``elements``."""
@@ -199,12 +214,16 @@ class Pilots:
         noise = floor
         recent = None if self._noisy(sigma, eps) else NOISE_LEVELS
         low = float(smallest_step(x, eps)[0])
+        levels = self.levels.setdefault((name, index), [])
         for level in range(LADDER_LEVELS + DEEP_LEVELS):
             upper, lower, span = taken_steps(x, half)
             if not span[0] > 0 or (level >= LADDER_LEVELS and not span[0] / 2 >= low):
                 break
             self.evaluator.plan(2)
             f = self.evaluator.at_elements(name, where, np.concatenate([upper, lower]))
+            levels.append(
+                Level(float(half[0]), float(upper[0]), float(lower[0]), float(f[0]), float(f[1]))
+            )
             level_noise = floor
             if np.all(np.isfinite(f)):
                 size = np.array(max(abs(f[0]), abs(f[1])))
