@@ -215,6 +215,19 @@ def taken_steps(x: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     return upper, lower, np.where(np.isfinite(upper) & np.isfinite(lower), span, np.nan)
 
 
+def taken_step(x: np.floating, h: float) -> tuple[np.floating, np.floating, float]:
+    """:func:`taken_steps` for one element (``x`` a NumPy scalar of the parameter's dtype):
+    the same points and span, bit for bit, without the fixed cost of array operations (the
+    pilot ladder asks once per level)."""
+    with np.errstate(over="ignore"):
+        step = x.dtype.type(h)
+        upper = x + step
+        lower = x - step
+    if not (math.isfinite(upper) and math.isfinite(lower)):
+        return upper, lower, math.nan
+    return upper, lower, float(upper) - float(lower)
+
+
 def evaluation_noise(values: np.ndarray, eps: float, tol: Tolerance) -> np.ndarray:
     """Absolute uncertainty of loss values: ``noise_ulps * eps * |f|`` (at least a tiny floor)."""
     return tol.noise_ulps * eps * np.maximum(np.abs(values), np.finfo(np.float64).tiny)
@@ -341,6 +354,17 @@ def noise_bound(sigma: float, values: np.ndarray, eps: float, tol: Tolerance) ->
     if not np.isfinite(sigma):
         return floor
     return np.maximum(NOISE_SIGMAS * sigma, floor)
+
+
+def noise_bound_at(sigma: float, value: float, eps: float, tol: Tolerance) -> float:
+    """:func:`noise_bound` at one loss value, as a float (NaN where it would be NaN)."""
+    floor = tol.noise_ulps * eps * max(abs(value), TINY) if value == value else math.nan
+    if not math.isfinite(sigma) or floor != floor:
+        return floor
+    return max(NOISE_SIGMAS * sigma, floor)
+
+
+TINY = float(np.finfo(np.float64).tiny)
 
 
 # -- steps from the function's own scale ----------------------------------------------------
