@@ -33,6 +33,7 @@ ones go only where a verdict needs them.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -552,7 +553,13 @@ class FiniteDifferences:
 
 def _spread(n: int, count: int = PILOT_ELEMENTS) -> np.ndarray:
     """Up to ``count`` positions spread evenly over ``range(n)``."""
-    return np.unique(np.linspace(0, n - 1, min(n, count)).round().astype(np.intp))
+    return np.array(_spread_positions(n, count), dtype=np.intp)
+
+
+@functools.lru_cache(maxsize=256)
+def _spread_positions(n: int, count: int) -> tuple[int, ...]:
+    """:func:`_spread`'s positions, once per size (a check asks per tensor and per pilot)."""
+    return tuple(np.unique(np.linspace(0, n - 1, min(n, count)).round().astype(np.intp)).tolist())
 
 
 def refine_sample(disagreeing: int, size: int) -> bool:

@@ -162,6 +162,14 @@ def _coarser(dtypes: tuple[Any, ...]) -> np.dtype:
 
 def coarser_eps(*dtypes: np.dtype) -> float:
     """The largest epsilon among dtypes: the loss is only as precise as its coarsest input."""
+    try:
+        return _coarser_eps(dtypes)  # once per combination: the pilot asks once per level
+    except TypeError:  # an unhashable dtype-like
+        return _coarser_eps.__wrapped__(dtypes)
+
+
+@functools.cache
+def _coarser_eps(dtypes: tuple[Any, ...]) -> float:
     return max(machine_eps(d) for d in dtypes)
 
 
