@@ -264,6 +264,8 @@ def analytic_array(name: str, value: Any) -> np.ndarray | None:
     """
     if value is None:
         return None
+    if type(value) is np.ndarray and value.dtype == np.float64:  # the common case, checked fast
+        return np.array(value, copy=True)
     if isinstance(value, np.ma.MaskedArray):
         raise InputError(
             f"gradient for {name!r} is a masked array (numpy.ma); a masked partial has no value "

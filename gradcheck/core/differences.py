@@ -426,7 +426,8 @@ class FiniteDifferences:
         ]
         if not known:
             return self._both_sides(name, idx, up, down)
-        todo = np.setdiff1d(np.arange(idx.size), known)
+        todo = np.ones(idx.size, dtype=bool)
+        todo[known] = False
         f_up, f_down = np.empty(idx.size), np.empty(idx.size)
         f_up[todo], f_down[todo] = self._both_sides(name, idx[todo], up[todo], down[todo])
         f_up[known] = [reused[k].f_up for k in known]
