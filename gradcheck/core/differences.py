@@ -34,6 +34,7 @@ ones go only where a verdict needs them.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -228,7 +229,10 @@ class FiniteDifferences:
             known[2] = self._both_sides(name, everything, upper, lower)
             outer_span = span
             h = h4
-        reused = {} if fourth or indices is not None else self._snap_to_ladders(name, x, h)
+        reused = {}
+        if not fourth and indices is None and resolution == 0:
+            bounds = (smallest_step(x, fineness), np.broadcast_to(largest, x.shape))
+            reused = self._snap_to_ladders(name, h, bounds)
         upper, lower, span = taken_steps(x, h)
         f_up, f_down = self._main_values(name, everything, upper, lower, reused)
         known[1] = (f_up, f_down)
@@ -388,10 +392,15 @@ class FiniteDifferences:
             detectable=detectable,
         )
 
-    def _snap_to_ladders(self, name: str, x: np.ndarray, h: np.ndarray) -> dict[int, Level]:
+    def _snap_to_ladders(
+        self, name: str, h: np.ndarray, bounds: tuple[np.ndarray, np.ndarray]
+    ) -> dict[int, Level]:
         """Main-pass steps of the elements the pilot climbed a ladder on, moved (in ``h``, in
-        place) to a ladder level within ``SNAP`` of their own: the ladder's loss values there
-        are the main pass's, two evaluations saved per element. Position -> that level."""
+        place) to a ladder level within ``SNAP`` of their own and within ``bounds`` (the
+        smallest step and the largest the pilot saw the function smooth at, per element, as
+        the step rule's own clip): the ladder's loss values there are the main pass's, two
+        evaluations saved per element. Position -> that level."""
+        low, high = bounds
         levels = self.pilots.levels
         if not levels:
             return {}
@@ -402,11 +411,13 @@ class FiniteDifferences:
             start = {name: 0}
         out = {}
         for (owner, index), ladder in levels.items():
-            if owner not in start:
+            if owner not in start or not ladder:  # (a ladder may stop before its first level)
                 continue
             position = start[owner] + index
-            best = min(ladder, key=lambda level: abs(np.log(level.half / h[position])))
-            if 1 / SNAP <= best.half / h[position] <= SNAP:
+            own = float(h[position])  # logs of positive floats: no overflow to warn about
+            best = min(ladder, key=lambda level: abs(math.log(level.half) - math.log(own)))
+            near = abs(math.log(best.half) - math.log(own)) <= math.log(SNAP)
+            if near and low[position] <= best.half <= max(low[position], high[position]):
                 h[position] = best.half
                 out[position] = best
         return out
