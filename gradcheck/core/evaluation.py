@@ -52,6 +52,7 @@ from gradcheck.core.workers import (
     point,
     run_batch,
     shipment,
+    unpacked_values,
     worker_count,
 )
 from gradcheck.errors import (
@@ -442,7 +443,7 @@ class Evaluator:
 
     def _result(self, future: Any) -> Any:
         try:
-            return future.result()
+            return unpacked_values(future.result())
         except (pickle.PicklingError, AttributeError, TypeError) as exc:
             if "pickle" not in str(exc).lower():
                 raise
