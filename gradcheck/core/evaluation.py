@@ -52,6 +52,7 @@ from gradcheck.core.workers import (
     point,
     run_batch,
     shipment,
+    submit_options,
     unpacked_values,
     worker_count,
 )
@@ -439,7 +440,9 @@ class Evaluator:
         runs: Any = (
             part if ship.objects is not None else pickle.dumps(part, pickle.HIGHEST_PROTOCOL)
         )
-        return self._executor.submit(run_batch, ship.key, sent, runs)
+        return self._executor.submit(
+            run_batch, ship.key, sent, runs, **submit_options(self._executor)
+        )
 
     def _result(self, future: Any) -> Any:
         try:

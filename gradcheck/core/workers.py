@@ -37,10 +37,11 @@ Payload = dict[str, tuple[Any, type | None]]
 MISSING = "gradcheck: this worker does not hold the shipment"  # a str: pickles by value
 KEPT_SHIPMENTS = 2  # per worker process: the running check's, and one before it
 # A task holds at most this much loss time (measured at the baseline): long enough that a
-# task's fixed cost (Dask: a few milliseconds of scheduling, in the client's process) stays a
-# few per cent of it. Towards a wave's end the tasks shrink (TAPER) down to LAST_BATCH_SECONDS,
-# so the workers finish within that of one another: the wave ends with a barrier.
-BATCH_SECONDS = 0.25
+# task's fixed cost (Dask: 5-10 ms of CPU in the client's process, its scheduler's included,
+# which competes with the workers for the cores) stays under 1% of it. Towards a wave's end
+# the tasks shrink (TAPER) down to LAST_BATCH_SECONDS, so the workers finish within that of one
+# another: the wave ends with a barrier.
+BATCH_SECONDS = 1.0
 LAST_BATCH_SECONDS = 0.02
 # Each task takes 1 / (TAPER * workers) of the points left (factoring, a variant of guided
 # self-scheduling: Hummel, Schonberg and Flynn 1992), between those two sizes.
@@ -202,6 +203,16 @@ def _evaluate(held: tuple[Any, Payload], packed_runs: Any) -> list[Any]:
             append(Raised(type(exc).__name__, str(exc)))
             return out
     return out
+
+
+def submit_options(executor: Executor) -> dict[str, Any]:
+    """Keyword arguments for ``executor.submit`` beyond the task's own: for Dask's executor,
+    ``pure=False``. A pure task (Dask's default) is named by a hash of its arguments, computed
+    in the client for every task (the first wave's carry the shipment: megabytes to hash); a
+    task here is never worth deduplicating (its points are new, and a resend after
+    :data:`MISSING` must run). Other executors pass every keyword on to the task: none."""
+    module = type(executor).__module__
+    return {"pure": False} if module.partition(".")[0] == "distributed" else {}
 
 
 def worker_count(executor: Executor) -> int:
