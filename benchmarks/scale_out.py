@@ -143,7 +143,7 @@ def dask_lines(problem: Problem, config: dict[str, Any] | None = None) -> list[s
     at_serial = serial_cpu / serial.evaluations * points
     rows = [
         ("workers' evaluation loops, at the serial check's CPU per evaluation", at_serial),
-        ("workers' evaluation loops, beyond it (both cores busy)", loop_cpu - at_serial),
+        ("workers' evaluation loops, more than that (- : less)", loop_cpu - at_serial),
         ("Dask's own work in the workers", dask_workers),
         ("the check's own work in the client (main thread)", client_main),
         ("Dask's own work in the client (scheduler, nannies, comms)", client_cpu - client_main),
