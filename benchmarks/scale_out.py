@@ -41,8 +41,8 @@ WORKERS = 2
 TARGET_SPEEDUP = 1.6
 BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # Dask's own periodic work, which competes with the workers for the cores (measured idle on
-# this machine, 2 workers: 55 ms per second in the client's process and 37 ms per second in each
-# worker's with Dask's defaults, 10 and 3-4 ms with these):
+# this machine, 2 workers: 55-58 ms per second in the client's process and 35-38 ms per second
+# in each worker's with Dask's defaults, 9-10 and 3-4 ms with these):
 CLUSTER_CONFIG: dict[str, Any] = {
     # glibc hands freed heap back to the system whenever 64 KiB are free at its top: this
     # loss's temporaries (32 x 256 float64) are that size, so each call paid page faults
@@ -56,7 +56,7 @@ CLUSTER_CONFIG: dict[str, Any] = {
     "distributed.admin.system-monitor.interval": "5s",
     # each worker's memory check, every 0.1 s
     "distributed.worker.memory.monitor-interval": "1s",
-    # the scheduler rebalances queues every 0.1 s; the tasks are queued at the scheduler and
+    # the scheduler rebalances queues every 1 s; the tasks are queued at the scheduler and
     # sized to finish together (gradcheck.core.workers.batches), so there is nothing to steal
     "distributed.scheduler.work-stealing": False,
 }
