@@ -58,6 +58,8 @@ from gradcheck.core.workers import (
     point,
     run_batch,
     shipment,
+    submit_options,
+    unpacked_values,
     worker_count,
 )
 from gradcheck.errors import (
@@ -463,11 +465,13 @@ class Evaluator:
         runs: Any = (
             part if ship.objects is not None else pickle.dumps(part, pickle.HIGHEST_PROTOCOL)
         )
-        return self._executor.submit(run_batch, ship.key, sent, runs)
+        return self._executor.submit(
+            run_batch, ship.key, sent, runs, **submit_options(self._executor)
+        )
 
     def _result(self, future: Any) -> Any:
         try:
-            return future.result()
+            return unpacked_values(future.result())
         except (pickle.PicklingError, AttributeError, TypeError) as exc:
             if "pickle" not in str(exc).lower():
                 raise
