@@ -99,6 +99,12 @@ BASELINE = 2
 # full check's verdict instead of a FAILED with no wrong element. Larger tensors keep the
 # failure, fail closed, with the unchecked ranges named.
 WHOLE_LIMIT = 50_000
+# Probes a joint check may add when ratio matching leaves more than MATCH_MOST candidates: each
+# narrows every element's consistent-error interval by its own ratio, so the chance matches of
+# a tensor of n elements fall about n * (precision of a ratio) per probe. Two probes (4
+# evaluations) take 10^7 elements to one candidate where the first three left too many; more
+# would cost a bisection's price without its fallback guarantees.
+MATCH_PROBES = 2
 KINKED = (
     "a failing probe crossed a kink (the loss is not differentiable along it), so every "
     "element was measured one by one: the full check's verdict"
@@ -230,16 +236,27 @@ def _joint(
         direction = first if i == 0 else first.reseeded([_seed(rng) for _ in names])
         tops.append((direction, joint.probe(differences, direction)))
     decoded: list[list[int]] = [[] for _ in names]
-    spent = [0] * len(names)
+    spent = [0.0] * len(names)  # shared work split evenly, rounded once at the end
     matched_at = None
     while True:
         now = [(d, joint.corrected(d, r, measured)) for d, r in tops]
         failing = next(((d, r) for d, r in now if not r.passed), None)
-        key = tuple(len(m.known) for m in measured)
+        key = (tuple(len(m.known) for m in measured), len(tops))
         if failing is None or key == matched_at:
             break
         matched_at = key  # one error alone may explain every probe: read it off their values
-        for k, claim in joint.candidates(now, measured) or []:
+        found = joint.candidates(now, measured)
+        if found is None and len(tops) < options.probes + MATCH_PROBES:
+            # too many elements fit the probes' ratios (their count grows with the tensor's
+            # size, shrinks by the ratio's precision with every probe): one probe more
+            before = evaluator.evaluations - evaluator.spot_checks
+            evaluator.plan(PROBE_EVALUATIONS)
+            direction = first.reseeded([_seed(rng) for _ in names])
+            tops.append((direction, joint.probe(differences, direction)))
+            share = (evaluator.evaluations - evaluator.spot_checks - before) / len(names)
+            spent = [s + share for s in spent]
+            continue
+        for k, claim in found or []:
             before = evaluator.evaluations - evaluator.spot_checks
             decoded[k].append(claim.position)
             wrong = measured[k].confirm(differences, failing[0].segments[k], claim.position, claim)
@@ -254,7 +271,7 @@ def _joint(
         evaluator.plan(2 * PROBE_EVALUATIONS * len(names).bit_length())
         left, settled = joint.involved(differences, now, measured)
         share = (evaluator.evaluations - evaluator.spot_checks - before) / len(names)
-        spent = [int(s + share) for s in spent]
+        spent = [s + share for s in spent]
         if len(left) == len(names):
             return {}
     noise = float(
@@ -291,7 +308,7 @@ def _joint(
             tolerance,
             options,
             ProbeSummary(
-                localization_evaluations=spent[k],
+                localization_evaluations=round(spent[k]),
                 decoded=tuple(decoded[k]),
                 joint=len(names),
             ),

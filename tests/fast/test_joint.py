@@ -127,3 +127,19 @@ def test_segment_weights_share_the_tolerance_as_the_square_root_of_sizes():
     assert (c[0] * 0.01) ** 2 / (c[1] * 0.1) ** 2 == pytest.approx(1000 / 10**0.5)
     assert c[2] > 0  # zero partials: floored at SPREAD_FLOOR of the median spread
     assert widening(tensors[:2])[1] == pytest.approx(np.sqrt((1000 + 10**0.5) / 10**0.5))
+
+
+def test_a_probe_more_separates_a_weak_error_the_first_probes_ratios_cannot_pin():
+    # one element among 44,000 wrong by 0.3% of its median partial: the three probes' ratios
+    # leave more than MATCH_MOST elements consistent, a fourth probe narrows them to one, so
+    # the element is found in 20 evaluations (bisection over the tensors would cost more)
+    net = TanhMLP(sizes=(100, 400, 10), batch=16, seed=0)
+    g = net.grad(net.params())["W1"].reshape(-1)
+    index = int(np.argmin(np.abs(np.abs(g) - np.median(np.abs(g)))))
+    grad = wrong_elements(net.grad, {"W1": {index: 3e-3 * abs(g[index])}})
+    loss, calls = counted(net.loss)
+    report = gradcheck.check(loss, grad, net.params(), mode="fast", fast=FORCE, seed=0)
+    assert report.failed_params == ["W1"]
+    assert report["W1"].probe.proven_wrong == (index,)
+    assert len(report["W1"].probe.probes) == FORCE.probes + 1
+    assert calls[0] == report.evaluations <= 20
