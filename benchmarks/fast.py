@@ -37,46 +37,11 @@ import numpy as np
 import gradcheck
 from benchmarks.problems import BATCH
 from nets.tanh_mlp import TanhMLP, wrong_elements
+from nets.tanh_vector import TanhVector
 
 NETS = {"mlp-1e6": (784, 1024, 256, 10), "mlp-1e7": (784, 12800, 16, 10)}
 WALL_TARGET = 1.5  # the check's time over (evaluations x one forward)
 STRONG = 0.3  # relative error of the elements planted for the evaluation counts
-
-
-class Vector:
-    """``L = mean(c * tanh(w)) + mean(w**2) / 2`` over one long vector (one tensor).
-
-    The loss runs over blocks and the gradient is built in place, so neither allocates
-    anything of the vector's size beyond the gradient it returns: the memory rows then measure
-    the check, not the net."""
-
-    BLOCK = 1 << 16
-
-    def __init__(self, size: int, seed: int = 0):
-        rng = np.random.default_rng(seed)
-        self.c = rng.standard_normal(size)
-        self.start = {"w": rng.standard_normal(size) * 0.5}
-
-    def params(self) -> dict[str, Any]:
-        return {k: v.copy() for k, v in self.start.items()}
-
-    def loss(self, params):
-        w = params["w"]
-        total = 0.0
-        for i in range(0, w.size, self.BLOCK):
-            piece = w[i : i + self.BLOCK]
-            total += float(self.c[i : i + self.BLOCK] @ np.tanh(piece) + 0.5 * (piece @ piece))
-        return total / w.size
-
-    def grad(self, params):
-        w = params["w"]
-        out = np.tanh(w)
-        out *= out
-        np.subtract(1.0, out, out=out)
-        out *= self.c
-        out += w
-        out /= w.size
-        return {"w": out}
 
 
 def forward_time(net, clock=time.perf_counter) -> float:
@@ -219,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-evaluations", action="store_true", help="no evaluation rows")
     args = parser.parse_args(argv)
     nets = [
-        ("vector-1e6", Vector(10**6), "w"),
+        ("vector-1e6", TanhVector(10**6), "w"),
         ("mlp-1e6", TanhMLP(sizes=NETS["mlp-1e6"], batch=BATCH, seed=0), "W1"),
     ]
     if args.big:

@@ -110,7 +110,13 @@ def check(
     if not callable(loss):
         raise InputError(f"loss must be callable as loss(params), got {type(loss).__name__}")
     if not callable(grad):
-        raise InputError(f"grad must be callable as grad(params), got {type(grad).__name__}")
+        hint = (
+            " (a function returning (loss, grads) is checked with "
+            "gradcheck.check_value_and_grad(fun, params))"
+            if grad is None
+            else ""
+        )
+        raise InputError(f"grad must be callable as grad(params), got {type(grad).__name__}{hint}")
     if nodes is not None and not callable(nodes):
         raise InputError(f"nodes must be callable as nodes(params), got {type(nodes).__name__}")
     if progress is not None and not callable(progress):

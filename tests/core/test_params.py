@@ -267,6 +267,9 @@ def test_invalid_options_are_input_errors():
         gradcheck.check(1.0, smooth.grad, params)
     with pytest.raises(InputError, match="grad must be callable"):
         gradcheck.check(smooth.loss, {"w": 1.0}, params)
+    # a loss returning (loss, grads) passed with no grad: the error names the route for it
+    with pytest.raises(InputError, match=r"got NoneType \(a function returning \(loss, grads\)"):
+        gradcheck.check(smooth.loss, None, params)
 
 
 def test_a_group_never_shadows_a_parameter_of_the_same_name():

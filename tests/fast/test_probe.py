@@ -12,6 +12,7 @@ import gradcheck
 from gradcheck import FastOptions, StateMutationError
 from gradcheck.fast.probe import CHUNK, SQRT3, Direction, Record, Tensor, Weights
 from nets.tanh_mlp import TanhMLP, wrong_elements
+from nets.tanh_vector import TanhVector
 from nets.transformer import Config, Transformer
 from tests.helpers.toy import two_layer_net
 
@@ -64,36 +65,6 @@ def test_huge_correct_partials_pass_fast_mode(huge):
     assert all(math.isfinite(d["tolerance"]) for d in report["w"].probe.probes)
 
 
-class Lean:
-    """``L = mean(c tanh(w)) + mean(w**2) / 2``, computed over blocks, its gradient built in
-    place: nothing of the vector's size is allocated but the gradient, so tracemalloc sees the
-    check's own memory."""
-
-    def __init__(self, size: int, dtype=np.float64, seed: int = 0):
-        rng = np.random.default_rng(seed)
-        self.c = rng.standard_normal(size).astype(dtype)
-        self.w = (rng.standard_normal(size) * 0.5).astype(dtype)
-
-    def loss(self, params):
-        w = params["w"]
-        total = 0.0
-        block = 1 << 14
-        for i in range(0, w.size, block):
-            piece = w[i : i + block]
-            total += float(self.c[i : i + block] @ np.tanh(piece) + 0.5 * (piece @ piece))
-        return total / w.size
-
-    def grad(self, params):
-        w = params["w"]
-        out = np.tanh(w)
-        out *= out
-        np.subtract(1, out, out=out)
-        out *= self.c
-        out += w
-        out /= w.size
-        return {"w": out}
-
-
 CHUNK_BUFFERS = 2e6  # bytes: the probes' chunk work buffers, whatever the tensor's size
 
 
@@ -103,10 +74,10 @@ def test_a_fast_check_holds_the_snapshot_the_gradient_and_chunks_only(dtype, wro
     # issue 14: peak <= 2x the parameters' bytes + O(measured). Until the gradient returns the
     # check holds the snapshot (the gradient function's own temporaries are the user's); after
     # it, the snapshot and the gradient (kept uncopied) and chunk buffers, loss calls included
-    net = Lean(1 << 19, dtype)
+    net = TanhVector(1 << 19, dtype)
     grad = net.grad
     if wrong:  # strong enough for float32's sensitivity: one element to measure
-        largest = float(np.abs(net.grad({"w": net.w})["w"]).max())
+        largest = float(np.abs(net.grad(net.start)["w"]).max())
         grad = wrong_elements(net.grad, {"w": {12345: 1e4 * largest}})
     phase = {}
 
@@ -116,14 +87,14 @@ def test_a_fast_check_holds_the_snapshot_the_gradient_and_chunks_only(dtype, wro
         tracemalloc.reset_peak()
         return out
 
-    params = {"w": net.w.copy()}
+    params = net.params()
     tracemalloc.start()
     try:
         report = gradcheck.check(net.loss, phased, params, mode="fast", fast=FORCE, seed=1)
         after = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    own = net.w.nbytes
+    own = net.start["w"].nbytes
     assert report["w"].probe.proven_wrong == ((12345,) if wrong else ())
     assert after <= 2 * own + CHUNK_BUFFERS
     assert phase["backward"] <= 3 * own + CHUNK_BUFFERS  # snapshot + the user's grad (2x)
@@ -134,21 +105,21 @@ def test_an_element_wrong_by_1e3_of_its_median_partial_is_found_in_a_1e5_tensor(
     # issue 14's sensitivity target at a size the suite affords: a partial at the tensor's
     # median magnitude, off by 1e-3 of itself, found at its index; the stated sensitivity of
     # a correct check is finer than that
-    net = Lean(100_000, seed=seed)
-    partials = np.abs(net.grad({"w": net.w})["w"])
+    net = TanhVector(100_000, seed=seed)
+    partials = np.abs(net.grad(net.start)["w"])
     index = int(np.argmin(np.abs(partials - np.median(partials))))
-    clean = gradcheck.check(net.loss, net.grad, {"w": net.w.copy()}, mode="fast", seed=seed)
+    clean = gradcheck.check(net.loss, net.grad, net.params(), mode="fast", seed=seed)
     assert clean.passed
     assert clean["w"].probe.sensitivity["relative"] < 1e-3
     grad = wrong_elements(net.grad, {"w": {index: 1e-3 * float(partials[index])}})
-    report = gradcheck.check(net.loss, grad, {"w": net.w.copy()}, mode="fast", seed=seed)
+    report = gradcheck.check(net.loss, grad, net.params(), mode="fast", seed=seed)
     assert report["w"].probe.proven_wrong == (index,)
 
 
 def test_a_loss_that_writes_into_the_gradient_it_was_given_is_refused():
     # fast mode keeps the gradient uncopied: a loss that writes into the buffer grad returned
     # would move the values the probes compare with, so the check refuses instead of judging
-    net = Lean(1 << 16)
+    net = TanhVector(1 << 16)
     buffer = {}
 
     def grad(params):
@@ -161,7 +132,7 @@ def test_a_loss_that_writes_into_the_gradient_it_was_given_is_refused():
         return net.loss(params)
 
     with pytest.raises(StateMutationError, match="gradient array"):
-        gradcheck.check(loss, grad, {"w": net.w.copy()}, mode="fast", fast=FORCE)
+        gradcheck.check(loss, grad, net.params(), mode="fast", fast=FORCE)
 
 
 def test_uniform_weights_have_unit_variance_and_every_range_regenerates_alike():
@@ -227,12 +198,13 @@ def test_correct_float32_nets_pass_every_probe_with_a_finite_stated_sensitivity(
 def test_a_float32_element_just_above_the_stated_sensitivity_is_found(seed):
     # the sensitivity a correct float32 check states is honest: one element wrong by 1.5x it
     # (errors are measured in ||e * max(1, |x|)||) is found at its index
-    net = Lean(1 << 15, np.float32, seed=seed)
-    clean = gradcheck.check(net.loss, net.grad, {"w": net.w.copy()}, mode="fast", seed=seed)
+    net = TanhVector(1 << 15, np.float32, seed=seed)
+    clean = gradcheck.check(net.loss, net.grad, net.params(), mode="fast", seed=seed)
     assert clean.passed, clean.to_text()
     stated = clean["w"].probe.sensitivity["abs"]
-    index = int(np.random.default_rng(seed).integers(net.w.size))
-    error = 1.5 * stated / max(1.0, abs(float(net.w[index])))
+    w = net.start["w"]
+    index = int(np.random.default_rng(seed).integers(w.size))
+    error = 1.5 * stated / max(1.0, abs(float(w[index])))
     grad = wrong_elements(net.grad, {"w": {index: error}})
-    report = gradcheck.check(net.loss, grad, {"w": net.w.copy()}, mode="fast", seed=seed)
+    report = gradcheck.check(net.loss, grad, net.params(), mode="fast", seed=seed)
     assert report["w"].probe.proven_wrong == (index,)
