@@ -175,6 +175,89 @@ def _against(stated: float | None, planted: float) -> str:
     return f"error {planted:.3g} = {planted / stated:.3g}x the stated sensitivity {stated:.3g}"
 
 
+def terms(model: Transformer, tensor: str, seed: int) -> list[str]:
+    """One tensor-wide probe of ``tensor`` on the correct gradient, its tolerance's three terms
+    (:func:`gradcheck.fast.numerics.direction_tolerance`) against what they stand for,
+    measured: the loss's noise by ECnoise along the probe's direction
+    (:func:`gradcheck.fast.probe.direction_noise`); the truncation and the hand-written
+    rounding against a float64 copy of the net at the same float32 point (``F'''`` from its
+    central differences at ``h`` and ``2h``, the gradient's error ``a32 - a64`` projected on
+    the probe's spans). Internals, for the record: not part of the check."""
+    from dataclasses import replace
+
+    from gradcheck.core.differences import FiniteDifferences
+    from gradcheck.core.evaluation import Evaluator
+    from gradcheck.core.numerics import Tolerance, evaluation_noise
+    from gradcheck.core.params import ParamSet
+    from gradcheck.fast.probe import Weights, direction_noise, pilot, probe, tensor_of
+
+    params = model.params
+    tol = Tolerance()
+    pset = ParamSet({tensor: params[tensor]})
+    evaluator = Evaluator(pset, lambda p: model.loss({**params, **p}))
+    evaluator.plan(64)
+    differences = FiniteDifferences(evaluator, tol)
+    analytic = model.grad(params)[tensor].reshape(-1)
+    evaluator.baseline()
+    t = tensor_of(differences, tensor, analytic, np.dtype(np.float32), 1e-9)
+    direction = pilot(differences, t, seed)
+    h = direction.half_step
+    record = probe(differences, direction, Weights(0, analytic.size))
+    f_up, f_down, _ = record.values
+    floor = float(evaluation_noise(np.array(max(abs(f_up), abs(f_down))), t.eps, tol))
+    assumed = {
+        "loss rounding": tol.safety * 2.0 * floor,
+        "truncation": tol.safety * h**3 * direction.third / 3.0,
+        "hand-written rounding": t.quantile * t.rtol * record.rounding,
+    }
+    sigma = direction_noise(differences, replace(direction, sigma=0.0))
+    spans = np.zeros(analytic.size)
+    for a, b, move in direction.moves(Weights(0, analytic.size), h):
+        x = t.x[a:b]
+        spans[a:b] = (x + move).astype(np.float64) - (x - move).astype(np.float64)
+    pset.finish()
+    wide = Transformer(model.config, batch=model.tokens.shape[0], steps=model.tokens.shape[1])
+    wide.tokens, wide.targets = model.tokens, model.targets
+    wide.params = {k: v.astype(np.float64) for k, v in params.items()}
+    exact = wide.grad(wide.params)[tensor].reshape(-1)
+    base = wide.params[tensor].reshape(-1).copy()
+    w = spans / (2.0 * h)
+
+    def central(s: float) -> float:
+        wide.params[tensor] = (base + s * w).reshape(params[tensor].shape)
+        up = float(wide.loss(wide.params))
+        wide.params[tensor] = (base - s * w).reshape(params[tensor].shape)
+        return (up - float(wide.loss(wide.params))) / (2.0 * s)
+
+    slope = float(exact @ w)
+    third = 6.0 * abs(central(2.0 * h) - central(h)) / (3.0 * h * h)
+    d64 = 2.0 * h * central(h)
+    measured = {
+        "loss rounding": 6.0 * sigma,
+        "truncation": abs(d64 - 2.0 * h * slope),
+        "hand-written rounding": abs(float((analytic.astype(np.float64) - exact) @ spans)),
+    }
+    rows = [
+        f"- tolerance terms of one probe of {tensor} (h = {h:.3g} along w, correct gradient), in "
+        f"units of D = F(h) - F(-h); measured: noise 2 x 3 sigma (ECnoise along w, sigma "
+        f"{sigma:.3g}; the float32 D off the float64 one by {abs(f_up - f_down - d64):.3g}), "
+        f"truncation and rounding against a float64 copy (|F'''| {third:.3g}, the pilot's "
+        f"{direction.third:.3g} with its margin)",
+        "",
+        "| term | assumed | measured | assumed / measured |",
+        "|---|---|---|---|",
+    ]
+    for name, value in assumed.items():
+        ratio = value / measured[name] if measured[name] > 0 else float("inf")
+        rows.append(f"| {name} | {value:.3g} | {measured[name]:.3g} | {ratio:.3g}x |")
+    rows += [
+        f"| tolerance, against |D - A| | {record.tolerance:.3g} | {abs(record.discrepancy):.3g} | "
+        f"{record.tolerance / abs(record.discrepancy):.3g}x |",
+        "",
+    ]
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=16, help="tokens per sequence")
@@ -198,6 +281,11 @@ def main(argv: list[str] | None = None) -> int:
         help="plant this fraction of the tensor's largest |partial| instead",
     )
     parser.add_argument("--seed", type=int, default=0, help="fast mode's seed")
+    parser.add_argument(
+        "--terms",
+        action="store_true",
+        help="also measure the planted tensor's tolerance terms against a float64 copy (2x memory)",
+    )
     parser.add_argument("--memory-limit", type=float, default=12.0, help="address space, GiB")
     parser.add_argument("--out", default="reports/bench-big.md")
     args = parser.parse_args(argv)
@@ -225,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     largest = float(np.abs(true).max())
     scale = max(1.0, abs(float(params[args.tensor].reshape(-1)[index])))  # max(1, |x|)
     calibration, calibration_evaluations = calibrate(model, args.tensor, args.seed)
+    measured = terms(model, args.tensor, args.seed) if args.terms else []
     stated_before = calibration.get("abs")
     if args.error is not None:
         delta = float(args.error * largest)
@@ -287,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         f"({delta / largest:.3g}x its largest |partial| {largest:.3g}): {planted_value:.4g} for "
         f"{true_value:.4g}",
         _earlier(stated_before, largest, scale),
+        *measured,
     ]
     if report is None:
         lines += [f"- check did not finish after {wall:.1f} s: {error}"]
