@@ -452,6 +452,9 @@ def _full_results(engine, pset, names, gradients, grad_dtypes, tolerance, execut
     ]
 
 
+_RESULT_FIELDS = tuple(f.name for f in fields(ParamResult) if f.init)  # what a result is made of
+
+
 def _parts(
     whole: ParamResult,
     starts: Sequence[int],
@@ -461,7 +464,7 @@ def _parts(
 ) -> list[ParamResult]:
     """Each member's result out of its group's: the per-element arrays sliced at ``starts``,
     the member's own name, shape, dtype and gradient; everything else the group's."""
-    shared = {f.name: getattr(whole, f.name) for f in fields(ParamResult) if f.init}
+    shared = {name: getattr(whole, name) for name in _RESULT_FIELDS}
     arrays = [  # the per-element fields, sliced for each member
         name
         for name, value in shared.items()

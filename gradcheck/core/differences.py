@@ -33,6 +33,8 @@ ones go only where a verdict needs them.
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,11 +57,19 @@ from gradcheck.core.numerics import (
 )
 from gradcheck.core.params import ParamSet
 from gradcheck.core.pilot import THIRD_MARGIN as THIRD_MARGIN  # fast mode reads it here
-from gradcheck.core.pilot import Pilot, Pilots
+from gradcheck.core.pilot import Level, Pilot, Pilots
 from gradcheck.core.stencil import analyse
 from gradcheck.errors import StateMutationError
 
 PILOT_ELEMENTS = 3
+# The main pass of an element the pilot climbed a ladder on takes the ladder's level nearest its
+# own step when it is within this factor of it (levels are LADDER_RATIO = 4 apart, so one is
+# whenever the step lies within the ladder's range): the ladder's two loss values are then the
+# main pass's. At SNAP times the optimal step the error estimate (rounding + truncation,
+# central_error) is at most 5/3 of the optimum's, at 1/SNAP 17/12; the estimate is the one of
+# the step taken, so the verdict stays honest. Saves two evaluations per pilot element: on a net
+# of 14 scalars, 6 of its 2P = 28.
+SNAP = 2.0
 # Tensors smaller than this share one pilot (FiniteDifferences.shared_pilot): an own pilot (about
 # 40 evaluations) then costs under 2% of the tensor's 2n.
 OWN_PILOT_MIN = 1024
@@ -219,8 +229,12 @@ class FiniteDifferences:
             known[2] = self._both_sides(name, everything, upper, lower)
             outer_span = span
             h = h4
+        reused = {}
+        if not fourth and indices is None and resolution == 0:
+            bounds = (smallest_step(x, fineness), np.broadcast_to(largest, x.shape))
+            reused = self._snap_to_ladders(name, h, bounds)
         upper, lower, span = taken_steps(x, h)
-        f_up, f_down = self._both_sides(name, everything, upper, lower)
+        f_up, f_down = self._main_values(name, everything, upper, lower, reused)
         known[1] = (f_up, f_down)
         seen = np.max([np.maximum(np.abs(u), np.abs(d)) for u, d in known.values()], axis=0)
         noise = noise_bound(sigma, seen, eps, tol)
@@ -378,6 +392,59 @@ class FiniteDifferences:
             detectable=detectable,
         )
 
+    def _snap_to_ladders(
+        self, name: str, h: np.ndarray, bounds: tuple[np.ndarray, np.ndarray]
+    ) -> dict[int, Level]:
+        """Main-pass steps of the elements the pilot climbed a ladder on, moved (in ``h``, in
+        place) to a ladder level within ``SNAP`` of their own and within ``bounds`` (the
+        smallest step and the largest the pilot saw the function smooth at, per element, as
+        the step rule's own clip): the ladder's loss values there are the main pass's, two
+        evaluations saved per element. Position -> that level."""
+        low, high = bounds
+        levels = self.pilots.levels
+        if not levels:
+            return {}
+        if name in self.params.groups:
+            group = self.params.groups[name]
+            start = {p.name: s for p, s in zip(group.members, group.starts, strict=False)}
+        else:
+            start = {name: 0}
+        out = {}
+        for (owner, index), ladder in levels.items():
+            if owner not in start or not ladder:  # (a ladder may stop before its first level)
+                continue
+            position = start[owner] + index
+            own = float(h[position])  # logs of positive floats: no overflow to warn about
+            best = min(ladder, key=lambda level: abs(math.log(level.half) - math.log(own)))
+            near = abs(math.log(best.half) - math.log(own)) <= math.log(SNAP)
+            if near and low[position] <= best.half <= max(low[position], high[position]):
+                h[position] = best.half
+                out[position] = best
+        return out
+
+    def _main_values(
+        self,
+        name: str,
+        idx: np.ndarray,
+        up: np.ndarray,
+        down: np.ndarray,
+        reused: dict[int, Level],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The main pass's loss values at ``up`` and ``down``; those of ``reused`` positions
+        from their pilot ladder when its points are these, bit for bit."""
+        known = [
+            k for k, level in reused.items() if level.upper == up[k] and level.lower == down[k]
+        ]
+        if not known:
+            return self._both_sides(name, idx, up, down)
+        todo = np.ones(idx.size, dtype=bool)
+        todo[known] = False
+        f_up, f_down = np.empty(idx.size), np.empty(idx.size)
+        f_up[todo], f_down[todo] = self._both_sides(name, idx[todo], up[todo], down[todo])
+        f_up[known] = [reused[k].f_up for k in known]
+        f_down[known] = [reused[k].f_down for k in known]
+        return f_up, f_down
+
     def _both_sides(
         self, name: str, idx: np.ndarray, up: np.ndarray, down: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -498,7 +565,13 @@ class FiniteDifferences:
 
 def _spread(n: int, count: int = PILOT_ELEMENTS) -> np.ndarray:
     """Up to ``count`` positions spread evenly over ``range(n)``."""
-    return np.unique(np.linspace(0, n - 1, min(n, count)).round().astype(np.intp))
+    return np.array(_spread_positions(n, count), dtype=np.intp)
+
+
+@functools.lru_cache(maxsize=256)
+def _spread_positions(n: int, count: int) -> tuple[int, ...]:
+    """:func:`_spread`'s positions, once per size (a check asks per tensor and per pilot)."""
+    return tuple(np.unique(np.linspace(0, n - 1, min(n, count)).round().astype(np.intp)).tolist())
 
 
 def refine_sample(disagreeing: int, size: int) -> bool:

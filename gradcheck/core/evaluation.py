@@ -41,7 +41,13 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.core.params import Fill, ParamSet, element_label, read_only_error
+from gradcheck.core.params import (
+    Fill,
+    Following,
+    ParamSet,
+    element_label,
+    read_only_error,
+)
 from gradcheck.core.workers import (
     MISSING,
     Raised,
@@ -52,6 +58,8 @@ from gradcheck.core.workers import (
     point,
     run_batch,
     shipment,
+    submit_options,
+    unpacked_values,
     worker_count,
 )
 from gradcheck.errors import (
@@ -304,22 +312,41 @@ class Evaluator:
         microsecond to each loss call. The restore runs in
         ``finally``: an exception, Ctrl-C or ``sys.exit`` from the loss leaves the parameter as
         it was (and :meth:`gradcheck.core.params.ParamSet.restore_all` covers an interrupt that
-        lands between a write and its ``try``).
+        lands between a write and its ``try``). One exception: a point that the next one is
+        written from (a :class:`gradcheck.core.params.Fill` with a ``follow`` over the same
+        slice, fast mode's second point of a pair) is not restored in between, only after
+        the next one (or at once if the loss raised).
         """
         view, loss, progress = self.params.view, self.loss, self._progress
         write = self.params.writer(name, bulk=bool(indices) and type(indices[0]) is not int)
         raws: list[Any] = []
         append = raws.append
         done = self._evaluations
+        follows = _follows(indices, values)
         try:
-            for index, value, original in zip(indices, values, restoring, strict=True):
-                write(index, value)
-                try:
-                    append(loss(view))
-                finally:
-                    write(index, original)
-                if progress is not None:
-                    progress(done + len(raws), max(self._planned, done + len(raws)))
+            if follows is not None:  # fast mode's pairs: see _follows
+                for index, value, original, held, kept in zip(
+                    indices, values, restoring, follows[:-1], follows[1:], strict=True
+                ):
+                    write(index, Following(value) if held else value)
+                    try:
+                        append(loss(view))
+                    except BaseException:
+                        write(index, original)
+                        raise
+                    if not kept:  # kept: the next point is written from this one
+                        write(index, original)
+                    if progress is not None:
+                        progress(done + len(raws), max(self._planned, done + len(raws)))
+            else:
+                for index, value, original in zip(indices, values, restoring, strict=True):
+                    write(index, value)
+                    try:
+                        append(loss(view))
+                    finally:
+                        write(index, original)
+                    if progress is not None:
+                        progress(done + len(raws), max(self._planned, done + len(raws)))
         except (KeyboardInterrupt, SystemExit, MemoryError, StateMutationError):
             raise  # a group's writer found a parameter the loss changed
         except Exception as exc:
@@ -438,11 +465,13 @@ class Evaluator:
         runs: Any = (
             part if ship.objects is not None else pickle.dumps(part, pickle.HIGHEST_PROTOCOL)
         )
-        return self._executor.submit(run_batch, ship.key, sent, runs)
+        return self._executor.submit(
+            run_batch, ship.key, sent, runs, **submit_options(self._executor)
+        )
 
     def _result(self, future: Any) -> Any:
         try:
-            return future.result()
+            return unpacked_values(future.result())
         except (pickle.PicklingError, AttributeError, TypeError) as exc:
             if "pickle" not in str(exc).lower():
                 raise
@@ -450,6 +479,25 @@ class Evaluator:
 
     def _describe(self, spot: Point) -> str:
         return describe(spot, self.params[spot[0]].shape)
+
+
+def _follows(indices: list[Any], values: list[Any]) -> list[bool] | None:
+    """Per point, whether it is written from the point before it (and one more ``False``), or
+    ``None`` when no point is: a :class:`Fill` with a ``follow`` over the very slice the point
+    before it wrote. That point's restore is skipped, so the slice still holds it; a loss that
+    raises still has its point restored, and the last point always is."""
+    if not indices or type(indices[0]) is int:  # single elements: the full check's hot loop
+        return None
+    out = [False]
+    for k in range(1, len(indices)):
+        index, value = indices[k], values[k]
+        out.append(
+            isinstance(index, slice)
+            and index == indices[k - 1]
+            and isinstance(value, Fill)
+            and value.follow is not None
+        )
+    return [*out, False] if any(out) else None
 
 
 def _values(values: Any) -> Any:

@@ -162,6 +162,14 @@ def _coarser(dtypes: tuple[Any, ...]) -> np.dtype:
 
 def coarser_eps(*dtypes: np.dtype) -> float:
     """The largest epsilon among dtypes: the loss is only as precise as its coarsest input."""
+    try:
+        return _coarser_eps(dtypes)  # once per combination: the pilot asks once per level
+    except TypeError:  # an unhashable dtype-like
+        return _coarser_eps.__wrapped__(dtypes)
+
+
+@functools.cache
+def _coarser_eps(dtypes: tuple[Any, ...]) -> float:
     return max(machine_eps(d) for d in dtypes)
 
 
@@ -213,6 +221,22 @@ def taken_steps(x: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     # a point past the dtype's largest value is infinite: no difference quotient there (NaN,
     # a nonfinite element) rather than a finite value divided by an infinite span (0)
     return upper, lower, np.where(np.isfinite(upper) & np.isfinite(lower), span, np.nan)
+
+
+def taken_step(x: np.floating, h: float) -> tuple[np.floating, np.floating, float]:
+    """:func:`taken_steps` for one element (``x`` a NumPy scalar of the parameter's dtype):
+    the same points and span, bit for bit, without the fixed cost of array operations (the
+    pilot ladder asks once per level)."""
+    if type(x) is np.float64:  # Python float arithmetic: the same bits, no warning to silence
+        upper, lower = np.float64(float(x) + h), np.float64(float(x) - h)
+    else:
+        with np.errstate(over="ignore"):
+            step = x.dtype.type(h)
+            upper = x + step
+            lower = x - step
+    if not (math.isfinite(upper) and math.isfinite(lower)):
+        return upper, lower, math.nan
+    return upper, lower, float(upper) - float(lower)
 
 
 def evaluation_noise(values: np.ndarray, eps: float, tol: Tolerance) -> np.ndarray:
@@ -341,6 +365,17 @@ def noise_bound(sigma: float, values: np.ndarray, eps: float, tol: Tolerance) ->
     if not np.isfinite(sigma):
         return floor
     return np.maximum(NOISE_SIGMAS * sigma, floor)
+
+
+def noise_bound_at(sigma: float, value: float, eps: float, tol: Tolerance) -> float:
+    """:func:`noise_bound` at one loss value, as a float (NaN where it would be NaN)."""
+    floor = tol.noise_ulps * eps * max(abs(value), TINY) if value == value else math.nan
+    if not math.isfinite(sigma) or floor != floor:
+        return floor
+    return max(NOISE_SIGMAS * sigma, floor)
+
+
+TINY = float(np.finfo(np.float64).tiny)
 
 
 # -- steps from the function's own scale ----------------------------------------------------

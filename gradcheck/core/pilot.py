@@ -17,6 +17,7 @@ On up to three elements (of a tensor, or shared by all small tensors):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -39,9 +40,11 @@ from gradcheck.core.numerics import (
     ladder_fifth,
     margined,
     noise_bound,
+    noise_bound_at,
     noise_spacing,
     pilot_step,
     smallest_step,
+    taken_step,
     taken_steps,
 )
 from gradcheck.core.stencil import ladder_third
@@ -85,10 +88,24 @@ class Reading(NamedTuple):
     slope: float = float("nan")
 
 
+class Level(NamedTuple):
+    """One level of a pilot ladder: the nominal half-step, the points ``x +- half`` as taken
+    (in the parameter's dtype, as Python floats) and the loss there."""
+
+    half: float
+    upper: float
+    lower: float
+    f_up: float
+    f_down: float
+
+
 class Pilots:
     """Runs pilots through ``evaluator`` and remembers what holds for the whole check: the
     loss's noise (``sigma``, once a table has isolated it) and its input ``resolution``
-    (relative to ``|x|``; 0 when the loss reads its parameters at full precision)."""
+    (relative to ``|x|``; 0 when the loss reads its parameters at full precision); and each
+    ladder's levels (``levels``: (name, flat index) -> :class:`Level` list), whose loss values
+    the main pass reuses where it would evaluate the same points
+    (:meth:`gradcheck.core.differences.FiniteDifferences.differentiate`)."""
 
     def __init__(self, evaluator: Evaluator, tolerance: Tolerance):
         self.evaluator = evaluator
@@ -96,6 +113,7 @@ class Pilots:
         self.tolerance = tolerance
         self.sigma = float("nan")
         self.resolution = 0.0
+        self.levels: dict[tuple[str, int], list[Level]] = {}
 
     def run(self, elements: list[tuple[str, int]]) -> Pilot:
         """Noise, ``|f'''|`` (times a margin) and the largest smooth step on ``elements``."""
@@ -190,30 +208,34 @@ class Pilots:
         the noise table at ``x`` does not see."""
         eps = self.eps(name)
         x = self.params.flat_values(name, np.array([index]))
-        half = pilot_step(x, eps)
+        half = float(pilot_step(x, eps)[0])
+        element = x[0]  # one element: scalar arithmetic, the same bits as the arrays'
         where = np.array([index, index], dtype=np.intp)
         slopes: list[float] = []
         halves: list[float] = []
-        floor = float(noise_bound(sigma, np.array(self.evaluator.f0), eps, self.tolerance))
+        floor = noise_bound_at(sigma, self.evaluator.f0, eps, self.tolerance)
         noises: list[float] = []  # the noise bound at each level's loss values
         noise = floor
         recent = None if self._noisy(sigma, eps) else NOISE_LEVELS
         low = float(smallest_step(x, eps)[0])
+        levels = self.levels.setdefault((name, index), [])
         for level in range(LADDER_LEVELS + DEEP_LEVELS):
-            upper, lower, span = taken_steps(x, half)
-            if not span[0] > 0 or (level >= LADDER_LEVELS and not span[0] / 2 >= low):
+            upper, lower, span = taken_step(element, half)
+            if not span > 0 or (level >= LADDER_LEVELS and not span / 2 >= low):
                 break
             self.evaluator.plan(2)
-            f = self.evaluator.at_elements(name, where, np.concatenate([upper, lower]))
+            f = self.evaluator.at_elements(name, where, np.array([upper, lower]))
+            f_up, f_down = float(f[0]), float(f[1])
+            levels.append(Level(half, float(upper), float(lower), f_up, f_down))
             level_noise = floor
-            if np.all(np.isfinite(f)):
-                size = np.array(max(abs(f[0]), abs(f[1])))
-                level_noise = max(floor, float(noise_bound(sigma, size, eps, self.tolerance)))
+            if math.isfinite(f_up) and math.isfinite(f_down):
+                size = max(abs(f_up), abs(f_down))
+                level_noise = max(floor, noise_bound_at(sigma, size, eps, self.tolerance))
             noises.append(level_noise)
             noise = max(noises[-recent:] if recent else noises)
             with np.errstate(invalid="ignore", over="ignore"):
-                slopes.append(float((f[0] - f[1]) / span[0]))
-            halves.append(float(span[0] / 2))
+                slopes.append(float((f[0] - f[1]) / np.float64(span)))
+            halves.append(span / 2)
             verdict = ladder_third(slopes, halves, noise)
             if verdict is not None:
                 if verdict[2] == "noise" and len(slopes) == 2 and self._noisy(sigma, eps):

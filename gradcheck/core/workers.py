@@ -37,10 +37,11 @@ Payload = dict[str, tuple[Any, type | None]]
 MISSING = "gradcheck: this worker does not hold the shipment"  # a str: pickles by value
 KEPT_SHIPMENTS = 2  # per worker process: the running check's, and one before it
 # A task holds at most this much loss time (measured at the baseline): long enough that a
-# task's fixed cost (Dask: a few milliseconds of scheduling, in the client's process) stays a
-# few per cent of it. Towards a wave's end the tasks shrink (TAPER) down to LAST_BATCH_SECONDS,
-# so the workers finish within that of one another: the wave ends with a barrier.
-BATCH_SECONDS = 0.25
+# task's fixed cost (Dask: 5-10 ms of CPU in the client's process, its scheduler's included,
+# which competes with the workers for the cores) stays under 1% of it. Towards a wave's end
+# the tasks shrink (TAPER) down to LAST_BATCH_SECONDS, so the workers finish within that of one
+# another: the wave ends with a barrier.
+BATCH_SECONDS = 1.0
 LAST_BATCH_SECONDS = 0.02
 # Each task takes 1 / (TAPER * workers) of the points left (factoring, a variant of guided
 # self-scheduling: Hummel, Schonberg and Flynn 1992), between those two sizes.
@@ -125,16 +126,37 @@ def run_batch(key: str, sent: bytes | tuple[Any, Payload] | None, packed_runs: A
     when this worker should already hold it: then :data:`MISSING` if it does not.
     ``packed_runs`` is a pickled list of runs (a thread pool's: the list itself). Returns the
     raw loss values in order, stopping at the first point where the loss raised, with a
-    :class:`Raised` for it.
+    :class:`Raised` for it: pickled into one ``bytes`` when the runs came pickled
+    (:func:`packed_values`), else the list itself.
     """
     began = time.thread_time()
     held = _held(key, sent)
     if held is None:
         return MISSING
     try:
-        return _evaluate(held, packed_runs)
+        out = _evaluate(held, packed_runs)
     finally:
         LOOP_SECONDS[0] += time.thread_time() - began
+    return packed_values(out) if isinstance(packed_runs, bytes) else out
+
+
+def packed_values(values: list[Any]) -> bytes | list[Any]:
+    """A task's loss values as the one ``bytes`` object they pickle to (the same objects come
+    out of :func:`unpacked_values`), or the list itself when pickle refuses one of them.
+
+    Dask serializes a returned list element by element (a pickle call, a metrics context and a
+    frame per value, in the worker and again in the client): measured on the benchmark's MLP,
+    that was 5-7 s of CPU in each process for 10^5 floats, more than all the rest of Dask's own
+    work, and it competed with the workers for the cores. One ``bytes`` is one frame."""
+    try:
+        return pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return values
+
+
+def unpacked_values(got: Any) -> Any:
+    """What a task returned, as :func:`run_batch` computed it (see :func:`packed_values`)."""
+    return pickle.loads(got) if isinstance(got, bytes) else got
 
 
 def _evaluate(held: tuple[Any, Payload], packed_runs: Any) -> list[Any]:
@@ -181,6 +203,16 @@ def _evaluate(held: tuple[Any, Payload], packed_runs: Any) -> list[Any]:
             append(Raised(type(exc).__name__, str(exc)))
             return out
     return out
+
+
+def submit_options(executor: Executor) -> dict[str, Any]:
+    """Keyword arguments for ``executor.submit`` beyond the task's own: for Dask's executor,
+    ``pure=False``. A pure task (Dask's default) is named by a hash of its arguments, computed
+    in the client for every task (the first wave's carry the shipment: megabytes to hash); a
+    task here is never worth deduplicating (its points are new, and a resend after
+    :data:`MISSING` must run). Other executors pass every keyword on to the task: none."""
+    module = type(executor).__module__
+    return {"pure": False} if module.partition(".")[0] == "distributed" else {}
 
 
 def worker_count(executor: Executor) -> int:

@@ -136,8 +136,8 @@ SIGN_SENTENCE = (
 # -- per element ------------------------------------------------------------------------------
 def classify_elements(p: ParamResult) -> np.ndarray:
     """One class per element (empty string where the element is not failing)."""
-    classes = np.full(p.size, "", dtype="<U16")
-    if not failing(p).any():
+    classes = np.zeros(p.size, dtype="<U16")  # empty strings (np.full is slower)
+    if not p.failed or not failing(p).any():  # passing: no failing element (cheap test first)
         return classes
     for status in ("nonfinite", "shape_mismatch", "no_gradient"):
         classes[p.statuses == status] = status
@@ -253,7 +253,8 @@ def diagnose(
     findings: list[Finding] = []
     for p in params:
         diagnosis.classes[p.name] = classify_elements(p)
-        findings += _tensor_findings(p, diagnosis.classes[p.name], build, dims)
+        if p.failed or p.status == "uncertain":  # a passing tensor without kinks says nothing
+            findings += _tensor_findings(p, diagnosis.classes[p.name], build, dims)
     for a, b in patterns.swapped_pairs(params):
         for name in (a, b):
             diagnosis.classes[name][diagnosis.classes[name] != ""] = "swapped"
@@ -296,7 +297,7 @@ def diagnose(
         and not (f.kind == "sign_flipped" and set(f.elements) <= flipped)
     ]
     findings = merge_alike(findings)
-    total_wrong = sum(p.n_wrong for p in params)
+    total_wrong = sum(p.n_wrong for p in params if p.failed)
     ranked = rank(findings, total_wrong)
     dominant = bool(ranked) and dominates(ranked[0], total_wrong)
     # with one cause explaining nearly all, the story only says which tensors it touched

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gradcheck.core.compare import ParamResult
-from gradcheck.diagnosis.resolve import error_sizes, share
+from gradcheck.diagnosis.resolve import error_sizes, share, squared_norm
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class Builder:
         self.params = {p.name: p for p in params}
         self.sizes = {p.name: p.size for p in params}
         self._errors: dict[str, np.ndarray] | None = None
+        self._total = 0.0  # the squared norm of the errors, with them
 
     @property
     def errors(self) -> dict[str, np.ndarray]:
@@ -63,6 +64,7 @@ class Builder:
         check where everything passes makes none)."""
         if self._errors is None:
             self._errors = error_sizes(list(self.params.values()))
+            self._total = squared_norm(self._errors)
         return self._errors
 
     def make(self, kind, message, where, factor=None, labels=True, meaning="") -> Finding:
@@ -80,7 +82,7 @@ class Builder:
             names,
             factor,
             int(sum(v.size for v in where.values())),
-            share(self.errors, where),
+            share(self.errors, where, self._total),
             meaning,
         )
 

@@ -90,24 +90,35 @@ def error_sizes(params: list[ParamResult]) -> dict[str, np.ndarray]:
     share of the error norm.
     """
     raw = {}
+    out = {}
     for p in params:
+        if not p.failed:  # no failing element: 0 everywhere, whatever the largest
+            out[p.name] = np.zeros(p.numeric.size)
+            continue
         off = np.abs(p.numeric) if p.analytic is None else p.abs_err
         off = np.where(failing(p), off, 0.0)
         raw[p.name] = np.where(np.isnan(off), 0.0, off)
     finite = [v[np.isfinite(v)] for v in raw.values()]
     largest = max((float(v.max()) for v in finite if v.size), default=0.0)
-    out = {}
-    for p in params:
-        value = raw[p.name]
+    for name, value in raw.items():
         scaled = value / largest if largest > 0 else np.where(value > 0, 1.0, 0.0)
-        out[p.name] = np.where(np.isfinite(value), scaled, 1.0)
-    return out
+        out[name] = np.where(np.isfinite(value), scaled, 1.0)
+    return {p.name: out[p.name] for p in params}
 
 
-def share(sizes: dict[str, np.ndarray], where: dict[str, np.ndarray]) -> float:
+def squared_norm(sizes: dict[str, np.ndarray]) -> float:
+    """The squared error norm of :func:`error_sizes`' values."""
+    return sum(float(np.sum(v**2)) for v in sizes.values())
+
+
+def share(
+    sizes: dict[str, np.ndarray], where: dict[str, np.ndarray], total: float | None = None
+) -> float:
     """Fraction of the squared error norm carried by the elements ``where`` (name -> flat
-    indices or mask)."""
-    total = sum(float(np.sum(v**2)) for v in sizes.values())
+    indices or mask); ``total``: the squared norm of ``sizes`` (:func:`squared_norm`), when
+    the caller keeps it."""
+    if total is None:
+        total = squared_norm(sizes)
     if total <= 0:
         return 0.0
     part = sum(float(np.sum(sizes[name][index] ** 2)) for name, index in where.items())

@@ -98,6 +98,7 @@ from gradcheck.fast.probe import (
     Weights,
     correct,
     probe,
+    span_of,
 )
 
 # Cost model (loss evaluations), from the engine's own procedure.
@@ -308,14 +309,12 @@ def match(
 
 
 def _spans(direction: Direction, start: int, stop: int) -> np.ndarray:
-    """The spans ``(x + h w) - (x - h w)`` of positions ``start:stop`` (float64)."""
+    """The spans of positions ``start:stop`` (float64, :func:`span_of`)."""
     x = direction.tensor.x
     out = np.zeros(stop - start)
     for a, b, move in direction.moves(Weights(start, stop), direction.half_step):
         with np.errstate(over="ignore", invalid="ignore"):
-            out[a - start : b - start] = (x[a:b] + move).astype(np.float64) - (
-                x[a:b] - move
-            ).astype(np.float64)
+            out[a - start : b - start] = span_of(x[a:b], move)
     return out
 
 

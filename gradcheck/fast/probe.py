@@ -2,17 +2,18 @@
 
 A direction over a tensor's ``n`` elements is ``w = z * max(1, |x|) / sqrt(n)``, ``z`` uniform on
 ``[-sqrt(3), sqrt(3)]`` (unit variance; zero where the hand-written partial is not finite). It
-is never stored: ``z`` is drawn in chunks of ``CHUNK`` elements, chunk ``c`` from
-``default_rng([seed, c])``, so any range of it is regenerated from the direction's seed in
-``O(range)`` time and ``O(CHUNK)`` memory.
+is never stored: ``z`` is drawn in chunks of ``CHUNK`` elements from one PCG64 stream of the
+direction's seed (32 bits per element, chunk ``c`` reached by ``advance``), so any range of it
+is regenerated from the seed in ``O(range)`` time and ``O(CHUNK)`` memory.
 
 A probe of the positions ``lo:hi`` (optionally weighted ``c_g`` per group, for decoding) writes
-``x + h w`` there, calls the loss, writes ``x - h w``, calls it again, and compares
-``D = f(x + h w) - f(x - h w)`` with ``A = a . span`` (``span`` the displacement actually taken
-in the parameter's dtype, so rounding of the points costs nothing): two loss evaluations. The
-points are written chunk by chunk straight into the parameter (a
-:class:`gradcheck.core.params.Fill`), and the sums ride on the second point's pass: no
-temporary of the range's size, whatever the tensor's size.
+``u = x + h w`` there, calls the loss, writes ``d = x - (u - x)`` (the displacement ``u``
+actually took, mirrored), calls it again, and compares ``D = f(u) - f(d)`` with
+``A = a . span`` (``span = u - d``, the displacement actually taken in the parameter's dtype,
+so rounding of the points costs nothing): two loss evaluations. The first point is written
+chunk by chunk straight into the parameter (a :class:`gradcheck.core.params.Fill`) and the
+sums ride on its pass; the second is derived from the first in place (no draw of the
+direction again): no temporary of the range's size, whatever the tensor's size.
 
 The step comes from a pilot (four evaluations, central differences at ``hp`` and ``2hp``,
 :func:`gradcheck.fast.numerics.pilot_step`) that measures ``F'''`` along a direction, and
@@ -183,17 +184,22 @@ class Tensor:
 
 
 class _Mover:
-    """``step * z * s`` in the parameter's dtype, into a reused work buffer."""
+    """``step * z * s`` in the parameter's dtype, into reused work buffers (no temporary per
+    piece)."""
 
     def __init__(self, dtype: np.dtype, step: float):
         self.step = step
         self.work = np.empty(CHUNK)
+        self.steps = np.empty(CHUNK)  # step * s, where s is an array
         self.narrow = np.empty(CHUNK, dtype=dtype) if dtype != self.work.dtype else None
 
     def __call__(self, z: np.ndarray, s: np.ndarray | float) -> np.ndarray:
         move = self.work[: z.size]
         with np.errstate(over="ignore"):  # past the dtype's range: an infinite, failing point
-            np.multiply(z, self.step * s, out=move)
+            if isinstance(s, float):
+                np.multiply(z, self.step * s, out=move)
+            else:  # step * s elementwise, as the scalar case: the same bits
+                np.multiply(z, np.multiply(s, self.step, out=self.steps[: z.size]), out=move)
             if self.narrow is None:
                 return move
             np.copyto(self.narrow[: z.size], move, casting="same_kind")
@@ -265,7 +271,7 @@ class Direction:
             yield a, b, mover(z, s)
 
     def spans_at(self, weights: Weights, positions: np.ndarray, step: float) -> np.ndarray:
-        """The spans ``(x + step w) - (x - step w)`` of a few ``positions`` (float64)."""
+        """The spans ``u - d`` of a few ``positions`` (float64, see :func:`span_of`)."""
         out = np.zeros(positions.size)
         x = self.tensor.x
         for c in np.unique(positions // CHUNK):
@@ -277,9 +283,7 @@ class Direction:
                 picks = positions[inside]
                 ok = (picks >= lo) & (picks < hi)
                 k = picks[ok] - lo
-                up = (x[lo:hi][k] + move[k]).astype(np.float64)
-                down = (x[lo:hi][k] - move[k]).astype(np.float64)
-                out[np.flatnonzero(inside)[ok]] = up - down
+                out[np.flatnonzero(inside)[ok]] = span_of(x[lo:hi][k], move[k])
         return out
 
 
@@ -297,16 +301,22 @@ def tensor_of(
     x = param.snapshot.reshape(-1)
     nonfinite, unit = [], np.zeros(-(-x.size // CHUNK), dtype=bool)
     spread = ScaledNorm()
+    magnitude, scaled = np.empty(CHUNK), np.empty(CHUNK)
     for c in range(unit.size):
         a, b = c * CHUNK, min((c + 1) * CHUNK, x.size)
-        piece = analytic[a:b].astype(np.float64)
-        bad = ~np.isfinite(piece)
-        if bad.any():
+        piece = analytic[a:b]
+        if not np.isfinite(piece).all():  # the mask is kept only where it finds one
+            piece = piece.astype(np.float64)
+            bad = ~np.isfinite(piece)
             nonfinite.append(np.flatnonzero(bad) + a)
             piece[bad] = 0.0
-        magnitude = np.abs(x[a:b].astype(np.float64))
-        unit[c] = bool(magnitude.max() <= 1.0)
-        spread.add(piece if unit[c] else piece * np.maximum(1.0, magnitude))
+        m = np.abs(x[a:b], out=magnitude[: b - a], dtype=np.float64)
+        unit[c] = bool(m.max() <= 1.0)
+        if unit[c]:  # in float64, as the sums are
+            spread.add(piece if piece.dtype == np.float64 else piece.astype(np.float64))
+        else:
+            with np.errstate(over="ignore"):  # past float64: the norm is infinite, as before
+                spread.add(np.multiply(piece, np.maximum(m, 1.0, out=m), out=scaled[: b - a]))
     positions = np.concatenate(nonfinite) if nonfinite else np.empty(0, dtype=np.intp)
     finite = x.size - positions.size
     scale = direction_scale(finite)
@@ -348,7 +358,7 @@ class ScaledNorm:
     def add(self, values: np.ndarray) -> None:
         if not values.size:
             return
-        top = float(np.max(np.abs(values)))
+        top = max(float(values.max()), -float(values.min()))  # max |v|, without a temporary
         if not np.isfinite(top):
             self.largest, self.squares = float("inf"), 1.0
             return
@@ -365,15 +375,37 @@ class ScaledNorm:
         return self.largest * float(np.sqrt(self.squares))
 
 
+def mirrored(x: np.ndarray, up: np.ndarray, away: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """A probe's second point ``d = x - (u - x)`` from its first ``u = x + step w``, in the
+    parameter's dtype, into ``out`` (which may be ``up`` itself; ``away`` is a work buffer):
+    the displacement the first point actually took, mirrored. Derived from ``u`` alone, it
+    needs no draw of the direction, so the second point of a pair is written from the first
+    one in place (:class:`gradcheck.core.params.Fill`'s ``follow``). Both points are
+    whatever rounding made them: the sums take ``span = u - d`` as they were written."""
+    np.subtract(up, x, out=away)
+    return np.subtract(x, away, out=out)
+
+
+def span_of(x: np.ndarray, move: np.ndarray) -> np.ndarray:
+    """``u - d`` in float64 for ``u = x + move`` and ``d`` :func:`mirrored`: the displacement
+    between a probe's two points, in the parameter's dtype's exact values."""
+    up = x + move
+    return up.astype(np.float64) - (x - (up - x)).astype(np.float64)
+
+
 def _evaluate(
     differences: FiniteDifferences, direction: Direction, weights: Weights, step: float
 ) -> tuple[float, float, Sums]:
-    """The loss at ``x + step w`` and ``x - step w`` over the range.
+    """The loss at ``u = x + step w`` and at ``d = x - (u - x)`` over the range.
 
-    Each point is written chunk by chunk straight into the parameter (a
+    The first point is written chunk by chunk straight into the parameter (a
     :class:`gradcheck.core.params.Fill`: no buffer of the range's size), the direction
-    regenerated for each; the sums ride on the second point's pass, which recomputes the first
-    point chunk by chunk for the spans. A tensor-wide probe without group weights takes the
+    regenerated for it, and the sums ride on that pass (``d`` is computed there too, chunk by
+    chunk, for the spans). The second point is written from the first in place
+    (:func:`mirrored`: two operations per element, no draw), the evaluator leaving the first
+    point in the slice instead of restoring it in between; where it cannot be written in
+    place (an executor's worker, an array that is not C-contiguous) it is computed whole from
+    the direction, to the same bits. A tensor-wide probe without group weights takes the
     hand-written rounding's scale from ``Tensor.spread`` instead of summing it again."""
     t = direction.tensor
     lo, hi = weights.lo, weights.hi
@@ -382,24 +414,19 @@ def _evaluate(
     sums = Sums()
 
     def up(out: np.ndarray) -> None:
-        with np.errstate(over="ignore", invalid="ignore"):
-            for a, b, move in direction.moves(weights, step):
-                np.add(t.x[a:b], move, out=out[a - lo : b - lo])
-
-    def down(out: np.ndarray) -> None:
         sums.analytic = sums.taken = sums.norm = 0.0
         scaled = ScaledNorm()
         partial = t.finite < t.x.size
         mover = _Mover(dtype, step)
-        point = np.empty(CHUNK, dtype=dtype)  # x + move, again, for the spans
-        span = np.empty(CHUNK)
+        away, down = np.empty(CHUNK, dtype=dtype), np.empty(CHUNK, dtype=dtype)
+        span, w = np.empty(CHUNK), np.empty(CHUNK)
         with np.errstate(over="ignore", invalid="ignore"):
             for a, b, z, s in direction.chunks(weights):
                 move = mover(z, s)
                 piece, x, n = out[a - lo : b - lo], t.x[a:b], b - a
-                np.subtract(x, move, out=piece)
-                np.add(x, move, out=point[:n])
-                np.subtract(point[:n], piece, out=span[:n], dtype=np.float64)
+                np.add(x, move, out=piece)
+                mirrored(x, piece, away[:n], down[:n])
+                np.subtract(piece, down[:n], out=span[:n], dtype=np.float64)
                 a_piece = t.analytic[a:b]
                 if partial:
                     a_piece = np.where(z != 0, a_piece, 0.0)  # z is 0 where a is not finite
@@ -413,17 +440,36 @@ def _evaluate(
                     sums.taken += float(span[:n] @ z) * s
                     sums.norm += float(z @ z) * s * s
                 else:
-                    w = z * s
-                    sums.taken += float(span[:n] @ w)
-                    sums.norm += float(w @ w)
+                    np.multiply(z, s, out=w[:n])
+                    sums.taken += float(span[:n] @ w[:n])
+                    sums.norm += float(w[:n] @ w[:n])
             spread_norm = t.spread if whole and t.spread is not None else scaled.value
             sums.rounding = spread_norm * (2.0 * step)
 
+    def down(out: np.ndarray) -> None:  # from scratch: u again, then mirrored in place
+        away = np.empty(CHUNK, dtype=dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            for a, b, move in direction.moves(weights, step):
+                piece, x = out[a - lo : b - lo], t.x[a:b]
+                np.add(x, move, out=piece)
+                mirrored(x, piece, away[: b - a], piece)
+
+    def follow(out: np.ndarray) -> None:  # out holds u
+        away = np.empty(CHUNK, dtype=dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            for a in range(lo, hi, CHUNK):
+                b = min(hi, a + CHUNK)
+                piece = out[a - lo : b - lo]
+                mirrored(t.x[a:b], piece, away[: b - a], piece)
+
     index = slice(lo, hi)
-    evaluator = differences.evaluator
-    f_up = float(evaluator.at([(t.name, index, Fill(up, hi - lo, dtype))])[0])
-    f_down = float(evaluator.at([(t.name, index, Fill(down, hi - lo, dtype))])[0])
-    return f_up, f_down, sums
+    f_up, f_down = differences.evaluator.at(
+        [
+            (t.name, index, Fill(up, hi - lo, dtype)),
+            (t.name, index, Fill(down, hi - lo, dtype, follow=follow)),
+        ]
+    )
+    return float(f_up), float(f_down), sums
 
 
 def pilot(differences: FiniteDifferences, tensor: Tensor, seed: int) -> Direction:

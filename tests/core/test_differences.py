@@ -335,3 +335,28 @@ def test_abs_with_kinks_near_the_point():
     assert gradcheck.check(loss, grad, {"w": w}).passed
     flipped = gradcheck.check(loss, lambda p: grad(p, -1.0), {"w": w})
     assert flipped["w"].count("wrong") == 200
+
+
+# -- the pilot's ladder values reused by the main pass ------------------------------------------
+def test_the_main_pass_reuses_the_pilot_ladders_points_and_never_evaluates_a_point_twice():
+    from nets import asker
+
+    net = asker.problem(asker.CorrectedNet)
+    seen: dict[bytes, int] = {}
+
+    def loss(p):
+        point = b"".join(np.asarray(p[k]).tobytes() for k in sorted(p))
+        seen[point] = seen.get(point, 0) + 1
+        return net.loss(p)
+
+    report = gradcheck.check(loss, net.grad, net.params)
+    assert report.passed
+    start = b"".join(np.asarray(net.params[k]).tobytes() for k in sorted(net.params))
+    # the start point twice (before and after grad, by design); any other point once
+    assert seen.pop(start) == 2
+    assert set(seen.values()) == {1}
+    snapped = [p for p in report.params if p.name in {"w1", "w7", "w12"}]  # the pilot's three
+    ladder_steps = {float(p.step[0]) for p in snapped}
+    others = {float(p.step[0]) for p in report.params if p not in snapped}
+    assert ladder_steps - others  # a pilot element measured at its ladder's level
+    assert report.evaluations < 2 + 2 * len(report.params) + 6 + 3 * 3 * 2  # 52 before

@@ -13,9 +13,12 @@ from gradcheck.core.numerics import (
     beyond,
     ecnoise,
     euclidean_norm,
+    noise_bound,
+    noise_bound_at,
     optimal_step,
     relative_error,
     step_bounds,
+    taken_step,
     taken_steps,
     within,
 )
@@ -589,3 +592,25 @@ def test_the_partials_scale_is_the_tensors_not_only_the_pilots_three_elements():
     central, fourth = np.array([1e-12]), np.array([1e-14])
     assert fourth_order_pays(central, fourth, 1e-12 / 5e-9)
     assert not fourth_order_pays(central, fourth, partials_scale(1e-12 / 5e-9, analytic))
+
+
+# -- one element's step and noise bound, as the pilot ladder takes them ------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x", [0.0, -3.7, 1e-30, 2.5e30, 3.4e38])
+@pytest.mark.parametrize("h", [1e-3, 7.4e-4 / 4**9, 1e39])
+def test_taken_step_is_taken_steps_for_one_element_bit_for_bit(dtype, x, h):
+    xs = np.array([x], dtype=dtype)
+    upper, lower, span = taken_steps(xs, np.array([h]))
+    one = taken_step(xs[0], h)
+    assert one[0].tobytes() == upper[0].tobytes()
+    assert one[1].tobytes() == lower[0].tobytes()
+    assert np.array(one[2]).tobytes() == np.array(span[0]).tobytes()  # NaN past the range
+
+
+@pytest.mark.parametrize("sigma", [float("nan"), 0.0, 1e-17, 1e-3])
+@pytest.mark.parametrize("value", [0.0, -2.5, 1e300, float("nan")])
+def test_noise_bound_at_one_value_is_noise_bound(sigma, value):
+    tol = Tolerance()
+    expected = float(noise_bound(sigma, np.array(value), 2.2e-16, tol))
+    got = noise_bound_at(sigma, value, 2.2e-16, tol)
+    assert np.array(got).tobytes() == np.array(expected).tobytes()

@@ -313,3 +313,106 @@ def test_changed_compares_bits_without_copying_and_sees_a_sign_flip_of_zero():
     w[3] = 0.0  # equal as numbers, not as bits
     assert pset.changed() == ["w"]
     pset.finish()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", [0, 2, -1])
+def test_a_nonfinite_element_anywhere_is_refused(bad, where):
+    # a NaN or an infinity of either sign, at the first element, inside, or at the last
+    w = np.linspace(-1.0, 1.0, 7, dtype=np.float32)
+    w[where] = bad
+    with pytest.raises(InputError, match="expected finite values"):
+        ParamSet({"w": w})
+
+
+@pytest.mark.parametrize("size", [1, 3, 4, 5, 2 * (1 << 17) + 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_changed_sees_one_flipped_bit_in_any_byte_whatever_the_word_size(size, dtype):
+    # same_bits compares 8-, 4- or 2-byte words as the array's byte length allows: a flip of
+    # the lowest bit of the first, a middle or the last element (odd float32 lengths end on a
+    # 4-byte word) is still seen, across a compare block's edge too
+    w = np.linspace(-1.0, 1.0, size).astype(dtype)
+    pset = ParamSet({"w": w})
+    for k in sorted({0, size // 2, size - 1}):
+        bits = w.view(np.uint32 if dtype == np.float32 else np.uint64)
+        bits[k] ^= 1
+        assert pset.changed() == ["w"]
+        bits[k] ^= 1
+        assert pset.changed() == []
+    pset.finish()
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_a_following_point_is_written_from_the_point_before_it_and_both_restored(order):
+    # fast mode's pairs: the second point's ``follow`` is handed the slice still holding the
+    # first (its restore skipped) and writes from it; where the write is not in place (not
+    # C-contiguous) the second point is written whole instead. Either way the loss sees each
+    # point and the parameter ends as it began
+    w = np.asfortranarray(np.arange(12.0).reshape(3, 4)) if order == "F" else np.arange(12.0)
+    before = w.copy()
+    pset = ParamSet({"w": w})
+    seen, followed = [], []
+
+    def loss(params):
+        seen.append(np.array(params["w"], copy=True).reshape(-1, order="C"))
+        return float(np.sum(params["w"]))
+
+    def first(out):
+        out[:] = 100.0
+
+    def second(out):
+        out[:] = 200.0
+
+    def follow(out):
+        followed.append(out.copy())  # what the slice held: the first point
+        out += 100.0
+
+    points = [
+        ("w", slice(2, 6), Fill(first, 4, w.dtype)),
+        ("w", slice(2, 6), Fill(second, 4, w.dtype, follow=follow)),
+    ]
+    Evaluator(pset, loss).at(points)
+    expected = before.reshape(-1, order="C").copy()
+    expected[2:6] = 100.0
+    assert np.array_equal(seen[0], expected)
+    expected[2:6] = 200.0
+    assert np.array_equal(seen[1], expected)
+    assert [f.tolist() for f in followed] == ([[100.0] * 4] if order == "C" else [])
+    assert np.array_equal(w, before)
+    assert pset.changed() == []
+    pset.finish()
+
+
+def test_a_loss_raising_at_the_first_point_of_a_pair_has_it_restored_and_never_follows():
+    w = np.arange(6.0)
+    pset = ParamSet({"w": w})
+
+    def loss(params):
+        raise RuntimeError("boom")
+
+    def follow(out):  # pragma: no cover - must not run
+        raise AssertionError("followed a point the loss never returned from")
+
+    points = [
+        ("w", slice(0, 6), Fill(lambda out: out.fill(7.0), 6, w.dtype)),
+        ("w", slice(0, 6), Fill(lambda out: out.fill(8.0), 6, w.dtype, follow=follow)),
+    ]
+    with pytest.raises(gradcheck.LossError, match="boom"):
+        Evaluator(pset, loss).at(points)
+    assert np.array_equal(w, np.arange(6.0))
+    pset.finish()
+
+
+def test_a_pair_whose_loss_returns_no_float_is_refused_by_name_and_restored():
+    # regression (fuzz): the pair's loop once converted its values inside its own error
+    # handler, so an InputError for an unconvertible loss became an IndexError
+    w = np.arange(6.0)
+    pset = ParamSet({"w": w})
+    points = [
+        ("w", slice(0, 6), Fill(lambda out: out.fill(7.0), 6, w.dtype)),
+        ("w", slice(0, 6), Fill(lambda out: out.fill(8.0), 6, w.dtype, follow=lambda out: None)),
+    ]
+    with pytest.raises(InputError, match="beyond float64's range"):
+        Evaluator(pset, lambda params: 10**400).at(points)
+    assert np.array_equal(w, np.arange(6.0))
+    pset.finish()

@@ -21,6 +21,7 @@ from gradcheck.core.workers import (
     batches,
     run_batch,
     shipment,
+    unpacked_values,
 )
 from nets.tanh_mlp import TanhMLP, wrong_elements
 
@@ -112,7 +113,7 @@ def test_a_worker_keeps_the_last_shipments_only():
         keys.append(ship.key)
         params.finish()
     assert run_batch(keys[0], None, runs) == MISSING  # the oldest was dropped
-    assert isinstance(run_batch(keys[-1], None, runs)[0], float)
+    assert isinstance(unpacked_values(run_batch(keys[-1], None, runs))[0], float)
 
 
 @pytest.mark.parametrize("count", [1, 2, 7, 30, 512, 65_536])
@@ -127,3 +128,38 @@ def test_batches_cover_the_points_in_order_and_taper(count, call):
         assert sizes == sorted(sizes, reverse=True)  # shrinking towards the wave's end
         # the last task takes at most LAST_BATCH_SECONDS, or one point, or its worker's share
         assert sizes[-1] <= max(1, LAST_BATCH_SECONDS / call, count / 2)
+
+
+def test_a_tasks_values_travel_as_one_bytes_object_and_arrive_as_computed():
+    net = TanhMLP(sizes=(3, 2))
+    params = ParamSet(net.params())
+    ship = shipment(InProcess(), net.loss, params)
+    runs = [("W1", np.array([0, 4, 5]), np.array([0.25, -1.5, 2.0]))]
+    sent = run_batch(ship.key, ship.packed, pickle.dumps(runs))
+    assert isinstance(sent, bytes)  # one frame for Dask, not one per value
+    got = unpacked_values(sent)
+    assert got == run_batch(ship.key, ship.packed, runs)  # the list a thread pool gets
+    assert [type(v) for v in got] == [type(net.loss(params.view))] * 3
+    params.finish()
+
+
+def test_values_pickle_refuses_are_returned_as_they_are():
+    values = [1.5, np.float64(-0.0), workers.Raised("ValueError", "boom")]
+    back = unpacked_values(workers.packed_values(values))
+    assert [type(v) for v in back] == [type(v) for v in values]
+    assert np.float64(back[1]).tobytes() == np.float64(-0.0).tobytes()
+    assert back[2] == values[2]
+    odd = [lambda: 0]  # a loss value pickle cannot pack: left to the executor's serializer
+    assert workers.packed_values(odd) is odd
+    assert unpacked_values(odd) is odd
+
+
+def test_only_a_dask_executor_is_asked_for_impure_tasks():
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        assert workers.submit_options(pool) == {}  # a pool would pass pure= on to the task
+    assert workers.submit_options(InProcess()) == {}
+    distributed = pytest.importorskip("distributed")
+    executor = distributed.cfexecutor.ClientExecutor.__new__(distributed.cfexecutor.ClientExecutor)
+    assert workers.submit_options(executor) == {"pure": False}

@@ -255,7 +255,7 @@ def test_directions_are_regenerated_in_chunks_alike():
         assert np.array_equal(weights(lo, hi), whole[lo:hi])
     spans = direction.spans_at(Weights(0, x.size), np.array([5, CHUNK + 1]), 1e-3)
     up = x + (1e-3 * whole).astype(x.dtype)
-    down = x - (1e-3 * whole).astype(x.dtype)
+    down = x - (up - x)  # the displacement the first point took, mirrored
     assert np.array_equal(spans, (up - down)[[5, CHUNK + 1]])
 
 

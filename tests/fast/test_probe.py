@@ -10,7 +10,20 @@ import pytest
 
 import gradcheck
 from gradcheck import FastOptions, StateMutationError
-from gradcheck.fast.probe import CHUNK, SQRT3, Direction, Record, Tensor, Weights
+from gradcheck.core.differences import FiniteDifferences
+from gradcheck.core.evaluation import Evaluator
+from gradcheck.core.params import ParamSet
+from gradcheck.fast.probe import (
+    CHUNK,
+    SQRT3,
+    Direction,
+    Record,
+    ScaledNorm,
+    Tensor,
+    Weights,
+    _evaluate,
+    tensor_of,
+)
 from nets.tanh_mlp import TanhMLP, wrong_elements
 from nets.tanh_vector import TanhVector
 from nets.transformer import Config, Transformer
@@ -208,3 +221,71 @@ def test_a_float32_element_just_above_the_stated_sensitivity_is_found(seed):
     grad = wrong_elements(net.grad, {"w": {index: error}})
     report = gradcheck.check(net.loss, grad, net.params(), mode="fast", seed=seed)
     assert report["w"].probe.proven_wrong == (index,)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tensor_of_reads_nonfinite_partials_unit_chunks_and_spread_as_the_dense_formulas(dtype):
+    # tensor_of finds non-finite partials with one mask per chunk and sums the spread
+    # without a temporary of the chunk's size: the same positions, flags and norm (bit for
+    # bit) as the formulas on whole arrays, with a NaN and infinities at a chunk's first and
+    # the tensor's last element and |x| > 1 in one chunk only
+    size = 2 * CHUNK + 77
+    x = np.linspace(-0.9, 0.9, size).astype(dtype)
+    x[CHUNK + 5] = 3.5  # the second chunk is not unit
+    a = np.random.default_rng(4).standard_normal(size).astype(dtype)
+    bad = [CHUNK, CHUNK + 9, size - 1]
+    a[bad] = [np.nan, -np.inf, np.inf]
+    pset = ParamSet({"w": x})
+    evaluator = Evaluator(pset, lambda p: float(np.sum(p["w"] ** 2)))
+    evaluator.baseline()
+    tensor = tensor_of(FiniteDifferences(evaluator, gradcheck.Tolerance()), "w", a, dtype, 1e-9)
+    pset.finish()
+    assert tensor.nonfinite.tolist() == bad
+    assert tensor.finite == size - 3
+    assert tensor.unit.tolist() == [True, False, True]
+    dense = a.astype(np.float64)
+    dense[bad] = 0.0
+    dense *= np.maximum(1.0, np.abs(x.astype(np.float64)))
+    expected = ScaledNorm()
+    for c in range(3):  # the norm is accumulated chunk by chunk, as tensor_of does
+        expected.add(dense[c * CHUNK : (c + 1) * CHUNK])
+    assert tensor.spread == expected.value * tensor.scale
+    assert math.isclose(tensor.spread, np.linalg.norm(dense) * tensor.scale, rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("lo", "hi"), [(0, 2 * CHUNK + 13), (CHUNK - 5, CHUNK + 40)])
+def test_a_second_point_written_from_the_first_or_whole_has_the_same_bits(dtype, lo, hi):
+    # serially the second point of a pair is derived in place from the first (no draw of the
+    # direction); where it cannot be (an executor's worker, an array that is not C-contiguous)
+    # it is materialised whole from the direction: both must be d = x - (u - x), bit for bit,
+    # and the sums must take span = u - d as written. |x| > 1 on part of the tensor
+    x = np.linspace(-4.0, 4.0, 2 * CHUNK + 13).astype(dtype)
+    a = np.cos(np.arange(x.size)).astype(dtype)
+    tensor = Tensor("w", x, a, x.size, 2.0**-52, gradcheck.Tolerance(), 1e-8, 6.0, 0.01)
+    direction = Direction(tensor, seed=5, half_step=0.3, third=1.0)
+    seen = {}
+
+    class Pairs:  # the evaluator's side of a pair, both ways
+        def at(self, points):
+            (_, index, first), (_, again, second) = points
+            assert again == index
+            assert second.follow is not None
+            up = first.materialise()
+            whole = second.materialise()
+            followed = up.copy()
+            second.follow(followed)
+            seen.update(up=up, whole=whole, followed=followed)
+            return np.array([1.0, 2.0])
+
+    class Differences:
+        evaluator = Pairs()
+
+    _, _, sums = _evaluate(Differences(), direction, Weights(lo, hi), 0.3)
+    up, whole = seen["up"], seen["whole"]
+    assert whole.tobytes() == seen["followed"].tobytes()
+    xs = x[lo:hi]
+    assert np.array_equal(whole, xs - (up - xs))
+    assert not np.array_equal(whole, up)
+    span = up.astype(np.float64) - whole.astype(np.float64)
+    assert math.isclose(sums.analytic, float(a[lo:hi].astype(np.float64) @ span), rel_tol=1e-12)
