@@ -9,9 +9,10 @@ check allocates, and the process's maximum resident set), and whether the plante
 found with its index.
 
 The planted error is sized from what the check can resolve, never chosen to pass silently: a
-calibration run (fast mode on the planted tensor alone, correct gradient, a dozen
-evaluations) states the tensor's sensitivity, and the element is planted ``--times`` (3) that
-(``--error`` plants a fraction of the tensor's largest ``|partial|`` instead). The report
+calibration run (the same fast check of the whole net with the correct gradient, a dozen
+evaluations, which is also the net's false-alarm check) states the tensor's sensitivity, and
+the element is planted ``--times`` (3) that (``--error`` plants a fraction of the tensor's
+largest ``|partial|`` instead). The report
 prints the stated sensitivity next to the planted error and the result, and what the earlier
 plant (0.01 of the largest partial) would have been against it.
 
@@ -125,19 +126,12 @@ def _stated(result: Any, delta: float) -> str:
 
 def calibrate(model: Transformer, tensor: str, seed: int) -> tuple[dict[str, Any], int]:
     """The sensitivity fast mode states for ``tensor`` (its ``probe.sensitivity``) on the
-    correct gradient, from a fast check of that tensor alone (the others held fixed), and the
-    loss evaluations it took."""
-    params = model.params
-
-    def loss(p: dict[str, np.ndarray]) -> Any:
-        return model.loss({**params, **p})
-
-    def grad(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {tensor: model.grad({**params, **p})[tensor]}
-
-    report = gradcheck.check(loss, grad, {tensor: params[tensor]}, mode="fast", seed=seed)
+    correct gradient, from the same fast check of the whole net as the planted run (joint
+    probes over every tensor, the same seed), and the loss evaluations it took. It is also the
+    net's false-alarm check: a correct net that fails here stops the benchmark."""
+    report = gradcheck.check(model.loss, model.grad, model.params, mode="fast", seed=seed)
     if not report.passed:
-        raise RuntimeError(f"the calibration run of the correct {tensor} failed:\n{report}")
+        raise RuntimeError(f"the calibration run of the correct net failed:\n{report}")
     return dict(report[tensor].probe.sensitivity), report.evaluations
 
 
@@ -145,9 +139,9 @@ def _calibrated(sensitivity: dict[str, Any], evaluations: int, tensor: str, larg
     """The calibration run's stated sensitivity, in the units the planted error is read in."""
     stated = sensitivity.get("abs")
     if stated is None:
-        return f"- calibration ({tensor} alone, correct gradient): no sensitivity stated"
+        return "- calibration (whole net, correct gradient): no sensitivity stated"
     return (
-        f"- calibration ({tensor} alone, correct gradient, {evaluations} evaluations): stated "
+        f"- calibration (whole net, correct gradient, {evaluations} evaluations): stated "
         f"sensitivity {stated:.3g} per element (||e * max(1, |x|)||, missed with probability "
         f"<= {sensitivity.get('miss')}) = {stated / largest:.3g}x the tensor's largest "
         f"|partial|, {sensitivity.get('relative') or float('nan'):.3g}x its median"

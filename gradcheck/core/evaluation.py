@@ -308,6 +308,41 @@ class Evaluator:
             self._count(1)
         return self.accept(raw, where)
 
+    def pair(self, ups: Sequence[Point], downs: Sequence[Point]) -> tuple[float, float]:
+        """``together(ups)`` and ``together(downs)``, the second point written from the first:
+        ``downs`` moves the same parameters at the same indices, and where one of its changes
+        is a :class:`gradcheck.core.params.Fill` with a ``follow`` over a slice, it is derived
+        from the first point the slice still holds (fast mode's joint probes: two operations
+        per element instead of the direction drawn again). The first point is therefore not
+        restored in between; the snapshot bits go back in a ``finally``, after the second
+        call or at once when the first raised (two calls counted, or the one made)."""
+        if [(n, i) for n, i, _ in ups] != [(n, i) for n, i, _ in downs]:
+            raise ValueError("a pair's two points must change the same parameters and indices")
+        done = []
+        where = "at a point moving " + ", ".join(repr(name) for name, _, _ in ups)
+        for name, index, values in ups:
+            write = self.params.writer(name, bulk=type(index) is not int)
+            [original] = self.params.originals(name, [index])
+            write(index, values)  # an interrupt before the try: restore_all puts it back
+            done.append((write, index, original))
+        calls = 1
+        try:
+            raws = [self.loss(self.params.view)]
+            for (write, index, _), (_, _, values) in zip(done, downs, strict=True):
+                follows = isinstance(index, slice) and isinstance(values, Fill) and values.follow
+                write(index, Following(values) if follows else values)
+            calls = 2
+            raws.append(self.loss(self.params.view))
+        except (KeyboardInterrupt, SystemExit, MemoryError, InputError, StateMutationError):
+            raise
+        except Exception as exc:
+            raise LossError(f"loss raised {type(exc).__name__}: {exc} {where}") from exc
+        finally:
+            for write, index, original in reversed(done):
+                write(index, original)
+            self._count(calls)
+        return self.accept(raws[0], where), self.accept(raws[1], where)
+
     def at_elements(self, name: str, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Loss with element ``indices[k]`` of ``name`` set to ``values[k]``, one at a time."""
         if self._executor is not None and not self._here(len(indices)):

@@ -155,7 +155,8 @@ def _evaluate(
             downs.append(down)
             sums.append(s)
     evaluator = differences.evaluator
-    return evaluator.together(ups), evaluator.together(downs), sums
+    f_up, f_down = evaluator.pair(ups, downs)
+    return f_up, f_down, sums
 
 
 def _taken(joint: Joint, sums: list[Sums]) -> float:

@@ -416,3 +416,50 @@ def test_a_pair_whose_loss_returns_no_float_is_refused_by_name_and_restored():
         Evaluator(pset, lambda params: 10**400).at(points)
     assert np.array_equal(w, np.arange(6.0))
     pset.finish()
+
+
+@pytest.mark.parametrize("raise_at", [None, 1, 2])
+def test_a_joint_pair_over_two_parameters_follows_in_place_and_restores_both(raise_at):
+    # fast mode's joint probes: both points move every tensor at once; the second is written
+    # from the first where it follows a slice, the parameters end as they began whether the
+    # loss returns or raises at either point, and the calls made are counted
+    a, b = np.arange(6.0), np.arange(4.0) + 10.0
+    before = (a.copy(), b.copy())
+    pset = ParamSet({"a": a, "b": b})
+    seen, followed = [], []
+
+    def loss(params):
+        seen.append((params["a"].copy(), params["b"].copy()))
+        if len(seen) == raise_at:
+            raise RuntimeError("boom")
+        return float(params["a"].sum() + params["b"].sum())
+
+    def follow(out):
+        followed.append(out.copy())
+        out -= 2.0
+
+    ups = [
+        ("a", slice(0, 6), Fill(lambda out: out.fill(1.0), 6, a.dtype)),
+        ("b", slice(0, 4), Fill(lambda out: out.fill(2.0), 4, b.dtype)),
+    ]
+    downs = [
+        ("a", slice(0, 6), Fill(lambda out: out.fill(-1.0), 6, a.dtype, follow=follow)),
+        ("b", slice(0, 4), Fill(lambda out: out.fill(0.0), 4, b.dtype)),
+    ]
+    evaluator = Evaluator(pset, loss)
+    if raise_at is None:
+        assert evaluator.pair(ups, downs) == (14.0, -6.0)
+        assert [f.tolist() for f in followed] == [[1.0] * 6]  # a held the first point
+        assert [s[0].tolist() for s in seen] == [[1.0] * 6, [-1.0] * 6]
+        assert [s[1].tolist() for s in seen] == [[2.0] * 4, [0.0] * 4]
+    else:
+        with pytest.raises(gradcheck.LossError, match="boom"):
+            evaluator.pair(ups, downs)
+        assert len(followed) == raise_at - 1
+    assert evaluator.evaluations == (raise_at or 2)
+    assert np.array_equal(a, before[0])
+    assert np.array_equal(b, before[1])
+    assert pset.changed() == []
+    with pytest.raises(ValueError, match="same parameters"):
+        evaluator.pair(ups, downs[::-1])
+    pset.finish()
