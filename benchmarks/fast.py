@@ -160,10 +160,12 @@ class Segments:
     def __init__(self) -> None:
         self.check = 0  # the check's own peak, the loss's working memory excluded
         self.loss = 0  # the most one loss call allocated beyond what it was called with
+        self.total = 0  # the peak of everything, loss calls included
 
     def outside(self) -> None:
         """Close a stretch of the check's own work: its peak counts, then a fresh one."""
         self.check = max(self.check, tracemalloc.get_traced_memory()[1])
+        self.total = max(self.total, self.check)
         tracemalloc.reset_peak()
 
     def wrap(self, loss):
@@ -174,7 +176,9 @@ class Segments:
             try:
                 return loss(params)
             finally:
-                self.loss = max(self.loss, tracemalloc.get_traced_memory()[1] - held)
+                peak = tracemalloc.get_traced_memory()[1]
+                self.loss = max(self.loss, peak - held)
+                self.total = max(self.total, peak)
                 tracemalloc.reset_peak()
 
         return measured
