@@ -79,8 +79,10 @@ class FastOptions:
     """Knobs of ``check(mode="fast")``.
 
     Attributes:
-        probes: independent random directions per tensor that must pass (each costs 2
-            evaluations, after one pilot of 4 per tensor). More probes, finer sensitivity.
+        probes: independent random directions that must pass (each costs 2 evaluations,
+            after one pilot of 4): joint directions over every tensor at once, and a tensor's
+            own ones where it needs them (:mod:`gradcheck.fast.joint`). More probes, finer
+            sensitivity.
         false_alarm: per probe, the chance that the hand-written gradient's own rounding alone
             exceeds its allowance (see :func:`gradcheck.fast.numerics.rounding_quantile`).
         miss: the chance allowed for an error at the stated sensitivity to pass every probe;
