@@ -83,9 +83,9 @@ def check(
             coarsely gets its own) and, where a probe fails, reads the wrong elements off the
             probes' values (bisection as the fallback) and measures them one by one; the other
             elements are ``probed`` (with a stated sensitivity) or ``unchecked``, never ``ok``
-            (see :mod:`gradcheck.fast.mode`). When the full check plans no more evaluations, it
-            runs instead (``report.options["mode_reason"]`` says which ran and why). Sample
-            checks use the same mode; node checks are always full.
+            (see :mod:`gradcheck.fast.mode`). When the full check plans at most 8x its
+            evaluations, it runs instead (``report.options["mode_reason"]`` says which ran and
+            why). Sample checks use the same mode; node checks are always full.
         seed: seeds the ``numpy.random.Generator`` that draws fast mode's directions.
         executor: any ``concurrent.futures.Executor`` (a process or thread pool, Dask's
             ``client.get_executor()``, ...) to evaluate the loss on; results are bitwise those

@@ -91,8 +91,8 @@ class FastOptions:
             wrong elements are too many to find one by one cheaply, so the tensor is reported
             wrong and ``fallback_samples`` of the elements in its failing ranges are measured.
         fallback_samples: elements measured one by one in that fallback.
-        auto: run the full check instead when it plans no more loss evaluations than fast
-            mode (small nets): it measures every element for the same price.
+        auto: run the full check instead when it plans at most 8x the loss evaluations of
+            fast mode (small nets): it measures every element, at about fast mode's time there.
     """
 
     probes: int = 3

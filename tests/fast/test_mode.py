@@ -141,18 +141,17 @@ def test_small_nets_get_the_full_check_and_the_report_says_why():
     five = FastOptions(probes=5)
     report = gradcheck.check(cube, slope, {"a": 1.5}, mode="fast", fast=five)
     assert report.options["mode"] == "full"
-    assert "no more than fast mode's 16 for a correct net" in report.options["mode_reason"]
+    assert "at most 8x fast mode's 16 for a correct net" in report.options["mode_reason"]
     assert all(p.probe is None and p.elements is None for p in report.params)
     assert report.options["mode_reason"] in report.to_text()
-    # the asker's 14 scalars: 66 full evaluations (pilot 36) against 12 for joint probes
+    # the asker's 14 scalars: 66 full evaluations planned against 12 for joint probes, within
+    # FULL_FACTOR: the full check runs (fast mode's 14 segments cost it more time than that)
     net = load_references()["asker-corrected"].build()
     report = gradcheck.check(net.loss, net.grad, net.params, mode="fast")
-    assert report.options["mode"] == "fast"
-    assert (
-        "12 planned evaluations for a correct net against 66 full" in report.options["mode_reason"]
-    )
+    assert report.options["mode"] == "full"
+    assert "plans 66 loss evaluations, at most 8x fast mode's 12" in report.options["mode_reason"]
     assert report.passed
-    assert report.evaluations <= 12
+    assert all(p.count("ok") == p.size for p in report.params)
     big = TanhMLP()  # 965 parameters in 6 tensors: 12 fast, 1944 full
     report = gradcheck.check(big.loss, big.grad, big.params(), mode="fast")
     assert report.options["mode"] == "fast"
