@@ -325,23 +325,33 @@ class Evaluator:
             [original] = self.params.originals(name, [index])
             write(index, values)  # an interrupt before the try: restore_all puts it back
             done.append((write, index, original))
-        calls = 1
         try:
-            raws = [self.loss(self.params.view)]
-            for (write, index, _), (_, _, values) in zip(done, downs, strict=True):
-                follows = isinstance(index, slice) and isinstance(values, Fill) and values.follow
-                write(index, Following(values) if follows else values)
-            calls = 2
-            raws.append(self.loss(self.params.view))
+            first = self._call(where)
+        except BaseException:
+            for write, index, original in reversed(done):
+                write(index, original)
+            self._count(1)
+            raise
+        for (write, index, _), (_, _, values) in zip(done, downs, strict=True):
+            follows = isinstance(index, slice) and isinstance(values, Fill) and values.follow
+            # outside a try, as the first point's writes: an interrupt here is restore_all's
+            write(index, Following(values) if follows else values)
+        try:
+            second = self._call(where)
+        finally:
+            for write, index, original in reversed(done):
+                write(index, original)
+            self._count(2)
+        return self.accept(first, where), self.accept(second, where)
+
+    def _call(self, where: str) -> Any:
+        """One loss call at the point written; what it raises as :meth:`together` maps it."""
+        try:
+            return self.loss(self.params.view)
         except (KeyboardInterrupt, SystemExit, MemoryError, InputError, StateMutationError):
             raise
         except Exception as exc:
             raise LossError(f"loss raised {type(exc).__name__}: {exc} {where}") from exc
-        finally:
-            for write, index, original in reversed(done):
-                write(index, original)
-            self._count(calls)
-        return self.accept(raws[0], where), self.accept(raws[1], where)
 
     def at_elements(self, name: str, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Loss with element ``indices[k]`` of ``name`` set to ``values[k]``, one at a time."""
