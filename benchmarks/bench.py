@@ -88,6 +88,22 @@ def timed(problem: Problem, run, repeats: int = 1) -> tuple[Cost, int, Any]:
     return Cost(min(walls), min(cpus)), calls, result
 
 
+PAIRS = 7  # forward loop + full check pairs behind a small net's target line
+
+
+def paired_ratio(problem: Problem) -> float:
+    """The full check's CPU over 2P forwards, the forward timed right before each check: the
+    median of ``PAIRS`` such pairs. On a shared machine the forward's speed drifts between
+    the moment :func:`forward_time` runs and the check (measured: 49-80 us for mlp-1e3's
+    forward across runs, the ratio 0.99x-1.35x); a pair sees the same machine."""
+    ratios = []
+    for _ in range(PAIRS):
+        forward = forward_time(problem, seconds=0.05).cpu
+        cost, _, _ = timed(problem, run_full(problem))
+        ratios.append(cost.cpu / (2 * problem.size * forward))
+    return float(np.median(ratios))
+
+
 def row(method: str, calls: float, cost: Cost, floor: Cost, note: str = "") -> Row:
     return Row(method, calls, cost.wall, cost.wall / floor.wall, cost.cpu / floor.cpu, note)
 
@@ -344,12 +360,15 @@ def main(argv: list[str] | None = None) -> int:
         "measured multiple.",
         "",
     ]
-    results = {}
+    results: dict[str, list[Row]] = {}
+    paired: dict[str, float] = {}
     started = time.perf_counter()
     for problem, tensor in problems:
         repeats = 5 if problem.size <= 1e4 else 1
         t, rows = bench_problem(problem, tensor, args.budget, repeats)
         results[problem.name] = rows
+        if repeats > 1:
+            paired[problem.name] = paired_ratio(problem)
         print(f"{problem.name}: done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
         lines += [
             f"## {problem.name}: P = {problem.size:,}, forward {t.wall * 1e6:.1f} us, "
@@ -379,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.dask:
         lines += ["", "## Dask: full check on a LocalCluster", "", *dask_lines(mlp(args.dask)[0])]
-    lines += ["", "## Targets", "", *targets(problems, results, memory)]
+    lines += ["", "## Targets", "", *targets(problems, results, memory, paired)]
     lines += ["", f"Total bench time {time.perf_counter() - started:.0f} s."]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
@@ -420,12 +439,14 @@ def never_worse(name: str, rows: list[Row]) -> list[str]:
     return out
 
 
-def targets(problems, results, memory) -> list[str]:
+def targets(problems, results, memory, paired) -> list[str]:
     out = []
     for problem, _ in problems:
         full = results[problem.name][0]
         limit = FULL_TARGET if problem.size >= SMALL_NET else SMALL_TARGET
-        met = "met" if full.ratio <= limit else "NOT met"
+        pair = paired.get(problem.name)
+        judged = pair if pair is not None else full.cpu_ratio
+        met = "met" if judged <= limit else "NOT met"
         # an extrapolated row scales the slice's own pilot up with it: no count beyond 2P then
         count = ""
         if full.evaluations is not None and not full.note:
@@ -442,7 +463,14 @@ def targets(problems, results, memory) -> list[str]:
         )
         out.append(
             f"- full check within {limit:g}x of the 2P-forward floor, {problem.name}: "
-            f"{full.ratio:.3f}x wall ({full.cpu_ratio:.3f}x CPU), {met}{count}{peer}"
+            f"{full.ratio:.3f}x wall ({full.cpu_ratio:.3f}x CPU"
+            + (
+                f"; {pair:.3f}x CPU as the median of {PAIRS} checks each timed right after "
+                "its own forward loop, judged on that"
+                if pair is not None
+                else ""
+            )
+            + f"), {met}{count}{peer}"
             + (f"; {full.note}" if full.note else "")
         )
     for problem, _ in problems:
