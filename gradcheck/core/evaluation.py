@@ -289,22 +289,11 @@ class Evaluator:
         one call, counted, evaluated here. Each change is written by its parameter's own
         writer and the snapshot bits written back in a ``finally``, in reverse order, as in
         :meth:`_serial`, whatever the loss does."""
-        done = []
-        where = "at a point moving " + ", ".join(repr(name) for name, _, _ in changes)
-        for name, index, values in changes:
-            write = self.params.writer(name, bulk=type(index) is not int)
-            [original] = self.params.originals(name, [index])
-            write(index, values)  # an interrupt before the try: restore_all puts it back
-            done.append((write, index, original))
+        done, where = self._write_all(changes)
         try:
-            raw = self.loss(self.params.view)
-        except (KeyboardInterrupt, SystemExit, MemoryError, InputError, StateMutationError):
-            raise
-        except Exception as exc:
-            raise LossError(f"loss raised {type(exc).__name__}: {exc} {where}") from exc
+            raw = self._call(where)
         finally:
-            for write, index, original in reversed(done):
-                write(index, original)
+            _undo(done)
             self._count(1)
         return self.accept(raw, where)
 
@@ -318,18 +307,11 @@ class Evaluator:
         call or at once when the first raised (two calls counted, or the one made)."""
         if [(n, i) for n, i, _ in ups] != [(n, i) for n, i, _ in downs]:
             raise ValueError("a pair's two points must change the same parameters and indices")
-        done = []
-        where = "at a point moving " + ", ".join(repr(name) for name, _, _ in ups)
-        for name, index, values in ups:
-            write = self.params.writer(name, bulk=type(index) is not int)
-            [original] = self.params.originals(name, [index])
-            write(index, values)  # an interrupt before the try: restore_all puts it back
-            done.append((write, index, original))
+        done, where = self._write_all(ups)
         try:
             first = self._call(where)
         except BaseException:
-            for write, index, original in reversed(done):
-                write(index, original)
+            _undo(done)
             self._count(1)
             raise
         for (write, index, _), (_, _, values) in zip(done, downs, strict=True):
@@ -339,10 +321,21 @@ class Evaluator:
         try:
             second = self._call(where)
         finally:
-            for write, index, original in reversed(done):
-                write(index, original)
+            _undo(done)
             self._count(2)
         return self.accept(first, where), self.accept(second, where)
+
+    def _write_all(self, changes: Sequence[Point]) -> tuple[list[tuple[Any, Any, Any]], str]:
+        """Write every change of one point, each by its parameter's own writer, outside any
+        ``try`` (an interrupt between writes leaves the restore to restore_all); the
+        ``(write, index, snapshot bits)`` to undo them with, and where the point is."""
+        done = []
+        for name, index, values in changes:
+            write = self.params.writer(name, bulk=type(index) is not int)
+            [original] = self.params.originals(name, [index])
+            write(index, values)
+            done.append((write, index, original))
+        return done, "at a point moving " + ", ".join(repr(name) for name, _, _ in changes)
 
     def _call(self, where: str) -> Any:
         """One loss call at the point written; what it raises as :meth:`together` maps it."""
@@ -557,6 +550,12 @@ class Evaluator:
 
     def _describe(self, spot: Point) -> str:
         return describe(spot, self.params[spot[0]].shape)
+
+
+def _undo(done: list[tuple[Any, Any, Any]]) -> None:
+    """Write the snapshot bits back over a point's changes, last written first."""
+    for write, index, original in reversed(done):
+        write(index, original)
 
 
 def _follows(indices: list[Any], values: list[Any]) -> list[bool] | None:
