@@ -50,7 +50,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from gradcheck.core.differences import THIRD_MARGIN, FiniteDifferences
+from gradcheck.core.differences import FiniteDifferences
 from gradcheck.core.numerics import evaluation_noise, noise_bound
 from gradcheck.fast.localize import MATCH_MOST, Claim, Measured, match
 from gradcheck.fast.numerics import (
@@ -69,6 +69,7 @@ from gradcheck.fast.probe import (
     Tensor,
     Weights,
     correct,
+    pilot_third,
     points,
 )
 
@@ -184,9 +185,7 @@ def pilot(differences: FiniteDifferences, tensors: Sequence[Tensor], seeds: Sequ
         steps.append(step)
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             slopes.append((f_up - f_down) / (2.0 * step))
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        third = 6.0 * abs(slopes[1] - slopes[0]) / (steps[1] ** 2 - steps[0] ** 2)
-    third = float(third) * THIRD_MARGIN if np.isfinite(third) else float("inf")
+    third = pilot_third(slopes, steps)
     t0 = tensors[0]
     noise = float(evaluation_noise(np.array(differences.evaluator.f0), _eps(tensors), t0.tol))
     if not np.isfinite(third):

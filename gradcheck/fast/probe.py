@@ -483,6 +483,15 @@ def points(
     )
 
 
+def pilot_third(slopes: list[float], steps: list[float]) -> float:
+    """|f'''| along a direction from the pilot's central slopes at two steps (they differ by
+    ``f''' (h2^2 - h1^2) / 6``), times ``THIRD_MARGIN``; infinite where it is not finite (fail
+    closed: the step falls to its lower clip)."""
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        third = 6.0 * abs(slopes[1] - slopes[0]) / (steps[1] ** 2 - steps[0] ** 2)
+    return float(third) * THIRD_MARGIN if np.isfinite(third) else float("inf")
+
+
 def pilot(differences: FiniteDifferences, tensor: Tensor, seed: int) -> Direction:
     """Measure the third derivative along the direction of ``seed`` (4 evaluations) and fix
     the step."""
@@ -497,9 +506,7 @@ def pilot(differences: FiniteDifferences, tensor: Tensor, seed: int) -> Directio
         steps.append(step)
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             slopes.append((f_up - f_down) / (2.0 * step))
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        third = 6.0 * abs(slopes[1] - slopes[0]) / (steps[1] ** 2 - steps[0] ** 2)
-    third = float(third) * THIRD_MARGIN if np.isfinite(third) else float("inf")
+    third = pilot_third(slopes, steps)
     noise = float(evaluation_noise(np.array(differences.evaluator.f0), tensor.eps, tensor.tol))
     h = direction_step(noise, third, tensor.eps, tensor.finite)
     return Direction(tensor, seed, h, third)
