@@ -10,7 +10,13 @@ from typing import Any, NamedTuple, cast
 
 import numpy as np
 
-from gradcheck.core.compare import ParamResult, analytic_array, compare, dtype_name
+from gradcheck.core.compare import (
+    ParamResult,
+    analytic_array,
+    compare,
+    dtype_name,
+    read_only,
+)
 from gradcheck.core.differences import (
     OWN_PILOT_MIN,
     REFINE_SAMPLE,
@@ -480,9 +486,9 @@ def _parts(
             "shape": param.shape,
             "dtype": dtype_name(param.dtype),
             "grad_shape": tuple(grad.shape),
-            "raw_grad": grad,
+            "raw_grad": read_only(grad),
         }
-        out.append(ParamResult(**(shared | own)))
+        out.append(ParamResult.of_read_only(shared | own))
     return out
 
 
