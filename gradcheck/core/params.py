@@ -306,6 +306,7 @@ class ParamSet:
         for p in self.params.values():
             self.view[p.name] = self._public(p)
         self.groups: dict[str, Group] = {}  # never in ``names``: views onto real parameters
+        self._writers: dict[tuple[str, bool], Callable[[Any, Any], None]] = {}
         self._claim.restore = _weak_restore(self)
         # a ParamSet dropped without finish() (a test's, say) still frees its arrays
         weakref.finalize(self, running.release, self._claim)
@@ -390,6 +391,16 @@ class ParamSet:
         return p.array.dtype.type if isinstance(p.original, np.floating) else float
 
     def writer(self, name: str, bulk: bool = False) -> Callable[[Any, Any], None]:
+        """:meth:`_new_writer`, made once per parameter and kind (every evaluation request of
+        the pilot asks for one; what a writer holds, the parameter's own array or the view,
+        never changes)."""
+        key = (name, bool(bulk))
+        write = self._writers.get(key)
+        if write is None:
+            write = self._writers[key] = self._new_writer(name, bulk)
+        return write
+
+    def _new_writer(self, name: str, bulk: bool = False) -> Callable[[Any, Any], None]:
         """``write(index, values)`` for parameter ``name``: puts ``values`` at flat ``index``
         (an int, a slice or an index array) where the loss sees them; writing what
         :meth:`originals` gives puts the snapshot bits back. For the one write-call-restore
