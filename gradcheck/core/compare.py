@@ -286,8 +286,8 @@ def analytic_array(name: str, value: Any) -> np.ndarray | None:
         return None
     if type(value) is np.ndarray and value.dtype == np.float64:  # the common case, checked fast
         return np.array(value, copy=True)
-    if type(value) is float:  # a scalar parameter's partial (the asker's w1..w12)
-        return np.array(value)
+    if type(value) is float or type(value) is np.float64:  # a scalar's partial (w1..w12)
+        return np.array(value, dtype=np.float64)
     if isinstance(value, np.ma.MaskedArray):
         raise InputError(
             f"gradient for {name!r} is a masked array (numpy.ma); a masked partial has no value "

@@ -241,7 +241,7 @@ def taken_step(x: np.floating, h: float) -> tuple[np.floating, np.floating, floa
 
 def evaluation_noise(values: np.ndarray, eps: float, tol: Tolerance) -> np.ndarray:
     """Absolute uncertainty of loss values: ``noise_ulps * eps * |f|`` (at least a tiny floor)."""
-    return tol.noise_ulps * eps * np.maximum(np.abs(values), np.finfo(np.float64).tiny)
+    return tol.noise_ulps * eps * np.maximum(np.abs(values), TINY)
 
 
 def central_error(noise: np.ndarray, span: np.ndarray, third: float) -> np.ndarray:
