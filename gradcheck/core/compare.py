@@ -357,8 +357,8 @@ def compare(
     else:
         with np.errstate(invalid="ignore", over="ignore"):
             abs_err = np.abs(analytic - numeric)
-            rel_err = relative_error(analytic, numeric)
             scale = np.maximum(np.abs(analytic), np.abs(numeric))
+            rel_err = relative_error(analytic, numeric, scale)
             allowed = tolerance.safety * fd.error + fd.rtol * scale
         finite = np.isfinite(analytic) & np.isfinite(numeric)
         wrong = beyond(abs_err, allowed)

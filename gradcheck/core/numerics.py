@@ -426,15 +426,19 @@ def richardson_rounding(noise: np.ndarray, half: np.ndarray) -> np.ndarray:
     return 1.5 * noise / half
 
 
-def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> np.ndarray:
+def relative_error(
+    analytic: np.ndarray, numeric: np.ndarray, scale: np.ndarray | None = None
+) -> np.ndarray:
     """The one error metric used everywhere: ``|a - n| / max(|a|, |n|)``, 0 where both are 0.
 
     Symmetric, bounded by 2, and 2 exactly when the signs are opposite. Near-zero partials make
     it meaningless, which is why the verdict uses the error estimate, not this number.
+    ``scale``: ``max(|a|, |n|)`` when the caller has it already (the comparison does).
     """
     analytic = np.asarray(analytic, dtype=np.float64)
     numeric = np.asarray(numeric, dtype=np.float64)
-    scale = np.maximum(np.abs(analytic), np.abs(numeric))
+    if scale is None:
+        scale = np.maximum(np.abs(analytic), np.abs(numeric))
     # each side divided first: |a - n| itself overflows for a = -n = 1e308
     with np.errstate(invalid="ignore", divide="ignore"):
         safe = np.where(scale > 0, scale, 1.0)
