@@ -15,7 +15,6 @@ from gradcheck.core.compare import (
     analytic_array,
     compare,
     dtype_name,
-    read_only,
 )
 from gradcheck.core.differences import (
     OWN_PILOT_MIN,
@@ -480,13 +479,15 @@ def _parts(
     out = []
     for name, start, stop in zip(run, starts, starts[1:], strict=False):
         param, grad = pset[name], gradients[name]
+        # the full check's gradients are its own copies (_call_grad): frozen in place, no view
+        grad.flags.writeable = False
         own = {field: shared[field][start:stop] for field in arrays}
         own |= {
             "name": name,
             "shape": param.shape,
             "dtype": dtype_name(param.dtype),
             "grad_shape": tuple(grad.shape),
-            "raw_grad": read_only(grad),
+            "raw_grad": grad,
         }
         out.append(ParamResult.of_read_only(shared | own))
     return out
