@@ -98,40 +98,6 @@ def own_third(reading: Reading) -> float:
     return margined(reading.third, THIRD_MARGIN)
 
 
-# The ladder's next level moves to the main step it predicts (aimed_half) when that lies from
-# AIM_BELOW times below to AIM_ABOVE times above the level it would take (LADDER_RATIO below the
-# last): consecutive levels then stay 2x-16x apart, step ratios the convergence test reads well.
-AIM_BELOW = 4.0
-AIM_ABOVE = 2.0
-
-
-def aimed_half(slopes: list[float], halves: list[float], noise: float, half: float) -> float:
-    """The ladder's next half-step: ``half`` (``LADDER_RATIO`` below the last), or the main
-    pass's step if the ladder converged there, when that lies from ``AIM_BELOW`` times below
-    to ``AIM_ABOVE`` times above it.
-
-    The prediction is the step rule's own (:func:`gradcheck.core.numerics.scale_free_step`:
-    ``(3 noise / |f'''|)**(1/3)``) from the latest ``|f'''|`` estimate (the last two slopes)
-    with ``THIRD_MARGIN``, at ``noise``, the noise bound the ladder reads. A ladder that
-    converges on that level has measured the main pass's own two points for this element
-    (:meth:`gradcheck.core.differences.FiniteDifferences.differentiate` reuses a level
-    within ``SNAP`` of its step), where the fixed ratio would land up to 4x away and cost two
-    more evaluations. Only a clean loss's ladder aims (a noisy one's noise, and so its step,
-    is read over all levels); the convergence test reads the steps actually taken."""
-    if len(slopes) < 2 or not (math.isfinite(slopes[-1]) and math.isfinite(slopes[-2])):
-        return half
-    spread = halves[-2] ** 2 - halves[-1] ** 2
-    if not spread > 0:
-        return half
-    third = margined(6.0 * abs(slopes[-2] - slopes[-1]) / spread, THIRD_MARGIN)
-    if not 0 < third < math.inf:
-        return half
-    predicted = (3.0 * noise) ** (1 / 3) / third ** (1 / 3)
-    if half / AIM_BELOW <= predicted <= half * AIM_ABOVE:
-        return predicted
-    return half
-
-
 class Level(NamedTuple):
     """One level of a pilot ladder: the nominal half-step, the points ``x +- half`` as taken
     (in the parameter's dtype, as Python floats) and the loss there."""
@@ -294,8 +260,6 @@ class Pilots:
                     fifth = ladder_fifth(slopes[-3:], halves[-3:], noise)
                 return Reading(verdict[0], verdict[1], noise, fifth, slopes[-1])
             half = half / (LADDER_RATIO if level + 1 < LADDER_LEVELS else DEEP_RATIO)
-            if level + 1 < LADDER_LEVELS and recent is not None and self.resolution == 0:
-                half = aimed_half(slopes, halves, noise, half)
         # never converged: the last pair's estimate (smallest steps: the safe side)
         if len(slopes) >= 2:
             h = np.asarray(halves[-2:], dtype=np.float64)  # float64: h**2 may overflow

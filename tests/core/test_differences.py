@@ -410,19 +410,3 @@ def test_a_noisy_loss_keeps_its_own_step_where_its_ladder_would_be_far_from_it()
         assert result.step[index] <= SNAP * np.max(others)
     fresh = CASES["least-squares-1e8"]()
     assert gradcheck.check(fresh.loss, fresh.grad, fresh.params).passed
-
-
-def test_every_pilot_element_of_a_small_mlp_is_measured_at_its_ladders_level():
-    """The ladder aims its last level at the step the main pass will take (aimed_half), so a
-    converged ladder's lowest level is that element's main pass: all its pilot elements cost
-    nothing in the main pass."""
-    net = TanhMLP(sizes=(10, 32, 16, 5), seed=0)
-    reused = 0
-    for name in net.params():
-        pilots, result = _levels_and_result(net.params(), net.loss, name)
-        for (owner, index), levels in pilots.levels.items():
-            if owner == name:
-                steps = {(lv.upper - lv.lower) / 2 for lv in levels}
-                assert result.step[index] in steps, (owner, index)
-                reused += 1
-    assert reused == PILOT_ELEMENTS
