@@ -357,10 +357,11 @@ def test_the_main_pass_reuses_the_pilot_ladders_points_and_never_evaluates_a_poi
     assert seen.pop(start) == 2
     assert set(seen.values()) == {1}
     snapped = [p for p in report.params if p.name in {"w1", "w7", "w12"}]  # the pilot's three
-    ladder_steps = {float(p.step[0]) for p in snapped}
     others = {float(p.step[0]) for p in report.params if p not in snapped}
-    assert ladder_steps - others  # a pilot element measured at its ladder's level
-    assert report.evaluations < 2 + 2 * len(report.params) + 6 + 3 * 3 * 2  # 52 before
+    # every pilot element measured at a level of its own ladder: w1 and w12 where it lies within
+    # SNAP of the main step, w7 where its own |f'''| measures it there at least as well
+    assert all(float(p.step[0]) not in others for p in snapped)
+    assert report.evaluations <= 2 + 2 * len(report.params) + 6 + 16 - 2 * 3  # 52, 48 before
 
 
 def _levels_and_result(params, loss, name):
