@@ -161,7 +161,8 @@ class FiniteDifferences:
                 if self.params[name].size < OWN_PILOT_MIN
                 for i in range(self.params[name].size)
             ]
-            self._shared = self.pilots.run([small[k] for k in _spread(len(small))])
+            elements = [small[k] for k in _spread(len(small))]
+            self._shared = self.pilots.run(elements, prepaid=True)
         return self._shared
 
     def shared_third(self) -> float:
@@ -202,7 +203,9 @@ class FiniteDifferences:
         if indices is None and x.size < OWN_PILOT_MIN:
             pilot = self.shared_pilot()
         else:
-            pilot = self.pilots.run([(name, int(i)) for i in everything[_spread(n)]])
+            pilot = self.pilots.run(
+                [(name, int(i)) for i in everything[_spread(n)]], prepaid=indices is None
+            )
         third, sigma = pilot.third, pilot.sigma
 
         # 2. main pass: one central difference per element at the step fitted to the function
@@ -235,6 +238,8 @@ class FiniteDifferences:
             bounds = (smallest_step(x, fineness), np.broadcast_to(largest, x.shape))
             clean = not self.pilots.noisy(sigma, eps)
             reused, own = self._snap_to_ladders(name, h, bounds, pilot.noise, third, clean)
+        if indices is None:
+            self._settle_plan(name, reused)
         upper, lower, span = taken_steps(x, h)
         f_up, f_down = self._main_values(name, everything, upper, lower, reused)
         known[1] = (f_up, f_down)
@@ -426,20 +431,12 @@ class FiniteDifferences:
         position -> level, and position -> the ``|f'''|`` its error estimate takes where that
         is the element's own."""
         low, high = bounds
-        levels = self.pilots.levels
-        if not levels:
-            return {}, {}
-        if name in self.params.groups:
-            group = self.params.groups[name]
-            start = {p.name: s for p, s in zip(group.members, group.starts, strict=False)}
-        else:
-            start = {name: 0}
         out: dict[int, Level] = {}
         own: dict[int, float] = {}
-        for (owner, index), ladder in levels.items():
-            if owner not in start or not ladder:  # (a ladder may stop before its first level)
+        for (owner, index), position in self._ladder_positions(name).items():
+            ladder = self.pilots.levels[(owner, index)]
+            if not ladder:  # (a ladder may stop before its first level)
                 continue
-            position = start[owner] + index
             top = max(low[position], high[position])
             smooth = [level for level in ladder if low[position] <= level.half <= top]
             mine = float(h[position])  # logs of positive floats: no overflow to warn about
@@ -463,6 +460,30 @@ class FiniteDifferences:
                 out[position] = candidates[k]
                 own[position] = bound
         return out, own
+
+    def _ladder_positions(self, name: str) -> dict[tuple[str, int], int]:
+        """The pilot ladders on elements of ``name`` (a tensor or a group of small ones):
+        (owner, flat index) -> position in ``name``'s flat elements."""
+        if name in self.params.groups:
+            group = self.params.groups[name]
+            start = {p.name: s for p, s in zip(group.members, group.starts, strict=False)}
+        else:
+            start = {name: 0}
+        return {
+            (owner, index): start[owner] + index
+            for owner, index in self.pilots.levels
+            if owner in start
+        }
+
+    def _settle_plan(self, name: str, reused: dict[int, Level]) -> None:
+        """Plan the main-pass evaluations of ``name``'s prepaid pilot elements
+        (:meth:`gradcheck.core.pilot.Pilots.run`) that take no ladder level (``reused``: by
+        position): their ladder's first level was counted against them."""
+        for key, position in self._ladder_positions(name).items():
+            if key in self.pilots.prepaid:
+                self.pilots.prepaid.discard(key)
+                if position not in reused:
+                    self.evaluator.plan(2)
 
     def _main_values(
         self,

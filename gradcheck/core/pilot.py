@@ -127,9 +127,17 @@ class Pilots:
         self.resolution = 0.0
         self.levels: dict[tuple[str, int], list[Level]] = {}
         self.readings: dict[tuple[str, int], Reading] = {}
+        # ladders whose first level was not planned: their element's main pass, already in the
+        # plan, may be that level; the main pass plans it only where it is not (prepaid)
+        self.prepaid: set[tuple[str, int]] = set()
 
-    def run(self, elements: list[tuple[str, int]]) -> Pilot:
-        """Noise, ``|f'''|`` (times a margin) and the largest smooth step on ``elements``."""
+    def run(self, elements: list[tuple[str, int]], prepaid: bool = False) -> Pilot:
+        """Noise, ``|f'''|`` (times a margin) and the largest smooth step on ``elements``.
+
+        ``prepaid``: the elements' main pass is in the evaluator's plan already, and may reuse
+        a ladder level; each ladder's first level is then not planned again (``prepaid``
+        records which), so the plan, which only grows, ends exact whether or not it is reused
+        (:meth:`gradcheck.core.differences.FiniteDifferences.differentiate` settles it)."""
         # the noise is a property of how the loss is computed, not of which element moves: the
         # first element whose table isolates it speaks for all tensors (one table, six calls)
         sigma = self.sigma
@@ -141,7 +149,7 @@ class Pilots:
                 break
             if measured == 0:
                 sigma = 0.0
-        readings = [self._ladder(name, index, sigma) for name, index in elements]
+        readings = [self._ladder(name, index, sigma, prepaid) for name, index in elements]
         self.readings.update(zip(elements, readings, strict=True))
         largest = [r.largest for r in readings if np.isfinite(r.largest)]
         finite_thirds = [r.third for r in readings if np.isfinite(r.third)]
@@ -204,7 +212,7 @@ class Pilots:
             spacing = spacing * NOISE_RESCALE if status == "flat" else spacing / NOISE_RESCALE
         return (0.0 if "flat" in seen else float("nan")), resolution
 
-    def _ladder(self, name: str, index: int, sigma: float) -> Reading:
+    def _ladder(self, name: str, index: int, sigma: float, prepaid: bool = False) -> Reading:
         """``|f'''|``, the largest smooth step and the noise bound at element ``index`` of
         ``name``, from central differences at steps shrinking ``LADDER_RATIO``-fold (two calls
         per level) until :func:`gradcheck.core.stencil.ladder_third` says they are enough; and
@@ -237,7 +245,10 @@ class Pilots:
             upper, lower, span = taken_step(element, half)
             if not span > 0 or (level >= LADDER_LEVELS and not span / 2 >= low):
                 break
-            self.evaluator.plan(2)
+            if prepaid and level == 0:
+                self.prepaid.add((name, index))  # in the plan as its element's main pass
+            else:
+                self.evaluator.plan(2)
             f = self.evaluator.at_elements(name, where, np.array([upper, lower]))
             f_up, f_down = float(f[0]), float(f[1])
             levels.append(Level(half, float(upper), float(lower), f_up, f_down))
