@@ -446,9 +446,11 @@ class FiniteDifferences:
                 out[position] = best
                 continue
             reading = self.pilots.readings.get((owner, index))
-            bound = own_third(reading) if reading is not None else math.nan
-            candidates = [level for level in smooth if reading and level.half <= reading.largest]
-            if not (clean and 0 < bound < math.inf and candidates):
+            if not clean or reading is None:
+                continue
+            bound = own_third(reading)
+            candidates = [level for level in smooth if level.half <= reading.largest]
+            if not (0 < bound < math.inf and candidates):
                 continue
             spans = 2.0 * np.array([level.half for level in candidates])
             with np.errstate(over="ignore", invalid="ignore"):
