@@ -90,7 +90,6 @@ from gradcheck.fast.numerics import (
     narrow,
 )
 from gradcheck.fast.probe import (
-    CHUNK,
     PROBE_EVALUATIONS,
     Direction,
     FastOptions,
@@ -98,7 +97,6 @@ from gradcheck.fast.probe import (
     Weights,
     correct,
     probe,
-    span_of,
 )
 
 # Cost model (loss evaluations), from the engine's own procedure.
@@ -288,17 +286,18 @@ def match(
     if not (np.isfinite(r).all() and np.isfinite(tol).all()):
         return None
     found: list[Claim] = []
-    for start in range(0, size, CHUNK):
-        stop = min(size, start + CHUNK)
+    # one span stream per probe, walked in step chunk by chunk: O(CHUNK) memory per probe
+    streams = [d.spans(Weights(0, size), d.half_step) for d, _ in tops]
+    for pieces in zip(*streams, strict=True):
+        start, stop = pieces[0][0], pieces[0][1]
         low, high = np.full(stop - start, -np.inf), np.full(stop - start, np.inf)
-        for j, (direction, _) in enumerate(tops):  # one span array at a time: O(CHUNK)
-            narrow(low, high, float(r[j]), float(tol[j]), _spans(direction, start, stop))
+        for j, (_, _, span) in enumerate(pieces):
+            narrow(low, high, float(r[j]), float(tol[j]), span)
         hits = np.flatnonzero(low <= high)
         for k in hits:
             if start + int(k) in known:
                 continue
-            at = np.array([start + int(k)], np.intp)
-            spans = np.array([d.spans_at(Weights(0, size), at, d.half_step)[0] for d, _ in tops])
+            spans = np.array([span[k] for _, _, span in pieces])
             with np.errstate(over="ignore", invalid="ignore"):
                 middle = low[k] / 2.0 + high[k] / 2.0
                 fit = float(np.max(np.abs(r + middle * spans) / tol))
@@ -306,16 +305,6 @@ def match(
         if len(found) > MATCH_MOST:
             return None
     return sorted(found, key=lambda c: (c.fit, c.position))
-
-
-def _spans(direction: Direction, start: int, stop: int) -> np.ndarray:
-    """The spans of positions ``start:stop`` (float64, :func:`span_of`)."""
-    x = direction.tensor.x
-    out = np.zeros(stop - start)
-    for a, b, move in direction.moves(Weights(start, stop), direction.half_step):
-        with np.errstate(over="ignore", invalid="ignore"):
-            out[a - start : b - start] = span_of(x[a:b], move)
-    return out
 
 
 def _row(fd: TensorDifferences, k: int) -> TensorDifferences:

@@ -185,29 +185,6 @@ class Tensor:
     spread: float | None = None
 
 
-class _Mover:
-    """``step * z * s`` in the parameter's dtype, into reused work buffers (no temporary per
-    piece)."""
-
-    def __init__(self, dtype: np.dtype, step: float):
-        self.step = step
-        self.work = np.empty(CHUNK)
-        self.steps = np.empty(CHUNK)  # step * s, where s is an array
-        self.narrow = np.empty(CHUNK, dtype=dtype) if dtype != self.work.dtype else None
-
-    def __call__(self, z: np.ndarray, s: np.ndarray | float) -> np.ndarray:
-        move = self.work[: z.size]
-        with np.errstate(over="ignore"):  # past the dtype's range: an infinite, failing point
-            if isinstance(s, float):
-                np.multiply(z, self.step * s, out=move)
-            else:  # step * s elementwise, as the scalar case: the same bits
-                np.multiply(z, np.multiply(s, self.step, out=self.steps[: z.size]), out=move)
-            if self.narrow is None:
-                return move
-            np.copyto(self.narrow[: z.size], move, casting="same_kind")
-        return self.narrow[: z.size]
-
-
 def _bits(seed: int, chunk: int) -> np.random.PCG64:
     """The bit generator of a direction, positioned at the start of chunk ``chunk``: each chunk
     takes ``RAW_PER_CHUNK`` raw 64-bit draws, so any chunk is reached by ``advance`` (no
@@ -228,49 +205,60 @@ class Direction:
     third: float  # |F'''| along w, with THIRD_MARGIN
     sigma: float = 0.0  # measured noise of the loss along w (std); 0: not measured, the floor
 
-    def chunks(self, weights: Weights) -> Iterator[tuple[int, int, np.ndarray, np.ndarray | float]]:
-        """``(a, b, z * level, max(1, |x|) * scale)`` for consecutive pieces of the range; the
-        scale is a float where every ``|x| <= 1`` in the chunk. ``z`` and the scales are work
-        buffers that the next piece overwrites: use them before asking for the next.
+    def moves(
+        self, weights: Weights, step: float
+    ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+        """``(a, b, move, narrow)`` for consecutive pieces of the range: ``move = step * w`` in
+        float64 (``w = z * max(1, |x|) * scale * level``, 0 where the partial is not finite) and
+        ``narrow`` the same in the parameter's dtype (``move`` itself for float64). Both are
+        work buffers that the next piece overwrites: use them before asking for the next.
 
-        ``z`` takes 32 random bits per element: ``(k + 1/2) * 2 sqrt(3) / 2**32 - sqrt(3)``,
-        uniform over cell centres, symmetric, unit variance within 1e-19."""
+        ``z`` takes 32 random bits ``k`` per element: ``(k + 1/2) * 2 sqrt(3) / 2**32 -
+        sqrt(3)``, uniform over cell centres, symmetric, unit variance within 1e-19. The step
+        and the scale are folded into that conversion (``k * alpha + beta``: two operations per
+        element from the bits to the move, see :func:`fold`)."""
         t = self.tensor
         first, last = weights.lo // CHUNK, -(-weights.hi // CHUNK)
         bits = _bits(self.seed, first)
-        work, scales = np.empty(CHUNK), np.empty(CHUNK)
-        for c in range(first, last):
-            raw = bits.random_raw(RAW_PER_CHUNK).view(np.uint32)  # whole chunks stay aligned
-            start = c * CHUNK
-            a, b = max(weights.lo, start), min(weights.hi, start + CHUNK, t.x.size)
-            if a >= b:
-                continue
-            z = work[: b - a]
-            np.multiply(raw[a - start : b - start], Z_STEP, out=z)
-            z += Z_LOW
-            if t.finite < t.x.size:
-                if t.nonfinite is None:
-                    z[~np.isfinite(t.analytic[a:b])] = 0.0
+        move = np.empty(CHUNK)
+        narrow = np.empty(CHUNK, dtype=t.x.dtype) if t.x.dtype != move.dtype else None
+        alpha, beta = fold(step * t.scale)
+        with np.errstate(over="ignore", invalid="ignore"):  # past the range: infinite points
+            for c in range(first, last):
+                raw = bits.random_raw(RAW_PER_CHUNK).view(np.uint32)  # whole chunks aligned
+                start = c * CHUNK
+                a, b = max(weights.lo, start), min(weights.hi, start + CHUNK, t.x.size)
+                if a >= b:
+                    continue
+                m = move[: b - a]
+                np.multiply(raw[a - start : b - start], alpha, out=m)
+                m += beta
+                if not (t.unit is not None and t.unit[c]):  # max(1, |x|): two more passes
+                    m *= np.maximum(np.abs(t.x[a:b], dtype=np.float64), 1.0)
+                bad = _nonfinite(t, a, b)
+                if bad is not None:
+                    m[bad - a] = 0.0
+                if weights.edges is not None:
+                    m *= weights.level(np.arange(a, b))
+                if narrow is None:
+                    yield a, b, m, m
                 else:
-                    i, j = np.searchsorted(t.nonfinite, (a, b))
-                    z[t.nonfinite[i:j] - a] = 0.0
-            if weights.edges is not None:
-                z *= weights.level(np.arange(a, b))
-            if t.unit is not None and t.unit[c]:
-                yield a, b, z, t.scale
-            else:  # max(1, |x|) * scale, in a second work buffer
-                s = scales[: b - a]
-                np.abs(t.x[a:b], out=s, dtype=np.float64)
-                np.maximum(s, 1.0, out=s)
-                s *= t.scale
-                yield a, b, z, s
+                    np.copyto(narrow[: b - a], m, casting="same_kind")
+                    yield a, b, m, narrow[: b - a]
 
-    def moves(self, weights: Weights, step: float) -> Iterator[tuple[int, int, np.ndarray]]:
-        """``(a, b, step * w)`` in the parameter's dtype, piece by piece (a work buffer, as
-        :meth:`chunks`)."""
-        mover = _Mover(self.tensor.x.dtype, step)
-        for a, b, z, s in self.chunks(weights):
-            yield a, b, mover(z, s)
+    def spans(self, weights: Weights, step: float) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(a, b, span)`` for consecutive pieces of the range: ``u - d`` in float64 (see
+        :func:`span_of`), in a work buffer that the next piece overwrites. One generator
+        walks the whole range: the bit generator is positioned once, not once per piece.
+        One buffer of its own (``u``; ``d`` and the span take the spent move's buffers), so
+        ratio matching holds one stream per probe in ``O(CHUNK)``."""
+        x = self.tensor.x
+        point = np.empty(CHUNK, dtype=x.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            for a, b, move, narrow in self.moves(weights, step):
+                up = np.add(x[a:b], narrow, out=point[: b - a])
+                mirrored(x[a:b], up, narrow)  # the move is spent: d takes its buffer
+                yield a, b, np.subtract(up, narrow, out=move, dtype=np.float64)
 
     def spans_at(self, weights: Weights, positions: np.ndarray, step: float) -> np.ndarray:
         """The spans ``u - d`` of a few ``positions`` (float64, see :func:`span_of`)."""
@@ -279,7 +267,7 @@ class Direction:
         for c in np.unique(positions // CHUNK):
             inside = (positions // CHUNK) == c
             a, b = int(c) * CHUNK, min(int(c + 1) * CHUNK, x.size)
-            for lo, hi, move in self.moves(
+            for lo, hi, _, move in self.moves(
                 Weights(max(a, weights.lo), min(b, weights.hi), weights.edges, weights.levels), step
             ):
                 picks = positions[inside]
@@ -287,6 +275,27 @@ class Direction:
                 k = picks[ok] - lo
                 out[np.flatnonzero(inside)[ok]] = span_of(x[lo:hi][k], move[k])
         return out
+
+
+def fold(factor: float) -> tuple[float, float]:
+    """``(alpha, beta)`` with ``k * alpha + beta = factor * z`` for the weight ``z`` of the bits
+    ``k`` (``z = k * Z_STEP + Z_LOW``): the step and the scale ride on the conversion of the
+    bits instead of a pass of their own. The same levels as ``z`` times ``factor``, up to a
+    rounding of the largest term (``2**-52 sqrt(3) factor``: the two terms cancel near 0); the
+    sums use the points as written anyway."""
+    return factor * Z_STEP, factor * Z_LOW
+
+
+def _nonfinite(t: Tensor, a: int, b: int) -> np.ndarray | None:
+    """The positions in ``a:b`` whose hand-written partial is not finite, or ``None``."""
+    if t.finite == t.x.size:
+        return None
+    if t.nonfinite is None:
+        bad = np.flatnonzero(~np.isfinite(t.analytic[a:b])) + a
+    else:
+        i, j = np.searchsorted(t.nonfinite, (a, b))
+        bad = t.nonfinite[i:j]
+    return bad if bad.size else None
 
 
 def tensor_of(
@@ -377,22 +386,24 @@ class ScaledNorm:
         return self.largest * float(np.sqrt(self.squares))
 
 
-def mirrored(x: np.ndarray, up: np.ndarray, away: np.ndarray, out: np.ndarray) -> np.ndarray:
+def mirrored(x: np.ndarray, up: np.ndarray, out: np.ndarray) -> np.ndarray:
     """A probe's second point ``d = x - (u - x)`` from its first ``u = x + step w``, in the
-    parameter's dtype, into ``out`` (which may be ``up`` itself; ``away`` is a work buffer):
-    the displacement the first point actually took, mirrored. Derived from ``u`` alone, it
-    needs no draw of the direction, so the second point of a pair is written from the first
-    one in place (:class:`gradcheck.core.params.Fill`'s ``follow``). Both points are
-    whatever rounding made them: the sums take ``span = u - d`` as they were written."""
-    np.subtract(up, x, out=away)
-    return np.subtract(x, away, out=out)
+    parameter's dtype, into ``out`` (which may be ``up`` itself): the displacement the first
+    point actually took, mirrored. Computed as ``x + (x - u)``, the same bits (rounding to
+    nearest is symmetric: ``x - u`` is exactly ``-(u - x)``), in two passes and no work buffer.
+    Derived from ``u`` alone, it needs no draw of the direction, so the second point of a pair
+    is written from the first one in place (:class:`gradcheck.core.params.Fill`'s
+    ``follow``). Both points are whatever rounding made them: the sums take ``span = u - d``
+    as they were written."""
+    np.subtract(x, up, out=out)
+    return np.add(x, out, out=out)
 
 
 def span_of(x: np.ndarray, move: np.ndarray) -> np.ndarray:
     """``u - d`` in float64 for ``u = x + move`` and ``d`` :func:`mirrored`: the displacement
     between a probe's two points, in the parameter's dtype's exact values."""
     up = x + move
-    return up.astype(np.float64) - (x - (up - x)).astype(np.float64)
+    return up.astype(np.float64) - mirrored(x, up, np.empty_like(up)).astype(np.float64)
 
 
 def _evaluate(
@@ -427,53 +438,54 @@ def points(
     sums = Sums()
 
     def up(out: np.ndarray) -> None:
-        sums.analytic = sums.taken = sums.norm = 0.0
+        # per piece: the move (2 passes from the bits), u (1), d and span = u - d (3), and the
+        # three sums (dots): nothing else touches every element
         scaled = ScaledNorm()
-        partial = t.finite < t.x.size
-        mover = _Mover(dtype, step)
-        away, down = np.empty(CHUNK, dtype=dtype), np.empty(CHUNK, dtype=dtype)
-        span, w = np.empty(CHUNK), np.empty(CHUNK)
+        down, span = np.empty(CHUNK, dtype=dtype), np.empty(CHUNK)
+        wide = np.empty(CHUNK) if t.analytic.dtype != np.float64 else None
+        analytic = taken = norm = 0.0
         with np.errstate(over="ignore", invalid="ignore"):
-            for a, b, z, s in direction.chunks(weights):
-                move = mover(z, s)
+            for a, b, move, narrow in direction.moves(weights, step):
                 piece, x, n = out[a - lo : b - lo], t.x[a:b], b - a
-                np.add(x, move, out=piece)
-                mirrored(x, piece, away[:n], down[:n])
-                np.subtract(piece, down[:n], out=span[:n], dtype=np.float64)
+                np.add(x, narrow, out=piece)
+                mirrored(x, piece, down[:n])
+                gap = np.subtract(piece, down[:n], out=span[:n], dtype=np.float64)
                 a_piece = t.analytic[a:b]
-                if partial:
-                    a_piece = np.where(z != 0, a_piece, 0.0)  # z is 0 where a is not finite
-                sums.analytic += float(np.dot(a_piece, span[:n]))
+                if wide is not None:  # float32 partials, read in float64 as the sums are
+                    np.copyto(wide[:n], a_piece)
+                    a_piece = wide[:n]
+                bad = _nonfinite(t, a, b)
+                if bad is not None:  # their move is 0: their partial must not make A NaN
+                    a_piece = a_piece.copy() if wide is None else a_piece
+                    a_piece[bad - a] = 0.0
+                analytic += float(np.dot(a_piece, gap))
+                taken += float(np.dot(gap, move))
+                norm += float(np.dot(move, move))
                 if not whole:
-                    spread = a_piece * s
+                    spread = a_piece * np.maximum(np.abs(x, dtype=np.float64), 1.0) * t.scale
                     if weights.edges is not None:
-                        spread = spread * weights.level(np.arange(a, b))
+                        spread *= weights.level(np.arange(a, b))
                     scaled.add(spread)
-                if isinstance(s, float):
-                    sums.taken += float(span[:n] @ z) * s
-                    sums.norm += float(z @ z) * s * s
-                else:
-                    np.multiply(z, s, out=w[:n])
-                    sums.taken += float(span[:n] @ w[:n])
-                    sums.norm += float(w[:n] @ w[:n])
+            sums.analytic = analytic
+            # w = move / step: the sums are along w, as the step rules read them
+            sums.taken = taken / step if step else float("nan")
+            sums.norm = norm / (step * step) if step else float("nan")
             spread_norm = t.spread if whole and t.spread is not None else scaled.value
             sums.rounding = spread_norm * (2.0 * step)
 
     def down(out: np.ndarray) -> None:  # from scratch: u again, then mirrored in place
-        away = np.empty(CHUNK, dtype=dtype)
         with np.errstate(over="ignore", invalid="ignore"):
-            for a, b, move in direction.moves(weights, step):
+            for a, b, _, narrow in direction.moves(weights, step):
                 piece, x = out[a - lo : b - lo], t.x[a:b]
-                np.add(x, move, out=piece)
-                mirrored(x, piece, away[: b - a], piece)
+                np.add(x, narrow, out=piece)
+                mirrored(x, piece, piece)
 
     def follow(out: np.ndarray) -> None:  # out holds u
-        away = np.empty(CHUNK, dtype=dtype)
         with np.errstate(over="ignore", invalid="ignore"):
             for a in range(lo, hi, CHUNK):
                 b = min(hi, a + CHUNK)
                 piece = out[a - lo : b - lo]
-                mirrored(t.x[a:b], piece, away[: b - a], piece)
+                mirrored(t.x[a:b], piece, piece)
 
     index = slice(lo, hi)
     return (

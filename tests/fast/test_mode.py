@@ -262,15 +262,19 @@ def test_directions_are_regenerated_in_chunks_alike():
     )
     direction = Direction(tensor, seed=7, half_step=1e-3, third=1.0)
 
-    def weights(lo, hi):
-        return np.concatenate([z * s for _, _, z, s in direction.chunks(Weights(lo, hi))])
+    def moves(lo, hi):
+        return np.concatenate([m.copy() for _, _, m, _ in direction.moves(Weights(lo, hi), 1e-3)])
 
-    whole = weights(0, x.size)
+    whole = moves(0, x.size)
     for lo, hi in [(0, 10), (CHUNK - 3, CHUNK + 4), (2 * CHUNK + 1, x.size)]:
-        assert np.array_equal(weights(lo, hi), whole[lo:hi])
-    spans = direction.spans_at(Weights(0, x.size), np.array([5, CHUNK + 1]), 1e-3)
-    up = x + (1e-3 * whole).astype(x.dtype)
+        assert np.array_equal(moves(lo, hi), whole[lo:hi])
+    # the span stream (ratio matching) and the spans of a few positions (corrections) agree
+    # with the points a probe writes, bit for bit
+    streamed = np.concatenate([s.copy() for _, _, s in direction.spans(Weights(0, x.size), 1e-3)])
+    up = x + whole
     down = x - (up - x)  # the displacement the first point took, mirrored
+    assert np.array_equal(streamed, up - down)
+    spans = direction.spans_at(Weights(0, x.size), np.array([5, CHUNK + 1]), 1e-3)
     assert np.array_equal(spans, (up - down)[[5, CHUNK + 1]])
 
 

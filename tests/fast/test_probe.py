@@ -154,14 +154,19 @@ def test_uniform_weights_have_unit_variance_and_every_range_regenerates_alike():
         "w", x, np.ones_like(x), x.size, 2.0**-52, gradcheck.Tolerance(), 1e-8, 6.0, 1.0
     )
     direction = Direction(tensor, seed=11, half_step=1e-3, third=1.0)
-    z = np.concatenate([z.copy() for _, _, z, _ in direction.chunks(Weights(0, x.size))])
+
+    def weights(lo, hi):  # the moves at step 1: z itself (every |x| <= 1, scale 1)
+        return np.concatenate([m.copy() for _, _, m, _ in direction.moves(Weights(lo, hi), 1.0)])
+
+    z = weights(0, x.size)
     assert abs(z.var() - 1.0) < 0.03
     assert abs(z.mean()) < 0.02
     assert np.abs(z).max() < SQRT3
-    part = np.concatenate(
-        [z.copy() for _, _, z, _ in direction.chunks(Weights(CHUNK + 7, 2 * CHUNK + 9))]
-    )
-    assert np.array_equal(part, z[CHUNK + 7 : 2 * CHUNK + 9])
+    assert np.array_equal(weights(CHUNK + 7, 2 * CHUNK + 9), z[CHUNK + 7 : 2 * CHUNK + 9])
+    # the step rides on the conversion of the bits: the move at step h is h z, to a rounding
+    # of the largest term (h sqrt(3)), not of each value (k alpha + beta cancels near 0)
+    moved = np.concatenate([m.copy() for _, _, m, _ in direction.moves(Weights(0, x.size), 1e-3)])
+    assert np.abs(moved - 1e-3 * z).max() <= 4 * 2.0**-52 * 1e-3 * SQRT3
 
 
 # -- float32: the stated sensitivity is what a planted error must exceed ----------------------
@@ -289,3 +294,7 @@ def test_a_second_point_written_from_the_first_or_whole_has_the_same_bits(dtype,
     assert not np.array_equal(whole, up)
     span = up.astype(np.float64) - whole.astype(np.float64)
     assert math.isclose(sums.analytic, float(a[lo:hi].astype(np.float64) @ span), rel_tol=1e-12)
+    # the step taken along w: span . w and w . w, w = z max(1, |x|) scale (the move over h)
+    w = np.concatenate([m.copy() for _, _, m, _ in direction.moves(Weights(lo, hi), 0.3)]) / 0.3
+    assert math.isclose(sums.taken, float(span @ w), rel_tol=1e-12)
+    assert math.isclose(sums.norm, float(w @ w), rel_tol=1e-12)
