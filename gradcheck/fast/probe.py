@@ -154,11 +154,19 @@ class Weights:
     edges: np.ndarray | None = None
     levels: np.ndarray | None = None
 
-    def level(self, positions: np.ndarray) -> np.ndarray:
+    def levels_in(self, a: int, b: int) -> np.ndarray:
+        """The weight of each position in ``a:b``: ``levels[g]`` in group ``g`` (positions before
+        the first edge in the first group, after the last in the last), from the group edges
+        inside ``a:b`` (a repeat per group, not a search per element)."""
         if self.edges is None or self.levels is None:
-            return np.ones(positions.size)
-        group = np.searchsorted(self.edges, positions, side="right") - 1
-        return self.levels[np.clip(group, 0, self.levels.size - 1)]
+            return np.ones(b - a)
+        last = self.levels.size - 1
+        g0, g1 = (
+            min(max(int(g) - 1, 0), last) for g in self.edges.searchsorted((a, b - 1), "right")
+        )
+        starts = [a, *self.edges[g0 + 1 : g1 + 1].tolist()]  # groups g0 + 1 .. g1 start inside
+        lengths = [stop - start for start, stop in zip(starts, [*starts[1:], b], strict=True)]
+        return np.repeat(self.levels[g0 : g1 + 1], lengths)
 
 
 @dataclass(frozen=True)
@@ -239,7 +247,7 @@ class Direction:
                 if bad is not None:
                     m[bad - a] = 0.0
                 if weights.edges is not None:
-                    m *= weights.level(np.arange(a, b))
+                    m *= weights.levels_in(a, b)
                 if narrow is None:
                     yield a, b, m, m
                 else:
@@ -312,22 +320,32 @@ def tensor_of(
     x = param.snapshot.reshape(-1)
     nonfinite, unit = [], np.zeros(-(-x.size // CHUNK), dtype=bool)
     spread = ScaledNorm()
-    magnitude, scaled = np.empty(CHUNK), np.empty(CHUNK)
+    squares = 0.0  # the plain sum of squares of the chunks whose sum is safe (plain_squares)
+    wide, scaled = np.empty(CHUNK), np.empty(CHUNK)
     for c in range(unit.size):
         a, b = c * CHUNK, min((c + 1) * CHUNK, x.size)
-        piece = analytic[a:b]
+        piece, xs = analytic[a:b], x[a:b]
+        if piece.dtype != np.float64:  # in float64, as the sums are
+            np.copyto(wide[: b - a], piece)
+            piece = wide[: b - a]
+        unit[c] = bool(max(float(xs.max()), -float(xs.min())) <= 1.0)  # no temporary
+        if unit[c]:
+            plain = plain_squares(piece)
+            if plain is not None:  # every partial finite, no overflow or underflow
+                squares += plain
+                continue
         if not np.isfinite(piece).all():  # the mask is kept only where it finds one
             piece = piece.astype(np.float64)
             bad = ~np.isfinite(piece)
             nonfinite.append(np.flatnonzero(bad) + a)
             piece[bad] = 0.0
-        m = np.abs(x[a:b], out=magnitude[: b - a], dtype=np.float64)
-        unit[c] = bool(m.max() <= 1.0)
-        if unit[c]:  # in float64, as the sums are
-            spread.add(piece if piece.dtype == np.float64 else piece.astype(np.float64))
+        if unit[c]:
+            spread.add(piece)
         else:
+            m = np.abs(xs, out=scaled[: b - a], dtype=np.float64)
             with np.errstate(over="ignore"):  # past float64: the norm is infinite, as before
-                spread.add(np.multiply(piece, np.maximum(m, 1.0, out=m), out=scaled[: b - a]))
+                spread.add(np.multiply(piece, np.maximum(m, 1.0, out=m), out=m))
+    spread.add(np.array([np.sqrt(squares)]))
     positions = np.concatenate(nonfinite) if nonfinite else np.empty(0, dtype=np.intp)
     finite = x.size - positions.size
     scale = direction_scale(finite)
@@ -345,6 +363,20 @@ def tensor_of(
         unit=unit,
         spread=spread.value * scale,
     )
+
+
+# A chunk's plain sum of squares is used for the spread when it lies in this range: no square
+# underflowed to nothing, and the sum of every chunk's stays far below float64's largest.
+PLAIN_SQUARES = (2.0**-900, 2.0**900)
+
+
+def plain_squares(piece: np.ndarray) -> float | None:
+    """``piece . piece`` (one pass, no temporary) when it can stand for the careful norm
+    (:class:`ScaledNorm`): finite (so every partial is) and within ``PLAIN_SQUARES``; ``None``
+    otherwise (non-finite partials, or magnitudes where squares overflow or underflow)."""
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        total = float(np.dot(piece, piece))
+    return total if PLAIN_SQUARES[0] <= total <= PLAIN_SQUARES[1] else None
 
 
 @dataclass
@@ -462,9 +494,11 @@ def points(
                 taken += float(np.dot(gap, move))
                 norm += float(np.dot(move, move))
                 if not whole:
-                    spread = a_piece * np.maximum(np.abs(x, dtype=np.float64), 1.0) * t.scale
+                    unit = t.unit is not None and t.unit[a // CHUNK]
+                    s = t.scale if unit else np.maximum(np.abs(x, dtype=np.float64), 1.0) * t.scale
+                    spread = a_piece * s
                     if weights.edges is not None:
-                        spread *= weights.level(np.arange(a, b))
+                        spread *= weights.levels_in(a, b)
                     scaled.add(spread)
             sums.analytic = analytic
             # w = move / step: the sums are along w, as the step rules read them

@@ -18,7 +18,6 @@ from gradcheck.fast.probe import (
     SQRT3,
     Direction,
     Record,
-    ScaledNorm,
     Tensor,
     Weights,
     _evaluate,
@@ -169,6 +168,18 @@ def test_uniform_weights_have_unit_variance_and_every_range_regenerates_alike():
     assert np.abs(moved - 1e-3 * z).max() <= 4 * 2.0**-52 * 1e-3 * SQRT3
 
 
+def test_group_levels_of_a_range_are_each_positions_group_level():
+    # decoding's weighted probes weight whole ranges by group (a repeat per group): the same
+    # levels as a search of each position's group, empty groups and ranges past the edges too
+    weights = Weights(
+        5, 95, np.array([10, 10, 31, 32, 60, 90]), np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    )
+    for a, b in [(0, 100), (10, 11), (31, 33), (59, 61), (89, 91), (95, 99), (0, 3)]:
+        positions = np.arange(a, b)
+        group = np.clip(np.searchsorted(weights.edges, positions, side="right") - 1, 0, 4)
+        assert np.array_equal(weights.levels_in(a, b), weights.levels[group]), (a, b)
+
+
 # -- float32: the stated sensitivity is what a planted error must exceed ----------------------
 # (issue 14, "sensitivity stated and met", on float32 losses: measured on a GPT-2-sized float32
 # tensor, the tolerance's terms are the assumed loss rounding (safety x 1 ulp of |f|, 54%), the
@@ -251,11 +262,23 @@ def test_tensor_of_reads_nonfinite_partials_unit_chunks_and_spread_as_the_dense_
     dense = a.astype(np.float64)
     dense[bad] = 0.0
     dense *= np.maximum(1.0, np.abs(x.astype(np.float64)))
-    expected = ScaledNorm()
-    for c in range(3):  # the norm is accumulated chunk by chunk, as tensor_of does
-        expected.add(dense[c * CHUNK : (c + 1) * CHUNK])
-    assert tensor.spread == expected.value * tensor.scale
+    # the first chunk's plain sum of squares, the others' careful norm (non-finite, |x| > 1)
     assert math.isclose(tensor.spread, np.linalg.norm(dense) * tensor.scale, rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("magnitude", [1e-170, 1.0, 1e170])
+def test_the_spread_is_the_norm_where_squares_underflow_or_overflow(magnitude):
+    # the plain sum of squares stands for the careful norm only where no square underflows
+    # or overflows: partials of 1e+-170 still give their norm, not 0 or an infinity
+    x = np.linspace(-0.5, 0.5, CHUNK + 7)
+    a = np.random.default_rng(5).standard_normal(x.size) * magnitude
+    pset = ParamSet({"w": x})
+    evaluator = Evaluator(pset, lambda p: float(np.sum(p["w"] ** 2)))
+    evaluator.baseline()
+    tensor = tensor_of(FiniteDifferences(evaluator, gradcheck.Tolerance()), "w", a, x.dtype, 1e-9)
+    pset.finish()
+    expected = magnitude * np.linalg.norm(a / magnitude) * tensor.scale
+    assert math.isclose(tensor.spread, expected, rel_tol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
