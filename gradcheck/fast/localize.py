@@ -90,11 +90,13 @@ from gradcheck.fast.numerics import (
     narrow,
 )
 from gradcheck.fast.probe import (
+    CHUNK,
     PROBE_EVALUATIONS,
     Direction,
     FastOptions,
     Record,
     Weights,
+    Work,
     correct,
     probe,
 )
@@ -286,18 +288,21 @@ def match(
     if not (np.isfinite(r).all() and np.isfinite(tol).all()):
         return None
     found: list[Claim] = []
-    # one span stream per probe, walked in step chunk by chunk: O(CHUNK) memory per probe
-    streams = [d.spans(Weights(0, size), d.half_step) for d, _ in tops]
-    for pieces in zip(*streams, strict=True):
-        start, stop = pieces[0][0], pieces[0][1]
+    # one span stream per probe, walked in step chunk by chunk, sharing one set of buffers:
+    # each piece is used before the next stream is advanced
+    work = Work.of(tops[0][0].tensor.x.dtype, spans=True)
+    streams = [d.spans(Weights(0, size), d.half_step, work) for d, _ in tops]
+    for start in range(0, size, CHUNK):
+        stop = min(size, start + CHUNK)
         low, high = np.full(stop - start, -np.inf), np.full(stop - start, np.inf)
-        for j, (_, _, span) in enumerate(pieces):
-            narrow(low, high, float(r[j]), float(tol[j]), span)
+        for j, stream in enumerate(streams):
+            narrow(low, high, float(r[j]), float(tol[j]), next(stream)[2])
         hits = np.flatnonzero(low <= high)
         for k in hits:
             if start + int(k) in known:
                 continue
-            spans = np.array([span[k] for _, _, span in pieces])
+            at = np.array([start + int(k)], np.intp)
+            spans = np.array([d.spans_at(Weights(0, size), at, d.half_step)[0] for d, _ in tops])
             with np.errstate(over="ignore", invalid="ignore"):
                 middle = low[k] / 2.0 + high[k] / 2.0
                 fit = float(np.max(np.abs(r + middle * spans) / tol))

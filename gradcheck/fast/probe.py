@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -193,6 +193,22 @@ class Tensor:
     spread: float | None = None
 
 
+class Work(NamedTuple):
+    """The work buffers of a stream of moves (``move``, float64; ``narrow``, the parameter's
+    dtype, ``move`` itself for float64) and of spans (``point``): ``CHUNK`` elements each."""
+
+    move: np.ndarray
+    narrow: np.ndarray | None
+    point: np.ndarray | None
+
+    @classmethod
+    def of(cls, dtype: np.dtype, spans: bool = False) -> Work:
+        """New buffers for moves in ``dtype`` (and for spans, with ``spans``)."""
+        move = np.empty(CHUNK)
+        narrow = None if dtype == np.float64 else np.empty(CHUNK, dtype=dtype)
+        return cls(move, narrow, np.empty(CHUNK, dtype=dtype) if spans else None)
+
+
 def _bits(seed: int, chunk: int) -> np.random.PCG64:
     """The bit generator of a direction, positioned at the start of chunk ``chunk``: each chunk
     takes ``RAW_PER_CHUNK`` raw 64-bit draws, so any chunk is reached by ``advance`` (no
@@ -214,7 +230,7 @@ class Direction:
     sigma: float = 0.0  # measured noise of the loss along w (std); 0: not measured, the floor
 
     def moves(
-        self, weights: Weights, step: float
+        self, weights: Weights, step: float, work: Work | None = None
     ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
         """``(a, b, move, narrow)`` for consecutive pieces of the range: ``move = step * w`` in
         float64 (``w = z * max(1, |x|) * scale * level``, 0 where the partial is not finite) and
@@ -224,21 +240,23 @@ class Direction:
         ``z`` takes 32 random bits ``k`` per element: ``(k + 1/2) * 2 sqrt(3) / 2**32 -
         sqrt(3)``, uniform over cell centres, symmetric, unit variance within 1e-19. The step
         and the scale are folded into that conversion (``k * alpha + beta``: two operations per
-        element from the bits to the move, see :func:`fold`)."""
+        element from the bits to the move, see :func:`fold`). ``work``: the buffers to use
+        (several streams walked in step share one set), new ones by default."""
         t = self.tensor
         first, last = weights.lo // CHUNK, -(-weights.hi // CHUNK)
         bits = _bits(self.seed, first)
-        move = np.empty(CHUNK)
-        narrow = np.empty(CHUNK, dtype=t.x.dtype) if t.x.dtype != move.dtype else None
+        move, narrow, _ = work or Work.of(t.x.dtype)
         alpha, beta = fold(step * t.scale)
-        with np.errstate(over="ignore", invalid="ignore"):  # past the range: infinite points
-            for c in range(first, last):
-                raw = bits.random_raw(RAW_PER_CHUNK).view(np.uint32)  # whole chunks aligned
-                start = c * CHUNK
-                a, b = max(weights.lo, start), min(weights.hi, start + CHUNK, t.x.size)
-                if a >= b:
-                    continue
-                m = move[: b - a]
+        for c in range(first, last):
+            raw = bits.random_raw(RAW_PER_CHUNK).view(np.uint32)  # whole chunks stay aligned
+            start = c * CHUNK
+            a, b = max(weights.lo, start), min(weights.hi, start + CHUNK, t.x.size)
+            if a >= b:
+                continue
+            m = move[: b - a]
+            # the error state is set per piece, never across a yield: streams walked in step
+            # would otherwise leave it changed when they are closed out of order
+            with np.errstate(over="ignore", invalid="ignore"):  # past the range: infinities
                 np.multiply(raw[a - start : b - start], alpha, out=m)
                 m += beta
                 if not (t.unit is not None and t.unit[c]):  # max(1, |x|): two more passes
@@ -248,25 +266,29 @@ class Direction:
                     m[bad - a] = 0.0
                 if weights.edges is not None:
                     m *= weights.levels_in(a, b)
-                if narrow is None:
-                    yield a, b, m, m
-                else:
+                if narrow is not None:
                     np.copyto(narrow[: b - a], m, casting="same_kind")
-                    yield a, b, m, narrow[: b - a]
+            yield a, b, m, m if narrow is None else narrow[: b - a]
 
-    def spans(self, weights: Weights, step: float) -> Iterator[tuple[int, int, np.ndarray]]:
+    def spans(
+        self, weights: Weights, step: float, work: Work | None = None
+    ) -> Iterator[tuple[int, int, np.ndarray]]:
         """``(a, b, span)`` for consecutive pieces of the range: ``u - d`` in float64 (see
         :func:`span_of`), in a work buffer that the next piece overwrites. One generator
         walks the whole range: the bit generator is positioned once, not once per piece.
-        One buffer of its own (``u``; ``d`` and the span take the spent move's buffers), so
-        ratio matching holds one stream per probe in ``O(CHUNK)``."""
+        ``u`` takes ``work.point``, ``d`` and the span the spent move's buffers; streams that
+        share ``work`` (ratio matching's, one per probe) must each use a piece before the
+        next stream is advanced."""
         x = self.tensor.x
-        point = np.empty(CHUNK, dtype=x.dtype)
-        with np.errstate(over="ignore", invalid="ignore"):
-            for a, b, move, narrow in self.moves(weights, step):
+        work = work or Work.of(x.dtype, spans=True)
+        point = work.point
+        assert point is not None, "spans need Work.of(dtype, spans=True)"
+        for a, b, move, narrow in self.moves(weights, step, work):
+            with np.errstate(over="ignore", invalid="ignore"):  # per piece, as in moves
                 up = np.add(x[a:b], narrow, out=point[: b - a])
                 mirrored(x[a:b], up, narrow)  # the move is spent: d takes its buffer
-                yield a, b, np.subtract(up, narrow, out=move, dtype=np.float64)
+                span = np.subtract(up, narrow, out=move, dtype=np.float64)
+            yield a, b, span
 
     def spans_at(self, weights: Weights, positions: np.ndarray, step: float) -> np.ndarray:
         """The spans ``u - d`` of a few ``positions`` (float64, see :func:`span_of`)."""
