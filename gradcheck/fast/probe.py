@@ -194,19 +194,20 @@ class Tensor:
 
 
 class Work(NamedTuple):
-    """The work buffers of a stream of moves (``move``, float64; ``narrow``, the parameter's
-    dtype, ``move`` itself for float64) and of spans (``point``): ``CHUNK`` elements each."""
+    """The work buffers of a stream of moves (``move`` and ``factor``, float64; ``narrow``, the
+    parameter's dtype, none for float64) and of spans (``point``): ``CHUNK`` elements each."""
 
     move: np.ndarray
     narrow: np.ndarray | None
+    factor: np.ndarray  # max(1, |x|) where some |x| > 1
     point: np.ndarray | None
 
     @classmethod
     def of(cls, dtype: np.dtype, spans: bool = False) -> Work:
         """New buffers for moves in ``dtype`` (and for spans, with ``spans``)."""
-        move = np.empty(CHUNK)
         narrow = None if dtype == np.float64 else np.empty(CHUNK, dtype=dtype)
-        return cls(move, narrow, np.empty(CHUNK, dtype=dtype) if spans else None)
+        point = np.empty(CHUNK, dtype=dtype) if spans else None
+        return cls(np.empty(CHUNK), narrow, np.empty(CHUNK), point)
 
 
 def _bits(seed: int, chunk: int) -> np.random.PCG64:
@@ -245,7 +246,7 @@ class Direction:
         t = self.tensor
         first, last = weights.lo // CHUNK, -(-weights.hi // CHUNK)
         bits = _bits(self.seed, first)
-        move, narrow, _ = work or Work.of(t.x.dtype)
+        move, narrow, factor, _ = work or Work.of(t.x.dtype)
         alpha, beta = fold(step * t.scale)
         for c in range(first, last):
             raw = bits.random_raw(RAW_PER_CHUNK).view(np.uint32)  # whole chunks stay aligned
@@ -259,8 +260,9 @@ class Direction:
             with np.errstate(over="ignore", invalid="ignore"):  # past the range: infinities
                 np.multiply(raw[a - start : b - start], alpha, out=m)
                 m += beta
-                if not (t.unit is not None and t.unit[c]):  # max(1, |x|): two more passes
-                    m *= np.maximum(np.abs(t.x[a:b], dtype=np.float64), 1.0)
+                if not (t.unit is not None and t.unit[c]):  # max(1, |x|): three more passes
+                    f = np.abs(t.x[a:b], out=factor[: b - a], dtype=np.float64)
+                    m *= np.maximum(f, 1.0, out=f)
                 bad = _nonfinite(t, a, b)
                 if bad is not None:
                     m[bad - a] = 0.0
@@ -351,22 +353,18 @@ def tensor_of(
             np.copyto(wide[: b - a], piece)
             piece = wide[: b - a]
         unit[c] = bool(max(float(xs.max()), -float(xs.min())) <= 1.0)  # no temporary
-        if unit[c]:
-            plain = plain_squares(piece)
-            if plain is not None:  # every partial finite, no overflow or underflow
-                squares += plain
-                continue
+        weighted = piece if unit[c] else _times_magnitude(piece, xs, scaled[: b - a])
+        plain = plain_squares(weighted)
+        if plain is not None:  # every partial finite, no overflow or underflow
+            squares += plain
+            continue
         if not np.isfinite(piece).all():  # the mask is kept only where it finds one
             piece = piece.astype(np.float64)
             bad = ~np.isfinite(piece)
             nonfinite.append(np.flatnonzero(bad) + a)
             piece[bad] = 0.0
-        if unit[c]:
-            spread.add(piece)
-        else:
-            m = np.abs(xs, out=scaled[: b - a], dtype=np.float64)
-            with np.errstate(over="ignore"):  # past float64: the norm is infinite, as before
-                spread.add(np.multiply(piece, np.maximum(m, 1.0, out=m), out=m))
+            weighted = piece if unit[c] else _times_magnitude(piece, xs, scaled[: b - a])
+        spread.add(weighted)
     spread.add(np.array([np.sqrt(squares)]))
     positions = np.concatenate(nonfinite) if nonfinite else np.empty(0, dtype=np.intp)
     finite = x.size - positions.size
@@ -385,6 +383,13 @@ def tensor_of(
         unit=unit,
         spread=spread.value * scale,
     )
+
+
+def _times_magnitude(piece: np.ndarray, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``piece * max(1, |x|)`` in float64, into ``out``."""
+    magnitude = np.maximum(np.abs(x, out=out, dtype=np.float64), 1.0, out=out)
+    with np.errstate(over="ignore"):  # past float64: the norm is infinite, as before
+        return np.multiply(piece, magnitude, out=out)
 
 
 # A chunk's plain sum of squares is used for the spread when it lies in this range: no square

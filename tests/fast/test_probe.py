@@ -266,18 +266,21 @@ def test_tensor_of_reads_nonfinite_partials_unit_chunks_and_spread_as_the_dense_
     assert math.isclose(tensor.spread, np.linalg.norm(dense) * tensor.scale, rel_tol=1e-12)
 
 
+@pytest.mark.parametrize("largest", [0.5, 3.0])
 @pytest.mark.parametrize("magnitude", [1e-170, 1.0, 1e170])
-def test_the_spread_is_the_norm_where_squares_underflow_or_overflow(magnitude):
+def test_the_spread_is_the_norm_where_squares_underflow_or_overflow(magnitude, largest):
     # the plain sum of squares stands for the careful norm only where no square underflows
-    # or overflows: partials of 1e+-170 still give their norm, not 0 or an infinity
-    x = np.linspace(-0.5, 0.5, CHUNK + 7)
+    # or overflows: partials of 1e+-170 still give their norm, not 0 or an infinity, with
+    # every |x| <= 1 and with max(1, |x|) weighting them
+    x = np.linspace(-largest, largest, CHUNK + 7)
     a = np.random.default_rng(5).standard_normal(x.size) * magnitude
     pset = ParamSet({"w": x})
     evaluator = Evaluator(pset, lambda p: float(np.sum(p["w"] ** 2)))
     evaluator.baseline()
     tensor = tensor_of(FiniteDifferences(evaluator, gradcheck.Tolerance()), "w", a, x.dtype, 1e-9)
     pset.finish()
-    expected = magnitude * np.linalg.norm(a / magnitude) * tensor.scale
+    expected = magnitude * np.linalg.norm(a / magnitude * np.maximum(1.0, np.abs(x)))
+    expected *= tensor.scale
     assert math.isclose(tensor.spread, expected, rel_tol=1e-12)
 
 
