@@ -408,7 +408,7 @@ def plain_squares(piece: np.ndarray) -> float | None:
 
 @dataclass
 class Sums:
-    """What the second point's pass over a probe's range accumulates besides the point."""
+    """What the first point's pass over a probe's range accumulates besides the point."""
 
     analytic: float = 0.0  # A = a . span
     rounding: float = 0.0  # ||a * 2h w / z||, the hand-written rounding's standard deviation
