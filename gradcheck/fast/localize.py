@@ -96,9 +96,9 @@ from gradcheck.fast.probe import (
     FastOptions,
     Record,
     Weights,
+    Work,
     correct,
     probe,
-    span_of,
 )
 
 # Cost model (loss evaluations), from the engine's own procedure.
@@ -284,11 +284,15 @@ def match(
     if not (np.isfinite(r).all() and np.isfinite(tol).all()):
         return None
     found: list[Claim] = []
+    # one span stream per probe, walked in step chunk by chunk, sharing one set of buffers:
+    # each piece is used before the next stream is advanced
+    work = Work.of(tops[0][0].tensor.x.dtype, spans=True)
+    streams = [d.spans(Weights(0, size), d.half_step, work) for d, _ in tops]
     for start in range(0, size, CHUNK):
         stop = min(size, start + CHUNK)
         low, high = np.full(stop - start, -np.inf), np.full(stop - start, np.inf)
-        for j, (direction, _) in enumerate(tops):  # one span array at a time: O(CHUNK)
-            narrow(low, high, float(r[j]), float(tol[j]), _spans(direction, start, stop))
+        for j, stream in enumerate(streams):
+            narrow(low, high, float(r[j]), float(tol[j]), next(stream)[2])
         hits = np.flatnonzero(low <= high)
         for k in hits:
             if start + int(k) in known:
@@ -302,16 +306,6 @@ def match(
         if len(found) > MATCH_MOST:
             return None
     return sorted(found, key=lambda c: (c.fit, c.position))
-
-
-def _spans(direction: Direction, start: int, stop: int) -> np.ndarray:
-    """The spans of positions ``start:stop`` (float64, :func:`span_of`)."""
-    x = direction.tensor.x
-    out = np.zeros(stop - start)
-    for a, b, move in direction.moves(Weights(start, stop), direction.half_step):
-        with np.errstate(over="ignore", invalid="ignore"):
-            out[a - start : b - start] = span_of(x[a:b], move)
-    return out
 
 
 def _row(fd: TensorDifferences, k: int) -> TensorDifferences:
