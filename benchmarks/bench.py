@@ -88,20 +88,38 @@ def timed(problem: Problem, run, repeats: int = 1) -> tuple[Cost, int, Any]:
     return Cost(min(walls), min(cpus)), calls, result
 
 
-PAIRS = 7  # forward loop + full check pairs behind a small net's target line
+# floor loop + full check pairs behind a small net's target line (a median of 15: the load of
+# a shared machine moves single pairs by 10-20%)
+PAIRS = 15
 
 
 def paired_ratio(problem: Problem) -> float:
-    """The full check's CPU over 2P forwards, the forward timed right before each check: the
-    median of ``PAIRS`` such pairs. On a shared machine the forward's speed drifts between
-    the moment :func:`forward_time` runs and the check (measured: 49-80 us for mlp-1e3's
-    forward across runs, the ratio 0.99x-1.35x); a pair sees the same machine."""
+    """The full check's CPU over the CPU of the floor itself, 2P forwards in a loop timed
+    right before it: the median of ``PAIRS`` such pairs. On a shared machine the forward's
+    speed drifts between the moment :func:`forward_time` runs and the check (measured: 49-80
+    us for mlp-1e3's forward across runs, the ratio 0.99x-1.35x); a pair sees the same
+    machine. Both sides of a pair take the same statistic, one timing of one run each (the
+    floor was the best of 5 loops against a check timed once, which leant against the
+    check), and about the same time (the floor's loop lasts as long as a check's loss calls)."""
     ratios = []
     for _ in range(PAIRS):
-        forward = forward_time(problem, seconds=0.05).cpu
+        floor = floor_cpu(problem)
         cost, _, _ = timed(problem, run_full(problem))
-        ratios.append(cost.cpu / (2 * problem.size * forward))
+        ratios.append(cost.cpu / floor)
     return float(np.median(ratios))
+
+
+def floor_cpu(problem: Problem) -> float:
+    """CPU seconds of the 2P-forward floor, measured: 2P calls of the (counted) loss that the
+    checkers get, one loop, timed once."""
+    params, loss = problem.fresh(), problem.loss
+    loss(params)  # warm
+    cpu = time.process_time()
+    for _ in range(2 * problem.size):
+        loss(params)
+    spent = time.process_time() - cpu
+    problem.loss.calls = 0
+    return spent
 
 
 def row(method: str, calls: float, cost: Cost, floor: Cost, note: str = "") -> Row:
@@ -465,8 +483,8 @@ def targets(problems, results, memory, paired) -> list[str]:
             f"- full check within {limit:g}x of the 2P-forward floor, {problem.name}: "
             f"{full.ratio:.3f}x wall ({full.cpu_ratio:.3f}x CPU"
             + (
-                f"; {pair:.3f}x CPU as the median of {PAIRS} checks each timed right after "
-                "its own forward loop, judged on that"
+                f"; {pair:.3f}x CPU as the median of {PAIRS} checks each timed once right "
+                "after one loop of 2P forwards, judged on that"
                 if pair is not None
                 else ""
             )

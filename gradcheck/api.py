@@ -10,7 +10,12 @@ from typing import Any, NamedTuple, cast
 
 import numpy as np
 
-from gradcheck.core.compare import ParamResult, analytic_array, compare, dtype_name
+from gradcheck.core.compare import (
+    ParamResult,
+    analytic_array,
+    compare,
+    dtype_name,
+)
 from gradcheck.core.differences import (
     OWN_PILOT_MIN,
     REFINE_SAMPLE,
@@ -474,6 +479,8 @@ def _parts(
     out = []
     for name, start, stop in zip(run, starts, starts[1:], strict=False):
         param, grad = pset[name], gradients[name]
+        # the full check's gradients are its own copies (_call_grad): frozen in place, no view
+        grad.flags.writeable = False
         own = {field: shared[field][start:stop] for field in arrays}
         own |= {
             "name": name,
@@ -482,7 +489,7 @@ def _parts(
             "grad_shape": tuple(grad.shape),
             "raw_grad": grad,
         }
-        out.append(ParamResult(**(shared | own)))
+        out.append(ParamResult.of_read_only(shared | own))
     return out
 
 

@@ -11,6 +11,7 @@ plugin's header and the CLI alike.
 from __future__ import annotations
 
 import argparse
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,9 @@ class CheckOptions:
         fast: FastOptions | None = None,
     ) -> CheckOptions:
         """From :func:`gradcheck.check`'s keyword arguments (``None`` means the default)."""
+        plain = type(mode) is str and type(seed) is int and richardson is False
+        if plain and mode == "full" and seed == 0 and tolerance is None and fast is None:
+            return _default()  # frozen: the defaults validated once, not on every check
         return cls(
             mode=mode,
             richardson=richardson,
@@ -112,6 +116,11 @@ class CheckOptions:
                 "fallback_samples": self.fast.fallback_samples,
             }
         return out
+
+
+@functools.cache
+def _default() -> CheckOptions:
+    return CheckOptions()
 
 
 def seed_argument(text: str) -> int:

@@ -479,3 +479,18 @@ def test_grouped_results_are_read_only_and_own_their_names():
         assert p.status == ("wrong" if p.name == "w3" else "ok")
     assert report["w3"].n_wrong == 1
     assert report["w1"].n_wrong == 0
+
+
+def test_default_options_are_validated_once_and_other_values_still_each_time():
+    # CheckOptions.build returns one frozen default object for check()'s defaults; a value
+    # that only compares equal to a default (0 for False, 0.0 or False for the seed) is still
+    # validated and refused
+    from gradcheck.errors import InputError
+    from gradcheck.options import CheckOptions
+
+    assert CheckOptions.build() is CheckOptions.build()
+    assert CheckOptions.build() == CheckOptions()
+    assert CheckOptions.build(richardson=True).richardson is True
+    for bad in ({"richardson": 0}, {"seed": False}, {"seed": 0.0}):
+        with pytest.raises(InputError):
+            CheckOptions.build(**bad)

@@ -121,13 +121,23 @@ class TensorDifferences:
     rtol: float  # the relative floor of the tolerance rule for this tensor
     # measured standard deviation of the loss values (ECnoise), NaN if not measured
     noise: float = float("nan")
-    # bool: the numeric partial is known to RESOLVED_FRACTION of its size and is no kink, so
-    # ratios, signs and stalls read from it mean something ("converged")
-    resolved: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     # the smallest |analytic - numeric| the check is sure to flag, before the relative floor
     # (safety * error where refined; the refinement trigger plus the rounding a refinement
     # would carry elsewhere)
     detectable: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def resolved(self) -> np.ndarray:
+        """Bool per element: the numeric partial is known to ``RESOLVED_FRACTION`` of its size
+        and is no kink, so ratios, signs and stalls read from it mean something
+        ("converged"). Computed when asked: the verdicts do not need it."""
+        with np.errstate(invalid="ignore"):
+            return (
+                np.isfinite(self.numeric)
+                & np.isfinite(self.error)
+                & ~self.kink
+                & (self.error <= RESOLVED_FRACTION * np.abs(self.numeric))
+            )
 
 
 class FiniteDifferences:
@@ -286,10 +296,12 @@ class FiniteDifferences:
             the relative floor (none without a usable hand-written gradient)."""
             if analytic is None:
                 return np.zeros(where.size, dtype=bool)
-            a, v = analytic[where], numeric[where]
+            whole = where is positions  # every element: no copies
+            a, v = (analytic, numeric) if whole else (analytic[where], numeric[where])
+            bound = error if whole else error[where]
             with np.errstate(invalid="ignore"):
                 return (
-                    np.abs(a - v) > factor * error[where] + floor * np.maximum(np.abs(a), np.abs(v))
+                    np.abs(a - v) > factor * bound + floor * np.maximum(np.abs(a), np.abs(v))
                 ) & np.isfinite(a)
 
         positions = np.arange(n)
@@ -374,12 +386,6 @@ class FiniteDifferences:
                 "being perturbed; a loss must not update its parameters"
             )
         with np.errstate(invalid="ignore"):
-            resolved = (
-                np.isfinite(numeric)
-                & np.isfinite(error)
-                & ~kink
-                & (error <= RESOLVED_FRACTION * np.abs(numeric))
-            )
             detectable = np.where(
                 refined,
                 tol.safety * error,
@@ -397,7 +403,6 @@ class FiniteDifferences:
             third,
             floor,
             noise=sigma,
-            resolved=resolved,
             detectable=detectable,
         )
 

@@ -80,12 +80,14 @@ def _values(values: Any) -> Any:
 
 def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether two arrays of one dtype and shape hold the same bits, compared a block of
-    ``COMPARE_BYTES`` at a time (``tobytes()`` would copy both whole: 2x the parameter's
-    memory at every check of a big tensor)."""
+    ``COMPARE_BYTES`` at a time when they are larger (``tobytes()`` would copy both whole: 2x
+    the parameter's memory at every check of a big tensor)."""
     a, b = np.asarray(a), np.asarray(b)
     if a.dtype != b.dtype or a.shape != b.shape:
         return False
-    if not (a.flags.c_contiguous and b.flags.c_contiguous):
+    # up to one block, or not contiguous: the bytes compared whole (a small copy, and one
+    # memcmp instead of a pass of numpy calls per block: the full check asks after every tensor)
+    if a.nbytes <= COMPARE_BYTES or not (a.flags.c_contiguous and b.flags.c_contiguous):
         return a.tobytes() == b.tobytes()
     word = _widest_word(a.nbytes)
     left, right = a.reshape(-1).view(word), b.reshape(-1).view(word)
@@ -150,6 +152,7 @@ class Group:
     members: tuple[Param, ...]
     starts: tuple[int, ...]  # flat start of each member, and the total size last
     rest: list[Any]  # what restores each element: its snapshot value, or _SNAPSHOT (scalars)
+    snapshot: np.ndarray  # the members' snapshots end to end (flat; nobody writes it)
     writer: Callable[[Any, Any], None] | None = None  # ParamSet.writer's, built on first use
 
     @property
@@ -303,6 +306,7 @@ class ParamSet:
         for p in self.params.values():
             self.view[p.name] = self._public(p)
         self.groups: dict[str, Group] = {}  # never in ``names``: views onto real parameters
+        self._writers: dict[tuple[str, bool], Callable[[Any, Any], None]] = {}
         self._claim.restore = _weak_restore(self)
         # a ParamSet dropped without finish() (a test's, say) still frees its arrays
         weakref.finalize(self, running.release, self._claim)
@@ -361,7 +365,8 @@ class ParamSet:
                 [_SNAPSHOT] * p.size if p.python_scalar else p.snapshot.reshape(-1).tolist()
             )
         ]
-        self.groups[name] = Group(name, members, tuple(starts), rest)
+        snapshot = np.concatenate([p.snapshot.reshape(-1) for p in members])
+        self.groups[name] = Group(name, members, tuple(starts), rest, snapshot)
         return name
 
     def member(self, name: str, flat: int) -> tuple[Param, int]:
@@ -374,8 +379,8 @@ class ParamSet:
         """The parameter's values as a flat array in its own dtype (a copy); only those at
         flat ``indices`` when given (no copy of the whole tensor for a few elements)."""
         if name in self.groups:
-            whole = np.concatenate([p.snapshot.reshape(-1) for p in self.groups[name].members])
-            return whole if indices is None else whole[indices]
+            whole = self.groups[name].snapshot
+            return whole.copy() if indices is None else whole[indices]
         flat = self.params[name].snapshot.reshape(-1)
         return flat.copy() if indices is None else flat[np.asarray(indices, dtype=np.intp)]
 
@@ -386,6 +391,16 @@ class ParamSet:
         return p.array.dtype.type if isinstance(p.original, np.floating) else float
 
     def writer(self, name: str, bulk: bool = False) -> Callable[[Any, Any], None]:
+        """:meth:`_new_writer`, made once per parameter and kind (every evaluation request of
+        the pilot asks for one; what a writer holds, the parameter's own array or the view,
+        never changes)."""
+        key = (name, bool(bulk))
+        write = self._writers.get(key)
+        if write is None:
+            write = self._writers[key] = self._new_writer(name, bulk)
+        return write
+
+    def _new_writer(self, name: str, bulk: bool = False) -> Callable[[Any, Any], None]:
         """``write(index, values)`` for parameter ``name``: puts ``values`` at flat ``index``
         (an int, a slice or an index array) where the loss sees them; writing what
         :meth:`originals` gives puts the snapshot bits back. For the one write-call-restore

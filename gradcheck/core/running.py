@@ -65,6 +65,14 @@ TERMINATING = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
 _installed: dict[int, Any] = {}  # signal -> its handler before the first main-thread claim
+# The signal module's C core where there is one: the same handlers, without signal.py's
+# conversion of every handler to and from an enum (half the fixed cost of a small check's
+# claim and release, installed and uninstalled each time)
+_raw: Any
+try:
+    import _signal as _raw  # type: ignore[import-not-found, no-redef]
+except ImportError:  # pragma: no cover - an interpreter without it
+    _raw = signal
 _main_claims = 0
 
 
@@ -141,18 +149,18 @@ def _share(a: np.ndarray, b: np.ndarray) -> bool:
 
 def _install() -> None:
     for signum in TERMINATING:
-        previous = signal.getsignal(signum)
+        previous = _raw.getsignal(signum)
         if previous in (signal.SIG_IGN, None):  # ignored, or set outside Python: leave it
             continue
-        signal.signal(signum, _on_terminate)
+        _raw.signal(signum, _on_terminate)
         _installed[signum] = previous
 
 
 def _uninstall() -> None:
     for signum, previous in list(_installed.items()):
         del _installed[signum]
-        if signal.getsignal(signum) is _on_terminate:  # not replaced meanwhile by the user
-            signal.signal(signum, previous)
+        if _raw.getsignal(signum) is _on_terminate:  # not replaced meanwhile by the user
+            _raw.signal(signum, previous)
 
 
 def _on_terminate(signum: int, frame: Any) -> None:

@@ -162,8 +162,10 @@ def whole_gradient(params: list[ParamResult]) -> tuple[float | None, dict[str, o
         dot = uncertainty = 0.0
     else:
         a, n, err = a / scale_a, n / scale_n, err / scale_n
-        cosine = float(np.clip(a @ n / (np.linalg.norm(a) * np.linalg.norm(n)), -1.0, 1.0))
+        # the norms as np.linalg.norm takes them (sqrt of the dot product), without its checks
+        norms = np.sqrt(a.dot(a)) * np.sqrt(n.dot(n))
         dot, uncertainty = float(a @ n), float(np.abs(a) @ err)
+        cosine = min(max(float(a @ n / norms), -1.0), 1.0)  # NaN stays NaN, as with np.clip
     with np.errstate(over="ignore"):
         slope = float(-dot * scale_a * scale_n)
     shown = f"{slope:+.3g}" if np.isfinite(slope) else ("+inf" if dot < 0 else "-inf")
@@ -179,7 +181,7 @@ def whole_gradient(params: list[ParamResult]) -> tuple[float | None, dict[str, o
             f"stepping against the hand-written gradient lowers the loss ({shown} "
             "* lr to first order)"
         )
-    elif uncertainty > CONVERGED_FRACTION * float(np.linalg.norm(a) * np.linalg.norm(n)):
+    elif uncertainty > CONVERGED_FRACTION * float(np.sqrt(a.dot(a)) * np.sqrt(n.dot(n))):
         verdict = "unknown"  # no stall finding from partials that did not converge
         message = (
             "the numeric partials are too imprecise to tell whether stepping against the "

@@ -246,9 +246,6 @@ def _confirmation(
 ) -> TensorDifferences:
     """A one-element TensorDifferences from a two-level stencil (refined: its own error)."""
     numeric, error = got["numeric"], got["error"]
-    with np.errstate(invalid="ignore"):
-        resolved = np.isfinite(numeric) & np.isfinite(error) & ~got["kink"]
-        resolved &= error <= 0.1 * np.abs(numeric)
     return TensorDifferences(
         numeric=numeric,
         error=error,
@@ -261,7 +258,6 @@ def _confirmation(
         third=third,
         rtol=rtol,
         noise=sigma,
-        resolved=resolved,
         detectable=tolerance.safety * error,
     )
 

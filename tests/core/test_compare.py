@@ -213,3 +213,69 @@ def test_a_wrong_gradient_of_a_loss_near_the_float64_limit_never_passes():
     assert np.isfinite(report["w"].analytic).all()
     assert not report.passed
     assert set(report["w"].statuses.tolist()) <= {"wrong", "nonfinite"}
+
+
+def test_a_kinked_element_is_judged_beside_a_smooth_one():
+    # compare judges kinks only when the tensor has one: a tensor with one kink still gets
+    # its subgradient verdicts (inside: uncertain, outside: wrong), its smooth elements theirs
+    from gradcheck.core.compare import compare
+    from gradcheck.core.params import ParamSet
+
+    pset = ParamSet({"w": np.array([0.5, 0.6, 0.7])})
+    fd = _differences(
+        3,
+        numeric=np.array([0.0, 0.0, 1.0]),
+        forward=np.array([1.0, 1.0, np.nan]),
+        backward=np.array([-1.0, -1.0, np.nan]),
+        slack=np.array([1e-9, 1e-9, np.nan]),
+        kink=np.array([True, True, False]),
+    )
+    result = compare(pset["w"], np.array([0.3, 5.0, 1.0]), fd, gradcheck.Tolerance())
+    assert result.statuses.tolist() == ["uncertain", "wrong", "ok"]
+    pset.finish()
+
+
+def test_a_result_built_from_read_only_slices_is_the_one_the_constructor_builds():
+    # ParamResult.of_read_only (a group member's result, without the constructor's second pass
+    # over its arrays) gives the same fields, status and read-only arrays as ParamResult(...)
+    from dataclasses import fields
+
+    from gradcheck.core.compare import ParamResult, compare, read_only
+    from gradcheck.core.params import ParamSet
+
+    pset = ParamSet({"w": np.array([0.5, 0.6, 0.7, 0.8])})
+    whole = compare(
+        pset["w"], np.array([1.0, 1.0, 3.0, 1.0]), _differences(4), gradcheck.Tolerance()
+    )
+    pset.finish()
+    for start, stop, status in ((0, 2, "ok"), (2, 4, "wrong")):
+        values = {f.name: getattr(whole, f.name) for f in fields(ParamResult) if f.init}
+        values |= {
+            name: value[start:stop]
+            for name, value in values.items()
+            if isinstance(value, np.ndarray) and name != "raw_grad"
+        }
+        values |= {"shape": (stop - start,), "raw_grad": read_only(np.ones(stop - start))}
+        built, fast = ParamResult(**values), ParamResult.of_read_only(values)
+        assert fast.status == built.status == status
+        for f in fields(ParamResult):
+            a, b = getattr(built, f.name), getattr(fast, f.name)
+            if isinstance(a, np.ndarray):
+                assert not b.flags.writeable
+                assert a.tobytes() == b.tobytes()
+            else:
+                assert a == b or (a != a and b != b), f.name  # (NaN noise: not measured)
+        assert fast.unmeasured is not whole.unmeasured  # its own dict, as the constructor's
+
+
+@pytest.mark.parametrize("value", [1.5, np.float64(-2.5), np.float64(np.nan)])
+def test_a_scalar_partial_is_read_as_a_private_float64_array(value):
+    from gradcheck.core.compare import analytic_array
+
+    got = analytic_array("w", value)
+    assert type(got) is np.ndarray
+    assert got.dtype == np.float64
+    assert got.shape == ()
+    assert got.tobytes() == np.float64(value).tobytes()
+    assert got.flags.owndata
+    assert got.flags.writeable

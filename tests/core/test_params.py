@@ -281,6 +281,22 @@ def test_a_group_never_shadows_a_parameter_of_the_same_name():
     assert pset.member(name, 2) == (pset["b"], 1)
 
 
+def test_a_groups_values_are_its_members_snapshots_whatever_is_done_with_a_copy():
+    # the group keeps its members' snapshots end to end, taken once; flat_values hands out a
+    # copy (writing it moves nothing), and an element moved in a member is not read back
+    b = np.array([2.0, 3.0])
+    pset = ParamSet({"a": 1.0, "b": b, "c": np.array([[4.0], [5.0]])})
+    name = pset.group(["a", "b", "c"])
+    values = pset.flat_values(name)
+    values[:] = -1.0
+    b[0] = 7.0
+    assert pset.flat_values(name).tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert pset.flat_values(name, np.array([1, 4])).tolist() == [2.0, 5.0]
+    assert pset.changed() == ["b"]
+    pset.finish()
+    assert b.tolist() == [2.0, 3.0]
+
+
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_a_fill_point_is_written_in_place_or_materialised_and_restored_bitwise(order):
     # fast mode's points: written chunk by chunk into the parameter (no buffer of its size);
