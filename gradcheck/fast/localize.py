@@ -88,6 +88,7 @@ from gradcheck.fast.numerics import (
     decoding_groups,
     decoding_levels,
     narrow,
+    single_fit,
 )
 from gradcheck.fast.probe import (
     CHUNK,
@@ -280,32 +281,121 @@ def match(
     it is not empty. ``None`` when more than ``MATCH_MOST`` are (a weak error, or several
     wrong elements, which one error cannot explain): decoding and bisection take over. No loss
     evaluation: the spans are regenerated from the directions' seeds, chunk by chunk."""
+    return scan(tops, known, fitted=False).claims
+
+
+@dataclass(frozen=True)
+class Fit:
+    """One element's least-squares fit as the single wrong element: ``residual`` is
+    ``min_e sum_j ((r_j + e span_ij) / T_j)**2`` (:func:`gradcheck.fast.numerics.single_fit`),
+    reached at ``error``."""
+
+    position: int
+    residual: float
+    error: float
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What one pass over a tensor's elements found (:func:`scan`): ``claims`` as
+    :func:`match` returns them, ``fits`` the ``FIT_KEEP`` elements whose single-error fit is
+    best (smallest residual first, consistent or not), and ``total`` the residual of no error
+    at all, ``sum_j (r_j / T_j)**2``."""
+
+    claims: list[Claim] | None
+    fits: list[Fit]
+    total: float
+
+
+FIT_KEEP = 2  # the best fit and its runner-up: what the lead rule compares
+
+
+def scan(
+    tops: list[tuple[Direction, Record]],
+    known: dict[int, tuple[float, float]],
+    skip: frozenset[int] = frozenset(),
+    fitted: bool = True,
+) -> Scan:
+    """Ratio matching (:func:`match`) and, in the same pass over the regenerated spans, every
+    element's least-squares single-error fit, keeping the ``FIT_KEEP`` best: the likelihood
+    ranking over every probe taken so far that :func:`gradcheck.fast.numerics.chance_fit`
+    reads a lead from when the hard intervals leave too many candidates. Elements in
+    ``known`` (measured wrong) or ``skip`` (measured right) are neither claimed nor fitted;
+    ``fitted=False`` skips the fits (and stops at ``MATCH_MOST`` claims, as :func:`match`)."""
     if not tops:
-        return None
+        return Scan(None, [], float("nan"))
     size = tops[0][0].tensor.x.size
     r = np.array([rec.discrepancy for _, rec in tops])
     tol = np.array([rec.tolerance for _, rec in tops])
-    if not (np.isfinite(r).all() and np.isfinite(tol).all()):
-        return None
-    found: list[Claim] = []
+    if not (np.isfinite(r).all() and np.isfinite(tol).all() and (tol > 0).all()):
+        return Scan(None, [], float("nan"))
+    y = r / tol
+    total = float(y @ y)
+    found: list[Claim] | None = []
+    best: list[Fit] = []
+    excluded = sorted(set(known) | set(skip))
+    rows = np.empty((len(tops), min(size, CHUNK)))  # the chunk's spans, one row per probe
     for start in range(0, size, CHUNK):
         stop = min(size, start + CHUNK)
+        spans = rows[:, : stop - start]
         low, high = np.full(stop - start, -np.inf), np.full(stop - start, np.inf)
-        for j, (direction, _) in enumerate(tops):  # one span array at a time: O(CHUNK)
-            narrow(low, high, float(r[j]), float(tol[j]), _spans(direction, start, stop))
-        hits = np.flatnonzero(low <= high)
-        for k in hits:
-            if start + int(k) in known:
+        for j, (direction, _) in enumerate(tops):
+            spans[j] = _spans(direction, start, stop)
+            if found is not None:
+                narrow(low, high, float(r[j]), float(tol[j]), spans[j])
+        if fitted:
+            scaled = spans / tol[:, None]
+            residual, error = single_fit(total, y @ scaled, np.einsum("ij,ij->j", scaled, scaled))
+            i, k = np.searchsorted(excluded, (start, stop))
+            residual[np.array(excluded[i:k], dtype=np.intp) - start] = np.inf
+            best = _best(best, residual, error, start)
+        if found is None:
+            continue
+        for k in np.flatnonzero(low <= high):
+            if start + int(k) in known or start + int(k) in skip:
                 continue
-            at = np.array([start + int(k)], np.intp)
-            spans = np.array([d.spans_at(Weights(0, size), at, d.half_step)[0] for d, _ in tops])
             with np.errstate(over="ignore", invalid="ignore"):
                 middle = low[k] / 2.0 + high[k] / 2.0
-                fit = float(np.max(np.abs(r + middle * spans) / tol))
+                fit = float(np.max(np.abs(r + middle * spans[:, k]) / tol))
             found.append(Claim(start + int(k), float(low[k]), float(high[k]), fit))
         if len(found) > MATCH_MOST:
-            return None
-    return sorted(found, key=lambda c: (c.fit, c.position))
+            found = None  # too many: the fits go on, the claims stop
+            if not fitted:
+                break
+    claims = None if found is None else sorted(found, key=lambda c: (c.fit, c.position))
+    return Scan(claims, best, total)
+
+
+def _best(best: list[Fit], residual: np.ndarray, error: np.ndarray, start: int) -> list[Fit]:
+    """The ``FIT_KEEP`` smallest residuals of ``best`` and this chunk's (ties: lower position)."""
+    if residual.size > FIT_KEEP:
+        picks = np.argpartition(residual, FIT_KEEP)[:FIT_KEEP]
+    else:
+        picks = np.arange(residual.size)
+    merged = best + [
+        Fit(start + int(p), float(residual[p]), float(error[p]))
+        for p in picks
+        if np.isfinite(residual[p])
+    ]
+    return sorted(merged, key=lambda f: (f.residual, f.position))[:FIT_KEEP]
+
+
+def claim_at(tops: list[tuple[Direction, Record]], position: int) -> Claim | None:
+    """The claim of ``position`` as the single wrong element over every probe (its interval of
+    consistent errors, :func:`gradcheck.fast.numerics.consistent_errors`); ``None`` when it is
+    empty: no single error there explains every probe within its tolerance."""
+    size = tops[0][0].tensor.x.size
+    at = np.array([position], np.intp)
+    r = np.array([rec.discrepancy for _, rec in tops])
+    tol = np.array([rec.tolerance for _, rec in tops])
+    spans = np.array([d.spans_at(Weights(0, size), at, d.half_step) for d, _ in tops])
+    low, high = consistent_errors(r, tol, spans)
+    if not low[0] <= high[0]:
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        middle = low[0] / 2.0 + high[0] / 2.0
+        fit = float(np.max(np.abs(r + middle * spans[:, 0]) / tol))
+    return Claim(position, float(low[0]), float(high[0]), fit)
 
 
 def _spans(direction: Direction, start: int, stop: int) -> np.ndarray:
