@@ -83,7 +83,9 @@ from gradcheck.core.params import Param
 from gradcheck.core.stencil import analyse
 from gradcheck.fast.numerics import (
     CONFIRM_LEVELS,
+    LEAD_CHANCE,
     MATCH_MOST,
+    chance_fit,
     consistent_errors,
     decoding_groups,
     decoding_levels,
@@ -378,6 +380,24 @@ def _best(best: list[Fit], residual: np.ndarray, error: np.ndarray, start: int) 
         if np.isfinite(residual[p])
     ]
     return sorted(merged, key=lambda f: (f.residual, f.position))[:FIT_KEEP]
+
+
+def leads(tops: list[tuple[Direction, Record]], measured: Measured) -> list[Claim] | None:
+    """The elements to confirm, best first, for a failure one wrong element may explain
+    (:func:`scan`): every element ratio matching leaves consistent when they are at most
+    ``MATCH_MOST``; otherwise the best single-error fit when a chance element would fit that
+    well with probability at most ``LEAD_CHANCE`` (:func:`gradcheck.fast.numerics.chance_fit`)
+    and its interval of consistent errors is not empty. ``None``: no lead. Elements measured
+    already are skipped."""
+    got = scan(tops, measured.known, frozenset(measured.fd) - frozenset(measured.known))
+    if got.claims is not None:
+        return got.claims
+    if len(got.fits) < 2:
+        return None
+    if chance_fit(got.fits[0].residual, got.fits[1].residual, len(tops)) > LEAD_CHANCE:
+        return None
+    claim = claim_at(tops, got.fits[0].position)
+    return None if claim is None else [claim]
 
 
 def claim_at(tops: list[tuple[Direction, Record]], position: int) -> Claim | None:

@@ -71,7 +71,7 @@ from gradcheck.core.differences import (
 from gradcheck.core.numerics import Tolerance, coarser_dtype, evaluation_noise
 from gradcheck.core.params import ParamSet
 from gradcheck.fast import joint
-from gradcheck.fast.localize import FAILING_CODES, Measured, localize, match
+from gradcheck.fast.localize import FAILING_CODES, Measured, leads, localize
 from gradcheck.fast.numerics import miss_threshold, sensitivity
 from gradcheck.fast.probe import (
     KINK_EVALUATIONS,
@@ -375,7 +375,7 @@ def _tensor(
             matched_at = frozenset(measured.known)
             before = evaluator.evaluations
             found = False
-            for claim in match(corrected, measured.known) or []:
+            for claim in leads(corrected, measured) or []:
                 decoded.append(claim.position)
                 if measured.confirm(differences, failing[0], claim.position, claim):
                     found = True

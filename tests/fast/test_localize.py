@@ -183,10 +183,10 @@ def test_a_lead_whose_measurement_disagrees_with_the_probes_goes_to_the_engine(m
     net = Wide(size)
     grad = wrong_elements(net.grad, {"w": relative_shift(net, 100, 0.3)})
 
-    def far_off(tops, known):
-        return [Claim(100, 1e3, 2e3)] if 100 not in known else None
+    def far_off(tops, measured):
+        return [Claim(100, 1e3, 2e3)] if 100 not in measured.known else None
 
-    monkeypatch.setattr(gradcheck.fast.mode, "match", far_off)
+    monkeypatch.setattr(gradcheck.fast.mode, "leads", far_off)
     report, w = run(net.loss, grad, {"w": net.w.copy()})
     assert w.probe.proven_wrong == (100,)
     assert report.evaluations == CHECK + CONFIRM_EVALUATIONS + measure_cost(1) + 4
@@ -200,7 +200,7 @@ def test_a_matched_lead_measured_right_is_not_called_wrong(monkeypatch):
     size = 1 << 12
     net = Wide(size)
     grad = wrong_elements(net.grad, {"w": relative_shift(net, 100, 0.3)})
-    monkeypatch.setattr(gradcheck.fast.mode, "match", lambda tops, known: [Claim(7, 1.0, 2.0)])
+    monkeypatch.setattr(gradcheck.fast.mode, "leads", lambda tops, measured: [Claim(7, 1.0, 2.0)])
     _report, w = run(net.loss, grad, {"w": net.w.copy()})
     assert w.probe.proven_wrong == (100,)
     assert w.elements.tolist() == [7, 100]
