@@ -32,9 +32,10 @@ What :func:`run` decides (:mod:`gradcheck.fast.mode` builds the results):
 
 * every joint probe passes, with the errors measured so far removed: each tensor is ``probed``
   at the sensitivity its segment gives (:func:`gradcheck.fast.mode` states it per tensor);
-* a failing joint probe that one wrong element explains: ratio matching
-  (:func:`gradcheck.fast.localize.match`) on every segment, candidates across all tensors,
-  each confirmed one by one (:meth:`gradcheck.fast.localize.Measured.confirm`); found wrong, it
+* a failing joint probe that one wrong element explains: ratio matching and the likelihood
+  ranking (:func:`gradcheck.fast.localize.scan`) on every segment, leads across all tensors
+  (:func:`candidates`; up to ``MATCH_PROBES`` probes more when none is a lead), each
+  confirmed one by one (:meth:`gradcheck.fast.localize.Measured.confirm`); found wrong, it
   is removed from every joint probe and the probes are judged again;
 * a failure ratio matching does not explain (several errors, a kink, a loss noisier than its
   floor): every tensor of the joint direction goes to the per-tensor machinery (its own pilot,

@@ -3,15 +3,21 @@
 A failing probe of a range measures ``r = D - A = -sum_i e_i span_i`` (plus finite-difference
 error within its tolerance ``T``), a real number, not one bit. Three moves use it:
 
-**Ratio matching** (:func:`match`, first, for one wrong element in the tensor). The fast check
-runs its ``probes`` tensor-wide probes whether they fail or not, along independent random
-directions. If one element ``i`` carries the error, ``r_j = -e span_ij`` for every probe ``j``,
-so the ratios of the probes' values are those of ``i``'s weights, which no other element
-shares beyond chance: per element, the errors consistent with every probe within its tolerance
-form an interval (:func:`gradcheck.fast.numerics.consistent_errors`), and the elements where it
-is not empty are the candidates. No loss evaluation (the spans are regenerated from the
-directions' seeds); at most ``MATCH_MOST`` candidates are confirmed, best fit first, else
-(several wrong elements, or a weak one) decoding and bisection take over.
+**Ratio matching** (:func:`scan`, :func:`leads`, first, for one wrong element in the tensor).
+The fast check runs its ``probes`` tensor-wide probes whether they fail or not, along
+independent random directions. If one element ``i`` carries the error, ``r_j = -e span_ij`` for
+every probe ``j``, so the ratios of the probes' values are those of ``i``'s weights, which no
+other element shares beyond chance: per element, the errors consistent with every probe within
+its tolerance form an interval (:func:`gradcheck.fast.numerics.consistent_errors`), and the
+elements where it is not empty are the candidates. No loss evaluation (the spans are
+regenerated from the directions' seeds); at most ``MATCH_MOST`` candidates are confirmed, best
+fit first. When more are consistent (a weak error, or many elements), the same pass ranks
+every element by its least-squares single-error fit over every probe: the wrong one fits to
+the probes' actual noise, far below their tolerance, and is a lead when a chance element
+would fit as well with probability at most ``LEAD_CHANCE``
+(:func:`gradcheck.fast.numerics.chance_fit`, read off the runner-up); else a probe more
+sharpens the fits (up to ``MATCH_PROBES``, :mod:`gradcheck.fast.mode`), and then (several
+wrong elements, or a weaker one) decoding and bisection take over.
 
 **Decoding** (for one wrong element in the range). Split the range into ``k`` groups and probe
 it again along the *same* direction with group ``g`` weighted ``c_g``, ``k`` levels evenly
@@ -213,7 +219,7 @@ class Claim:
     position: int
     low: float
     high: float
-    fit: float = 0.0  # the worst probe's |r + e s| / T at the interval's middle (0: exact)
+    fit: float = 0.0  # its least-squares single-error residual, sum_j ((r_j + e s_j) / T_j)**2
 
 
 def claim_of(direction: Direction, record: Record, position: int) -> Claim:
@@ -269,23 +275,6 @@ def _confirmation(
     )
 
 
-def match(
-    tops: list[tuple[Direction, Record]], known: dict[int, tuple[float, float]]
-) -> list[Claim] | None:
-    """Ratio matching: the elements one error alone could explain every tensor-wide probe by.
-
-    Probe ``j`` measured ``r_j = D - A`` (the known errors removed) within ``T_j``. If one
-    element ``i`` carries an error ``e``, ``r_j = -e span_ij`` up to ``T_j`` for every ``j``:
-    the ratios ``r_1 : r_2 : r_3`` are those of ``i``'s weights in the independent random
-    directions, which no other element shares beyond chance. Per element the errors
-    consistent with all probes form an interval
-    (:func:`gradcheck.fast.numerics.consistent_errors`); the candidates are the elements where
-    it is not empty. ``None`` when more than ``MATCH_MOST`` are (a weak error, or several
-    wrong elements, which one error cannot explain): decoding and bisection take over. No loss
-    evaluation: the spans are regenerated from the directions' seeds, chunk by chunk."""
-    return scan(tops, known, fitted=False).claims
-
-
 @dataclass(frozen=True)
 class Fit:
     """One element's least-squares fit as the single wrong element: ``residual`` is
@@ -299,10 +288,10 @@ class Fit:
 
 @dataclass(frozen=True)
 class Scan:
-    """What one pass over a tensor's elements found (:func:`scan`): ``claims`` as
-    :func:`match` returns them, ``fits`` the ``FIT_KEEP`` elements whose single-error fit is
-    best (smallest residual first, consistent or not), and ``total`` the residual of no error
-    at all, ``sum_j (r_j / T_j)**2``."""
+    """What one pass over a tensor's elements found (:func:`scan`): ``claims`` the elements
+    ratio matching leaves (``None``: more than ``MATCH_MOST``), ``fits`` the ``FIT_KEEP``
+    elements whose single-error fit is best (smallest residual first, consistent or not), and
+    ``total`` the residual of no error at all, ``sum_j (r_j / T_j)**2``."""
 
     claims: list[Claim] | None
     fits: list[Fit]
@@ -316,14 +305,22 @@ def scan(
     tops: list[tuple[Direction, Record]],
     known: dict[int, tuple[float, float]],
     skip: frozenset[int] = frozenset(),
-    fitted: bool = True,
 ) -> Scan:
-    """Ratio matching (:func:`match`) and, in the same pass over the regenerated spans, every
-    element's least-squares single-error fit, keeping the ``FIT_KEEP`` best: the likelihood
-    ranking over every probe taken so far that :func:`gradcheck.fast.numerics.chance_fit`
-    reads a lead from when the hard intervals leave too many candidates. Elements in
-    ``known`` (measured wrong) or ``skip`` (measured right) are neither claimed nor fitted;
-    ``fitted=False`` skips the fits (and stops at ``MATCH_MOST`` claims, as :func:`match`)."""
+    """Ratio matching and the likelihood ranking, in one pass over the regenerated spans (no
+    loss evaluation, ``O(CHUNK)`` memory).
+
+    Probe ``j`` measured ``r_j = D - A`` (the known errors removed) within ``T_j``. If one
+    element ``i`` carries an error ``e``, ``r_j = -e span_ij`` up to ``T_j`` for every ``j``:
+    the ratios ``r_1 : r_2 : r_3`` are those of ``i``'s weights in the independent random
+    directions, which no other element shares beyond chance. *Ratio matching*: per element
+    the errors consistent with all probes form an interval
+    (:func:`gradcheck.fast.numerics.consistent_errors`); the claims are the elements where it
+    is not empty, ``None`` when more than ``MATCH_MOST`` are (a weak error, several wrong
+    elements, or many elements). *Ranking*: every element's least-squares single-error fit
+    (:func:`gradcheck.fast.numerics.single_fit`), the ``FIT_KEEP`` best kept, from which
+    :func:`leads` reads a lead when the claims are too many. A claim's ``fit`` is its
+    residual. Elements in ``known`` (measured wrong) or ``skip`` (measured right) are neither
+    claimed nor fitted."""
     if not tops:
         return Scan(None, [], float("nan"))
     size = tops[0][0].tensor.x.size
@@ -336,49 +333,49 @@ def scan(
     found: list[Claim] | None = []
     best: list[Fit] = []
     excluded = sorted(set(known) | set(skip))
-    rows = np.empty((len(tops), min(size, CHUNK)))  # the chunk's spans, one row per probe
+    width = min(size, CHUNK)
+    spans, work = np.empty(width), np.empty(width)  # chunk buffers, reused
+    along, power = np.empty(width), np.empty(width)
     for start in range(0, size, CHUNK):
-        stop = min(size, start + CHUNK)
-        spans = rows[:, : stop - start]
-        low, high = np.full(stop - start, -np.inf), np.full(stop - start, np.inf)
+        n = min(size, start + CHUNK) - start
+        s, w, a, b = spans[:n], work[:n], along[:n], power[:n]
+        a[:], b[:] = 0.0, 0.0
+        if found is not None:
+            low, high = np.full(n, -np.inf), np.full(n, np.inf)
         for j, (direction, _) in enumerate(tops):
-            spans[j] = _spans(direction, start, stop)
+            _spans(direction, start, start + n, out=s)
             if found is not None:
-                narrow(low, high, float(r[j]), float(tol[j]), spans[j])
-        if fitted:
-            scaled = spans / tol[:, None]
-            residual, error = single_fit(total, y @ scaled, np.einsum("ij,ij->j", scaled, scaled))
-            i, k = np.searchsorted(excluded, (start, stop))
-            residual[np.array(excluded[i:k], dtype=np.intp) - start] = np.inf
-            best = _best(best, residual, error, start)
-        if found is None:
-            continue
-        for k in np.flatnonzero(low <= high):
-            if start + int(k) in known or start + int(k) in skip:
-                continue
+                narrow(low, high, float(r[j]), float(tol[j]), s)
             with np.errstate(over="ignore", invalid="ignore"):
-                middle = low[k] / 2.0 + high[k] / 2.0
-                fit = float(np.max(np.abs(r + middle * spans[:, k]) / tol))
-            found.append(Claim(start + int(k), float(low[k]), float(high[k]), fit))
-        if len(found) > MATCH_MOST:
-            found = None  # too many: the fits go on, the claims stop
-            if not fitted:
-                break
+                s /= tol[j]
+                a += np.multiply(s, y[j], out=w)
+                b += np.multiply(s, s, out=w)
+        residual, error = single_fit(total, a, b)
+        i, k = np.searchsorted(excluded, (start, start + n))
+        residual[np.array(excluded[i:k], dtype=np.intp) - start] = np.inf
+        if found is not None:
+            for k in np.flatnonzero(low <= high):
+                if np.isfinite(residual[k]):  # not excluded
+                    found.append(
+                        Claim(start + int(k), float(low[k]), float(high[k]), float(residual[k]))
+                    )
+            if len(found) > MATCH_MOST:
+                found = None  # too many: the fits go on, the claims stop
+        best = _best(best, residual, error, start)
     claims = None if found is None else sorted(found, key=lambda c: (c.fit, c.position))
     return Scan(claims, best, total)
 
 
 def _best(best: list[Fit], residual: np.ndarray, error: np.ndarray, start: int) -> list[Fit]:
-    """The ``FIT_KEEP`` smallest residuals of ``best`` and this chunk's (ties: lower position)."""
-    if residual.size > FIT_KEEP:
-        picks = np.argpartition(residual, FIT_KEEP)[:FIT_KEEP]
-    else:
-        picks = np.arange(residual.size)
-    merged = best + [
-        Fit(start + int(p), float(residual[p]), float(error[p]))
-        for p in picks
-        if np.isfinite(residual[p])
-    ]
+    """The ``FIT_KEEP`` smallest residuals of ``best`` and this chunk's (ties: lower position);
+    ``residual`` is a work buffer (its smallest are set to infinity on the way)."""
+    merged = list(best)
+    for _ in range(min(FIT_KEEP, residual.size)):
+        k = int(np.argmin(residual))  # no index array of the chunk's size
+        if not np.isfinite(residual[k]):
+            break
+        merged.append(Fit(start + k, float(residual[k]), float(error[k])))
+        residual[k] = np.inf
     return sorted(merged, key=lambda f: (f.residual, f.position))[:FIT_KEEP]
 
 
@@ -412,16 +409,22 @@ def claim_at(tops: list[tuple[Direction, Record]], position: int) -> Claim | Non
     low, high = consistent_errors(r, tol, spans)
     if not low[0] <= high[0]:
         return None
-    with np.errstate(over="ignore", invalid="ignore"):
-        middle = low[0] / 2.0 + high[0] / 2.0
-        fit = float(np.max(np.abs(r + middle * spans[:, 0]) / tol))
+    y, scaled = r / tol, spans[:, 0] / tol
+    residual, _ = single_fit(float(y @ y), np.array([y @ scaled]), np.array([scaled @ scaled]))
+    fit = float(residual[0])
     return Claim(position, float(low[0]), float(high[0]), fit)
 
 
-def _spans(direction: Direction, start: int, stop: int) -> np.ndarray:
-    """The spans of positions ``start:stop`` (float64, :func:`span_of`)."""
+def _spans(
+    direction: Direction, start: int, stop: int, out: np.ndarray | None = None
+) -> np.ndarray:
+    """The spans of positions ``start:stop`` (float64, :func:`span_of`), into ``out`` if
+    given (zero where the direction does not reach)."""
     x = direction.tensor.x
-    out = np.zeros(stop - start)
+    if out is None:
+        out = np.zeros(stop - start)
+    else:
+        out[:] = 0.0
     for a, b, move in direction.moves(Weights(start, stop), direction.half_step):
         with np.errstate(over="ignore", invalid="ignore"):
             out[a - start : b - start] = span_of(x[a:b], move)

@@ -356,7 +356,7 @@ def _tensor(
     if tensor.finite:
         direction = pilot(differences, tensor, _seed(rng))
     rounds = 0
-    matched_at: frozenset[int] | None = None  # the errors known at the last ratio matching
+    matched_at: tuple[frozenset[int], int] | None = None  # known errors, probes: last matched
     while direction is not None:
         corrected = [(d, correct(d, Weights(0, tensor.x.size), r, measured.known)) for d, r in tops]
         failing = next(((d, r) for d, r in corrected if not r.passed), None)
@@ -369,19 +369,25 @@ def _tensor(
                 direction = replace(direction, seed=_seed(rng))
             tops.append((direction, probe(differences, direction, Weights(0, tensor.x.size))))
             continue
-        if matched_at != frozenset(measured.known):
+        if matched_at != (frozenset(measured.known), len(tops)):
             # one error alone may explain every probe: read it off their values (no
             # evaluation) and confirm the leads one by one, best fit first
-            matched_at = frozenset(measured.known)
+            matched_at = (frozenset(measured.known), len(tops))
             before = evaluator.evaluations
             found = False
-            for claim in leads(corrected, measured) or []:
+            named = leads(corrected, measured)
+            for claim in named or []:
                 decoded.append(claim.position)
                 if measured.confirm(differences, failing[0], claim.position, claim):
                     found = True
                     break
+            more = named is None and len(tops) < options.probes + MATCH_PROBES
+            if more:  # no lead: one probe more sharpens every element's fit (as the joint check)
+                evaluator.plan(PROBE_EVALUATIONS)
+                direction = replace(direction, seed=_seed(rng))
+                tops.append((direction, probe(differences, direction, Weights(0, tensor.x.size))))
             localized["evaluations"] += evaluator.evaluations - before
-            if found:
+            if found or more:
                 continue
         seed = failing[0].seed
         if rounds and seed not in smooth:

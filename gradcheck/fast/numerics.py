@@ -291,13 +291,20 @@ def single_fit(total: float, along: np.ndarray, power: np.ndarray) -> tuple[np.n
     ``y_j = r_j / T_j`` (``total = |y|**2``) and ``s_j = span_ij / T_j``, ``along = s . y`` and
     ``power = s . s``, the residual ``min_e |y + e s|**2 = |y|**2 - (s . y)**2 / s . s`` at
     ``e = -(s . y) / (s . s)``. Weighting each probe by its own tolerance makes a residual a
-    sum of comparable squares; an element that did not move keeps ``|y|**2`` (error NaN)."""
+    sum of comparable squares; an element that did not move (or whose fit overflows) keeps
+    ``|y|**2``, error NaN. Computed in place: returns ``(residual, error)`` in the arrays
+    ``along`` and ``power`` (a scan's chunk buffers, no temporary of their size)."""
+    still = ~(power > 0)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        error = -along / power
-        residual = total - along * along / power
-    moved = power > 0
-    residual = np.where(moved & np.isfinite(residual), np.maximum(residual, 0.0), total)
-    return residual, np.where(moved, error, np.nan)
+        error = np.divide(along, power, out=power)  # -e
+        residual = np.multiply(along, error, out=along)  # (s . y)**2 / s . s
+        np.subtract(total, residual, out=residual)
+    still |= ~np.isfinite(residual)
+    np.maximum(residual, 0.0, out=residual)  # rounding below an exact fit
+    residual[still] = total
+    np.negative(error, out=error)
+    error[still] = np.nan
+    return residual, error
 
 
 def chance_fit(best: float, second: float, probes: int) -> float:

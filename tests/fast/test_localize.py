@@ -106,6 +106,7 @@ def test_a_weak_error_no_ratio_window_pins_is_the_best_fit_and_costs_one_confirm
 
 def test_without_a_lead_a_weak_error_falls_back_to_bisection(monkeypatch):
     monkeypatch.setattr(gradcheck.fast.localize, "LEAD_CHANCE", 0.0)  # no best fit is a lead
+    monkeypatch.setattr(gradcheck.fast.mode, "MATCH_PROBES", 0)  # and no probe added for one
     size = 1 << 14
     net = Wide(size)
     grad = wrong_elements(net.grad, {"w": relative_shift(net, 1234, 3e-4)})
