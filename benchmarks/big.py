@@ -234,7 +234,7 @@ def terms(model: Transformer, tensor: str, seed: int) -> list[str]:
     }
     sigma = direction_noise(differences, replace(direction, sigma=0.0))
     spans = np.zeros(analytic.size)
-    for a, b, move in direction.moves(Weights(0, analytic.size), h):
+    for a, b, _, move in direction.moves(Weights(0, analytic.size), h):
         x = t.x[a:b]
         spans[a:b] = (x + move).astype(np.float64) - (x - move).astype(np.float64)
     pset.finish()

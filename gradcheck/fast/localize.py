@@ -105,9 +105,9 @@ from gradcheck.fast.probe import (
     FastOptions,
     Record,
     Weights,
+    Work,
     correct,
     probe,
-    span_of,
 )
 
 # Cost model (loss evaluations), from the engine's own procedure.
@@ -334,16 +334,19 @@ def scan(
     best: list[Fit] = []
     excluded = sorted(set(known) | set(skip))
     width = min(size, CHUNK)
-    spans, work = np.empty(width), np.empty(width)  # chunk buffers, reused
-    along, power = np.empty(width), np.empty(width)
+    work, along, power = np.empty(width), np.empty(width), np.empty(width)  # reused
+    # one span stream per probe, walked in step chunk by chunk, sharing one set of buffers:
+    # each piece is used before the next stream is advanced
+    shared = Work.of(tops[0][0].tensor.x.dtype, spans=True)
+    streams = [d.spans(Weights(0, size), d.half_step, shared) for d, _ in tops]
     for start in range(0, size, CHUNK):
         n = min(size, start + CHUNK) - start
-        s, w, a, b = spans[:n], work[:n], along[:n], power[:n]
+        w, a, b = work[:n], along[:n], power[:n]
         a[:], b[:] = 0.0, 0.0
         if found is not None:
             low, high = np.full(n, -np.inf), np.full(n, np.inf)
-        for j, (direction, _) in enumerate(tops):
-            _spans(direction, start, start + n, out=s)
+        for j, stream in enumerate(streams):
+            s = next(stream)[2]  # the shared span buffer: used (and scaled) before the next
             if found is not None:
                 narrow(low, high, float(r[j]), float(tol[j]), s)
             with np.errstate(over="ignore", invalid="ignore"):
@@ -413,22 +416,6 @@ def claim_at(tops: list[tuple[Direction, Record]], position: int) -> Claim | Non
     residual, _ = single_fit(float(y @ y), np.array([y @ scaled]), np.array([scaled @ scaled]))
     fit = float(residual[0])
     return Claim(position, float(low[0]), float(high[0]), fit)
-
-
-def _spans(
-    direction: Direction, start: int, stop: int, out: np.ndarray | None = None
-) -> np.ndarray:
-    """The spans of positions ``start:stop`` (float64, :func:`span_of`), into ``out`` if
-    given (zero where the direction does not reach)."""
-    x = direction.tensor.x
-    if out is None:
-        out = np.zeros(stop - start)
-    else:
-        out[:] = 0.0
-    for a, b, move in direction.moves(Weights(start, stop), direction.half_step):
-        with np.errstate(over="ignore", invalid="ignore"):
-            out[a - start : b - start] = span_of(x[a:b], move)
-    return out
 
 
 def _row(fd: TensorDifferences, k: int) -> TensorDifferences:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -154,11 +154,19 @@ class Weights:
     edges: np.ndarray | None = None
     levels: np.ndarray | None = None
 
-    def level(self, positions: np.ndarray) -> np.ndarray:
+    def levels_in(self, a: int, b: int) -> np.ndarray:
+        """The weight of each position in ``a:b``: ``levels[g]`` in group ``g`` (positions before
+        the first edge in the first group, after the last in the last), from the group edges
+        inside ``a:b`` (a repeat per group, not a search per element)."""
         if self.edges is None or self.levels is None:
-            return np.ones(positions.size)
-        group = np.searchsorted(self.edges, positions, side="right") - 1
-        return self.levels[np.clip(group, 0, self.levels.size - 1)]
+            return np.ones(b - a)
+        last = self.levels.size - 1
+        g0, g1 = (
+            min(max(int(g) - 1, 0), last) for g in self.edges.searchsorted((a, b - 1), "right")
+        )
+        starts = [a, *self.edges[g0 + 1 : g1 + 1].tolist()]  # groups g0 + 1 .. g1 start inside
+        lengths = [stop - start for start, stop in zip(starts, [*starts[1:], b], strict=True)]
+        return np.repeat(self.levels[g0 : g1 + 1], lengths)
 
 
 @dataclass(frozen=True)
@@ -185,27 +193,21 @@ class Tensor:
     spread: float | None = None
 
 
-class _Mover:
-    """``step * z * s`` in the parameter's dtype, into reused work buffers (no temporary per
-    piece)."""
+class Work(NamedTuple):
+    """The work buffers of a stream of moves (``move`` and ``factor``, float64; ``narrow``, the
+    parameter's dtype, none for float64) and of spans (``point``): ``CHUNK`` elements each."""
 
-    def __init__(self, dtype: np.dtype, step: float):
-        self.step = step
-        self.work = np.empty(CHUNK)
-        self.steps = np.empty(CHUNK)  # step * s, where s is an array
-        self.narrow = np.empty(CHUNK, dtype=dtype) if dtype != self.work.dtype else None
+    move: np.ndarray
+    narrow: np.ndarray | None
+    factor: np.ndarray  # max(1, |x|) where some |x| > 1
+    point: np.ndarray | None
 
-    def __call__(self, z: np.ndarray, s: np.ndarray | float) -> np.ndarray:
-        move = self.work[: z.size]
-        with np.errstate(over="ignore"):  # past the dtype's range: an infinite, failing point
-            if isinstance(s, float):
-                np.multiply(z, self.step * s, out=move)
-            else:  # step * s elementwise, as the scalar case: the same bits
-                np.multiply(z, np.multiply(s, self.step, out=self.steps[: z.size]), out=move)
-            if self.narrow is None:
-                return move
-            np.copyto(self.narrow[: z.size], move, casting="same_kind")
-        return self.narrow[: z.size]
+    @classmethod
+    def of(cls, dtype: np.dtype, spans: bool = False) -> Work:
+        """New buffers for moves in ``dtype`` (and for spans, with ``spans``)."""
+        narrow = None if dtype == np.float64 else np.empty(CHUNK, dtype=dtype)
+        point = np.empty(CHUNK, dtype=dtype) if spans else None
+        return cls(np.empty(CHUNK), narrow, np.empty(CHUNK), point)
 
 
 def _bits(seed: int, chunk: int) -> np.random.PCG64:
@@ -228,49 +230,67 @@ class Direction:
     third: float  # |F'''| along w, with THIRD_MARGIN
     sigma: float = 0.0  # measured noise of the loss along w (std); 0: not measured, the floor
 
-    def chunks(self, weights: Weights) -> Iterator[tuple[int, int, np.ndarray, np.ndarray | float]]:
-        """``(a, b, z * level, max(1, |x|) * scale)`` for consecutive pieces of the range; the
-        scale is a float where every ``|x| <= 1`` in the chunk. ``z`` and the scales are work
-        buffers that the next piece overwrites: use them before asking for the next.
+    def moves(
+        self, weights: Weights, step: float, work: Work | None = None
+    ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+        """``(a, b, move, narrow)`` for consecutive pieces of the range: ``move = step * w`` in
+        float64 (``w = z * max(1, |x|) * scale * level``, 0 where the partial is not finite) and
+        ``narrow`` the same in the parameter's dtype (``move`` itself for float64). Both are
+        work buffers that the next piece overwrites: use them before asking for the next.
 
-        ``z`` takes 32 random bits per element: ``(k + 1/2) * 2 sqrt(3) / 2**32 - sqrt(3)``,
-        uniform over cell centres, symmetric, unit variance within 1e-19."""
+        ``z`` takes 32 random bits ``k`` per element: ``(k + 1/2) * 2 sqrt(3) / 2**32 -
+        sqrt(3)``, uniform over cell centres, symmetric, unit variance within 1e-19. The step
+        and the scale are folded into that conversion (``k * alpha + beta``: two operations per
+        element from the bits to the move, see :func:`fold`). ``work``: the buffers to use
+        (several streams walked in step share one set), new ones by default."""
         t = self.tensor
         first, last = weights.lo // CHUNK, -(-weights.hi // CHUNK)
         bits = _bits(self.seed, first)
-        work, scales = np.empty(CHUNK), np.empty(CHUNK)
+        move, narrow, factor, _ = work or Work.of(t.x.dtype)
+        alpha, beta = fold(step * t.scale)
         for c in range(first, last):
             raw = bits.random_raw(RAW_PER_CHUNK).view(np.uint32)  # whole chunks stay aligned
             start = c * CHUNK
             a, b = max(weights.lo, start), min(weights.hi, start + CHUNK, t.x.size)
             if a >= b:
                 continue
-            z = work[: b - a]
-            np.multiply(raw[a - start : b - start], Z_STEP, out=z)
-            z += Z_LOW
-            if t.finite < t.x.size:
-                if t.nonfinite is None:
-                    z[~np.isfinite(t.analytic[a:b])] = 0.0
-                else:
-                    i, j = np.searchsorted(t.nonfinite, (a, b))
-                    z[t.nonfinite[i:j] - a] = 0.0
-            if weights.edges is not None:
-                z *= weights.level(np.arange(a, b))
-            if t.unit is not None and t.unit[c]:
-                yield a, b, z, t.scale
-            else:  # max(1, |x|) * scale, in a second work buffer
-                s = scales[: b - a]
-                np.abs(t.x[a:b], out=s, dtype=np.float64)
-                np.maximum(s, 1.0, out=s)
-                s *= t.scale
-                yield a, b, z, s
+            m = move[: b - a]
+            # the error state is set per piece, never across a yield: streams walked in step
+            # would otherwise leave it changed when they are closed out of order
+            with np.errstate(over="ignore", invalid="ignore"):  # past the range: infinities
+                np.multiply(raw[a - start : b - start], alpha, out=m)
+                m += beta
+                if not (t.unit is not None and t.unit[c]):  # max(1, |x|): three more passes
+                    f = np.abs(t.x[a:b], out=factor[: b - a], dtype=np.float64)
+                    m *= np.maximum(f, 1.0, out=f)
+                bad = _nonfinite(t, a, b)
+                if bad is not None:
+                    m[bad - a] = 0.0
+                if weights.edges is not None:
+                    m *= weights.levels_in(a, b)
+                if narrow is not None:
+                    np.copyto(narrow[: b - a], m, casting="same_kind")
+            yield a, b, m, m if narrow is None else narrow[: b - a]
 
-    def moves(self, weights: Weights, step: float) -> Iterator[tuple[int, int, np.ndarray]]:
-        """``(a, b, step * w)`` in the parameter's dtype, piece by piece (a work buffer, as
-        :meth:`chunks`)."""
-        mover = _Mover(self.tensor.x.dtype, step)
-        for a, b, z, s in self.chunks(weights):
-            yield a, b, mover(z, s)
+    def spans(
+        self, weights: Weights, step: float, work: Work | None = None
+    ) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(a, b, span)`` for consecutive pieces of the range: ``u - d`` in float64 (see
+        :func:`span_of`), in a work buffer that the next piece overwrites. One generator
+        walks the whole range: the bit generator is positioned once, not once per piece.
+        ``u`` takes ``work.point``, ``d`` and the span the spent move's buffers; streams that
+        share ``work`` (ratio matching's, one per probe) must each use a piece before the
+        next stream is advanced."""
+        x = self.tensor.x
+        work = work or Work.of(x.dtype, spans=True)
+        point = work.point
+        assert point is not None, "spans need Work.of(dtype, spans=True)"
+        for a, b, move, narrow in self.moves(weights, step, work):
+            with np.errstate(over="ignore", invalid="ignore"):  # per piece, as in moves
+                up = np.add(x[a:b], narrow, out=point[: b - a])
+                mirrored(x[a:b], up, narrow)  # the move is spent: d takes its buffer
+                span = np.subtract(up, narrow, out=move, dtype=np.float64)
+            yield a, b, span
 
     def spans_at(self, weights: Weights, positions: np.ndarray, step: float) -> np.ndarray:
         """The spans ``u - d`` of a few ``positions`` (float64, see :func:`span_of`)."""
@@ -279,7 +299,7 @@ class Direction:
         for c in np.unique(positions // CHUNK):
             inside = (positions // CHUNK) == c
             a, b = int(c) * CHUNK, min(int(c + 1) * CHUNK, x.size)
-            for lo, hi, move in self.moves(
+            for lo, hi, _, move in self.moves(
                 Weights(max(a, weights.lo), min(b, weights.hi), weights.edges, weights.levels), step
             ):
                 picks = positions[inside]
@@ -287,6 +307,27 @@ class Direction:
                 k = picks[ok] - lo
                 out[np.flatnonzero(inside)[ok]] = span_of(x[lo:hi][k], move[k])
         return out
+
+
+def fold(factor: float) -> tuple[float, float]:
+    """``(alpha, beta)`` with ``k * alpha + beta = factor * z`` for the weight ``z`` of the bits
+    ``k`` (``z = k * Z_STEP + Z_LOW``): the step and the scale ride on the conversion of the
+    bits instead of a pass of their own. The same levels as ``z`` times ``factor``, up to a
+    rounding of the largest term (``2**-52 sqrt(3) factor``: the two terms cancel near 0); the
+    sums use the points as written anyway."""
+    return factor * Z_STEP, factor * Z_LOW
+
+
+def _nonfinite(t: Tensor, a: int, b: int) -> np.ndarray | None:
+    """The positions in ``a:b`` whose hand-written partial is not finite, or ``None``."""
+    if t.finite == t.x.size:
+        return None
+    if t.nonfinite is None:
+        bad = np.flatnonzero(~np.isfinite(t.analytic[a:b])) + a
+    else:
+        i, j = np.searchsorted(t.nonfinite, (a, b))
+        bad = t.nonfinite[i:j]
+    return bad if bad.size else None
 
 
 def tensor_of(
@@ -303,22 +344,28 @@ def tensor_of(
     x = param.snapshot.reshape(-1)
     nonfinite, unit = [], np.zeros(-(-x.size // CHUNK), dtype=bool)
     spread = ScaledNorm()
-    magnitude, scaled = np.empty(CHUNK), np.empty(CHUNK)
+    squares = 0.0  # the plain sum of squares of the chunks whose sum is safe (plain_squares)
+    wide, scaled = np.empty(CHUNK), np.empty(CHUNK)
     for c in range(unit.size):
         a, b = c * CHUNK, min((c + 1) * CHUNK, x.size)
-        piece = analytic[a:b]
+        piece, xs = analytic[a:b], x[a:b]
+        if piece.dtype != np.float64:  # in float64, as the sums are
+            np.copyto(wide[: b - a], piece)
+            piece = wide[: b - a]
+        unit[c] = bool(max(float(xs.max()), -float(xs.min())) <= 1.0)  # no temporary
+        weighted = piece if unit[c] else _times_magnitude(piece, xs, scaled[: b - a])
+        plain = plain_squares(weighted)
+        if plain is not None:  # every partial finite, no overflow or underflow
+            squares += plain
+            continue
         if not np.isfinite(piece).all():  # the mask is kept only where it finds one
             piece = piece.astype(np.float64)
             bad = ~np.isfinite(piece)
             nonfinite.append(np.flatnonzero(bad) + a)
             piece[bad] = 0.0
-        m = np.abs(x[a:b], out=magnitude[: b - a], dtype=np.float64)
-        unit[c] = bool(m.max() <= 1.0)
-        if unit[c]:  # in float64, as the sums are
-            spread.add(piece if piece.dtype == np.float64 else piece.astype(np.float64))
-        else:
-            with np.errstate(over="ignore"):  # past float64: the norm is infinite, as before
-                spread.add(np.multiply(piece, np.maximum(m, 1.0, out=m), out=scaled[: b - a]))
+            weighted = piece if unit[c] else _times_magnitude(piece, xs, scaled[: b - a])
+        spread.add(weighted)
+    spread.add(np.array([np.sqrt(squares)]))
     positions = np.concatenate(nonfinite) if nonfinite else np.empty(0, dtype=np.intp)
     finite = x.size - positions.size
     scale = direction_scale(finite)
@@ -338,9 +385,30 @@ def tensor_of(
     )
 
 
+def _times_magnitude(piece: np.ndarray, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``piece * max(1, |x|)`` in float64, into ``out``."""
+    magnitude = np.maximum(np.abs(x, out=out, dtype=np.float64), 1.0, out=out)
+    with np.errstate(over="ignore"):  # past float64: the norm is infinite, as before
+        return np.multiply(piece, magnitude, out=out)
+
+
+# A chunk's plain sum of squares is used for the spread when it lies in this range: no square
+# underflowed to nothing, and the sum of every chunk's stays far below float64's largest.
+PLAIN_SQUARES = (2.0**-900, 2.0**900)
+
+
+def plain_squares(piece: np.ndarray) -> float | None:
+    """``piece . piece`` (one pass, no temporary) when it can stand for the careful norm
+    (:class:`ScaledNorm`): finite (so every partial is) and within ``PLAIN_SQUARES``; ``None``
+    otherwise (non-finite partials, or magnitudes where squares overflow or underflow)."""
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        total = float(np.dot(piece, piece))
+    return total if PLAIN_SQUARES[0] <= total <= PLAIN_SQUARES[1] else None
+
+
 @dataclass
 class Sums:
-    """What the second point's pass over a probe's range accumulates besides the point."""
+    """What the first point's pass over a probe's range accumulates besides the point."""
 
     analytic: float = 0.0  # A = a . span
     rounding: float = 0.0  # ||a * 2h w / z||, the hand-written rounding's standard deviation
@@ -377,22 +445,24 @@ class ScaledNorm:
         return self.largest * float(np.sqrt(self.squares))
 
 
-def mirrored(x: np.ndarray, up: np.ndarray, away: np.ndarray, out: np.ndarray) -> np.ndarray:
+def mirrored(x: np.ndarray, up: np.ndarray, out: np.ndarray) -> np.ndarray:
     """A probe's second point ``d = x - (u - x)`` from its first ``u = x + step w``, in the
-    parameter's dtype, into ``out`` (which may be ``up`` itself; ``away`` is a work buffer):
-    the displacement the first point actually took, mirrored. Derived from ``u`` alone, it
-    needs no draw of the direction, so the second point of a pair is written from the first
-    one in place (:class:`gradcheck.core.params.Fill`'s ``follow``). Both points are
-    whatever rounding made them: the sums take ``span = u - d`` as they were written."""
-    np.subtract(up, x, out=away)
-    return np.subtract(x, away, out=out)
+    parameter's dtype, into ``out`` (which may be ``up`` itself): the displacement the first
+    point actually took, mirrored. Computed as ``x + (x - u)``, the same bits (rounding to
+    nearest is symmetric: ``x - u`` is exactly ``-(u - x)``), in two passes and no work buffer.
+    Derived from ``u`` alone, it needs no draw of the direction, so the second point of a pair
+    is written from the first one in place (:class:`gradcheck.core.params.Fill`'s
+    ``follow``). Both points are whatever rounding made them: the sums take ``span = u - d``
+    as they were written."""
+    np.subtract(x, up, out=out)
+    return np.add(x, out, out=out)
 
 
 def span_of(x: np.ndarray, move: np.ndarray) -> np.ndarray:
     """``u - d`` in float64 for ``u = x + move`` and ``d`` :func:`mirrored`: the displacement
     between a probe's two points, in the parameter's dtype's exact values."""
     up = x + move
-    return up.astype(np.float64) - (x - (up - x)).astype(np.float64)
+    return up.astype(np.float64) - mirrored(x, up, np.empty_like(up)).astype(np.float64)
 
 
 def _evaluate(
@@ -427,53 +497,56 @@ def points(
     sums = Sums()
 
     def up(out: np.ndarray) -> None:
-        sums.analytic = sums.taken = sums.norm = 0.0
+        # per piece: the move (2 passes from the bits), u (1), d and span = u - d (3), and the
+        # three sums (dots): nothing else touches every element
         scaled = ScaledNorm()
-        partial = t.finite < t.x.size
-        mover = _Mover(dtype, step)
-        away, down = np.empty(CHUNK, dtype=dtype), np.empty(CHUNK, dtype=dtype)
-        span, w = np.empty(CHUNK), np.empty(CHUNK)
+        down, span = np.empty(CHUNK, dtype=dtype), np.empty(CHUNK)
+        wide = np.empty(CHUNK) if t.analytic.dtype != np.float64 else None
+        analytic = taken = norm = 0.0
         with np.errstate(over="ignore", invalid="ignore"):
-            for a, b, z, s in direction.chunks(weights):
-                move = mover(z, s)
+            for a, b, move, narrow in direction.moves(weights, step):
                 piece, x, n = out[a - lo : b - lo], t.x[a:b], b - a
-                np.add(x, move, out=piece)
-                mirrored(x, piece, away[:n], down[:n])
-                np.subtract(piece, down[:n], out=span[:n], dtype=np.float64)
+                np.add(x, narrow, out=piece)
+                mirrored(x, piece, down[:n])
+                gap = np.subtract(piece, down[:n], out=span[:n], dtype=np.float64)
                 a_piece = t.analytic[a:b]
-                if partial:
-                    a_piece = np.where(z != 0, a_piece, 0.0)  # z is 0 where a is not finite
-                sums.analytic += float(np.dot(a_piece, span[:n]))
+                if wide is not None:  # float32 partials, read in float64 as the sums are
+                    np.copyto(wide[:n], a_piece)
+                    a_piece = wide[:n]
+                bad = _nonfinite(t, a, b)
+                if bad is not None:  # their move is 0: their partial must not make A NaN
+                    a_piece = a_piece.copy() if wide is None else a_piece
+                    a_piece[bad - a] = 0.0
+                analytic += float(np.dot(a_piece, gap))
+                taken += float(np.dot(gap, move))
+                norm += float(np.dot(move, move))
                 if not whole:
+                    unit = t.unit is not None and t.unit[a // CHUNK]
+                    s = t.scale if unit else np.maximum(np.abs(x, dtype=np.float64), 1.0) * t.scale
                     spread = a_piece * s
                     if weights.edges is not None:
-                        spread = spread * weights.level(np.arange(a, b))
+                        spread *= weights.levels_in(a, b)
                     scaled.add(spread)
-                if isinstance(s, float):
-                    sums.taken += float(span[:n] @ z) * s
-                    sums.norm += float(z @ z) * s * s
-                else:
-                    np.multiply(z, s, out=w[:n])
-                    sums.taken += float(span[:n] @ w[:n])
-                    sums.norm += float(w[:n] @ w[:n])
+            sums.analytic = analytic
+            # w = move / step: the sums are along w, as the step rules read them
+            sums.taken = taken / step if step else float("nan")
+            sums.norm = norm / (step * step) if step else float("nan")
             spread_norm = t.spread if whole and t.spread is not None else scaled.value
             sums.rounding = spread_norm * (2.0 * step)
 
     def down(out: np.ndarray) -> None:  # from scratch: u again, then mirrored in place
-        away = np.empty(CHUNK, dtype=dtype)
         with np.errstate(over="ignore", invalid="ignore"):
-            for a, b, move in direction.moves(weights, step):
+            for a, b, _, narrow in direction.moves(weights, step):
                 piece, x = out[a - lo : b - lo], t.x[a:b]
-                np.add(x, move, out=piece)
-                mirrored(x, piece, away[: b - a], piece)
+                np.add(x, narrow, out=piece)
+                mirrored(x, piece, piece)
 
     def follow(out: np.ndarray) -> None:  # out holds u
-        away = np.empty(CHUNK, dtype=dtype)
         with np.errstate(over="ignore", invalid="ignore"):
             for a in range(lo, hi, CHUNK):
                 b = min(hi, a + CHUNK)
                 piece = out[a - lo : b - lo]
-                mirrored(t.x[a:b], piece, away[: b - a], piece)
+                mirrored(t.x[a:b], piece, piece)
 
     index = slice(lo, hi)
     return (

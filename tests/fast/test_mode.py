@@ -20,6 +20,7 @@ from gradcheck.fast.probe import (
     Direction,
     Tensor,
     Weights,
+    Work,
 )
 from gradcheck.protocol import load_references
 from nets.tanh_mlp import TanhMLP, wrong_elements
@@ -262,16 +263,41 @@ def test_directions_are_regenerated_in_chunks_alike():
     )
     direction = Direction(tensor, seed=7, half_step=1e-3, third=1.0)
 
-    def weights(lo, hi):
-        return np.concatenate([z * s for _, _, z, s in direction.chunks(Weights(lo, hi))])
+    def moves(lo, hi):
+        return np.concatenate([m.copy() for _, _, m, _ in direction.moves(Weights(lo, hi), 1e-3)])
 
-    whole = weights(0, x.size)
+    whole = moves(0, x.size)
     for lo, hi in [(0, 10), (CHUNK - 3, CHUNK + 4), (2 * CHUNK + 1, x.size)]:
-        assert np.array_equal(weights(lo, hi), whole[lo:hi])
-    spans = direction.spans_at(Weights(0, x.size), np.array([5, CHUNK + 1]), 1e-3)
-    up = x + (1e-3 * whole).astype(x.dtype)
+        assert np.array_equal(moves(lo, hi), whole[lo:hi])
+    # the span stream (ratio matching) and the spans of a few positions (corrections) agree
+    # with the points a probe writes, bit for bit
+    streamed = np.concatenate([s.copy() for _, _, s in direction.spans(Weights(0, x.size), 1e-3)])
+    up = x + whole
     down = x - (up - x)  # the displacement the first point took, mirrored
+    assert np.array_equal(streamed, up - down)
+    spans = direction.spans_at(Weights(0, x.size), np.array([5, CHUNK + 1]), 1e-3)
     assert np.array_equal(spans, (up - down)[[5, CHUNK + 1]])
+    # ratio matching walks one stream per probe in step, all sharing one set of buffers: each
+    # piece read before the next stream moves on is the stream's own, bit for bit
+    other = Direction(tensor, seed=8, half_step=1e-3, third=1.0)
+    alone = np.concatenate([s.copy() for _, _, s in other.spans(Weights(0, x.size), 1e-3)])
+    work = Work.of(x.dtype, spans=True)
+    streams = [d.spans(Weights(0, x.size), 1e-3, work) for d in (direction, other)]
+    pieces: list[list[np.ndarray]] = [[], []]
+    for _ in range(-(-x.size // CHUNK)):
+        for j, stream in enumerate(streams):
+            pieces[j].append(next(stream)[2].copy())
+    assert np.array_equal(np.concatenate(pieces[0]), streamed)
+    assert np.array_equal(np.concatenate(pieces[1]), alone)
+    # streams dropped half-walked, in the order they began (ratio matching stopping early),
+    # leave NumPy's error state as it was: no stream holds it across a yield
+    before = np.geterr()
+    streams = [d.spans(Weights(0, x.size), 1e-3, work) for d in (direction, other)]
+    for stream in streams:
+        next(stream)
+    streams[0].close()
+    streams[1].close()
+    assert np.geterr() == before
 
 
 def test_same_seed_same_report_other_seed_other_directions():

@@ -18,7 +18,6 @@ from gradcheck.fast.probe import (
     SQRT3,
     Direction,
     Record,
-    ScaledNorm,
     Tensor,
     Weights,
     _evaluate,
@@ -154,14 +153,31 @@ def test_uniform_weights_have_unit_variance_and_every_range_regenerates_alike():
         "w", x, np.ones_like(x), x.size, 2.0**-52, gradcheck.Tolerance(), 1e-8, 6.0, 1.0
     )
     direction = Direction(tensor, seed=11, half_step=1e-3, third=1.0)
-    z = np.concatenate([z.copy() for _, _, z, _ in direction.chunks(Weights(0, x.size))])
+
+    def weights(lo, hi):  # the moves at step 1: z itself (every |x| <= 1, scale 1)
+        return np.concatenate([m.copy() for _, _, m, _ in direction.moves(Weights(lo, hi), 1.0)])
+
+    z = weights(0, x.size)
     assert abs(z.var() - 1.0) < 0.03
     assert abs(z.mean()) < 0.02
     assert np.abs(z).max() < SQRT3
-    part = np.concatenate(
-        [z.copy() for _, _, z, _ in direction.chunks(Weights(CHUNK + 7, 2 * CHUNK + 9))]
+    assert np.array_equal(weights(CHUNK + 7, 2 * CHUNK + 9), z[CHUNK + 7 : 2 * CHUNK + 9])
+    # the step rides on the conversion of the bits: the move at step h is h z, to a rounding
+    # of the largest term (h sqrt(3)), not of each value (k alpha + beta cancels near 0)
+    moved = np.concatenate([m.copy() for _, _, m, _ in direction.moves(Weights(0, x.size), 1e-3)])
+    assert np.abs(moved - 1e-3 * z).max() <= 4 * 2.0**-52 * 1e-3 * SQRT3
+
+
+def test_group_levels_of_a_range_are_each_positions_group_level():
+    # decoding's weighted probes weight whole ranges by group (a repeat per group): the same
+    # levels as a search of each position's group, empty groups and ranges past the edges too
+    weights = Weights(
+        5, 95, np.array([10, 10, 31, 32, 60, 90]), np.array([1.0, 2.0, 3.0, 4.0, 5.0])
     )
-    assert np.array_equal(part, z[CHUNK + 7 : 2 * CHUNK + 9])
+    for a, b in [(0, 100), (10, 11), (31, 33), (59, 61), (89, 91), (95, 99), (0, 3)]:
+        positions = np.arange(a, b)
+        group = np.clip(np.searchsorted(weights.edges, positions, side="right") - 1, 0, 4)
+        assert np.array_equal(weights.levels_in(a, b), weights.levels[group]), (a, b)
 
 
 # -- float32: the stated sensitivity is what a planted error must exceed ----------------------
@@ -246,11 +262,26 @@ def test_tensor_of_reads_nonfinite_partials_unit_chunks_and_spread_as_the_dense_
     dense = a.astype(np.float64)
     dense[bad] = 0.0
     dense *= np.maximum(1.0, np.abs(x.astype(np.float64)))
-    expected = ScaledNorm()
-    for c in range(3):  # the norm is accumulated chunk by chunk, as tensor_of does
-        expected.add(dense[c * CHUNK : (c + 1) * CHUNK])
-    assert tensor.spread == expected.value * tensor.scale
+    # the first chunk's plain sum of squares, the others' careful norm (non-finite, |x| > 1)
     assert math.isclose(tensor.spread, np.linalg.norm(dense) * tensor.scale, rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("largest", [0.5, 3.0])
+@pytest.mark.parametrize("magnitude", [1e-170, 1.0, 1e170])
+def test_the_spread_is_the_norm_where_squares_underflow_or_overflow(magnitude, largest):
+    # the plain sum of squares stands for the careful norm only where no square underflows
+    # or overflows: partials of 1e+-170 still give their norm, not 0 or an infinity, with
+    # every |x| <= 1 and with max(1, |x|) weighting them
+    x = np.linspace(-largest, largest, CHUNK + 7)
+    a = np.random.default_rng(5).standard_normal(x.size) * magnitude
+    pset = ParamSet({"w": x})
+    evaluator = Evaluator(pset, lambda p: float(np.sum(p["w"] ** 2)))
+    evaluator.baseline()
+    tensor = tensor_of(FiniteDifferences(evaluator, gradcheck.Tolerance()), "w", a, x.dtype, 1e-9)
+    pset.finish()
+    expected = magnitude * np.linalg.norm(a / magnitude * np.maximum(1.0, np.abs(x)))
+    expected *= tensor.scale
+    assert math.isclose(tensor.spread, expected, rel_tol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -289,3 +320,7 @@ def test_a_second_point_written_from_the_first_or_whole_has_the_same_bits(dtype,
     assert not np.array_equal(whole, up)
     span = up.astype(np.float64) - whole.astype(np.float64)
     assert math.isclose(sums.analytic, float(a[lo:hi].astype(np.float64) @ span), rel_tol=1e-12)
+    # the step taken along w: span . w and w . w, w = z max(1, |x|) scale (the move over h)
+    w = np.concatenate([m.copy() for _, _, m, _ in direction.moves(Weights(lo, hi), 0.3)]) / 0.3
+    assert math.isclose(sums.taken, float(span @ w), rel_tol=1e-12)
+    assert math.isclose(sums.norm, float(w @ w), rel_tol=1e-12)
