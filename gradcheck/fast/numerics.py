@@ -315,10 +315,11 @@ def chance_fit(best: float, second: float, probes: int) -> float:
     lying close to theirs: the residual is ``|y|**2 sin(theta)**2``, and ``theta`` of a
     random direction in ``probes`` dimensions falls below a small angle with a probability
     proportional to ``theta ** (probes - 1)`` (its density near any point of the sphere is
-    finite: the weights are independent and uniform). The chance fits' residuals ``x`` thus
-    follow a Poisson process of intensity proportional to ``x ** a``, ``a = (probes - 1) / 2``,
-    near zero, whatever their number (which only sets its scale), and for its two smallest
-    ``P(x_1 / x_2 <= q) = q ** a``. The measured spread of the chance fits (the runner-up)
+    finite: the weights are independent and uniform). The chance fits' residuals ``x`` near
+    zero thus form a Poisson process whose mean count below ``x`` is proportional to
+    ``x ** a``, ``a = (probes - 1) / 2``, whatever their number (which only sets the scale);
+    ``u = x ** a`` is then a uniform process, and for its two smallest
+    ``P(x_1 / x_2 <= q) = P(u_1 / u_2 <= q ** a) = q ** a``. The measured spread of the chance fits (the runner-up)
     stands in for the noise the tolerances overstate: a wrong element fits to the probes'
     actual noise, far below ``T``, and its ratio to the runner-up is what makes it a lead.
     A ranking, never a verdict: every lead is measured one by one before it is called wrong."""
