@@ -50,3 +50,20 @@ def test_progress_runs_on_through_sample_checks():
 def test_progress_must_be_callable():
     with pytest.raises(InputError, match="progress must be callable"):
         check(lambda p: 0.0, lambda p: {"w": 0.0}, {"w": np.ones(1)}, progress=3)
+
+
+def test_the_plan_is_exact_where_the_main_pass_reuses_pilot_ladder_levels():
+    """The asker's 14 scalars: every pilot element's main pass is a level of its own ladder
+    (no evaluation of its own), and the plan, which only grows, still ends at the count (once
+    4 evaluations over it)."""
+    from nets import asker
+
+    net = asker.problem(asker.CorrectedNet)
+    calls = []
+    report = check(
+        net.loss, net.grad, net.params, progress=lambda done, total: calls.append((done, total))
+    )
+    assert report.passed
+    totals = [total for _, total in calls]
+    assert totals == sorted(totals)
+    assert calls[-1] == (report.evaluations, report.evaluations)

@@ -57,7 +57,7 @@ from gradcheck.core.numerics import (
 )
 from gradcheck.core.params import ParamSet
 from gradcheck.core.pilot import THIRD_MARGIN as THIRD_MARGIN  # fast mode reads it here
-from gradcheck.core.pilot import Level, Pilot, Pilots
+from gradcheck.core.pilot import Level, Pilot, Pilots, own_third
 from gradcheck.core.stencil import analyse
 from gradcheck.errors import StateMutationError
 
@@ -161,7 +161,8 @@ class FiniteDifferences:
                 if self.params[name].size < OWN_PILOT_MIN
                 for i in range(self.params[name].size)
             ]
-            self._shared = self.pilots.run([small[k] for k in _spread(len(small))])
+            elements = [small[k] for k in _spread(len(small))]
+            self._shared = self.pilots.run(elements, prepaid=True)
         return self._shared
 
     def shared_third(self) -> float:
@@ -202,7 +203,9 @@ class FiniteDifferences:
         if indices is None and x.size < OWN_PILOT_MIN:
             pilot = self.shared_pilot()
         else:
-            pilot = self.pilots.run([(name, int(i)) for i in everything[_spread(n)]])
+            pilot = self.pilots.run(
+                [(name, int(i)) for i in everything[_spread(n)]], prepaid=indices is None
+            )
         third, sigma = pilot.third, pilot.sigma
 
         # 2. main pass: one central difference per element at the step fitted to the function
@@ -229,10 +232,14 @@ class FiniteDifferences:
             known[2] = self._both_sides(name, everything, upper, lower)
             outer_span = span
             h = h4
-        reused = {}
+        reused: dict[int, Level] = {}
+        own: dict[int, float] = {}  # positions at a level of their own ladder: its |f'''|
         if not fourth and indices is None and resolution == 0:
             bounds = (smallest_step(x, fineness), np.broadcast_to(largest, x.shape))
-            reused = self._snap_to_ladders(name, h, bounds)
+            clean = not self.pilots.noisy(sigma, eps)
+            reused, own = self._snap_to_ladders(name, h, bounds, pilot.noise, third, clean)
+        if indices is None:
+            self._settle_plan(name, reused)
         upper, lower, span = taken_steps(x, h)
         f_up, f_down = self._main_values(name, everything, upper, lower, reused)
         known[1] = (f_up, f_down)
@@ -249,6 +256,8 @@ class FiniteDifferences:
             )
             noise = np.maximum(noise, rounding)
             error = central_error(noise, span, third)
+            for position, own_third in own.items():  # bounded by their own ladder's |f'''|
+                error[position] = central_error(noise[position], span[position], own_third)
             if fourth:
                 # Richardson on the half-steps actually taken (the spans differ from 2:1 by
                 # their rounding): truncation of fourth order, the pilot's |f^(5)| bounds it
@@ -393,34 +402,90 @@ class FiniteDifferences:
         )
 
     def _snap_to_ladders(
-        self, name: str, h: np.ndarray, bounds: tuple[np.ndarray, np.ndarray]
-    ) -> dict[int, Level]:
+        self,
+        name: str,
+        h: np.ndarray,
+        bounds: tuple[np.ndarray, np.ndarray],
+        noise: float,
+        third: float,
+        clean: bool,
+    ) -> tuple[dict[int, Level], dict[int, float]]:
         """Main-pass steps of the elements the pilot climbed a ladder on, moved (in ``h``, in
-        place) to a ladder level within ``SNAP`` of their own and within ``bounds`` (the
-        smallest step and the largest the pilot saw the function smooth at, per element, as
-        the step rule's own clip): the ladder's loss values there are the main pass's, two
-        evaluations saved per element. Position -> that level."""
+        place) to a level of their ladder within ``bounds`` (the smallest step and the largest
+        the pilot saw the function smooth at, per element, as the step rule's own clip): the
+        ladder's loss values there are the main pass's, two evaluations saved per element.
+
+        A level within ``SNAP`` of the element's own step is taken as it is (its error estimate
+        from the tensor's ``|f'''|``, ``third``). Failing that, the level whose error estimate
+        from the element's own ladder (:func:`gradcheck.core.pilot.own_third`: its own
+        ``|f'''|`` with the tensor's margin; only levels up to the largest step its ladder saw
+        it smooth at) is smallest, if that is no larger than the estimate of the element's own
+        step from the tensor's ``|f'''|`` (both at ``noise``, the pilot's noise bound;
+        :func:`gradcheck.core.numerics.central_error`): the element is measured where its own
+        ladder says it is measured at least as well (a ladder that stopped on "below the
+        noise" two levels from the top, far above the tensor's step, or one whose curvature is
+        well below the tensor's). Only for a ``clean`` loss (noise near its rounding floor,
+        :meth:`gradcheck.core.pilot.Pilots.noisy`): a noisy one's noise may grow with the
+        step (a least-squares fit's residuals), which the noise measured at ``x`` does not
+        see, and an error estimate at a step far above the tensor's would miss it. Returns
+        position -> level, and position -> the ``|f'''|`` its error estimate takes where that
+        is the element's own."""
         low, high = bounds
-        levels = self.pilots.levels
-        if not levels:
-            return {}
+        out: dict[int, Level] = {}
+        own: dict[int, float] = {}
+        for (owner, index), position in self._ladder_positions(name).items():
+            ladder = self.pilots.levels[(owner, index)]
+            if not ladder:  # (a ladder may stop before its first level)
+                continue
+            top = max(low[position], high[position])
+            smooth = [level for level in ladder if low[position] <= level.half <= top]
+            mine = float(h[position])  # logs of positive floats: no overflow to warn about
+            best = min(ladder, key=lambda level: abs(math.log(level.half) - math.log(mine)))
+            if best in smooth and abs(math.log(best.half) - math.log(mine)) <= math.log(SNAP):
+                h[position] = best.half
+                out[position] = best
+                continue
+            reading = self.pilots.readings.get((owner, index))
+            if not clean or reading is None:
+                continue
+            bound = own_third(reading)
+            candidates = [level for level in smooth if level.half <= reading.largest]
+            if not (0 < bound < math.inf and candidates):
+                continue
+            spans = 2.0 * np.array([level.half for level in candidates])
+            with np.errstate(over="ignore", invalid="ignore"):
+                errors = central_error(np.array(noise), spans, bound)
+                at_own_step = central_error(np.array(noise), np.array(2.0 * mine), third)
+            k = int(np.argmin(errors))
+            if errors[k] <= at_own_step:  # (NaN compares False: the own step stands)
+                h[position] = candidates[k].half
+                out[position] = candidates[k]
+                own[position] = bound
+        return out, own
+
+    def _ladder_positions(self, name: str) -> dict[tuple[str, int], int]:
+        """The pilot ladders on elements of ``name`` (a tensor or a group of small ones):
+        (owner, flat index) -> position in ``name``'s flat elements."""
         if name in self.params.groups:
             group = self.params.groups[name]
             start = {p.name: s for p, s in zip(group.members, group.starts, strict=False)}
         else:
             start = {name: 0}
-        out = {}
-        for (owner, index), ladder in levels.items():
-            if owner not in start or not ladder:  # (a ladder may stop before its first level)
-                continue
-            position = start[owner] + index
-            own = float(h[position])  # logs of positive floats: no overflow to warn about
-            best = min(ladder, key=lambda level: abs(math.log(level.half) - math.log(own)))
-            near = abs(math.log(best.half) - math.log(own)) <= math.log(SNAP)
-            if near and low[position] <= best.half <= max(low[position], high[position]):
-                h[position] = best.half
-                out[position] = best
-        return out
+        return {
+            (owner, index): start[owner] + index
+            for owner, index in self.pilots.levels
+            if owner in start
+        }
+
+    def _settle_plan(self, name: str, reused: dict[int, Level]) -> None:
+        """Plan the main-pass evaluations of ``name``'s prepaid pilot elements
+        (:meth:`gradcheck.core.pilot.Pilots.run`) that take no ladder level (``reused``: by
+        position): their ladder's first level was counted against them."""
+        for key, position in self._ladder_positions(name).items():
+            if key in self.pilots.prepaid:
+                self.pilots.prepaid.discard(key)
+                if position not in reused:
+                    self.evaluator.plan(2)
 
     def _main_values(
         self,

@@ -88,6 +88,16 @@ class Reading(NamedTuple):
     slope: float = float("nan")
 
 
+def own_third(reading: Reading) -> float:
+    """The ``|f'''|`` that bounds the truncation of central differences along the element a
+    ladder ran on (``reading``), at steps up to the largest it saw the function smooth at:
+    its own estimate with ``THIRD_MARGIN`` (saturating), as the tensor's is (the ladder's
+    estimates agree only within a factor 2); NaN where the ladder measured none."""
+    if not (math.isfinite(reading.third) and math.isfinite(reading.largest)):
+        return math.nan
+    return margined(reading.third, THIRD_MARGIN)
+
+
 class Level(NamedTuple):
     """One level of a pilot ladder: the nominal half-step, the points ``x +- half`` as taken
     (in the parameter's dtype, as Python floats) and the loss there."""
@@ -103,8 +113,10 @@ class Pilots:
     """Runs pilots through ``evaluator`` and remembers what holds for the whole check: the
     loss's noise (``sigma``, once a table has isolated it) and its input ``resolution``
     (relative to ``|x|``; 0 when the loss reads its parameters at full precision); and each
-    ladder's levels (``levels``: (name, flat index) -> :class:`Level` list), whose loss values
-    the main pass reuses where it would evaluate the same points
+    ladder's levels (``levels``: (name, flat index) -> :class:`Level` list) and what it read
+    there (``readings``: the same keys -> :class:`Reading`), whose loss values the main pass
+    reuses where it would evaluate the same points or where the element's own reading makes
+    a level at least as good as its own step
     (:meth:`gradcheck.core.differences.FiniteDifferences.differentiate`)."""
 
     def __init__(self, evaluator: Evaluator, tolerance: Tolerance):
@@ -114,9 +126,18 @@ class Pilots:
         self.sigma = float("nan")
         self.resolution = 0.0
         self.levels: dict[tuple[str, int], list[Level]] = {}
+        self.readings: dict[tuple[str, int], Reading] = {}
+        # ladders whose first level was not planned: their element's main pass, already in the
+        # plan, may be that level; the main pass plans it only where it is not (prepaid)
+        self.prepaid: set[tuple[str, int]] = set()
 
-    def run(self, elements: list[tuple[str, int]]) -> Pilot:
-        """Noise, ``|f'''|`` (times a margin) and the largest smooth step on ``elements``."""
+    def run(self, elements: list[tuple[str, int]], prepaid: bool = False) -> Pilot:
+        """Noise, ``|f'''|`` (times a margin) and the largest smooth step on ``elements``.
+
+        ``prepaid``: the elements' main pass is in the evaluator's plan already, and may reuse
+        a ladder level; each ladder's first level is then not planned again (``prepaid``
+        records which), so the plan, which only grows, ends exact whether or not it is reused
+        (:meth:`gradcheck.core.differences.FiniteDifferences.differentiate` settles it)."""
         # the noise is a property of how the loss is computed, not of which element moves: the
         # first element whose table isolates it speaks for all tensors (one table, six calls)
         sigma = self.sigma
@@ -128,7 +149,8 @@ class Pilots:
                 break
             if measured == 0:
                 sigma = 0.0
-        readings = [self._ladder(name, index, sigma) for name, index in elements]
+        readings = [self._ladder(name, index, sigma, prepaid) for name, index in elements]
+        self.readings.update(zip(elements, readings, strict=True))
         largest = [r.largest for r in readings if np.isfinite(r.largest)]
         finite_thirds = [r.third for r in readings if np.isfinite(r.third)]
         third = margined(max(finite_thirds), THIRD_MARGIN) if finite_thirds else float("inf")
@@ -190,7 +212,7 @@ class Pilots:
             spacing = spacing * NOISE_RESCALE if status == "flat" else spacing / NOISE_RESCALE
         return (0.0 if "flat" in seen else float("nan")), resolution
 
-    def _ladder(self, name: str, index: int, sigma: float) -> Reading:
+    def _ladder(self, name: str, index: int, sigma: float, prepaid: bool = False) -> Reading:
         """``|f'''|``, the largest smooth step and the noise bound at element ``index`` of
         ``name``, from central differences at steps shrinking ``LADDER_RATIO``-fold (two calls
         per level) until :func:`gradcheck.core.stencil.ladder_third` says they are enough; and
@@ -203,7 +225,7 @@ class Pilots:
         times larger than near it, and a step fitted to that noise 5-10x too large; at
         ``exp(b / 1e-6)`` it is 1e80 two levels up, and slopes that differ by 1e14 would pass
         for "within the noise". For a noisy loss
-        (:meth:`_noisy`: cancellation inside), the largest over all levels: its noise may grow
+        (:meth:`noisy`: cancellation inside), the largest over all levels: its noise may grow
         with the step (the rounding of a least-squares fit's residuals grows with them), which
         the noise table at ``x`` does not see."""
         eps = self.eps(name)
@@ -216,14 +238,17 @@ class Pilots:
         floor = noise_bound_at(sigma, self.evaluator.f0, eps, self.tolerance)
         noises: list[float] = []  # the noise bound at each level's loss values
         noise = floor
-        recent = None if self._noisy(sigma, eps) else NOISE_LEVELS
+        recent = None if self.noisy(sigma, eps) else NOISE_LEVELS
         low = float(smallest_step(x, eps)[0])
         levels = self.levels.setdefault((name, index), [])
         for level in range(LADDER_LEVELS + DEEP_LEVELS):
             upper, lower, span = taken_step(element, half)
             if not span > 0 or (level >= LADDER_LEVELS and not span / 2 >= low):
                 break
-            self.evaluator.plan(2)
+            if prepaid and level == 0:
+                self.prepaid.add((name, index))  # in the plan as its element's main pass
+            else:
+                self.evaluator.plan(2)
             f = self.evaluator.at_elements(name, where, np.array([upper, lower]))
             f_up, f_down = float(f[0]), float(f[1])
             levels.append(Level(half, float(upper), float(lower), f_up, f_down))
@@ -238,7 +263,7 @@ class Pilots:
             halves.append(span / 2)
             verdict = ladder_third(slopes, halves, noise)
             if verdict is not None:
-                if verdict[2] == "noise" and len(slopes) == 2 and self._noisy(sigma, eps):
+                if verdict[2] == "noise" and len(slopes) == 2 and self.noisy(sigma, eps):
                     start = (halves[0], slopes[0])
                     return Reading(*self._climb(name, where, x, start, sigma, verdict, noise))
                 fifth = float("nan")
@@ -254,7 +279,7 @@ class Pilots:
             return Reading(float(last), halves[-1], noise)
         return Reading(float("inf"), float("nan"), noise)
 
-    def _noisy(self, sigma: float, eps: float) -> bool:
+    def noisy(self, sigma: float, eps: float) -> bool:
         """Whether the measured noise is ``NOISY`` times the floor or more (cancellation in
         the loss): then rounding, not truncation, limits the accuracy at the ladder's start."""
         floor = float(noise_bound(float("nan"), np.array(self.evaluator.f0), eps, self.tolerance))
