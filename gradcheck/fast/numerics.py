@@ -319,9 +319,10 @@ def chance_fit(best: float, second: float, probes: int) -> float:
     zero thus form a Poisson process whose mean count below ``x`` is proportional to
     ``x ** a``, ``a = (probes - 1) / 2``, whatever their number (which only sets the scale);
     ``u = x ** a`` is then a uniform process, and for its two smallest
-    ``P(x_1 / x_2 <= q) = P(u_1 / u_2 <= q ** a) = q ** a``. The measured spread of the chance fits (the runner-up)
-    stands in for the noise the tolerances overstate: a wrong element fits to the probes'
-    actual noise, far below ``T``, and its ratio to the runner-up is what makes it a lead.
+    ``P(x_1 / x_2 <= q) = P(u_1 / u_2 <= q ** a) = q ** a``. The measured spread of the
+    chance fits (the runner-up) stands in for the noise the tolerances overstate: a wrong
+    element fits to the probes' actual noise, far below ``T``, and its ratio to the runner-up
+    is what makes it a lead.
     A ranking, never a verdict: every lead is measured one by one before it is called wrong."""
     if not (np.isfinite(best) and np.isfinite(second) and second > 0 and probes >= 2):
         return 1.0
