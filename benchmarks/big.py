@@ -40,6 +40,8 @@ import numpy as np
 
 import gradcheck
 from benchmarks.fast import CHUNK_ALLOWANCE, Segments
+from gradcheck.fast.mode import BASELINE
+from gradcheck.fast.probe import PILOT_EVALUATIONS, PROBE_EVALUATIONS
 from nets.transformer import GPT2_SMALL, Config, Transformer, parameter_count
 
 TARGET_EVALUATIONS = 30
@@ -122,6 +124,31 @@ def _stated(result: Any, delta: float) -> str:
         f"- stated sensitivity of the planted tensor: an error of {stated:.3g} per element "
         f"(||e * max(1, |x|)||) is missed with probability <= {probe.sensitivity['miss']}: "
         f"{stated / abs(delta):.3g}x the planted error ({verdict} it)"
+    )
+
+
+def _phases(report: Any, tensor: str) -> str:
+    """The evaluations by phase, as far as the report tells them: the detection a correct net
+    costs (baseline, joint pilot, ``probes`` joint probes), the joint probes added for
+    matching (when the planted tensor kept the joint probes), and the rest (the search over
+    tensors, the tensor's own probes and localization, the leads measured one by one)."""
+    probes = int(report.options["probes"])
+    detection = BASELINE + PILOT_EVALUATIONS + PROBE_EVALUATIONS * probes
+    summary = getattr(report[tensor], "probe", None)
+    if summary is None or not summary.joint:
+        rest = report.evaluations - detection
+        return (
+            f"- by phase: detection {detection} (baseline, joint pilot, {probes} joint probes); "
+            f"the rest {rest} (joint probes added for matching, the search over tensors, the "
+            f"tensor's own probes and localization, confirmation)"
+        )
+    added = PROBE_EVALUATIONS * (len(summary.probes) - probes)
+    rest = report.evaluations - detection - added
+    return (
+        f"- by phase: detection {detection} (baseline, joint pilot, {probes} joint probes); "
+        f"{added} for {added // PROBE_EVALUATIONS} joint probes added for matching; the rest "
+        f"{rest} (the planted tensor kept the joint probes: its {len(summary.decoded)} lead(s) "
+        f"measured one by one, and any other tensor's search)"
     )
 
 
@@ -400,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         lines += [
             f"- evaluations: {evaluations}; wall {wall:.1f} s = {wall / forward:.1f} forwards "
             f"({wall / (evaluations * forward):.2f}x evaluations x one forward)",
+            _phases(report, args.tensor),
             f"- failing tensors: {report.failed_params}; wrong elements: "
             + ", ".join(f"{name} {idx[:5]}" for name, idx in wrong.items()),
             f"- planted element found with its index: {'yes' if found else 'NO'}",

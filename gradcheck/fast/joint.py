@@ -32,9 +32,10 @@ What :func:`run` decides (:mod:`gradcheck.fast.mode` builds the results):
 
 * every joint probe passes, with the errors measured so far removed: each tensor is ``probed``
   at the sensitivity its segment gives (:func:`gradcheck.fast.mode` states it per tensor);
-* a failing joint probe that one wrong element explains: ratio matching
-  (:func:`gradcheck.fast.localize.match`) on every segment, candidates across all tensors,
-  each confirmed one by one (:meth:`gradcheck.fast.localize.Measured.confirm`); found wrong, it
+* a failing joint probe that one wrong element explains: ratio matching and the likelihood
+  ranking (:func:`gradcheck.fast.localize.scan`) on every segment, leads across all tensors
+  (:func:`candidates`; up to ``MATCH_PROBES`` probes more when none is a lead), each
+  confirmed one by one (:meth:`gradcheck.fast.localize.Measured.confirm`); found wrong, it
   is removed from every joint probe and the probes are judged again;
 * a failure ratio matching does not explain (several errors, a kink, a loss noisier than its
   floor): every tensor of the joint direction goes to the per-tensor machinery (its own pilot,
@@ -52,9 +53,11 @@ import numpy as np
 
 from gradcheck.core.differences import FiniteDifferences
 from gradcheck.core.numerics import evaluation_noise, noise_bound
-from gradcheck.fast.localize import MATCH_MOST, Claim, Measured, match
+from gradcheck.fast.localize import MATCH_MOST, Claim, Fit, Measured, claim_at, scan
 from gradcheck.fast.numerics import (
+    LEAD_CHANCE,
     MOVE_ULPS,
+    chance_fit,
     direction_tolerance,
     miss_threshold,
     pilot_step,
@@ -326,21 +329,37 @@ def for_tensor(joint: Joint, k: int, record: Record, measured: Measured) -> Reco
 def candidates(
     tops: list[tuple[Joint, Record]], measured: Sequence[Measured]
 ) -> list[tuple[int, Claim]] | None:
-    """Ratio matching over the concatenation: per segment, the elements one error alone could
-    explain every corrected joint probe by (:func:`gradcheck.fast.localize.match` on the
-    segment's directions), best fit first across all tensors; ``None`` when more than
-    ``MATCH_MOST`` elements match in all (not one error)."""
-    found: list[tuple[int, Claim]] = []
+    """The leads one wrong element would explain every corrected joint probe by, best first:
+    ``(tensor, claim)``.
+
+    Ratio matching over the concatenation (:func:`gradcheck.fast.localize.scan` per segment):
+    the elements whose interval of consistent errors is not empty, all of them when they are
+    ``MATCH_MOST`` or fewer across all tensors. Otherwise the likelihood ranking of the same
+    pass: the element whose least-squares single-error fit over every probe is best, when a
+    chance element would fit that well with probability at most ``LEAD_CHANCE``
+    (:func:`gradcheck.fast.numerics.chance_fit`, against the runner-up across all tensors) and
+    its interval is not empty (a single wrong element's always is). ``None``: no lead (more
+    probes, or the bisection over tensors). Elements measured already are skipped."""
+    found: list[tuple[int, Claim]] | None = []
+    fits: list[tuple[float, int, Fit]] = []
     for k, m in enumerate(measured):
         if tops[0][0].weights[k] <= 0:
             continue
-        claims = match([(j.segments[k], r) for j, r in tops], m.known)
-        if claims is None:
-            return None
-        found += [(k, c) for c in claims]
-        if len(found) > MATCH_MOST:
-            return None
-    return sorted(found, key=lambda kc: (kc[1].fit, kc[0], kc[1].position))
+        segment = [(j.segments[k], r) for j, r in tops]
+        got = scan(segment, m.known, frozenset(m.fd) - frozenset(m.known))
+        fits += [(f.residual, k, f) for f in got.fits]
+        if found is not None and got.claims is not None:
+            found += [(k, c) for c in got.claims]
+        if got.claims is None or (found is not None and len(found) > MATCH_MOST):
+            found = None
+    if found is not None:
+        return sorted(found, key=lambda kc: (kc[1].fit, kc[0], kc[1].position))
+    fits.sort(key=lambda t: (t[0], t[1], t[2].position))
+    if len(fits) < 2 or chance_fit(fits[0][0], fits[1][0], len(tops)) > LEAD_CHANCE:
+        return None
+    k, lead = fits[0][1], fits[0][2]
+    claim = claim_at([(j.segments[k], r) for j, r in tops], lead.position)
+    return None if claim is None else [(k, claim)]
 
 
 def own_best(tensor: Tensor, options: FastOptions, noise: float) -> float:

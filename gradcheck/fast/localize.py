@@ -3,15 +3,21 @@
 A failing probe of a range measures ``r = D - A = -sum_i e_i span_i`` (plus finite-difference
 error within its tolerance ``T``), a real number, not one bit. Three moves use it:
 
-**Ratio matching** (:func:`match`, first, for one wrong element in the tensor). The fast check
-runs its ``probes`` tensor-wide probes whether they fail or not, along independent random
-directions. If one element ``i`` carries the error, ``r_j = -e span_ij`` for every probe ``j``,
-so the ratios of the probes' values are those of ``i``'s weights, which no other element
-shares beyond chance: per element, the errors consistent with every probe within its tolerance
-form an interval (:func:`gradcheck.fast.numerics.consistent_errors`), and the elements where it
-is not empty are the candidates. No loss evaluation (the spans are regenerated from the
-directions' seeds); at most ``MATCH_MOST`` candidates are confirmed, best fit first, else
-(several wrong elements, or a weak one) decoding and bisection take over.
+**Ratio matching** (:func:`scan`, :func:`leads`, first, for one wrong element in the tensor).
+The fast check runs its ``probes`` tensor-wide probes whether they fail or not, along
+independent random directions. If one element ``i`` carries the error, ``r_j = -e span_ij`` for
+every probe ``j``, so the ratios of the probes' values are those of ``i``'s weights, which no
+other element shares beyond chance: per element, the errors consistent with every probe within
+its tolerance form an interval (:func:`gradcheck.fast.numerics.consistent_errors`), and the
+elements where it is not empty are the candidates. No loss evaluation (the spans are
+regenerated from the directions' seeds); at most ``MATCH_MOST`` candidates are confirmed, best
+fit first. When more are consistent (a weak error, or many elements), the same pass ranks
+every element by its least-squares single-error fit over every probe: the wrong one fits to
+the probes' actual noise, far below their tolerance, and is a lead when a chance element
+would fit as well with probability at most ``LEAD_CHANCE``
+(:func:`gradcheck.fast.numerics.chance_fit`, read off the runner-up); else a probe more
+sharpens the fits (up to ``MATCH_PROBES``, :mod:`gradcheck.fast.mode`), and then (several
+wrong elements, or a weaker one) decoding and bisection take over.
 
 **Decoding** (for one wrong element in the range). Split the range into ``k`` groups and probe
 it again along the *same* direction with group ``g`` weighted ``c_g``, ``k`` levels evenly
@@ -83,11 +89,14 @@ from gradcheck.core.params import Param
 from gradcheck.core.stencil import analyse
 from gradcheck.fast.numerics import (
     CONFIRM_LEVELS,
+    LEAD_CHANCE,
     MATCH_MOST,
+    chance_fit,
     consistent_errors,
     decoding_groups,
     decoding_levels,
     narrow,
+    single_fit,
 )
 from gradcheck.fast.probe import (
     CHUNK,
@@ -210,7 +219,7 @@ class Claim:
     position: int
     low: float
     high: float
-    fit: float = 0.0  # the worst probe's |r + e s| / T at the interval's middle (0: exact)
+    fit: float = 0.0  # its least-squares single-error residual, sum_j ((r_j + e s_j) / T_j)**2
 
 
 def claim_of(direction: Direction, record: Record, position: int) -> Claim:
@@ -262,50 +271,147 @@ def _confirmation(
     )
 
 
-def match(
-    tops: list[tuple[Direction, Record]], known: dict[int, tuple[float, float]]
-) -> list[Claim] | None:
-    """Ratio matching: the elements one error alone could explain every tensor-wide probe by.
+@dataclass(frozen=True)
+class Fit:
+    """One element's least-squares fit as the single wrong element: ``residual`` is
+    ``min_e sum_j ((r_j + e span_ij) / T_j)**2`` (:func:`gradcheck.fast.numerics.single_fit`),
+    reached at ``error``."""
+
+    position: int
+    residual: float
+    error: float
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What one pass over a tensor's elements found (:func:`scan`): ``claims`` the elements
+    ratio matching leaves (``None``: more than ``MATCH_MOST``), ``fits`` the ``FIT_KEEP``
+    elements whose single-error fit is best (smallest residual first, consistent or not), and
+    ``total`` the residual of no error at all, ``sum_j (r_j / T_j)**2``."""
+
+    claims: list[Claim] | None
+    fits: list[Fit]
+    total: float
+
+
+FIT_KEEP = 2  # the best fit and its runner-up: what the lead rule compares
+
+
+def scan(
+    tops: list[tuple[Direction, Record]],
+    known: dict[int, tuple[float, float]],
+    skip: frozenset[int] = frozenset(),
+) -> Scan:
+    """Ratio matching and the likelihood ranking, in one pass over the regenerated spans (no
+    loss evaluation, ``O(CHUNK)`` memory).
 
     Probe ``j`` measured ``r_j = D - A`` (the known errors removed) within ``T_j``. If one
     element ``i`` carries an error ``e``, ``r_j = -e span_ij`` up to ``T_j`` for every ``j``:
     the ratios ``r_1 : r_2 : r_3`` are those of ``i``'s weights in the independent random
-    directions, which no other element shares beyond chance. Per element the errors
-    consistent with all probes form an interval
-    (:func:`gradcheck.fast.numerics.consistent_errors`); the candidates are the elements where
-    it is not empty. ``None`` when more than ``MATCH_MOST`` are (a weak error, or several
-    wrong elements, which one error cannot explain): decoding and bisection take over. No loss
-    evaluation: the spans are regenerated from the directions' seeds, chunk by chunk."""
+    directions, which no other element shares beyond chance. *Ratio matching*: per element
+    the errors consistent with all probes form an interval
+    (:func:`gradcheck.fast.numerics.consistent_errors`); the claims are the elements where it
+    is not empty, ``None`` when more than ``MATCH_MOST`` are (a weak error, several wrong
+    elements, or many elements). *Ranking*: every element's least-squares single-error fit
+    (:func:`gradcheck.fast.numerics.single_fit`), the ``FIT_KEEP`` best kept, from which
+    :func:`leads` reads a lead when the claims are too many. A claim's ``fit`` is its
+    residual. Elements in ``known`` (measured wrong) or ``skip`` (measured right) are neither
+    claimed nor fitted."""
     if not tops:
-        return None
+        return Scan(None, [], float("nan"))
     size = tops[0][0].tensor.x.size
     r = np.array([rec.discrepancy for _, rec in tops])
     tol = np.array([rec.tolerance for _, rec in tops])
-    if not (np.isfinite(r).all() and np.isfinite(tol).all()):
-        return None
-    found: list[Claim] = []
+    if not (np.isfinite(r).all() and np.isfinite(tol).all() and (tol > 0).all()):
+        return Scan(None, [], float("nan"))
+    y = r / tol
+    total = float(y @ y)
+    found: list[Claim] | None = []
+    best: list[Fit] = []
+    excluded = sorted(set(known) | set(skip))
+    width = min(size, CHUNK)
+    work, along, power = np.empty(width), np.empty(width), np.empty(width)  # reused
     # one span stream per probe, walked in step chunk by chunk, sharing one set of buffers:
     # each piece is used before the next stream is advanced
-    work = Work.of(tops[0][0].tensor.x.dtype, spans=True)
-    streams = [d.spans(Weights(0, size), d.half_step, work) for d, _ in tops]
+    shared = Work.of(tops[0][0].tensor.x.dtype, spans=True)
+    streams = [d.spans(Weights(0, size), d.half_step, shared) for d, _ in tops]
     for start in range(0, size, CHUNK):
-        stop = min(size, start + CHUNK)
-        low, high = np.full(stop - start, -np.inf), np.full(stop - start, np.inf)
+        n = min(size, start + CHUNK) - start
+        w, a, b = work[:n], along[:n], power[:n]
+        a[:], b[:] = 0.0, 0.0
+        if found is not None:
+            low, high = np.full(n, -np.inf), np.full(n, np.inf)
         for j, stream in enumerate(streams):
-            narrow(low, high, float(r[j]), float(tol[j]), next(stream)[2])
-        hits = np.flatnonzero(low <= high)
-        for k in hits:
-            if start + int(k) in known:
-                continue
-            at = np.array([start + int(k)], np.intp)
-            spans = np.array([d.spans_at(Weights(0, size), at, d.half_step)[0] for d, _ in tops])
+            s = next(stream)[2]  # the shared span buffer: used (and scaled) before the next
+            if found is not None:
+                narrow(low, high, float(r[j]), float(tol[j]), s)
             with np.errstate(over="ignore", invalid="ignore"):
-                middle = low[k] / 2.0 + high[k] / 2.0
-                fit = float(np.max(np.abs(r + middle * spans) / tol))
-            found.append(Claim(start + int(k), float(low[k]), float(high[k]), fit))
-        if len(found) > MATCH_MOST:
-            return None
-    return sorted(found, key=lambda c: (c.fit, c.position))
+                s /= tol[j]
+                a += np.multiply(s, y[j], out=w)
+                b += np.multiply(s, s, out=w)
+        residual, error = single_fit(total, a, b)
+        i, k = np.searchsorted(excluded, (start, start + n))
+        residual[np.array(excluded[i:k], dtype=np.intp) - start] = np.inf
+        if found is not None:
+            for k in np.flatnonzero(low <= high):
+                if np.isfinite(residual[k]):  # not excluded
+                    found.append(
+                        Claim(start + int(k), float(low[k]), float(high[k]), float(residual[k]))
+                    )
+            if len(found) > MATCH_MOST:
+                found = None  # too many: the fits go on, the claims stop
+        best = _best(best, residual, error, start)
+    claims = None if found is None else sorted(found, key=lambda c: (c.fit, c.position))
+    return Scan(claims, best, total)
+
+
+def _best(best: list[Fit], residual: np.ndarray, error: np.ndarray, start: int) -> list[Fit]:
+    """The ``FIT_KEEP`` smallest residuals of ``best`` and this chunk's (ties: lower position);
+    ``residual`` is a work buffer (its smallest are set to infinity on the way)."""
+    merged = list(best)
+    for _ in range(min(FIT_KEEP, residual.size)):
+        k = int(np.argmin(residual))  # no index array of the chunk's size
+        if not np.isfinite(residual[k]):
+            break
+        merged.append(Fit(start + k, float(residual[k]), float(error[k])))
+        residual[k] = np.inf
+    return sorted(merged, key=lambda f: (f.residual, f.position))[:FIT_KEEP]
+
+
+def leads(tops: list[tuple[Direction, Record]], measured: Measured) -> list[Claim] | None:
+    """The elements to confirm, best first, for a failure one wrong element may explain
+    (:func:`scan`): every element ratio matching leaves consistent when they are at most
+    ``MATCH_MOST``; otherwise the best single-error fit when a chance element would fit that
+    well with probability at most ``LEAD_CHANCE`` (:func:`gradcheck.fast.numerics.chance_fit`)
+    and its interval of consistent errors is not empty. ``None``: no lead. Elements measured
+    already are skipped."""
+    got = scan(tops, measured.known, frozenset(measured.fd) - frozenset(measured.known))
+    if got.claims is not None:
+        return got.claims
+    if len(got.fits) < 2:
+        return None
+    if chance_fit(got.fits[0].residual, got.fits[1].residual, len(tops)) > LEAD_CHANCE:
+        return None
+    claim = claim_at(tops, got.fits[0].position)
+    return None if claim is None else [claim]
+
+
+def claim_at(tops: list[tuple[Direction, Record]], position: int) -> Claim | None:
+    """The claim of ``position`` as the single wrong element over every probe (its interval of
+    consistent errors, :func:`gradcheck.fast.numerics.consistent_errors`); ``None`` when it is
+    empty: no single error there explains every probe within its tolerance."""
+    size = tops[0][0].tensor.x.size
+    at = np.array([position], np.intp)
+    r = np.array([rec.discrepancy for _, rec in tops])
+    tol = np.array([rec.tolerance for _, rec in tops])
+    spans = np.array([d.spans_at(Weights(0, size), at, d.half_step) for d, _ in tops])
+    low, high = consistent_errors(r, tol, spans)
+    if not low[0] <= high[0]:
+        return None
+    y, scaled = r / tol, spans[:, 0] / tol
+    residual, _ = single_fit(float(y @ y), np.array([y @ scaled]), np.array([scaled @ scaled]))
+    fit = float(residual[0])
+    return Claim(position, float(low[0]), float(high[0]), fit)
 
 
 def _row(fd: TensorDifferences, k: int) -> TensorDifferences:

@@ -71,7 +71,7 @@ from gradcheck.core.differences import (
 from gradcheck.core.numerics import Tolerance, coarser_dtype, evaluation_noise
 from gradcheck.core.params import ParamSet
 from gradcheck.fast import joint
-from gradcheck.fast.localize import FAILING_CODES, Measured, localize, match
+from gradcheck.fast.localize import FAILING_CODES, Measured, leads, localize
 from gradcheck.fast.numerics import miss_threshold, sensitivity
 from gradcheck.fast.probe import (
     KINK_EVALUATIONS,
@@ -100,12 +100,15 @@ BASELINE = 2
 # full check's verdict instead of a FAILED with no wrong element. Larger tensors keep the
 # failure, fail closed, with the unchecked ranges named.
 WHOLE_LIMIT = 50_000
-# Probes a joint check may add when ratio matching leaves more than MATCH_MOST candidates: each
-# narrows every element's consistent-error interval by its own ratio, so the chance matches of
-# a tensor of n elements fall about n * (precision of a ratio) per probe. Two probes (4
-# evaluations) take 10^7 elements to one candidate where the first three left too many; more
-# would cost a bisection's price without its fallback guarantees.
-MATCH_PROBES = 2
+# Probes a joint check may add when neither ratio matching (at most MATCH_MOST elements
+# consistent) nor the likelihood ranking (a best fit no chance element matches,
+# gradcheck.fast.joint.candidates) names a lead. Each probe raises the exponent of the chance
+# a null element fits as well as the wrong one by 1/2 (gradcheck.fast.numerics.chance_fit):
+# measured, the planted element of bench-big's stand-ins (4x10^6 to 1.2x10^8 parameters, 3x
+# the stated sensitivity) was a lead after 4 to 5 joint probes. Four more at most (8
+# evaluations) keep one error's cost within 12 + 8 + one confirmation; beyond that the
+# failure is not one error's, and the bisection over tensors takes over.
+MATCH_PROBES = 4
 KINKED = (
     "a failing probe crossed a kink (the loss is not differentiable along it), so every "
     "element was measured one by one: the full check's verdict"
@@ -250,7 +253,8 @@ def _joint(
     while True:
         now = [(d, joint.corrected(d, r, measured)) for d, r in tops]
         failing = next(((d, r) for d, r in now if not r.passed), None)
-        key = (tuple(len(m.known) for m in measured), len(tops))
+        # what the last matching saw: a new wrong element, a lead measured right, a new probe
+        key = (tuple(len(m.known) for m in measured), sum(len(m.fd) for m in measured), len(tops))
         if failing is None or key == matched_at:
             break
         matched_at = key  # one error alone may explain every probe: read it off their values
@@ -352,7 +356,7 @@ def _tensor(
     if tensor.finite:
         direction = pilot(differences, tensor, _seed(rng))
     rounds = 0
-    matched_at: frozenset[int] | None = None  # the errors known at the last ratio matching
+    matched_at: tuple[frozenset[int], int] | None = None  # known errors, probes: last matched
     while direction is not None:
         corrected = [(d, correct(d, Weights(0, tensor.x.size), r, measured.known)) for d, r in tops]
         failing = next(((d, r) for d, r in corrected if not r.passed), None)
@@ -365,19 +369,25 @@ def _tensor(
                 direction = replace(direction, seed=_seed(rng))
             tops.append((direction, probe(differences, direction, Weights(0, tensor.x.size))))
             continue
-        if matched_at != frozenset(measured.known):
+        if matched_at != (frozenset(measured.known), len(tops)):
             # one error alone may explain every probe: read it off their values (no
             # evaluation) and confirm the leads one by one, best fit first
-            matched_at = frozenset(measured.known)
+            matched_at = (frozenset(measured.known), len(tops))
             before = evaluator.evaluations
             found = False
-            for claim in match(corrected, measured.known) or []:
+            named = leads(corrected, measured)
+            for claim in named or []:
                 decoded.append(claim.position)
                 if measured.confirm(differences, failing[0], claim.position, claim):
                     found = True
                     break
+            more = named is None and len(tops) < options.probes + MATCH_PROBES
+            if more:  # no lead: one probe more sharpens every element's fit (as the joint check)
+                evaluator.plan(PROBE_EVALUATIONS)
+                direction = replace(direction, seed=_seed(rng))
+                tops.append((direction, probe(differences, direction, Weights(0, tensor.x.size))))
             localized["evaluations"] += evaluator.evaluations - before
-            if found:
+            if found or more:
                 continue
         seed = failing[0].seed
         if rounds and seed not in smooth:

@@ -89,6 +89,34 @@ def test_one_weak_error_falls_back_to_bisection_and_is_still_found(seed):
 
 
 @pytest.mark.parametrize("seed", range(3))
+def test_a_weak_error_no_ratio_window_pins_is_the_best_fit_and_costs_one_confirmation(seed):
+    # 3e-4 of its own value: more than MATCH_MOST elements are consistent with the three
+    # probes within their tolerances, but the wrong one fits them to their actual noise, far
+    # better than the runner-up: a lead, confirmed, no kink test, no decoding, no bisection
+    size = 1 << 14
+    net = Wide(size, seed=seed)
+    index = 1234 + 777 * seed
+    grad = wrong_elements(net.grad, {"w": relative_shift(net, index, 3e-4)})
+    report, w = run(net.loss, grad, {"w": net.w.copy()}, seed=seed)
+    assert w.probe.proven_wrong == (index,)
+    assert w.probe.decoded == (index,)
+    assert w.probe.located == ()
+    assert report.evaluations == CHECK + CONFIRM_EVALUATIONS
+
+
+def test_without_a_lead_a_weak_error_falls_back_to_bisection(monkeypatch):
+    monkeypatch.setattr(gradcheck.fast.localize, "LEAD_CHANCE", 0.0)  # no best fit is a lead
+    monkeypatch.setattr(gradcheck.fast.mode, "MATCH_PROBES", 0)  # and no probe added for one
+    size = 1 << 14
+    net = Wide(size)
+    grad = wrong_elements(net.grad, {"w": relative_shift(net, 1234, 3e-4)})
+    report, w = run(net.loss, grad, {"w": net.w.copy()})
+    assert w.probe.proven_wrong == (1234,)
+    assert w.probe.localization_probes > 0  # decoding or bisection found it
+    assert report.evaluations > CHECK + CONFIRM_EVALUATIONS
+
+
+@pytest.mark.parametrize("seed", range(3))
 def test_several_wrong_elements_exactly(seed):
     size = 1 << 14
     net = Wide(size, seed=seed)
@@ -183,10 +211,10 @@ def test_a_lead_whose_measurement_disagrees_with_the_probes_goes_to_the_engine(m
     net = Wide(size)
     grad = wrong_elements(net.grad, {"w": relative_shift(net, 100, 0.3)})
 
-    def far_off(tops, known):
-        return [Claim(100, 1e3, 2e3)] if 100 not in known else None
+    def far_off(tops, measured):
+        return [Claim(100, 1e3, 2e3)] if 100 not in measured.known else None
 
-    monkeypatch.setattr(gradcheck.fast.mode, "match", far_off)
+    monkeypatch.setattr(gradcheck.fast.mode, "leads", far_off)
     report, w = run(net.loss, grad, {"w": net.w.copy()})
     assert w.probe.proven_wrong == (100,)
     assert report.evaluations == CHECK + CONFIRM_EVALUATIONS + measure_cost(1) + 4
@@ -200,7 +228,7 @@ def test_a_matched_lead_measured_right_is_not_called_wrong(monkeypatch):
     size = 1 << 12
     net = Wide(size)
     grad = wrong_elements(net.grad, {"w": relative_shift(net, 100, 0.3)})
-    monkeypatch.setattr(gradcheck.fast.mode, "match", lambda tops, known: [Claim(7, 1.0, 2.0)])
+    monkeypatch.setattr(gradcheck.fast.mode, "leads", lambda tops, measured: [Claim(7, 1.0, 2.0)])
     _report, w = run(net.loss, grad, {"w": net.w.copy()})
     assert w.probe.proven_wrong == (100,)
     assert w.elements.tolist() == [7, 100]

@@ -73,3 +73,43 @@ def test_consistent_errors_keep_the_one_error_that_explains_every_probe():
     passing = consistent_errors(np.array([0.0]), np.array([0.01]), np.array([[0.0, 1.0]]))
     assert passing[0][0] == -np.inf
     assert passing[1][0] == np.inf  # an unmoved element allows any error in a passing probe
+
+
+def test_single_fit_is_exact_for_one_error_and_leaves_unmoved_elements_at_the_total():
+    from gradcheck.fast.numerics import single_fit
+
+    scaled = np.array([[1.0, 0.5, 0.0], [2.0, -0.25, 0.0], [-1.0, 1.0, 0.0]])  # probe x element
+    y = -3.0 * scaled[:, 1]  # element 1 wrong by e = 3, in tolerance units
+    residual, error = single_fit(float(y @ y), y @ scaled, (scaled * scaled).sum(axis=0))
+    assert residual[1] == pytest.approx(0.0, abs=1e-12)
+    assert error[1] == pytest.approx(3.0)
+    assert residual[0] > 0.5 * float(y @ y)  # another direction: a poor fit
+    assert residual[2] == float(y @ y)  # unmoved: no error there explains anything
+    assert np.isnan(error[2])
+
+
+@pytest.mark.parametrize("probes", [3, 5])
+def test_chance_fit_is_a_true_probability_for_elements_that_carry_no_error(probes):
+    # no element wrong: the probes' values are noise, and every element's weights are
+    # independent uniform ones; the rule must name a chance lead at most as often as it says
+    from gradcheck.fast.numerics import LEAD_CHANCE, chance_fit, single_fit
+
+    rng = np.random.default_rng(0)
+    trials, elements, named = 400, 2000, 0
+    for _ in range(trials):
+        z = rng.uniform(-np.sqrt(3), np.sqrt(3), size=(probes, elements))
+        y = rng.standard_normal(probes)
+        residual, _ = single_fit(float(y @ y), y @ z, (z * z).sum(axis=0))
+        first, second = np.partition(residual, 1)[:2]
+        named += chance_fit(float(first), float(second), probes) <= LEAD_CHANCE
+    assert named <= trials * LEAD_CHANCE + 3 * np.sqrt(trials * LEAD_CHANCE)  # 3 sigma
+
+
+def test_chance_fit_is_small_for_an_element_that_fits_far_better_than_the_rest():
+    from gradcheck.fast.numerics import chance_fit
+
+    assert chance_fit(1e-6, 1e-2, 5) == pytest.approx(1e-8)
+    assert chance_fit(1.0, 1.0, 5) == 1.0
+    for nonsense in [(float("nan"), 1.0), (1.0, 0.0), (1.0, float("inf"))]:
+        assert chance_fit(*nonsense, 5) == 1.0  # no lead from a NaN or a zero spread
+    assert chance_fit(0.0, 1.0, 1) == 1.0  # one probe fits every moved element exactly
