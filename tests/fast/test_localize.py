@@ -47,6 +47,16 @@ def relative_shift(net, index, rel):
     return {int(i): rel * abs(float(net.grad({"w": net.w})["w"][i])) for i in np.atleast_1d(index)}
 
 
+def weak_error(seed: int, rel: float):
+    """A 2^14-element net, seeded, with one element (placed by the seed) wrong by ``rel`` of
+    its own value: the run's report and its tensor's result, and the element."""
+    net = Wide(1 << 14, seed=seed)
+    index = 1234 + 777 * seed
+    grad = wrong_elements(net.grad, {"w": relative_shift(net, index, rel)})
+    report, w = run(net.loss, grad, {"w": net.w.copy()}, seed=seed)
+    return report, w, index
+
+
 @pytest.mark.parametrize("index", [0, 4242, 65535])
 def test_one_strong_error_is_read_off_the_probes_values(index):
     size = 1 << 16
@@ -78,13 +88,9 @@ def test_one_strong_error_is_read_off_the_probes_values(index):
 @pytest.mark.parametrize("seed", range(3))
 def test_one_weak_error_falls_back_to_bisection_and_is_still_found(seed):
     # 3e-3 of its own value: the probes' ratios cannot read many groups at once
-    size = 1 << 14
-    net = Wide(size, seed=seed)
-    index = 1234 + 777 * seed
-    grad = wrong_elements(net.grad, {"w": relative_shift(net, index, 3e-3)})
-    _, w = run(net.loss, grad, {"w": net.w.copy()}, seed=seed)
+    _, w, index = weak_error(seed, 3e-3)
     assert w.probe.proven_wrong == (index,)
-    levels = math.ceil(math.log2(size))
+    levels = math.ceil(math.log2(w.size))
     assert w.probe.localization_evaluations <= 2 * PROBE_EVALUATIONS * levels + measure_cost(1) + 4
 
 
@@ -93,11 +99,7 @@ def test_a_weak_error_no_ratio_window_pins_is_the_best_fit_and_costs_one_confirm
     # 3e-4 of its own value: more than MATCH_MOST elements are consistent with the three
     # probes within their tolerances, but the wrong one fits them to their actual noise, far
     # better than the runner-up: a lead, confirmed, no kink test, no decoding, no bisection
-    size = 1 << 14
-    net = Wide(size, seed=seed)
-    index = 1234 + 777 * seed
-    grad = wrong_elements(net.grad, {"w": relative_shift(net, index, 3e-4)})
-    report, w = run(net.loss, grad, {"w": net.w.copy()}, seed=seed)
+    report, w, index = weak_error(seed, 3e-4)
     assert w.probe.proven_wrong == (index,)
     assert w.probe.decoded == (index,)
     assert w.probe.located == ()
