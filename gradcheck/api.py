@@ -10,12 +10,7 @@ from typing import Any, NamedTuple, cast
 
 import numpy as np
 
-from gradcheck.core.compare import (
-    ParamResult,
-    analytic_array,
-    compare,
-    dtype_name,
-)
+from gradcheck.core.compare import ParamResult, analytic_array, compare, dtype_name
 from gradcheck.core.differences import (
     OWN_PILOT_MIN,
     REFINE_SAMPLE,

@@ -159,13 +159,14 @@ def whole_gradient(params: list[ParamResult]) -> tuple[float | None, dict[str, o
     scale_n = float(np.abs(n).max(initial=0.0))
     if scale_a == 0 or scale_n == 0:
         cosine = None
-        dot = uncertainty = 0.0
+        dot = uncertainty = norms = 0.0
     else:
         a, n, err = a / scale_a, n / scale_n, err / scale_n
         # the norms as np.linalg.norm takes them (sqrt of the dot product), without its checks
-        norms = np.sqrt(a.dot(a)) * np.sqrt(n.dot(n))
+        norms = float(np.sqrt(a.dot(a)) * np.sqrt(n.dot(n)))
         dot, uncertainty = float(a @ n), float(np.abs(a) @ err)
-        cosine = min(max(float(a @ n / norms), -1.0), 1.0)  # NaN stays NaN, as with np.clip
+        # both scaled to a largest magnitude of 1, so norms >= 1: no division by zero
+        cosine = min(max(dot / norms, -1.0), 1.0)
     with np.errstate(over="ignore"):
         slope = float(-dot * scale_a * scale_n)
     shown = f"{slope:+.3g}" if np.isfinite(slope) else ("+inf" if dot < 0 else "-inf")
@@ -181,7 +182,7 @@ def whole_gradient(params: list[ParamResult]) -> tuple[float | None, dict[str, o
             f"stepping against the hand-written gradient lowers the loss ({shown} "
             "* lr to first order)"
         )
-    elif uncertainty > CONVERGED_FRACTION * float(np.sqrt(a.dot(a)) * np.sqrt(n.dot(n))):
+    elif uncertainty > CONVERGED_FRACTION * norms:
         verdict = "unknown"  # no stall finding from partials that did not converge
         message = (
             "the numeric partials are too imprecise to tell whether stepping against the "
