@@ -158,8 +158,11 @@ def test_one_wrong_element_is_named_by_the_checks_own_probes_and_confirmed(seed)
     assert all(p["passed"] for p in w.probe.probes)  # with the measured error removed
 
 
-# exact evaluation counts (deterministic given the seed), each within 2 k log2(P/k) + 20
+# evaluation counts (deterministic given the seed and the CPU: a ranking's near tie may fall
+# the other way under another BLAS kernel's rounding, one pair of evaluations more or fewer),
+# each within 2 k log2(P/k) + 20
 PINNED = {(2, 0): 44, (2, 1): 62, (2, 2): 36, (10, 0): 150, (10, 1): 158, (10, 2): 160}
+PINNED_SLACK = 2
 
 
 @pytest.mark.parametrize(("k", "seed"), sorted(PINNED))
@@ -168,7 +171,7 @@ def test_k_wrong_elements_found_at_their_indices_in_pinned_counts(k, seed):
     wrong, report, w = planted_at_random(size, k, seed)
     assert list(w.probe.proven_wrong) == wrong
     assert not w.probe.unresolved
-    assert report.evaluations == PINNED[(k, seed)]
+    assert abs(report.evaluations - PINNED[(k, seed)]) <= PINNED_SLACK
     assert report.evaluations <= 2 * k * math.log2(size / k) + 20
 
 
