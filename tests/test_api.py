@@ -470,6 +470,121 @@ def test_a_correct_14_scalar_net_costs_2p_and_one_shared_pilot():
     assert report.evaluations <= 2 + 2 * ASKER_SCALARS + SHARED_PILOT_AT_MOST  # 52
 
 
+class ReluLayer:
+    """A ReLU layer and a readout, 276 parameters in tensors of 12 to 132 elements (one group
+    up to OWN_PILOT_MIN), after a tensor ``E`` big enough for a pilot of its own (its pilot
+    runs first, and measures the noise, grouped or not): kinks where units sit near 0, and
+    ``W1``'s partials twice their size when ``wrong``, a tensor wrong almost everywhere (its
+    refinement is sampled, per tensor)."""
+
+    def __init__(self, wrong: bool = False):
+        rng = np.random.default_rng(5)
+        self.x = rng.normal(size=(8, 10))
+        self.wrong = wrong
+        self.params = {
+            "E": rng.normal(size=(40, 30)),
+            "W1": rng.normal(size=(10, 12)) * 0.5,
+            "b1": rng.normal(size=12) * 0.1,
+            "w2": rng.normal(size=12),
+            "W3": rng.normal(size=(11, 12)) * 0.3,
+        }
+
+    def loss(self, p):
+        h = np.maximum(self.x @ p["W1"] + p["b1"], 0.0)
+        tails = 0.5 * np.sum(np.tanh(p["W3"]) ** 2) + np.sum(np.cos(p["E"]))
+        return float(np.sum(h @ p["w2"]) + tails)
+
+    def grad(self, p):
+        z = self.x @ p["W1"] + p["b1"]
+        dz = (z > 0) * p["w2"]  # d loss / dz, one row per sample
+        t = np.tanh(p["W3"])
+        return {
+            "W1": self.x.T @ dz * (2.0 if self.wrong else 1.0),
+            "b1": dz.sum(axis=0),
+            "w2": np.maximum(z, 0.0).sum(axis=0),
+            "W3": t * (1 - t**2),
+            "E": -np.sin(p["E"]),
+        }
+
+
+@pytest.mark.parametrize("wrong", [False, True])
+def test_a_group_of_tensors_over_64_elements_gives_the_per_parameter_report(wrong):
+    # the group's per-tensor choices are each member's own: W1 wrong almost everywhere has its
+    # refinement sampled (and says so under its own name) as it would alone
+    net = ReluLayer(wrong)
+    grouped = check(net.loss, net.grad, _fresh(net.params))
+    with ThreadPoolExecutor(max_workers=1) as pool:  # an executor: one parameter at a time
+        alone = check(net.loss, net.grad, _fresh(net.params), executor=pool)
+    grouped_data, alone_data = json.loads(grouped.to_json()), json.loads(alone.to_json())
+    assert alone_data.pop("evaluations") == grouped_data.pop("evaluations") + 1  # spot check
+    assert grouped_data == alone_data
+    assert grouped.failed_params == (["W1"] if wrong else [])
+    sampled = [note for note in grouped.notes if "a sample of" in note]
+    assert [note.split(":")[0] for note in sampled] == (["W1"] if wrong else [])
+
+
+def test_a_group_whose_members_differ_in_main_pass_order_goes_alone(monkeypatch):
+    # log(a**2 + 1e-10) at a ~ 1e-6 beside 10 sin(v): the fourth-order main pass is weighed per
+    # member; made to pay for a's 8 elements only, the members are differentiated one by one,
+    # each exactly as it would be alone (on an executor)
+    import gradcheck.core.differences as differences
+    from nets.hard_numerics import CASES
+
+    case = CASES["tiny-log-1e-6"]()
+    v0 = np.linspace(-1.0, 1.0, 70)
+
+    def loss(p):
+        return case.loss({"a": p["a"]}) + 10.0 * float(np.sum(np.sin(p["v"])))
+
+    def grad(p):
+        return {"a": case.grad({"a": p["a"]})["a"], "v": 10.0 * np.cos(p["v"])}
+
+    pays = differences.fourth_order_pays_per
+
+    def only_a(central, fourth, slope, analytic, starts):  # a's 8 elements come first
+        return pays(central, fourth, slope, analytic, starts) & (np.diff(starts) == 8)
+
+    monkeypatch.setattr(differences, "fourth_order_pays_per", only_a)
+    uniform = []
+    real = differences.FiniteDifferences.uniform_order
+
+    def spy(self, name, analytic):
+        uniform.append(real(self, name, analytic))
+        return uniform[-1]
+
+    monkeypatch.setattr(differences.FiniteDifferences, "uniform_order", spy)
+    params = {"a": np.array(case.params["a"], copy=True), "v": v0.copy()}
+    grouped = check(loss, grad, params)
+    assert uniform == [False]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        alone = check(loss, grad, {"a": params["a"].copy(), "v": v0.copy()}, executor=pool)
+    grouped_data, alone_data = json.loads(grouped.to_json()), json.loads(alone.to_json())
+    assert alone_data.pop("evaluations") == grouped_data.pop("evaluations") + 1  # spot check
+    assert grouped_data == alone_data
+    assert [note.split(":")[0] for note in grouped.notes if "fourth order" in note] == ["a"]
+    assert not grouped.failed_params
+
+
+def test_a_loss_writing_into_a_member_between_runs_of_a_group_is_refused():
+    # long runs go through each member's own writer; the member about to be perturbed must
+    # still hold its snapshot (a write into it would be hidden by its own restores)
+    net = ReluLayer()
+    params = _fresh(net.params)
+    before = snapshot(params)
+    w1 = params["W1"].copy()
+    wrote = []
+
+    def loss(p):
+        if not wrote and not np.array_equal(p["W1"], w1):  # W1's run: into W3, run later
+            p["W3"][0, 0] += 1.0
+            wrote.append(1)
+        return net.loss(p)
+
+    with pytest.raises(gradcheck.StateMutationError, match=r"'W3' changed while 'W1', .*"):
+        check(loss, net.grad, params)
+    assert_unchanged(before)  # the loss's write undone too
+
+
 def test_grouped_results_are_read_only_and_own_their_names():
     net = ManySmall()
     report = check(net.loss, net.grad, _fresh(net.params))

@@ -44,11 +44,10 @@ from gradcheck.core.numerics import (
     Tolerance,
     central_error,
     fourth_order_error,
-    fourth_order_pays,
+    fourth_order_pays_per,
     fourth_order_step,
     machine_eps,
     noise_bound,
-    partials_scale,
     pilot_step,
     richardson_rounding,
     scale_free_step,
@@ -221,22 +220,14 @@ class FiniteDifferences:
         # 2. main pass: one central difference per element at the step fitted to the function
         # (two evaluations), or, where that cannot reach the accuracy a check needs and a
         # Richardson value at a larger step can, central differences at h and 2h (four)
-        largest = pilot.largest if np.isfinite(pilot.largest) else pilot_step(x, eps)
-        # a loss that rounds its parameters reads them no finer than its resolution
+        largest, fineness, low, h = self._main_step(x, param.dtype, pilot, eps)
         resolution = self.pilots.resolution
-        fineness = max(machine_eps(param.dtype), resolution)
-        h = scale_free_step(x, pilot.noise, third, largest, fineness)
         known: dict[float, tuple[np.ndarray, np.ndarray]] = {}
-        fourth = resolution == 0 and np.isfinite(pilot.fifth)
+        orders = self._orders(name, x, h, analytic, pilot, largest, fineness)
+        fourth = orders is not None and bool(orders[0].all())
         if fourth:
-            h4 = fourth_order_step(x, pilot.noise, pilot.fifth, largest, fineness)
-            central_bound = central_error(np.array(pilot.noise), 2 * h, third)
-            fourth = fourth_order_pays(
-                central_bound,
-                fourth_order_error(pilot.noise, h4, pilot.fifth),
-                partials_scale(pilot.slope, analytic),
-            )
-        if fourth:
+            assert orders is not None  # (for mypy)
+            _, h4, central_bound = orders
             self.evaluator.plan(2 * n)
             upper, lower, span = taken_steps(x, 2 * h4)
             known[2] = self._both_sides(name, everything, upper, lower)
@@ -245,7 +236,7 @@ class FiniteDifferences:
         reused: dict[int, Level] = {}
         own: dict[int, float] = {}  # positions at a level of their own ladder: its |f'''|
         if not fourth and indices is None and resolution == 0:
-            bounds = (smallest_step(x, fineness), np.broadcast_to(largest, x.shape))
+            bounds = (low, np.broadcast_to(largest, x.shape))
             clean = not self.pilots.noisy(sigma, eps)
             reused, own = self._snap_to_ladders(name, h, bounds, pilot.noise, third, clean)
         if indices is None:
@@ -275,12 +266,14 @@ class FiniteDifferences:
                 near, far = (span / 2) ** 2, (outer_span / 2) ** 2
                 numeric = (far * numeric - near * outer) / (far - near)
                 error = fourth_order_error(noise, span / 2, pilot.fifth)
-                self.notes.append(
-                    f"{name}: central differences at their best step would be off by up to "
-                    f"{float(np.max(central_bound)) / pilot.slope:.2g} of the partials' scale "
-                    "(rounding of a loss large against its variation): every element was "
-                    "measured at h and 2h and extrapolated (Richardson, fourth order)"
-                )
+                for owner, start, stop in self._segments(name):
+                    self.notes.append(
+                        f"{owner}: central differences at their best step would be off by up "
+                        f"to {float(np.max(central_bound[start:stop])) / pilot.slope:.2g} of "
+                        "the partials' scale (rounding of a loss large against its variation): "
+                        "every element was measured at h and 2h and extrapolated (Richardson, "
+                        "fourth order)"
+                    )
         step = span / 2
         forward = np.full(n, np.nan)
         backward = np.full(n, np.nan)
@@ -307,9 +300,19 @@ class FiniteDifferences:
         positions = np.arange(n)
         off = beyond(REFINE_TRIGGER, positions)
         again = positions if self.richardson else positions[off]
-        sampled = not self.richardson and refine_sample(again.size, n)
-        if sampled:
-            again = again[_spread(again.size, REFINE_SAMPLE)]
+        # a tensor wrong almost everywhere refines a sample first: decided per real tensor (a
+        # group's members each as they would be alone)
+        samples: list[tuple[str, int, int, np.ndarray]] = []
+        if not self.richardson and again.size > REFINE_SAMPLE:
+            parts = []
+            for owner, start, stop in self._segments(name):
+                mine = again[(again >= start) & (again < stop)]
+                if refine_sample(mine.size, stop - start):
+                    mine = mine[_spread(mine.size, REFINE_SAMPLE)]
+                    samples.append((owner, start, stop, mine))
+                parts.append(mine)
+            again = np.concatenate(parts)
+        sampled = bool(samples)
         # refinement levels: below the main step (and the main pass's own levels)
         refine_levels = FOURTH_REFINE_LEVELS if 2 in known else REFINE_LEVELS
         new_levels = len(set(refine_levels) - set(known))
@@ -368,17 +371,23 @@ class FiniteDifferences:
             if not sampled:
                 break
             sampled = False
-            still = beyond(tol.safety, again) & ~kink[again]
-            rest = positions[off & ~refined]
-            if still.all():
-                self.notes.append(
-                    f"{name}: {int(off.sum())} of {n} elements disagree with the main pass; a "
-                    f"sample of {again.size} spread over them was refined and every one "
-                    f"confirmed wrong, so the other {rest.size} keep their main-pass values "
-                    "(richardson=True refines them all)"
-                )
+            rests = []
+            for owner, start, stop, sample in samples:
+                still = beyond(tol.safety, sample) & ~kink[sample]
+                rest = start + np.flatnonzero(off[start:stop] & ~refined[start:stop])
+                if still.all():
+                    self.notes.append(
+                        f"{owner}: {int(off[start:stop].sum())} of {stop - start} elements "
+                        f"disagree with the main pass; a sample of {sample.size} spread over "
+                        f"them was refined and every one confirmed wrong, so the other "
+                        f"{rest.size} keep their main-pass values (richardson=True refines "
+                        "them all)"
+                    )
+                else:
+                    rests.append(rest)  # the sample overturned a verdict: refine them all
+            if not rests:
                 break
-            again = rest  # the sample overturned a verdict: refine them all
+            again = np.concatenate(rests)
         changed = self.params.changed()
         if changed:  # the baseline saw no change, so it happened at a perturbed point
             raise StateMutationError(
@@ -405,6 +414,77 @@ class FiniteDifferences:
             noise=sigma,
             detectable=detectable,
         )
+
+    def _main_step(
+        self, x: np.ndarray, dtype: np.dtype, pilot: Pilot, eps: float
+    ) -> tuple[float | np.ndarray, float, np.ndarray, np.ndarray]:
+        """The main pass's clip and step at ``x`` from ``pilot``: the largest step (the
+        pilot's largest smooth one), the fineness the steps respect (``dtype``'s epsilon, or
+        the loss's input resolution where it rounds its parameters), the smallest step, and
+        ``h`` (:func:`gradcheck.core.numerics.scale_free_step`)."""
+        largest = pilot.largest if np.isfinite(pilot.largest) else pilot_step(x, eps)
+        # a loss that rounds its parameters reads them no finer than its resolution
+        fineness = max(machine_eps(dtype), self.pilots.resolution)
+        low = smallest_step(x, fineness)
+        h = scale_free_step(x, pilot.noise, pilot.third, largest, fineness, low)
+        return largest, fineness, low, h
+
+    def _orders(
+        self,
+        name: str,
+        x: np.ndarray,
+        h: np.ndarray,
+        analytic: np.ndarray | None,
+        pilot: Pilot,
+        largest: float | np.ndarray,
+        fineness: float,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Whether the fourth-order main pass pays
+        (:func:`gradcheck.core.numerics.fourth_order_pays`), decided per member of ``name``
+        (a group's members in order, a tensor alone), with the fourth-order step and the
+        central bound it was weighed against; ``None`` where it cannot (a loss that rounds its
+        parameters, or a pilot without ``|f^(5)|``). Per member, so a tensor in a group gets
+        the decision it gets alone: a group's members agree or go alone
+        (:meth:`uniform_order`)."""
+        if not (self.pilots.resolution == 0 and np.isfinite(pilot.fifth)):
+            return None
+        h4 = fourth_order_step(x, pilot.noise, pilot.fifth, largest, fineness)
+        central_bound = central_error(np.array(pilot.noise), 2 * h, pilot.third)
+        fourth_bound = fourth_order_error(pilot.noise, h4, pilot.fifth)
+        pays = fourth_order_pays_per(
+            central_bound, fourth_bound, pilot.slope, analytic, self._starts(name)
+        )
+        return pays, h4, central_bound
+
+    def uniform_order(self, name: str, analytic: np.ndarray) -> bool:
+        """Whether every member of group ``name`` (of small tensors: the shared pilot) takes
+        the same main pass, central or fourth order, as :meth:`differentiate` decides it;
+        where not, the members must be differentiated alone."""
+        param = self.params[name]
+        x = self.params.flat_values(name)
+        pilot = self.shared_pilot()
+        largest, fineness, _, h = self._main_step(x, param.dtype, pilot, self._eps(name))
+        orders = self._orders(name, x, h, analytic, pilot, largest, fineness)
+        return orders is None or bool(orders[0].all() or not orders[0].any())
+
+    def _starts(self, name: str) -> tuple[int, ...]:
+        """Where each member of ``name`` starts in its flat elements, and its size last (a
+        tensor: ``(0, size)``)."""
+        if name in self.params.groups:
+            return self.params.groups[name].starts
+        return (0, self.params[name].size)
+
+    def _segments(self, name: str) -> list[tuple[str, int, int]]:
+        """The real parameters behind ``name``'s flat elements: (name, start, stop) each."""
+        if name in self.params.groups:
+            group = self.params.groups[name]
+            return [
+                (p.name, start, stop)
+                for p, start, stop in zip(
+                    group.members, group.starts, group.starts[1:], strict=False
+                )
+            ]
+        return [(name, 0, self.params[name].size)]
 
     def _snap_to_ladders(
         self,
@@ -586,12 +666,16 @@ class FiniteDifferences:
             more["forward"][left] = more["highest"][left]
             more["backward"][left] = more["lowest"][left]
             more["kink"][left] = True
-            self.notes.append(
-                f"{name}: {left.size} element(s) sit within a step of several kinks that steps "
-                f"down to {float(np.min(more['low_step'][left])):.3g} did not isolate; each is "
-                "judged against the range of every one-sided slope measured there (the loss's "
-                "own slopes on both sides), not against one derivative"
-            )
+            for owner, start, stop in self._segments(name):
+                mine = left[(idx[left] >= start) & (idx[left] < stop)]
+                if mine.size:
+                    self.notes.append(
+                        f"{owner}: {mine.size} element(s) sit within a step of several kinks "
+                        f"that steps down to {float(np.min(more['low_step'][mine])):.3g} did "
+                        "not isolate; each is judged against the range of every one-sided "
+                        "slope measured there (the loss's own slopes on both sides), not "
+                        "against one derivative"
+                    )
 
     def _stencil(
         self,

@@ -44,6 +44,7 @@ import numpy as np
 from gradcheck.core.params import (
     Fill,
     Following,
+    Param,
     ParamSet,
     element_label,
     read_only_error,
@@ -350,8 +351,29 @@ class Evaluator:
         """Loss with element ``indices[k]`` of ``name`` set to ``values[k]``, one at a time."""
         if self._executor is not None and not self._here(len(indices)):
             return self._parallel([(name, np.asarray(indices), np.asarray(values))])
+        runs = self.params.runs(name, indices) if name in self.params.groups else None
+        if runs is not None:
+            return np.concatenate([self._run(name, *run, values) for run in runs])
         restoring = self.params.element_originals(name, indices)
         return self._serial(name, indices.tolist(), values.tolist(), restoring)
+
+    def _run(
+        self, name: str, member: Param, run: slice, local: np.ndarray, values: np.ndarray
+    ) -> np.ndarray:
+        """One member's run of a group's points (``values[run]`` at its flat ``local``
+        indices), through the member's own writer. The member must still hold its snapshot
+        when its run starts, as the group writer checks element by element: a loss that
+        wrote into it while another member was perturbed would be hidden by the run's own
+        write-restores."""
+        if self.params.moved(member):
+            members = self.params.groups[name].members
+            raise StateMutationError(
+                f"parameter(s) {member.name!r} changed while "
+                f"{', '.join(repr(p.name) for p in members)} were being perturbed; a loss "
+                "must not update its parameters"
+            )
+        restoring = self.params.element_originals(member.name, local)
+        return self._serial(member.name, local.tolist(), values[run].tolist(), restoring)
 
     def accept(self, value: Any, where: Where) -> float:
         """A loss value as a float; records the loss dtype; clear error for non-scalars."""

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Real
 from typing import Any
@@ -401,16 +402,22 @@ def smallest_step(x: np.ndarray, eps: float) -> np.ndarray:
 
 
 def scale_free_step(
-    x: np.ndarray, noise: float, third: float, largest: float | np.ndarray, eps: float
+    x: np.ndarray,
+    noise: float,
+    third: float,
+    largest: float | np.ndarray,
+    eps: float,
+    low: np.ndarray | None = None,
 ) -> np.ndarray:
     """Central-difference step ``h* = (3 noise / |f'''|) ** (1/3)``, from the measured noise
     and the pilot ladder's ``|f'''|`` only: no assumption on the scale of ``x``.
 
     Clipped to ``[smallest_step(x), largest]``: ``largest`` is the largest step the pilot
     ladder saw the function behave smoothly at (beyond it nothing says the third derivative
-    still bounds the truncation); ``eps`` is the parameter dtype's.
+    still bounds the truncation); ``eps`` is the parameter dtype's; ``low``, when the caller
+    has it already, is ``smallest_step(x, eps)``.
     """
-    low = smallest_step(x, eps)
+    low = smallest_step(x, eps) if low is None else low
     high = np.maximum(low, largest)
     if not third > 0 or not np.isfinite(third):
         return high if np.isfinite(third) else low
@@ -602,3 +609,42 @@ def fourth_order_pays(central: np.ndarray, fourth: np.ndarray, slope: float) -> 
     return worst_central > ACCURACY_TRIGGER * slope and (
         FOURTH_ORDER_GAIN * worst_fourth < worst_central
     )
+
+
+def fourth_order_pays_per(
+    central: np.ndarray,
+    fourth: np.ndarray,
+    slope: float,
+    analytic: np.ndarray | None,
+    starts: Sequence[int],
+) -> np.ndarray:
+    """:func:`fourth_order_pays` for each segment ``starts[k]:starts[k + 1]`` of the per-element
+    bounds, with that segment's :func:`partials_scale` (``analytic`` its hand-written
+    partials): the same decision, segment by segment, in a few array operations (a group of
+    14 scalars decides for each of its members)."""
+    bounds = np.asarray(starts, dtype=np.intp)
+    sizes = np.diff(bounds)
+    pays = np.zeros(sizes.size, dtype=bool)
+    full = sizes > 0
+    if not full.any():
+        return pays
+    at = bounds[:-1][full]
+    with np.errstate(invalid="ignore", over="ignore"):
+        worst_central = np.maximum.reduceat(central, at)
+        worst_fourth = np.maximum.reduceat(fourth, at)
+        if analytic is None or not np.size(analytic):
+            scale = np.full(at.size, slope)
+        else:
+            finite = np.where(np.isfinite(analytic), np.abs(analytic), 0.0)
+            largest = np.maximum.reduceat(finite, at)
+            scale = np.maximum(slope, largest) if math.isfinite(slope) else largest
+        decided = (
+            np.isfinite(worst_central)
+            & np.isfinite(worst_fourth)
+            & np.isfinite(scale)
+            & (scale > 0)
+            & (worst_central > ACCURACY_TRIGGER * scale)
+            & (FOURTH_ORDER_GAIN * worst_fourth < worst_central)
+        )
+    pays[full] = decided
+    return pays

@@ -577,6 +577,36 @@ def test_a_relu_loss_with_units_at_their_kinks_keeps_its_rounding_noise():
     assert report["x"].noise < 1e3 * np.finfo(float).eps * loss({"x": x})
 
 
+def test_fourth_order_is_weighed_per_segment_as_each_segment_alone():
+    # the vectorised decision of a group's members is fourth_order_pays on each member's own
+    # slice, with its own partials' scale: random bounds and partials, NaN, inf, empty members
+    from gradcheck.core.numerics import fourth_order_pays, fourth_order_pays_per, partials_scale
+
+    rng = np.random.default_rng(11)
+    for trial in range(300):
+        sizes = rng.integers(0, 5, size=rng.integers(1, 6))
+        starts = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+        n = starts[-1]
+        central = 10.0 ** rng.uniform(-14, -6, n)
+        fourth = central * 10.0 ** rng.uniform(-3, 0.5, n)
+        analytic = rng.normal(size=n) * 10.0 ** rng.uniform(-4, 4, n)
+        for values in (central, fourth, analytic):
+            if n and trial % 7 == 0:
+                values[rng.integers(n)] = rng.choice([np.nan, np.inf])
+        slope = float(rng.choice([1e-9, 1e-3, 1.0, np.nan, 0.0]))
+        for partials in (analytic, None):
+            expected = [
+                fourth_order_pays(
+                    central[a:b],
+                    fourth[a:b],
+                    partials_scale(slope, None if partials is None else partials[a:b]),
+                )
+                for a, b in itertools.pairwise(starts)
+            ]
+            got = fourth_order_pays_per(central, fourth, slope, partials, starts)
+            assert got.tolist() == expected
+
+
 def test_the_partials_scale_is_the_tensors_not_only_the_pilots_three_elements():
     # the pilot saw three small partials; the tensor's largest hand-written one sets the scale
     from gradcheck.core.numerics import partials_scale
