@@ -291,10 +291,10 @@ def ecnoise(values: np.ndarray) -> tuple[float, str]:
     count = f.size
     if not np.isfinite(f).all():
         return float("nan"), "slope"
-    with np.errstate(over="ignore"):  # a spread past float64's range is "too much" all the same
+    with np.errstate(over="ignore", invalid="ignore"):  # past float64's range: "too much"
         spread = f.max() - f.min()
-    if spread > 0.1 * np.abs(f).max():
-        return float("nan"), "slope"
+        if spread > 0.1 * np.abs(f).max() and not _linear(f):
+            return float("nan"), "slope"
     with np.errstate(over="ignore", invalid="ignore"):
         if _one_kink(f):
             return float("nan"), "slope"
@@ -320,6 +320,23 @@ def ecnoise(values: np.ndarray) -> tuple[float, str]:
             if max(window) <= 4.0 * min(window) and changes_sign[k]:
                 return levels[k], "measured"
     return float("nan"), "slope"
+
+
+# A table whose values vary by more than 10% of their size is taken at too large a spacing
+# (More and Wild's test), unless the variation is a straight line: its second differences at
+# most this fraction of its first. A loss that is small by cancellation (a sum of terms ~1e4
+# that comes to ~1e-9) varies by far more than its size over any spacing, yet its table is a
+# slope plus rounding of the terms: no spacing would pass the 10% test, and the noise would be
+# left to the floor, ulps of a value that is all rounding.
+LINEAR = 0.01
+
+
+def _linear(f: np.ndarray) -> bool:
+    """Whether a table's second differences are at most ``LINEAR`` of its first: a slope plus
+    noise, not a curve over the table (the spacing is far below the function's scale)."""
+    first = f[1:] - f[:-1]
+    second = first[1:] - first[:-1]
+    return bool(np.abs(second).max() <= LINEAR * np.abs(first).max())
 
 
 # A table's second differences are a kink's when the one or two largest adjacent ones hold all but

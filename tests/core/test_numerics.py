@@ -262,6 +262,7 @@ RESOLVING = [
     "tiny-exp-1e-4",
     "huge-third-1e308",
     "huge-third-tiny-scale",
+    "cancelling-to-zero",
 ]
 
 
@@ -398,6 +399,22 @@ def _ecnoise_every_order(values):
         if max(window) <= 4.0 * min(window) and signs[k]:
             return levels[k], "measured"
     return float("nan"), "slope"
+
+
+def test_ecnoise_measures_a_slope_over_a_value_that_cancelled_to_almost_nothing():
+    # values ~1e-9 moving by 4e-5 a point (a slope) with rounding ~5e-10: far more than 10% of
+    # their size, but a straight line plus noise, not a curve over too large a spacing
+    rng = np.random.default_rng(3)
+    sigma = 5e-10
+    values = 1e-9 + 4e-5 * np.arange(-3, 4) + sigma * rng.standard_normal(7)
+    measured, status = ecnoise(values)
+    assert status == "measured"
+    assert sigma / 3 < measured < 3 * sigma
+    # a curve over the table (the spacing at the function's own scale) still is refused
+    assert ecnoise(np.cos(np.arange(-3, 4) * 0.5) - 0.9) == (
+        pytest.approx(np.nan, nan_ok=True),
+        "slope",
+    )
 
 
 def test_ecnoise_stops_at_the_first_agreeing_window_with_the_same_answer():
