@@ -10,11 +10,12 @@ from typing import Any, NamedTuple, cast
 
 import numpy as np
 
-from gradcheck.core.compare import ParamResult, analytic_array, compare, dtype_name
+from gradcheck.core.compare import CODE, ParamResult, analytic_array, compare, dtype_name
 from gradcheck.core.differences import (
     OWN_PILOT_MIN,
     FiniteDifferences,
     planned_evaluations,
+    spread_positions,
 )
 from gradcheck.core.evaluation import Evaluator, check_executor
 from gradcheck.core.numerics import Tolerance, coarser_dtype, machine_eps
@@ -452,7 +453,75 @@ def _full_results(engine, pset, names, gradients, grad_dtypes, tolerance, execut
                 engine.differentiate(name, fitting[name], precision[name]),
                 tolerance,
             )
+    _check_noise(engine, pset, names, done, gradients, fitting, precision, tolerance)
     return [done[name] for name in names]
+
+
+# Elements a verdict failed whose noise is measured before the verdict stands,
+# per pilot (the small tensors' shared one, or a tensor's own); and how many times the noise the
+# verdict assumed a measurement there must exceed to have the tensors measured again with it
+# (ECnoise is good to about 2x on its seven values).
+NOISE_CHECKS = 3
+NOISE_MARGIN = 4.0
+
+
+def _check_noise(engine, pset, names, done, gradients, fitting, precision, tolerance) -> None:
+    """The noise behind every failing verdict, measured where it failed (in place, in
+    ``done``). A pilot measures the loss's noise along a few elements; the rounding a finite
+    difference sees depends on which terms move (``sum(a**2) + 1e4 sum(sin(v))``: a sum over
+    ``v`` that cancels to ~1e-9 carries ~1e-10 of rounding when ``v`` moves and none when
+    ``a`` does), so a pilot whose table moved ``a`` makes ``v``'s correct partials fail.
+
+    Per pilot, up to ``NOISE_CHECKS`` of the elements its tensors' verdicts call wrong get a
+    table of their own (six calls each). Where none finds ``NOISE_MARGIN`` times the noise
+    the verdicts assumed, they stand (a real error: six calls a table, more where a
+    table needs another spacing). Where one does, the noise
+    differs from tensor to tensor: each failing tensor gets up to ``NOISE_CHECKS`` tables of
+    its own, and one whose own tables find it is measured again, alone, with that noise
+    (:meth:`~gradcheck.core.differences.FiniteDifferences.remeasure`) and judged on that; the
+    others keep the noise they were measured with (their stated sensitivity holds). Done after
+    every tensor, so it is the same whichever way they were grouped. Costs nothing on a
+    passing check."""
+    wrong = CODE["wrong"]
+    scopes: dict[str, list[str]] = {}  # the pilot's key -> its tensors with failing elements
+    for name in names:
+        result = done[name]
+        if result.elements is None and (result.codes == wrong).any():
+            key = "" if pset[name].size < OWN_PILOT_MIN else name  # "": the shared pilot
+            scopes.setdefault(key, []).append(name)
+    measured: dict[tuple[str, int], float] = {}
+
+    def noise_at(flagged: list[tuple[str, int]]) -> float:
+        picked = [flagged[k] for k in spread_positions(len(flagged), NOISE_CHECKS)]
+        new = [element for element in picked if element not in measured]
+        measured.update(zip(new, engine.local_noise(new), strict=True))
+        found = [measured[element] for element in picked if np.isfinite(measured[element])]
+        return max(found) if found else float("nan")
+
+    def failing(name: str) -> list[tuple[str, int]]:
+        return [(name, int(i)) for i in np.flatnonzero(done[name].codes == wrong)]
+
+    for tensors in scopes.values():
+        assumed = engine.assumed_noise(tensors[0], done[tensors[0]].noise)
+        anywhere = noise_at([element for name in tensors for element in failing(name)])
+        if not engine.assumed_noise(tensors[0], anywhere) > NOISE_MARGIN * assumed:
+            continue
+        for name in tensors:
+            local = noise_at(failing(name))
+            ratio = engine.assumed_noise(name, local) / assumed
+            if not ratio > NOISE_MARGIN:
+                continue
+            done[name] = compare(
+                pset[name],
+                gradients.get(name),
+                engine.remeasure(name, fitting[name], precision[name], local),
+                tolerance,
+            )
+            engine.notes.append(
+                f"{name}: the noise measured where its verdict failed ({local:.2g}) is "
+                f"{ratio:.3g}x what the verdict assumed (the pilot's table moved other terms): "
+                "measured again with it"
+            )
 
 
 _RESULT_FIELDS = tuple(f.name for f in fields(ParamResult) if f.init)  # what a result is made of

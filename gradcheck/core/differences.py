@@ -33,6 +33,7 @@ ones go only where a verdict needs them.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass, field
@@ -154,6 +155,8 @@ class FiniteDifferences:
         self.richardson = richardson
         self.pilots = Pilots(evaluator, tolerance)
         self._shared: Pilot | None = None
+        self.pilot_of: dict[str, Pilot] = {}  # the pilot each tensor (or group) was measured by
+        self._remeasuring: dict[str, Pilot] = {}  # the next differentiate's pilot, by name
         self.notes: list[str] = []  # what the user should know about how partials were refined
 
     # -- the pilot ---------------------------------------------------------------------------
@@ -209,12 +212,18 @@ class FiniteDifferences:
 
         # 1. pilot: noise and |f'''| on a few elements (of this tensor, or, for small tensors,
         # of all small tensors together)
-        if indices is None and x.size < OWN_PILOT_MIN:
+        again_with = self._remeasuring.pop(name, None) if indices is None else None
+        if again_with is not None:  # measured again: the noise found where it failed
+            pilot = again_with
+            self.evaluator.plan(2 * n)
+        elif indices is None and x.size < OWN_PILOT_MIN:
             pilot = self.shared_pilot()
         else:
             pilot = self.pilots.run(
                 [(name, int(i)) for i in everything[_spread(n)]], prepaid=indices is None
             )
+        if indices is None:
+            self.pilot_of[name] = pilot
         third, sigma = pilot.third, pilot.sigma
 
         # 2. main pass: one central difference per element at the step fitted to the function
@@ -235,11 +244,11 @@ class FiniteDifferences:
             h = h4
         reused: dict[int, Level] = {}
         own: dict[int, float] = {}  # positions at a level of their own ladder: its |f'''|
-        if not fourth and indices is None and resolution == 0:
+        if not fourth and indices is None and resolution == 0 and again_with is None:
             bounds = (low, np.broadcast_to(largest, x.shape))
             clean = not self.pilots.noisy(sigma, eps)
             reused, own = self._snap_to_ladders(name, h, bounds, pilot.noise, third, clean)
-        if indices is None:
+        if indices is None and again_with is None:
             self._settle_plan(name, reused)
         upper, lower, span = taken_steps(x, h)
         f_up, f_down = self._main_values(name, everything, upper, lower, reused)
@@ -414,6 +423,32 @@ class FiniteDifferences:
             noise=sigma,
             detectable=detectable,
         )
+
+    def local_noise(self, elements: list[tuple[str, int]]) -> list[float]:
+        """The loss's noise measured along each of ``elements`` ((name, flat index): one ECnoise
+        table each, :meth:`gradcheck.core.pilot.Pilots.measure_noise`): its standard
+        deviation, NaN where a table isolated none."""
+        return [self.pilots.measure_noise(name, index)[0] for name, index in elements]
+
+    def assumed_noise(self, name: str, sigma: float) -> float:
+        """The noise bound a verdict on ``name`` rested on at the starting point, from the
+        measured standard deviation ``sigma`` (NaN: the floor alone)."""
+        return float(
+            noise_bound(sigma, np.array(self.evaluator.f0), self._eps(name), self.tolerance)
+        )
+
+    def remeasure(
+        self, name: str, analytic: np.ndarray | None, precision: np.dtype | None, sigma: float
+    ) -> TensorDifferences:
+        """``name`` differentiated again, alone, with its pilot's noise raised to ``sigma``
+        (measured where its verdict failed): steps, error bounds and the kink test follow it.
+        No ladder level is reused (the plan counts the whole main pass again)."""
+        pilot = self.pilot_of[name] if name in self.pilot_of else self.shared_pilot()
+        bound = self.assumed_noise(name, sigma)
+        self._remeasuring[name] = dataclasses.replace(
+            pilot, sigma=sigma, noise=max(pilot.noise, bound)
+        )
+        return self.differentiate(name, analytic, precision)
 
     def _main_step(
         self, x: np.ndarray, dtype: np.dtype, pilot: Pilot, eps: float
@@ -719,11 +754,11 @@ class FiniteDifferences:
 
 def _spread(n: int, count: int = PILOT_ELEMENTS) -> np.ndarray:
     """Up to ``count`` positions spread evenly over ``range(n)``."""
-    return np.array(_spread_positions(n, count), dtype=np.intp)
+    return np.array(spread_positions(n, count), dtype=np.intp)
 
 
 @functools.lru_cache(maxsize=256)
-def _spread_positions(n: int, count: int) -> tuple[int, ...]:
+def spread_positions(n: int, count: int) -> tuple[int, ...]:
     """:func:`_spread`'s positions, once per size (a check asks per tensor and per pilot)."""
     return tuple(np.unique(np.linspace(0, n - 1, min(n, count)).round().astype(np.intp)).tolist())
 

@@ -212,6 +212,11 @@ class Pilots:
             spacing = spacing * NOISE_RESCALE if status == "flat" else spacing / NOISE_RESCALE
         return (0.0 if "flat" in seen else float("nan")), resolution
 
+    def measure_noise(self, name: str, index: int) -> tuple[float, float]:
+        """:meth:`_measure_noise` along element ``index`` of ``name``, for a check of the
+        noise a verdict rested on (the check-wide noise and resolution stay as they were)."""
+        return self._measure_noise(name, index)
+
     def _ladder(self, name: str, index: int, sigma: float, prepaid: bool = False) -> Reading:
         """``|f'''|``, the largest smooth step and the noise bound at element ``index`` of
         ``name``, from central differences at steps shrinking ``LADDER_RATIO``-fold (two calls

@@ -661,3 +661,39 @@ def test_noise_bound_at_one_value_is_noise_bound(sigma, value):
     expected = float(noise_bound(sigma, np.array(value), 2.2e-16, tol))
     got = noise_bound_at(sigma, value, 2.2e-16, tol)
     assert np.array(got).tobytes() == np.array(expected).tobytes()
+
+
+def test_a_failing_verdict_whose_own_noise_was_not_measured_is_measured_again():
+    """sum(a**2) + 1e4 sum(sin(v)): the pilot's table moved a[0] and saw ~1e-16 of noise; v's
+    sum cancels to ~1e-9 and carries ~1e-10 whenever v moves. v's failing elements get
+    tables of their own, v is measured again with their noise and passes, and errors planted
+    in both tensors are still found exactly where they are."""
+    case = CASES["quiet-beside-cancelling"]()
+    correct = check(case.loss, case.grad, case.params)
+    assert correct.passed
+    notes = [note for note in correct.notes if "measured again" in note]
+    assert [note.split(":")[0] for note in notes] == ["v"]
+    assert correct["v"].noise > 1e4 * correct["a"].noise  # a keeps its own measurement
+
+    def grad(p):
+        g = case.grad(p)
+        g["a"][2] *= 1.01
+        g["v"][100] *= 1.01
+        return g
+
+    report = check(case.loss, grad, case.params)
+    assert np.flatnonzero(report["a"].statuses == "wrong").tolist() == [2]
+    assert np.flatnonzero(report["v"].statuses == "wrong").tolist() == [100]
+
+
+def test_a_real_error_costs_at_most_three_noise_tables_per_pilot():
+    # the failing elements' noise agrees with the pilot's: the verdict stands, 18 calls more
+    case = CASES["least-squares-1"]()
+    name = next(iter(case.params))
+    wrong_grad, _ = plant(case, 1e-3, 0.01)
+    base = check(case.loss, case.grad, case.params).evaluations
+    report = check(case.loss, wrong_grad, case.params)
+    assert not report.passed
+    assert not any("measured again" in note for note in report.notes)
+    refined = int(report[name].refined.sum())
+    assert report.evaluations <= base + 4 * refined + 3 * 6
