@@ -58,7 +58,14 @@ from gradcheck.core.numerics import (
 )
 from gradcheck.core.params import ParamSet
 from gradcheck.core.pilot import THIRD_MARGIN as THIRD_MARGIN  # fast mode reads it here
-from gradcheck.core.pilot import Level, Pilot, Pilots, own_richardson, own_third
+from gradcheck.core.pilot import (
+    Level,
+    Pilot,
+    Pilots,
+    ladder_kinked,
+    own_richardson,
+    own_third,
+)
 from gradcheck.core.stencil import analyse
 from gradcheck.errors import StateMutationError
 
@@ -492,13 +499,22 @@ class FiniteDifferences:
                 k = int(np.argmin(errors))
                 if math.isfinite(errors[k]):
                     options.append((float(errors[k]), candidates[k], bound, None))
-            x = float(self.params.flat_values(owner, np.array([index]))[0])
-            value, extrapolated = own_richardson(ladder, reading, x, self.evaluator.f0)
+            value, extrapolated = own_richardson(ladder, reading)
             if smooth_scale and math.isfinite(extrapolated) and ladder[-1] in smooth:
                 options.append((extrapolated, ladder[-1], math.nan, (value, extrapolated)))
             if not options:
                 continue
-            error, level, own, measured = min(options, key=lambda option: option[0])
+            chosen = min(options, key=lambda option: option[0])
+            if chosen[3] is not None and chosen[0] <= at_own_step:
+                # the extrapolated value only where the ladder's one-sided slopes show no kink
+                # (tested only where it would be taken: the test costs more than arithmetic)
+                x = float(self.params.flat_values(owner, np.array([index]))[0])
+                if ladder_kinked(ladder[-3:], x, self.evaluator.f0, reading.noise):
+                    options = [option for option in options if option[3] is None]
+                    if not options:
+                        continue
+                    chosen = options[0]
+            error, level, own, measured = chosen
             if error <= at_own_step:  # (NaN compares False: the own step stands)
                 h[position] = level.half
                 use.levels[position] = level

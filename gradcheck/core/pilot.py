@@ -110,27 +110,18 @@ class Level(NamedTuple):
     f_down: float
 
 
-def own_richardson(
-    levels: list[Level], reading: Reading, x: float, f0: float
-) -> tuple[float, float]:
-    """The partial along the element a ladder converged on (``levels``, ``reading``; the
-    element at ``x``, the loss ``f0`` there), from its two smallest levels extrapolated
-    (:func:`gradcheck.core.numerics.ladder_richardson`), and its error estimate from the
-    ladder's own ``|f^(5)|`` with ``THIRD_MARGIN`` (saturating), as :func:`own_third` bounds
-    ``|f'''|``. NaN where the ladder measured no ``|f^(5)|`` (it did not converge on three
-    levels, the ones that estimate was read on) or its levels show a kink
-    (:func:`ladder_kinked`)."""
+def own_richardson(levels: list[Level], reading: Reading) -> tuple[float, float]:
+    """The partial along the element a ladder converged on (``levels``, ``reading``), from its
+    two smallest levels extrapolated (:func:`gradcheck.core.numerics.ladder_richardson`), and
+    its error estimate from the ladder's own ``|f^(5)|`` with ``THIRD_MARGIN`` (saturating),
+    as :func:`own_third` bounds ``|f'''|``; NaN where the ladder measured no ``|f^(5)|`` (it
+    did not converge on three levels, the ones that estimate was read on). The estimate holds
+    for a smooth function only: :func:`ladder_kinked` says whether the levels show a kink."""
     if not (math.isfinite(reading.fifth) and len(levels) >= 3):
-        return float("nan"), float("nan")
-    if ladder_kinked(levels[-3:], x, f0, reading.noise):
         return float("nan"), float("nan")
     upper, lower = levels[-2:]
     spans = (upper.upper - upper.lower, lower.upper - lower.lower)  # as taken, as the ladder's
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        slopes = (
-            float((np.float64(upper.f_up) - np.float64(upper.f_down)) / np.float64(spans[0])),
-            float((np.float64(lower.f_up) - np.float64(lower.f_down)) / np.float64(spans[1])),
-        )
+    slopes = ((upper.f_up - upper.f_down) / spans[0], (lower.f_up - lower.f_down) / spans[1])
     fifth = margined(reading.fifth, THIRD_MARGIN)
     return ladder_richardson(slopes, (spans[0] / 2, spans[1] / 2), reading.noise, fifth)
 
@@ -138,11 +129,11 @@ def own_richardson(
 def ladder_kinked(levels: list[Level], x: float, f0: float, noise: float) -> bool:
     """Whether a ladder's ``levels`` (three, the element at ``x``, the loss ``f0`` there, its
     noise bound ``noise``) show a kink the way refinement looks for one
-    (:func:`gradcheck.core.stencil.analyse`): one-sided slope gaps that do not grow in
-    proportion to the step, between the two smaller levels or the two larger, or a slope
-    jump across all three. The central slopes alone do not tell: a ladder "converges" across
-    a ReLU's kink as readily as on curvature (CS231n's two-layer net, seeds 27 and 31: a
-    bias whose extrapolated value sat 680-3,400 error estimates off)."""
+    (:func:`gradcheck.core.stencil.analyse`'s ``smooth``): one-sided slope gaps that do not
+    grow in proportion to the step between any two levels, or a slope jump across them. The
+    central slopes alone do not tell: a ladder "converges" across a ReLU's kink as readily as
+    on curvature (CS231n's two-layer net, seeds 27 and 31: a bias whose extrapolated value
+    sat 680-3,400 error estimates off)."""
     base = levels[-1].half
     central = {
         level.half / base: (
@@ -153,9 +144,7 @@ def ladder_kinked(levels: list[Level], x: float, f0: float, noise: float) -> boo
         )
         for level in levels
     }
-    bound = np.array([noise])
-    larger = {m: central[m] for m in sorted(central)[1:]}
-    return bool(analyse(f0, central, bound)["kink"][0] or analyse(f0, larger, bound)["kink"][0])
+    return not bool(analyse(f0, central, np.array([noise]))["smooth"][0])
 
 
 class Pilots:
