@@ -37,6 +37,7 @@ import dataclasses
 import functools
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -57,7 +58,14 @@ from gradcheck.core.numerics import (
 )
 from gradcheck.core.params import ParamSet
 from gradcheck.core.pilot import THIRD_MARGIN as THIRD_MARGIN  # fast mode reads it here
-from gradcheck.core.pilot import Level, Pilot, Pilots, own_third
+from gradcheck.core.pilot import (
+    Level,
+    Pilot,
+    Pilots,
+    ladder_kinked,
+    own_richardson,
+    own_third,
+)
 from gradcheck.core.stencil import analyse
 from gradcheck.errors import StateMutationError
 
@@ -70,6 +78,11 @@ PILOT_ELEMENTS = 3
 # the step taken, so the verdict stays honest. Saves two evaluations per pilot element: on a net
 # of 14 scalars, 6 of its 2P = 28.
 SNAP = 2.0
+# The main pass takes a pilot element's extrapolated ladder value (FiniteDifferences.
+# _snap_to_ladders) only where every ladder on its tensor ended within this many levels: the
+# function read smooth from the ladders' start down. On a ReLU net, ladders that went deeper
+# "converged" across kinks on values 10-10,000 error bars off (two_layer_net, fast and full).
+EXTRAPOLATE_LEVELS = 3
 # Tensors smaller than this share one pilot (FiniteDifferences.shared_pilot): an own pilot (about
 # 40 evaluations) then costs under 2% of the tensor's 2n.
 OWN_PILOT_MIN = 1024
@@ -138,6 +151,17 @@ class TensorDifferences:
                 & ~self.kink
                 & (self.error <= RESOLVED_FRACTION * np.abs(self.numeric))
             )
+
+
+class LadderUse(NamedTuple):
+    """How the main pass takes the pilot ladders of a tensor's elements, by position
+    (:meth:`FiniteDifferences._snap_to_ladders`)."""
+
+    levels: dict[int, Level]  # the level whose loss values are the element's main pass
+    thirds: dict[int, float]  # the element's own |f'''|, where its error estimate takes it
+    # the Richardson value of the ladder's two smallest levels and its error estimate, where
+    # that is the element's numeric partial
+    extrapolated: dict[int, tuple[float, float]]
 
 
 class FiniteDifferences:
@@ -242,12 +266,12 @@ class FiniteDifferences:
             known[2] = self._both_sides(name, everything, upper, lower)
             outer_span = span
             h = h4
-        reused: dict[int, Level] = {}
-        own: dict[int, float] = {}  # positions at a level of their own ladder: its |f'''|
+        use = LadderUse({}, {}, {})
         if not fourth and indices is None and resolution == 0 and again_with is None:
             bounds = (low, np.broadcast_to(largest, x.shape))
             clean = not self.pilots.noisy(sigma, eps)
-            reused, own = self._snap_to_ladders(name, h, bounds, pilot.noise, third, clean)
+            use = self._snap_to_ladders(name, h, bounds, pilot.noise, third, clean)
+        reused = use.levels
         if indices is None and again_with is None:
             self._settle_plan(name, reused)
         upper, lower, span = taken_steps(x, h)
@@ -266,8 +290,10 @@ class FiniteDifferences:
             )
             noise = np.maximum(noise, rounding)
             error = central_error(noise, span, third)
-            for position, own_third in own.items():  # bounded by their own ladder's |f'''|
+            for position, own_third in use.thirds.items():  # their own ladder's |f'''|
                 error[position] = central_error(noise[position], span[position], own_third)
+            for position, (value, bound) in use.extrapolated.items():  # their ladder's value
+                numeric[position], error[position] = value, bound
             if fourth:
                 # Richardson on the half-steps actually taken (the spans differ from 2:1 by
                 # their rounding): truncation of fourth order, the pilot's |f^(5)| bounds it
@@ -529,31 +555,38 @@ class FiniteDifferences:
         noise: float,
         third: float,
         clean: bool,
-    ) -> tuple[dict[int, Level], dict[int, float]]:
+    ) -> LadderUse:
         """Main-pass steps of the elements the pilot climbed a ladder on, moved (in ``h``, in
         place) to a level of their ladder within ``bounds`` (the smallest step and the largest
         the pilot saw the function smooth at, per element, as the step rule's own clip): the
         ladder's loss values there are the main pass's, two evaluations saved per element.
 
         A level within ``SNAP`` of the element's own step is taken as it is (its error estimate
-        from the tensor's ``|f'''|``, ``third``). Failing that, the level whose error estimate
-        from the element's own ladder (:func:`gradcheck.core.pilot.own_third`: its own
-        ``|f'''|`` with the tensor's margin; only levels up to the largest step its ladder saw
-        it smooth at) is smallest, if that is no larger than the estimate of the element's own
+        from the tensor's ``|f'''|``, ``third``). Failing that, whichever of these has the
+        smaller error estimate, if that is no larger than the estimate of the element's own
         step from the tensor's ``|f'''|`` (both at ``noise``, the pilot's noise bound;
-        :func:`gradcheck.core.numerics.central_error`): the element is measured where its own
-        ladder says it is measured at least as well (a ladder that stopped on "below the
-        noise" two levels from the top, far above the tensor's step, or one whose curvature is
-        well below the tensor's). Only for a ``clean`` loss (noise near its rounding floor,
+        :func:`gradcheck.core.numerics.central_error`): the level whose estimate from the
+        element's own ladder (:func:`gradcheck.core.pilot.own_third`: its own ``|f'''|`` with
+        the tensor's margin; only levels up to the largest step its ladder saw it smooth at)
+        is smallest, or, where the ladder converged on three levels, the Richardson value of
+        its two smallest (:func:`gradcheck.core.pilot.own_richardson`, bounded by its own
+        ``|f^(5)|``; the main pass then reads the smallest level's values, which refinement
+        builds on). The element is measured where its own ladder says it is measured at least
+        as well: a ladder that stopped on "below the noise" two levels from the top, far above
+        the tensor's step; one whose curvature is well below the tensor's; one converged near
+        the function's scale, whose extrapolated value beats a central difference at a step
+        several times smaller. Only for a ``clean`` loss (noise near its rounding floor,
         :meth:`gradcheck.core.pilot.Pilots.noisy`): a noisy one's noise may grow with the
         step (a least-squares fit's residuals), which the noise measured at ``x`` does not
-        see, and an error estimate at a step far above the tensor's would miss it. Returns
-        position -> level, and position -> the ``|f'''|`` its error estimate takes where that
-        is the element's own."""
+        see, and an error estimate at a step far above the tensor's would miss it."""
         low, high = bounds
-        out: dict[int, Level] = {}
-        own: dict[int, float] = {}
-        for (owner, index), position in self._ladder_positions(name).items():
+        use = LadderUse({}, {}, {})
+        ladders = self._ladder_positions(name)
+        # a ladder that went below its first levels met structure finer than its start (a kink
+        # crossed, curvature on a smaller scale): then no level far above the tensor's step is
+        # trusted for an extrapolated value, its own ladder's verdict notwithstanding
+        smooth_scale = all(len(self.pilots.levels[key]) <= EXTRAPOLATE_LEVELS for key in ladders)
+        for (owner, index), position in ladders.items():
             ladder = self.pilots.levels[(owner, index)]
             if not ladder:  # (a ladder may stop before its first level)
                 continue
@@ -563,25 +596,48 @@ class FiniteDifferences:
             best = min(ladder, key=lambda level: abs(math.log(level.half) - math.log(mine)))
             if best in smooth and abs(math.log(best.half) - math.log(mine)) <= math.log(SNAP):
                 h[position] = best.half
-                out[position] = best
+                use.levels[position] = best
                 continue
             reading = self.pilots.readings.get((owner, index))
             if not clean or reading is None:
                 continue
+            with np.errstate(over="ignore", invalid="ignore"):
+                at_own_step = float(central_error(np.array(noise), np.array(2.0 * mine), third))
+            # (error estimate, level, its own |f'''| or NaN, extrapolated value or None)
+            options: list[tuple[float, Level, float, tuple[float, float] | None]] = []
             bound = own_third(reading)
             candidates = [level for level in smooth if level.half <= reading.largest]
-            if not (0 < bound < math.inf and candidates):
+            if 0 < bound < math.inf and candidates:
+                spans = 2.0 * np.array([level.half for level in candidates])
+                with np.errstate(over="ignore", invalid="ignore"):
+                    errors = central_error(np.array(noise), spans, bound)
+                k = int(np.argmin(errors))
+                if math.isfinite(errors[k]):
+                    options.append((float(errors[k]), candidates[k], bound, None))
+            value, extrapolated = own_richardson(ladder, reading)
+            if smooth_scale and math.isfinite(extrapolated) and ladder[-1] in smooth:
+                options.append((extrapolated, ladder[-1], math.nan, (value, extrapolated)))
+            if not options:
                 continue
-            spans = 2.0 * np.array([level.half for level in candidates])
-            with np.errstate(over="ignore", invalid="ignore"):
-                errors = central_error(np.array(noise), spans, bound)
-                at_own_step = central_error(np.array(noise), np.array(2.0 * mine), third)
-            k = int(np.argmin(errors))
-            if errors[k] <= at_own_step:  # (NaN compares False: the own step stands)
-                h[position] = candidates[k].half
-                out[position] = candidates[k]
-                own[position] = bound
-        return out, own
+            chosen = min(options, key=lambda option: option[0])
+            if chosen[3] is not None and chosen[0] <= at_own_step:
+                # the extrapolated value only where the ladder's one-sided slopes show no kink
+                # (tested only where it would be taken: the test costs more than arithmetic)
+                x = float(self.params.flat_values(owner, np.array([index]))[0])
+                if ladder_kinked(ladder[-3:], x, self.evaluator.f0, reading.noise):
+                    options = [option for option in options if option[3] is None]
+                    if not options:
+                        continue
+                    chosen = options[0]
+            error, level, own, measured = chosen
+            if error <= at_own_step:  # (NaN compares False: the own step stands)
+                h[position] = level.half
+                use.levels[position] = level
+                if measured is None:
+                    use.thirds[position] = own
+                else:
+                    use.extrapolated[position] = measured
+        return use
 
     def _ladder_positions(self, name: str) -> dict[tuple[str, int], int]:
         """The pilot ladders on elements of ``name`` (a tensor or a group of small ones):

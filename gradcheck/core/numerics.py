@@ -552,6 +552,31 @@ def ladder_fifth(slopes: list[float], halves: list[float], noise: float) -> floa
     return float(fifth) if np.isfinite(fifth) and fifth > 0 else float("nan")
 
 
+def ladder_richardson(
+    slopes: tuple[float, float], halves: tuple[float, float], noise: float, fifth: float
+) -> tuple[float, float]:
+    """The Richardson value of central slopes at two half-steps ``H1 > H2`` (a pilot ladder's
+    two smallest levels) and its error estimate.
+
+    With ``n(h) = f' + a h**2 + b h**4``, ``R = (H1**2 n(H2) - H2**2 n(H1)) / (H1**2 - H2**2)``
+    is off by ``|b| H1**2 H2**2`` (``|b| <= fifth / 120``, ``fifth`` a bound on ``|f^(5)|``)
+    plus its rounding (each slope carries ``noise / h``): ``(16 + 1/4) / 15 noise / H2`` at
+    the ladder's 4:1 levels. A ladder that converged near the function's own scale measures
+    its element there better than a central difference at the tensor's step ``h* < H2``,
+    which carries ``1.5 noise / h*`` and a truncation from the tensor's largest ``|f'''|``.
+    NaN where the arithmetic leaves float64's range or ``fifth`` is not finite."""
+    h1, h2 = float(halves[0]), float(halves[1])
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        far, near = np.float64(h1) ** 2, np.float64(h2) ** 2
+        spread = far - near
+        value = (far * np.float64(slopes[1]) - near * np.float64(slopes[0])) / spread
+        rounding = (far * noise / h2 + near * noise / h1) / spread
+        error = rounding + (fifth / 120.0) * far * near
+    if not (h1 > h2 > 0 and np.isfinite(value) and np.isfinite(error)):
+        return float("nan"), float("nan")
+    return float(value), float(error)
+
+
 def fourth_order_error(noise: Any, half: Any, fifth: float) -> np.ndarray:
     """Error estimate of the Richardson value ``(4 n(h) - n(2h)) / 3`` at half-step ``h``:
     rounding ``1.5 noise / h`` (:func:`richardson_rounding`) + truncation ``4 b h**4`` with

@@ -38,6 +38,7 @@ from gradcheck.core.numerics import (
     coarser_eps,
     ecnoise,
     ladder_fifth,
+    ladder_richardson,
     margined,
     noise_bound,
     noise_bound_at,
@@ -47,7 +48,7 @@ from gradcheck.core.numerics import (
     taken_step,
     taken_steps,
 )
-from gradcheck.core.stencil import ladder_third
+from gradcheck.core.stencil import analyse, ladder_third
 
 # Third-derivative margin: the pilot sees three elements, the main pass all of them.
 THIRD_MARGIN = 4.0
@@ -107,6 +108,43 @@ class Level(NamedTuple):
     lower: float
     f_up: float
     f_down: float
+
+
+def own_richardson(levels: list[Level], reading: Reading) -> tuple[float, float]:
+    """The partial along the element a ladder converged on (``levels``, ``reading``), from its
+    two smallest levels extrapolated (:func:`gradcheck.core.numerics.ladder_richardson`), and
+    its error estimate from the ladder's own ``|f^(5)|`` with ``THIRD_MARGIN`` (saturating),
+    as :func:`own_third` bounds ``|f'''|``; NaN where the ladder measured no ``|f^(5)|`` (it
+    did not converge on three levels, the ones that estimate was read on). The estimate holds
+    for a smooth function only: :func:`ladder_kinked` says whether the levels show a kink."""
+    if not (math.isfinite(reading.fifth) and len(levels) >= 3):
+        return float("nan"), float("nan")
+    upper, lower = levels[-2:]
+    spans = (upper.upper - upper.lower, lower.upper - lower.lower)  # as taken, as the ladder's
+    slopes = ((upper.f_up - upper.f_down) / spans[0], (lower.f_up - lower.f_down) / spans[1])
+    fifth = margined(reading.fifth, THIRD_MARGIN)
+    return ladder_richardson(slopes, (spans[0] / 2, spans[1] / 2), reading.noise, fifth)
+
+
+def ladder_kinked(levels: list[Level], x: float, f0: float, noise: float) -> bool:
+    """Whether a ladder's ``levels`` (three, the element at ``x``, the loss ``f0`` there, its
+    noise bound ``noise``) show a kink the way refinement looks for one
+    (:func:`gradcheck.core.stencil.analyse`'s ``smooth``): one-sided slope gaps that do not
+    grow in proportion to the step between any two levels, or a slope jump across them. The
+    central slopes alone do not tell: a ladder "converges" across a ReLU's kink as readily as
+    on curvature (CS231n's two-layer net, seeds 27 and 31: a bias whose extrapolated value
+    sat 680-3,400 error estimates off)."""
+    base = levels[-1].half
+    central = {
+        level.half / base: (
+            np.array([level.f_up]),
+            np.array([level.f_down]),
+            np.array([level.upper - x]),
+            np.array([x - level.lower]),
+        )
+        for level in levels
+    }
+    return not bool(analyse(f0, central, np.array([noise]))["smooth"][0])
 
 
 class Pilots:

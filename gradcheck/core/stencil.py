@@ -39,7 +39,8 @@ def analyse(f0: float, central: dict[float, Level], noise: np.ndarray) -> dict[s
     """Analyse central differences at two or three step levels (``central``: level -> values).
 
     Returns, per element, a Richardson value with an error estimate, the one-sided slopes
-    at the smallest step, ``|f'''|`` and the kink flag.
+    at the smallest step, ``|f'''|``, the kink flag, and ``smooth``: the gaps scale and no
+    jump shows between any two levels, not only the two smallest.
 
     Richardson: with central values ``n(s) = f' + a s**2 + b s**4``, ``R(s, 2s) = (4 n(s)
     - n(2s)) / 3`` leaves ``-4 b s**4``; with a third level, ``R(2s, 4s) - R(s, 2s) = -60 b
@@ -105,6 +106,7 @@ def analyse(f0: float, central: dict[float, Level], noise: np.ndarray) -> dict[s
         truncation = np.abs(n[a] - n[b]) * half[a] ** 2 / (half[b] ** 2 - half[a] ** 2)
         numeric = rich_ab
         error = truncation + richardson_rounding(noise, half[a])
+        both = smooth  # every pair of levels smooth (the pilot's ladders read it too)
         if len(levels) > 2:
             c = levels[2]
             rich_bc = richardson(b, c)
@@ -162,6 +164,7 @@ def analyse(f0: float, central: dict[float, Level], noise: np.ndarray) -> dict[s
         "lowest": np.min(slopes, axis=0),
         "highest": np.max(slopes, axis=0),
         "third": third,
+        "smooth": both,
     }
 
 

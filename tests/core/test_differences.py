@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -411,3 +413,67 @@ def test_a_noisy_loss_keeps_its_own_step_where_its_ladder_would_be_far_from_it()
         assert result.step[index] <= SNAP * np.max(others)
     fresh = CASES["least-squares-1e8"]()
     assert gradcheck.check(fresh.loss, fresh.grad, fresh.params).passed
+
+
+def test_a_ladder_converged_far_above_the_step_gives_its_element_for_free():
+    """tanh then MSE: every pilot ladder converges on three levels, 6-14x above the tensor's
+    step; each pilot element takes the Richardson value of its ladder's two smallest levels
+    (its error from its own |f^(5)|, several times below a central difference's at the
+    tensor's step) and pays no main-pass evaluation: 2 + 6 + 3 * 6 + 2 * 9 = 44, 50 before."""
+    rng = np.random.default_rng(0)
+    target = rng.normal(size=(3, 4))
+    params = {"x": rng.normal(size=(3, 4))}
+
+    def loss(p):
+        return float(0.5 * np.sum((np.tanh(p["x"]) - target) ** 2))
+
+    tanh = np.tanh(params["x"])
+    exact = ((tanh - target) * (1 - tanh**2)).ravel()
+    pilots, result = _levels_and_result(params, loss, "x")
+    ladders = {index: levels for (_, index), levels in pilots.levels.items()}
+    assert sorted(ladders) == [0, 6, 11]
+    assert all(len(v) == 3 for v in ladders.values())
+    others = np.delete(np.arange(12), list(ladders))
+    for index, levels in ladders.items():
+        lower = levels[-1]
+        assert result.step[index] == (lower.upper - lower.lower) / 2  # no point of its own
+        assert result.step[index] > 4 * result.step[others].max()
+        assert abs(result.numeric[index] - exact[index]) <= result.error[index]
+        assert result.error[index] < result.error[others].min() / 4
+    report = gradcheck.check(loss, lambda p: {"x": exact.reshape(3, 4)}, params)
+    assert report.passed
+    assert report.evaluations == 44
+
+
+def test_a_ladder_converged_across_a_relu_kink_keeps_its_element_at_the_step():
+    """CS231n's two-layer net, seed 27: b1[0]'s ladder "converges" across a kink (third
+    derivatives 136 and 134 from slopes a kink bends); its extrapolated value would sit 3,400
+    error estimates off. The one-sided slopes show the kink: b1[0] is measured at the
+    tensor's own step, as every element without a ladder."""
+    loss, grad, params = two_layer_net(seed=27, inputs=30)
+    pilots, result = _levels_and_result(params, loss, "b1")
+    ladder = pilots.levels[("b1", 0)]
+    assert len(ladder) == 3
+    assert math.isfinite(pilots.readings[("b1", 0)].fifth)
+    assert result.step[0] == pytest.approx(result.step[1], rel=1e-9)  # b1[1] has no ladder
+    assert gradcheck.check(loss, grad, params).passed
+
+
+def test_a_tensor_whose_ladder_went_deeper_takes_no_extrapolated_value():
+    """x[0] also varies on a 3e-4 scale: its ladder goes a level deeper than its start says.
+    Structure finer than a ladder's start is what a ReLU's kinks look like too, where a ladder
+    may "converge" across one (fast mode on CS231n's net, seed 2: a value 790 error estimates
+    off); then no element of the tensor leaves the tensor's step for a level 13x above it."""
+    rng = np.random.default_rng(0)
+    target = rng.normal(size=12)
+    params = {"x": rng.normal(size=12)}
+
+    def loss(p):
+        x = p["x"]
+        return float(0.5 * np.sum((np.tanh(x) - target) ** 2) + 1e-9 * np.sin(3e3 * x[0]))
+
+    pilots, result = _levels_and_result(params, loss, "x")
+    depths = {index: len(levels) for (_, index), levels in pilots.levels.items()}
+    assert depths == {0: 4, 6: 3, 11: 3}
+    # every element at the tensor's own step (up to the rounding of each x + h)
+    assert np.allclose(result.step, result.step[1], rtol=1e-9)

@@ -506,6 +506,24 @@ def test_ladder_fifth_recovers_the_fifth_derivative():
     assert math.isnan(ladder_fifth([1.0, float("inf"), 1.0], halves, 1e-16))
 
 
+def test_ladder_richardson_extrapolates_two_levels_within_its_stated_error():
+    from gradcheck.core.numerics import ladder_richardson
+
+    halves = (0.025, 0.00625)  # a ladder's 4:1 levels
+    slopes = tuple(math.cos(0.3) * math.sin(h) / h for h in halves)  # f = sin at 0.3
+    value, error = ladder_richardson(slopes, halves, 1e-17, 1.0)  # |f^(5)| <= 1
+    assert abs(value - math.cos(0.3)) <= error
+    # the error of the better level's central value alone is ~3000x larger: only the
+    # extrapolation (and its h1**2 h2**2 truncation) is that close
+    assert error < abs(slopes[1] - math.cos(0.3)) / 1000
+    assert abs(value - math.cos(0.3)) > error / 10  # the bound is not loose either
+    # rounding: (16 + 1/4) / 15 of noise / H2 at 4:1 levels
+    _, noisy = ladder_richardson((1.0, 1.0), halves, 1e-10, 0.0)
+    assert noisy == pytest.approx(65 / 60 * 1e-10 / halves[1])
+    assert math.isnan(ladder_richardson(slopes, halves, 1e-17, math.inf)[1])
+    assert math.isnan(ladder_richardson(slopes, halves[::-1], 1e-17, 1.0)[0])
+
+
 def test_fourth_order_pays_only_where_central_differences_fall_short():
     from gradcheck.core.numerics import fourth_order_pays
 
