@@ -12,10 +12,10 @@ import numpy as np
 
 from gradcheck.core.compare import CODE, ParamResult, analytic_array, compare, dtype_name
 from gradcheck.core.differences import (
+    NOISE_MARGIN,
     OWN_PILOT_MIN,
     FiniteDifferences,
     planned_evaluations,
-    spread_positions,
 )
 from gradcheck.core.evaluation import Evaluator, check_executor
 from gradcheck.core.numerics import Tolerance, coarser_dtype, machine_eps
@@ -444,7 +444,7 @@ def _full_results(engine, pset, names, gradients, grad_dtypes, tolerance, execut
                     tolerance,
                 )
                 done.update(
-                    zip(run, _parts(whole, group.starts, pset, gradients, run), strict=True)
+                    zip(run, _parts(whole, group.starts, pset, gradients, run, engine), strict=True)
                 )
         if name not in done:
             done[name] = compare(
@@ -455,14 +455,6 @@ def _full_results(engine, pset, names, gradients, grad_dtypes, tolerance, execut
             )
     _check_noise(engine, pset, names, done, gradients, fitting, precision, tolerance)
     return [done[name] for name in names]
-
-
-# Elements a verdict failed whose noise is measured before the verdict stands,
-# per pilot (the small tensors' shared one, or a tensor's own); and how many times the noise the
-# verdict assumed a measurement there must exceed to have the tensors measured again with it
-# (ECnoise is good to about 2x on its seven values).
-NOISE_CHECKS = 3
-NOISE_MARGIN = 4.0
 
 
 def _check_noise(engine, pset, names, done, gradients, fitting, precision, tolerance) -> None:
@@ -489,25 +481,17 @@ def _check_noise(engine, pset, names, done, gradients, fitting, precision, toler
         if result.elements is None and (result.codes == wrong).any():
             key = "" if pset[name].size < OWN_PILOT_MIN else name  # "": the shared pilot
             scopes.setdefault(key, []).append(name)
-    measured: dict[tuple[str, int], float] = {}
-
-    def noise_at(flagged: list[tuple[str, int]]) -> float:
-        picked = [flagged[k] for k in spread_positions(len(flagged), NOISE_CHECKS)]
-        new = [element for element in picked if element not in measured]
-        measured.update(zip(new, engine.local_noise(new), strict=True))
-        found = [measured[element] for element in picked if np.isfinite(measured[element])]
-        return max(found) if found else float("nan")
 
     def failing(name: str) -> list[tuple[str, int]]:
         return [(name, int(i)) for i in np.flatnonzero(done[name].codes == wrong)]
 
     for tensors in scopes.values():
         assumed = engine.assumed_noise(tensors[0], done[tensors[0]].noise)
-        anywhere = noise_at([element for name in tensors for element in failing(name)])
+        anywhere = engine.noise_at([element for name in tensors for element in failing(name)])
         if not engine.assumed_noise(tensors[0], anywhere) > NOISE_MARGIN * assumed:
             continue
         for name in tensors:
-            local = noise_at(failing(name))
+            local = engine.noise_at(failing(name))
             ratio = engine.assumed_noise(name, local) / assumed
             if not ratio > NOISE_MARGIN:
                 continue
@@ -533,9 +517,11 @@ def _parts(
     pset: ParamSet,
     gradients: Mapping[str, np.ndarray],
     run: list[str],
+    engine: FiniteDifferences,
 ) -> list[ParamResult]:
     """Each member's result out of its group's: the per-element arrays sliced at ``starts``,
-    the member's own name, shape, dtype and gradient; everything else the group's."""
+    the member's own name, shape, dtype and gradient, and its own noise where it was measured
+    apart (``engine.raised_noise``); everything else the group's."""
     shared = {name: getattr(whole, name) for name in _RESULT_FIELDS}
     arrays = [  # the per-element fields, sliced for each member
         name
@@ -554,6 +540,7 @@ def _parts(
             "dtype": dtype_name(param.dtype),
             "grad_shape": tuple(grad.shape),
             "raw_grad": grad,
+            "noise": engine.raised_noise.get(name, whole.noise),
         }
         out.append(ParamResult.of_read_only(shared | own))
     return out

@@ -83,6 +83,13 @@ SNAP = 2.0
 # function read smooth from the ladders' start down. On a ReLU net, ladders that went deeper
 # "converged" across kinks on values 10-10,000 error bars off (two_layer_net, fast and full).
 EXTRAPOLATE_LEVELS = 3
+# The noise behind disagreements, measured where they are: up to NOISE_CHECKS elements get an
+# ECnoise table of their own (FiniteDifferences.noise_at); one that finds NOISE_MARGIN times the
+# noise assumed raises it. Before refinement where EARLY_NOISE_FROM or more elements of a tensor
+# disagree with the main pass; after every tensor for verdicts that fail (api._check_noise).
+NOISE_CHECKS = 3
+NOISE_MARGIN = 4.0
+EARLY_NOISE_FROM = 8
 # Tensors smaller than this share one pilot (FiniteDifferences.shared_pilot): an own pilot (about
 # 40 evaluations) then costs under 2% of the tensor's 2n.
 OWN_PILOT_MIN = 1024
@@ -181,6 +188,9 @@ class FiniteDifferences:
         self._shared: Pilot | None = None
         self.pilot_of: dict[str, Pilot] = {}  # the pilot each tensor (or group) was measured by
         self._remeasuring: dict[str, Pilot] = {}  # the next differentiate's pilot, by name
+        self._tables: dict[tuple[str, int], float] = {}  # local noise, by (tensor, element)
+        # the noise of a tensor whose main pass took the noise measured where it disagreed
+        self.raised_noise: dict[str, float] = {}
         self.notes: list[str] = []  # what the user should know about how partials were refined
 
     # -- the pilot ---------------------------------------------------------------------------
@@ -249,6 +259,7 @@ class FiniteDifferences:
         if indices is None:
             self.pilot_of[name] = pilot
         third, sigma = pilot.third, pilot.sigma
+        reported = sigma
 
         # 2. main pass: one central difference per element at the step fitted to the function
         # (two evaluations), or, where that cannot reach the accuracy a check needs and a
@@ -289,18 +300,31 @@ class FiniteDifferences:
                 else np.zeros(n)  # the same zeros, without nan_to_num's fixed cost
             )
             noise = np.maximum(noise, rounding)
-            error = central_error(noise, span, third)
-            for position, own_third in use.thirds.items():  # their own ladder's |f'''|
-                error[position] = central_error(noise[position], span[position], own_third)
-            for position, (value, bound) in use.extrapolated.items():  # their ladder's value
-                numeric[position], error[position] = value, bound
+
+            def error_bounds(noise: np.ndarray, raised: np.ndarray | None = None) -> np.ndarray:
+                """The main pass's error estimates, with loss noise ``noise`` per element
+                (``raised``: where it was measured again, above the pilot's)."""
+                if fourth:  # truncation of fourth order, the pilot's |f^(5)| bounds it
+                    return fourth_order_error(noise, span / 2, pilot.fifth)
+                error = central_error(noise, span, third)
+                for position, own_third in use.thirds.items():  # their own ladder's |f'''|
+                    error[position] = central_error(noise[position], span[position], own_third)
+                for position, (_, bound) in use.extrapolated.items():  # their ladder's value:
+                    # its own bound (with the pilot's noise; where that was raised, at least
+                    # the rounding the new noise puts on the main step's value)
+                    raise_it = raised is not None and raised[position]
+                    error[position] = max(bound, error[position]) if raise_it else bound
+                return error
+
+            for position, (value, _) in use.extrapolated.items():
+                numeric[position] = value
+            error = error_bounds(noise)
             if fourth:
                 # Richardson on the half-steps actually taken (the spans differ from 2:1 by
-                # their rounding): truncation of fourth order, the pilot's |f^(5)| bounds it
+                # their rounding)
                 outer = (known[2][0] - known[2][1]) / outer_span
                 near, far = (span / 2) ** 2, (outer_span / 2) ** 2
                 numeric = (far * numeric - near * outer) / (far - near)
-                error = fourth_order_error(noise, span / 2, pilot.fifth)
                 for owner, start, stop in self._segments(name):
                     self.notes.append(
                         f"{owner}: central differences at their best step would be off by up "
@@ -334,6 +358,18 @@ class FiniteDifferences:
 
         positions = np.arange(n)
         off = beyond(REFINE_TRIGGER, positions)
+        # many disagreements: the noise measured where they are, before refinement builds on
+        # the pilot's (which moved other terms, perhaps)
+        if indices is None and again_with is None and off.any():
+            raised = self._noise_where_off(name, off, sigma, seen)
+            if raised is not None:
+                heard, reached, loudest = raised
+                noise = np.maximum(noise, reached)
+                rounding = np.maximum(rounding, reached)  # the refinement's floor too
+                error = error_bounds(noise, heard)
+                off = beyond(REFINE_TRIGGER, positions)
+                if name not in self.params.groups:  # a group's members: raised_noise
+                    reported = loudest
         again = positions if self.richardson else positions[off]
         # a tensor wrong almost everywhere refines a sample first: decided per real tensor (a
         # group's members each as they would be alone)
@@ -446,15 +482,67 @@ class FiniteDifferences:
             refined,
             third,
             floor,
-            noise=sigma,
+            noise=reported,
             detectable=detectable,
         )
 
     def local_noise(self, elements: list[tuple[str, int]]) -> list[float]:
         """The loss's noise measured along each of ``elements`` ((name, flat index): one ECnoise
-        table each, :meth:`gradcheck.core.pilot.Pilots.measure_noise`): its standard
-        deviation, NaN where a table isolated none."""
-        return [self.pilots.measure_noise(name, index)[0] for name, index in elements]
+        table each, :meth:`gradcheck.core.pilot.Pilots.measure_noise`, once per element in a
+        check): its standard deviation, NaN where a table isolated none."""
+        for element in elements:
+            if element not in self._tables:
+                self._tables[element] = self.pilots.measure_noise(*element)[0]
+        return [self._tables[element] for element in elements]
+
+    def noise_at(self, elements: list[tuple[str, int]]) -> float:
+        """The largest noise :meth:`local_noise` measures along up to ``NOISE_CHECKS`` of
+        ``elements``: those it has measured already first, then others spread over the rest
+        (NaN where no table isolated any)."""
+        picked = [element for element in elements if element in self._tables][:NOISE_CHECKS]
+        if len(picked) < NOISE_CHECKS:
+            rest = [element for element in elements if element not in self._tables]
+            more = spread_positions(len(rest), NOISE_CHECKS - len(picked))
+            picked += [rest[k] for k in more]
+        found = [sigma for sigma in self.local_noise(picked) if np.isfinite(sigma)]
+        return max(found) if found else float("nan")
+
+    def _noise_where_off(
+        self, name: str, off: np.ndarray, sigma: float, seen: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """The noise measured where ``EARLY_NOISE_FROM`` or more elements of a tensor (of each
+        member of a group) disagree with the main pass, before refinement: the pilot's table
+        may have moved terms other than theirs (``sum(a**2) + 1e4 sum(sin(v))``, ``a``
+        first: ``v``'s sum cancels and carries 1e6x the rounding when ``v`` moves). Refined
+        with the pilot's noise, their noise reads as kinks, and isolation takes up to 32
+        evaluations per element for nothing. ``None`` where no member's own tables find
+        ``NOISE_MARGIN`` times the noise ``sigma`` gave; otherwise a mask of the elements whose
+        noise was raised and, over them, the noise bound their loss values ``seen`` take
+        (elsewhere 0), and the largest noise measured. Said in the notes."""
+        heard = np.zeros(off.size, dtype=bool)
+        reached = np.zeros(off.size)
+        loudest = 0.0
+        for owner, start, stop in self._segments(name):
+            mine = np.flatnonzero(off[start:stop])
+            if mine.size < EARLY_NOISE_FROM:
+                continue
+            local = self.noise_at([(owner, int(i)) for i in mine])
+            assumed = self.assumed_noise(owner, sigma)
+            ratio = self.assumed_noise(owner, local) / assumed
+            if not ratio > NOISE_MARGIN:  # (NaN: no table isolated any; the pilot's stands)
+                continue
+            heard[start:stop] = True
+            loudest = max(loudest, local)
+            self.raised_noise[owner] = local
+            reached[start:stop] = noise_bound(
+                local, seen[start:stop], self._eps(owner), self.tolerance
+            )
+            self.notes.append(
+                f"{owner}: the noise measured where {mine.size} of its {stop - start} elements "
+                f"disagreed with the main pass ({local:.2g}) is {ratio:.3g}x what the pilot "
+                "assumed (its table moved other terms): their error bounds and refinement take it"
+            )
+        return (heard, reached, loudest) if heard.any() else None
 
     def assumed_noise(self, name: str, sigma: float) -> float:
         """The noise bound a verdict on ``name`` rested on at the starting point, from the
@@ -470,6 +558,9 @@ class FiniteDifferences:
         (measured where its verdict failed): steps, error bounds and the kink test follow it.
         No ladder level is reused (the plan counts the whole main pass again)."""
         pilot = self.pilot_of[name] if name in self.pilot_of else self.shared_pilot()
+        # what the first measurement noted about it no longer holds
+        self.notes = [note for note in self.notes if not note.startswith(f"{name}: ")]
+        self.raised_noise.pop(name, None)
         bound = self.assumed_noise(name, sigma)
         self._remeasuring[name] = dataclasses.replace(
             pilot, sigma=sigma, noise=max(pilot.noise, bound)
