@@ -683,9 +683,7 @@ def test_noise_bound_at_one_value_is_noise_bound(sigma, value):
 
 
 @pytest.mark.parametrize("early", [True, False], ids=["before-refinement", "after-verdicts"])
-def test_a_failing_verdict_whose_own_noise_was_not_measured_is_measured_again(
-    early, monkeypatch
-):
+def test_a_failing_verdict_whose_own_noise_was_not_measured_is_measured_again(early, monkeypatch):
     """sum(a**2) + 1e4 sum(sin(v)): the pilot's table moved a[0] and saw ~1e-16 of noise; v's
     sum cancels to ~1e-9 and carries ~1e-10 whenever v moves. Where many of v's elements
     disagree with the main pass, tables of their own raise v's noise before refinement (which
