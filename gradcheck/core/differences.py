@@ -193,6 +193,22 @@ class FiniteDifferences:
         self.raised_noise: dict[str, float] = {}
         self.notes: list[str] = []  # what the user should know about how partials were refined
 
+    def _note_richardson(self, owner: str, off: float) -> None:
+        """Note that ``owner``'s elements were extrapolated, since central differences would be
+        off by ``off`` of its partials' scale: one note per tensor, the worst of its calls (fast
+        mode measures a tensor's elements in several calls)."""
+        head = f"{owner}: central differences at their best step would be off by up to "
+        for k, note in enumerate(self.notes):
+            if note.startswith(head):
+                off = max(off, float(note[len(head) :].split(" ", 1)[0]))
+                del self.notes[k]
+                break
+        self.notes.append(
+            f"{head}{off:.2g} of the partials' scale (rounding of a loss large against its "
+            "variation): every element was measured at h and 2h and extrapolated (Richardson, "
+            "fourth order)"
+        )
+
     # -- the pilot ---------------------------------------------------------------------------
     def _eps(self, name: str) -> float:
         return self.pilots.eps(name)
@@ -326,13 +342,8 @@ class FiniteDifferences:
                 near, far = (span / 2) ** 2, (outer_span / 2) ** 2
                 numeric = (far * numeric - near * outer) / (far - near)
                 for owner, start, stop in self._segments(name):
-                    self.notes.append(
-                        f"{owner}: central differences at their best step would be off by up "
-                        f"to {float(np.max(central_bound[start:stop])) / pilot.slope:.2g} of "
-                        "the partials' scale (rounding of a loss large against its variation): "
-                        "every element was measured at h and 2h and extrapolated (Richardson, "
-                        "fourth order)"
-                    )
+                    off = float(np.max(central_bound[start:stop])) / pilot.slope
+                    self._note_richardson(owner, off)
         step = span / 2
         forward = np.full(n, np.nan)
         backward = np.full(n, np.nan)

@@ -166,9 +166,11 @@ class Measured:
         full check's rule (:func:`gradcheck.core.compare.compare`). The element is wrong when
         that rule says so *and* its measured error ``a - numeric`` agrees with ``claim``, the
         error the probes attributed to it (within the verdict's allowance): two independent
-        measurements of the same error. Anything else (a kink, a verdict ``ok``, an error the
-        probes did not see, a loss noisier than the probes assumed) is settled by the engine's
-        own procedure (:meth:`measure`: measured noise, pilot ladder, refinement)."""
+        measurements of the same error, and no kink within the steps (kinks on both sides of a
+        step this large give one-sided slopes that need not bracket the true subgradients: the
+        engine isolates them with smaller steps). Anything else (a kink, a verdict ``ok``, an
+        error the probes did not see, a loss noisier than the probes assumed) is settled by the
+        engine's own procedure (:meth:`measure`: measured noise, pilot ladder, refinement)."""
         if position in self.fd:
             return position in self.known
         name = self.param.name
@@ -196,7 +198,7 @@ class Measured:
             allowance = float(verdict.tolerance[0])
             agrees = bool(claim.low - allowance <= error <= claim.high + allowance)
         code = int(verdict.codes[0])
-        if code == int(CODE["wrong"]) and agrees:
+        if code == int(CODE["wrong"]) and agrees and not fd.kink[0]:
             self.fd[position] = fd
             self.known[position] = (error, allowance)
             return True

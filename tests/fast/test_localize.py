@@ -160,8 +160,9 @@ def test_one_wrong_element_is_named_by_the_checks_own_probes_and_confirmed(seed)
 
 # evaluation counts (deterministic given the seed and the CPU: a ranking's near tie may fall
 # the other way under another BLAS kernel's rounding, one pair of evaluations more or fewer),
-# each within 2 k log2(P/k) + 20
-PINNED = {(2, 0): 44, (2, 1): 62, (2, 2): 36, (10, 0): 150, (10, 1): 158, (10, 2): 160}
+# each within 2 k log2(P/k) + 20; in a tensor this small (fast.mode.WHOLE_LIMIT) a failure no
+# lead explains has its kink test (4 evaluations) before bisection
+PINNED = {(2, 0): 48, (2, 1): 66, (2, 2): 40, (10, 0): 154, (10, 1): 162, (10, 2): 162}
 PINNED_SLACK = 2
 
 
