@@ -487,11 +487,12 @@ def _check_noise(engine, pset, names, done, gradients, fitting, precision, toler
 
     for tensors in scopes.values():
         assumed = engine.assumed_noise(tensors[0], done[tensors[0]].noise)
-        anywhere = engine.noise_at([element for name in tensors for element in failing(name)])
+        elements = [element for name in tensors for element in failing(name)]
+        anywhere = engine.noise_at(elements, assumed)
         if not engine.assumed_noise(tensors[0], anywhere) > NOISE_MARGIN * assumed:
             continue
         for name in tensors:
-            local = engine.noise_at(failing(name))
+            local = engine.noise_at(failing(name), assumed)
             ratio = engine.assumed_noise(name, local) / assumed
             if not ratio > NOISE_MARGIN:
                 continue

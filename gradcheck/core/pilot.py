@@ -52,6 +52,11 @@ from gradcheck.core.stencil import analyse, ladder_third
 
 # Third-derivative margin: the pilot sees three elements, the main pass all of them.
 THIRD_MARGIN = 4.0
+# A noise table's finding above the floor is confirmed at spacings NOISE_RESCALE times smaller,
+# this many at most; one that finds STRUCTURE_SHRINK times less noise there says the first saw
+# structure (kinks), not noise (Pilots._unless_structure)
+STRUCTURE_TRIES = 2
+STRUCTURE_SHRINK = 4.0
 # A loss whose measured noise bound is this many times the floor is noisy (cancellation inside):
 # its pilot ladder climbs to larger steps while the slope stays flat within noise, up to
 # CLIMB_LEVELS times LADDER_RATIO (256 times the ladder's start, ~0.2 max(1, |x|)).
@@ -168,6 +173,7 @@ class Pilots:
         # ladders whose first level was not planned: their element's main pass, already in the
         # plan, may be that level; the main pass plans it only where it is not (prepaid)
         self.prepaid: set[tuple[str, int]] = set()
+        self._spacing: dict[tuple[str, int], float] = {}  # of each table that measured noise
 
     def run(self, elements: list[tuple[str, int]], prepaid: bool = False) -> Pilot:
         """Noise, ``|f'''|`` (times a margin) and the largest smooth step on ``elements``.
@@ -241,6 +247,7 @@ class Pilots:
                 if slope * step_before > 4.0 * self.eps(name) * abs(self.evaluator.f0):
                     resolution = RESOLUTION_SPACINGS * step_before / abs(x)
             if status == "measured":
+                self._spacing[name, index] = spacing
                 return sigma, resolution
             seen.add(status)
             if len(seen) == 2:  # no variation at one spacing, a smooth trend at the next
@@ -250,10 +257,57 @@ class Pilots:
             spacing = spacing * NOISE_RESCALE if status == "flat" else spacing / NOISE_RESCALE
         return (0.0 if "flat" in seen else float("nan")), resolution
 
-    def measure_noise(self, name: str, index: int) -> tuple[float, float]:
+    def _unless_structure(
+        self, name: str, index: int, x: float, spacing: float, sigma: float, above: float
+    ) -> float:
+        """``sigma``, a table's noise at ``spacing``, unless a table at a spacing
+        ``NOISE_RESCALE`` times smaller finds a quarter of it or less: then the smaller one's
+        (and so on, ``STRUCTURE_TRIES`` tables at most). Noise does not depend on the spacing;
+        structure the table takes for noise does, in proportion: several kinks within it (a
+        ReLU or ``abs`` layer whose pre-activations sit within 1e-8 of 0 over a batch, each
+        row's kink a slope jump the one-kink test cannot single out) read as a "noise" of
+        their jumps times the spacing, 300x the loss's rounding, which loosened every bound
+        of the tensor and hid kinks from the kink test. Only a noise bound above ``above`` is
+        confirmed (the caller's: below it, the noise changes nothing): a clean loss, and a
+        noisy one whose noise the pilot measured, pay nothing."""
+        dtype = self.params[name].dtype
+        offsets = np.array(NOISE_OFFSETS, dtype=np.float64)
+        middle = len(NOISE_OFFSETS) // 2
+        for _ in range(STRUCTURE_TRIES):
+            if not NOISE_SIGMAS * sigma > above:
+                break
+            spacing = spacing / NOISE_RESCALE
+            with np.errstate(over="ignore"):
+                points = (x + spacing * offsets).astype(dtype)
+            if np.count_nonzero(points == np.asarray(x, dtype=dtype)):
+                break  # below the parameter's resolution: no smaller table exists
+            self.evaluator.plan(offsets.size)
+            f = self.evaluator.at_elements(name, np.full(offsets.size, index, np.intp), points)
+            smaller, status = ecnoise(np.concatenate([f[:middle], [self.evaluator.f0], f[middle:]]))
+            if status == "slope":
+                continue  # a kink within this one too: smaller still
+            if status == "flat" and np.any(f != self.evaluator.f0):
+                # the loss moves, by a few of its ulps, yet mostly not at all: no noise of
+                # sigma's size (a loss that does not resolve the parameter this finely, a
+                # float32 cast, gives f0 exactly at every point, and keeps sigma)
+                return 0.0
+            if not (status == "measured" and smaller <= sigma / STRUCTURE_SHRINK):
+                break  # the same noise (or a spacing the loss does not resolve): the loss's
+            sigma = smaller
+        return sigma
+
+    def measure_noise(self, name: str, index: int, above: float) -> tuple[float, float]:
         """:meth:`_measure_noise` along element ``index`` of ``name``, for a check of the
-        noise a verdict rested on (the check-wide noise and resolution stay as they were)."""
-        return self._measure_noise(name, index)
+        noise a verdict rested on (the check-wide noise and resolution stay as they were);
+        a noise bound above ``above`` is confirmed at smaller spacings
+        (:meth:`_unless_structure`: these tables sit where elements disagreed, as kinks make
+        them)."""
+        sigma, resolution = self._measure_noise(name, index)
+        if sigma > 0:
+            x = float(self.params.flat_values(name, np.array([index]))[0])
+            spacing = self._spacing[name, index]
+            sigma = self._unless_structure(name, index, x, spacing, sigma, above)
+        return sigma, resolution
 
     def _ladder(self, name: str, index: int, sigma: float, prepaid: bool = False) -> Reading:
         """``|f'''|``, the largest smooth step and the noise bound at element ``index`` of

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+import gradcheck
+from gradcheck.core.differences import FiniteDifferences
+from gradcheck.core.evaluation import Evaluator
+from gradcheck.core.params import ParamSet
 from gradcheck.core.pilot import Level, Reading, ladder_kinked, own_richardson
+from nets.hard_numerics import least_squares
 
 HALVES = (7.4e-4, 1.85e-4, 4.625e-5)  # a ladder's levels from eps**(1/5), 4x apart
 X = 0.3
@@ -37,3 +44,56 @@ def test_a_ladder_across_a_kink_shows_it_in_its_one_sided_slopes():
         return math.sin(x) + 0.5 * max(x - (X + 1e-4), 0.0)
 
     assert ladder_kinked(_ladder(far), X, far(X), 1e-16)
+
+
+def _kinks_beside(rows: int = 20, seed: int = 0):
+    """A loss along one bias ``b`` (at 0) with a batch's ``abs`` kinks at ``-z_r``, ``z_r``
+    ~1e-8 (a second layer's pre-activations at a 1e-4 initialisation), on top of a constant
+    whose rounding is the loss's only noise."""
+    rng = np.random.default_rng(seed)
+    z, c = 1e-8 * rng.standard_normal(rows), 1e-5 * rng.standard_normal(rows)
+
+    def loss(p):
+        return float(2.3 + np.sum(c * np.abs(z + p["b"][0])))
+
+    return loss
+
+
+def test_a_table_across_several_kinks_is_not_noise():
+    # the first table's spacing (2**-27 at 0) straddles several rows' kinks: they read as a
+    # noise of their jumps times the spacing, hundreds of times the loss's rounding. Tables at
+    # smaller spacings find the loss's own rounding instead (or none above its resolution)
+    pset = ParamSet({"b": np.zeros(1)})
+    evaluator = Evaluator(pset, _kinks_beside())
+    evaluator.baseline()
+    pilots = FiniteDifferences(evaluator, gradcheck.Tolerance()).pilots
+    rounding = np.finfo(np.float64).eps * 2.3
+    first, _ = pilots._measure_noise("b", 0)
+    assert first > 30 * rounding  # what the table alone reads
+    above = 4.0 * 32 * rounding  # NOISE_MARGIN times the floor: a noise that would matter
+    sigma, _ = pilots.measure_noise("b", 0, above)
+    assert sigma < 4 * rounding
+    # a noise at or below the caller's threshold is not confirmed: no calls
+    calls = evaluator.evaluations
+    assert pilots.measure_noise("b", 0, np.inf)[0] == first
+    assert evaluator.evaluations - calls == 6
+    pset.finish()
+
+
+def test_real_noise_is_confirmed_at_smaller_spacings():
+    # cancellation inside the loss (a least-squares fit whose residuals are 1e-12 of its
+    # terms): its noise does not shrink with the spacing, and the table's finding stands
+    case = least_squares(1.0)
+    pset = ParamSet(case.params)
+    name = next(iter(case.params))
+    evaluator = Evaluator(pset, case.loss)
+    evaluator.baseline()
+    pilots = FiniteDifferences(evaluator, gradcheck.Tolerance()).pilots
+    first, _ = pilots._measure_noise(name, 0)
+    rounding = np.finfo(np.float64).eps * abs(evaluator.f0)
+    assert first > 1e3 * rounding
+    calls = evaluator.evaluations
+    sigma, _ = pilots.measure_noise(name, 0, 0.0)
+    assert first / 4 < sigma <= first
+    assert evaluator.evaluations - calls == 12  # the table again, and one at a smaller spacing
+    pset.finish()

@@ -250,3 +250,69 @@ def two_layer_net(
         return hidden_layer(p)[1] @ p["W2"] + p["b2"]
 
     return loss, grad, params
+
+
+def deep_net_at_init(
+    seed: int,
+    widths: tuple[int, ...],
+    activation: str = "abs",
+    batch: int = 20,
+    bug: str | None = None,
+):
+    """A softmax MLP ``widths -> 10`` at a ``1e-4 * randn`` initialisation with zero biases and
+    ``abs`` or pairwise max-pool activations (the max of each pair of units, given to both):
+    the second layer's pre-activations sit within ~1e-8 of their kinks, so every direction
+    along its biases crosses a batch's kinks on both sides within any step a noise table or
+    a stencil takes. ``bug``: ``"b2_sign"`` (db2 negated)."""
+    rng = np.random.RandomState(seed)
+    dims = [*widths, 10]
+    layers = len(dims) - 1
+    params = {}
+    for i in range(layers):
+        params[f"W{i + 1}"] = 1e-4 * rng.randn(dims[i], dims[i + 1])
+        params[f"b{i + 1}"] = np.zeros(dims[i + 1])
+    x, y = rng.randn(batch, dims[0]), rng.randint(10, size=batch)
+    rows = np.arange(batch)
+
+    def act(z):
+        if activation == "abs":
+            return np.abs(z)
+        pairs = z.reshape(batch, -1, 2)
+        return np.repeat(pairs.max(-1), 2, axis=1)
+
+    def act_back(z, d):
+        if activation == "abs":
+            return d * np.sign(z)
+        pairs = z.reshape(batch, -1, 2)
+        out = np.zeros_like(pairs)
+        winner = pairs.argmax(-1)[..., None]
+        np.put_along_axis(out, winner, d.reshape(batch, -1, 2).sum(-1)[..., None], -1)
+        return out.reshape(z.shape)
+
+    def forward(p):
+        hs, zs = [x], []
+        for i in range(1, layers + 1):
+            z = hs[-1] @ p[f"W{i}"] + p[f"b{i}"]
+            zs.append(z)
+            hs.append(act(z) if i < layers else z)
+        s = hs[-1] - hs[-1].max(1, keepdims=True)
+        return hs, zs, np.exp(s) / np.exp(s).sum(1, keepdims=True)
+
+    def loss(p):
+        return float(-np.log(forward(p)[2][rows, y]).mean())
+
+    def grad(p):
+        hs, zs, prob = forward(p)
+        d = prob.copy()
+        d[rows, y] -= 1
+        d /= batch
+        g = {}
+        for i in range(layers, 0, -1):
+            g[f"W{i}"], g[f"b{i}"] = hs[i - 1].T @ d, d.sum(0)
+            if i > 1:
+                d = act_back(zs[i - 2], d @ p[f"W{i}"].T)
+        if bug == "b2_sign":
+            g["b2"] = -g["b2"]
+        return g
+
+    return loss, grad, params
