@@ -147,6 +147,21 @@ def test_a_loss_that_writes_into_the_gradient_it_was_given_is_refused():
         gradcheck.check(loss, grad, net.params(), mode="fast", fast=FORCE)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+@pytest.mark.parametrize("size", [0, 1, 3, 1001])
+def test_the_gradient_digest_sees_a_one_ulp_change_of_any_element(dtype, size):
+    from gradcheck.api import _digest
+
+    values = np.random.default_rng(size).standard_normal(size).astype(dtype)
+    before = _digest(values)
+    assert before == _digest(values.copy())
+    for k in range(size):
+        moved = values.copy()
+        moved[k] = np.nextafter(moved[k], dtype(np.inf))
+        assert _digest(moved) != before
+    assert _digest(values[::2]) is None or size < 2  # not contiguous: no digest, no copy
+
+
 def test_uniform_weights_have_unit_variance_and_every_range_regenerates_alike():
     x = np.linspace(-0.9, 0.9, 3 * CHUNK + 5)
     tensor = Tensor(
