@@ -112,6 +112,9 @@ def analyse(f0: float, central: dict[float, Level], noise: np.ndarray) -> dict[s
         error = truncation + richardson_rounding(noise, half[a])
         both = smooth  # every pair of levels smooth (the pilot's ladders read it too)
         erratic = np.zeros(smooth.shape, dtype=bool)
+        # a jump the same from (a, b) as from (b, c), beyond noise, whatever the gaps'
+        # proportions say: a kink at the point, for callers that know kinks are about
+        steady = np.zeros(smooth.shape, dtype=bool)
         if len(levels) > 2:
             c = levels[2]
             rich_bc = richardson(b, c)
@@ -129,6 +132,7 @@ def analyse(f0: float, central: dict[float, Level], noise: np.ndarray) -> dict[s
             # jump up on one side and down on the other cancel in the gap but add in the
             # central value), or steps beyond the function's own scale; no extrapolation holds
             erratic = _erratic(n, half, rounding, a, b, c) & ~linear
+            steady = _jump_at_point(gap, gap_noise, half, a, b, c)
             both &= ~erratic
             lin_ab = (half[b] * n[a] - half[a] * n[b]) / (half[b] - half[a])
             lin_bc = (half[c] * n[b] - half[b] * n[c]) / (half[c] - half[b])
@@ -178,6 +182,7 @@ def analyse(f0: float, central: dict[float, Level], noise: np.ndarray) -> dict[s
         "highest": np.max(slopes, axis=0),
         "third": third,
         "smooth": both,
+        "steady": steady,
     }
 
 
