@@ -283,9 +283,15 @@ class Pilots:
                 break  # below the parameter's resolution: no smaller table exists
             self.evaluator.plan(offsets.size)
             f = self.evaluator.at_elements(name, np.full(offsets.size, index, np.intp), points)
-            smaller, status = ecnoise(np.concatenate([f[:middle], [self.evaluator.f0], f[middle:]]))
+            values = np.concatenate([f[:middle], [self.evaluator.f0], f[middle:]])
+            smaller, status = ecnoise(values)
             if status == "slope":
-                continue  # a kink within this one too: smaller still
+                # a trend (a kink within this one too): what is left about its straight line
+                # bounds the noise from above; below a quarter of sigma, sigma was structure
+                line = _line_residual(offsets_with_zero(offsets, middle), values)
+                if line <= sigma / STRUCTURE_SHRINK:
+                    sigma = line
+                continue  # smaller still
             if status == "flat" and np.any(f != self.evaluator.f0):
                 # the loss moves, by a few of its ulps, yet mostly not at all: no noise of
                 # sigma's size (a loss that does not resolve the parameter this finely, a
@@ -417,3 +423,30 @@ class Pilots:
             third, largest, noise = found[0], found[1], wider_noise
             half, slope = wider, wider_slope
         return third, largest, noise
+
+
+def offsets_with_zero(offsets: np.ndarray, middle: int) -> np.ndarray:
+    """A noise table's abscissae: ``offsets`` with 0 (``f0``'s) inserted at ``middle``."""
+    return np.concatenate([offsets[:middle], [0.0], offsets[middle:]])
+
+
+def _line_residual(t: np.ndarray, values: np.ndarray) -> float:
+    """The standard deviation of ``values`` about their least-squares straight line in ``t``
+    (two degrees of freedom spent): an upper bound of the noise in a table that shows a trend,
+    taken about its middle value and scaled first (values near 1e300 must not overflow when
+    summed or squared)."""
+    if not np.isfinite(values).all():
+        return float("nan")
+    with np.errstate(over="ignore"):  # values of both signs near the largest: inf, refused
+        centre = values - values[values.size // 2]
+    scale = float(np.abs(centre).max())
+    if not np.isfinite(scale):
+        return float("nan")
+    if scale == 0.0:
+        return 0.0
+    centre = centre / scale
+    centre = centre - centre.mean()
+    tc = t - t.mean()
+    slope = float(tc @ centre) / float(tc @ tc)
+    residual = centre - slope * tc
+    return scale * float(np.sqrt((residual @ residual) / (t.size - 2)))

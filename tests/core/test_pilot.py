@@ -10,7 +10,7 @@ import gradcheck
 from gradcheck.core.differences import FiniteDifferences
 from gradcheck.core.evaluation import Evaluator
 from gradcheck.core.params import ParamSet
-from gradcheck.core.pilot import Level, Reading, ladder_kinked, own_richardson
+from gradcheck.core.pilot import Level, Reading, _line_residual, ladder_kinked, own_richardson
 from nets.hard_numerics import least_squares
 
 HALVES = (7.4e-4, 1.85e-4, 4.625e-5)  # a ladder's levels from eps**(1/5), 4x apart
@@ -97,3 +97,13 @@ def test_real_noise_is_confirmed_at_smaller_spacings():
     assert first / 4 < sigma <= first
     assert evaluator.evaluations - calls == 12  # the table again, and one at a smaller spacing
     pset.finish()
+
+
+def test_a_trend_bounds_the_noise_by_what_is_left_about_its_line():
+    t = np.arange(-3.0, 4.0)
+    assert _line_residual(t, 2.5 + 1e-3 * t) < 1e-15
+    noise = np.random.default_rng(0).standard_normal(7)
+    bound = _line_residual(t, 1e250 + 1e240 * t + 1e238 * noise)  # no overflow squared
+    assert 0.3e238 < bound < 3e238
+    assert np.isnan(_line_residual(t, np.array([0, 1, np.inf, 3, 4, 5, 6.0])))
+    assert np.isfinite(_line_residual(t, 1.7e308 - 1e300 * t))  # summed, these overflow
