@@ -378,6 +378,35 @@ def test_ecnoise_says_when_the_spacing_is_wrong():
 
     assert ecnoise(np.full(7, 0.25))[1] == "flat"  # no variation: spacing below resolution
     assert ecnoise(np.exp(np.arange(-3, 4) * 1e-2))[1] == "slope"  # a smooth trend only
+    # a staircase that moves once in seven values (a float32 read of the parameter): flat,
+    # not a kink, so that the next, larger spacing sees the staircase
+    assert ecnoise(np.array([0.5] * 4 + [0.5 + 2**-40] * 3))[1] == "flat"
+
+
+def test_a_float64_loss_reading_its_parameters_through_float32_is_no_false_alarm():
+    # 780 float32 ulps per step at b = 0.04: each point's cast moves the step by up to 1e-3 of
+    # it; the noise table's staircase (one jump in seven values) was taken for a kink, the
+    # next table flat, and the read's resolution never seen: every element wrong
+    c = np.array([0.3, -0.3, 0.2, 0.1])
+
+    def loss(p):
+        b = p["b"].astype(np.float32).astype(np.float64)
+        return float(np.log(np.sum(np.exp(c + b))) - np.sum(b * c))
+
+    def grad(p):
+        e = np.exp(c + p["b"])
+        return {"b": e / e.sum() - c}
+
+    params = {"b": np.full(4, 0.04)}
+    report = check(loss, grad, params)
+    assert report.passed, report.to_text()
+
+    def wrong(p):
+        g = grad(p)
+        g["b"][1] *= 1.2
+        return g
+
+    assert np.flatnonzero(check(loss, wrong, params)["b"].statuses == "wrong").tolist() == [1]
 
 
 def _ecnoise_every_order(values):
