@@ -124,6 +124,28 @@ def scalar_loss(value: Any, where: Where) -> float:
     )
 
 
+_FLOAT32 = np.dtype(np.float32)
+_FLOAT32_RANGE = (float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max))
+# A float64 loss value that is a float32 number with more significant bits than this was
+# computed in float32: a float64 computation lands on one with probability 2**-29.
+FLOAT32_BITS = 12
+
+
+def float32_valued(value: float) -> bool:
+    """Whether ``value`` is a float32 number with more than ``FLOAT32_BITS`` significant bits:
+    the result of a float32 computation handed back as a float64 or a Python float (``float(
+    np.sum(x32))``), whose rounding is float32's although its type says float64. A round
+    value (0.0, 0.25, 3.0) says nothing and is not counted."""
+    if not _FLOAT32_RANGE[0] <= abs(value) <= _FLOAT32_RANGE[1]:  # (NaN too)
+        return False
+    if float(np.float32(value)) != value:
+        return False
+    numerator, _ = abs(value).as_integer_ratio()
+    while numerator % 2 == 0:
+        numerator //= 2
+    return numerator.bit_length() > FLOAT32_BITS
+
+
 def _bits(value: float) -> bytes:
     """The exact bits of a loss value (``==`` cannot tell -0.0 from 0.0)."""
     return np.float64(value).tobytes()
@@ -177,6 +199,7 @@ class Evaluator:
         self._planned = 0
         self._f0 = float("nan")
         self._loss_dtype = _FLOAT64
+        self._float32_values = False  # float64 values at the start that are float32 numbers
 
     # -- what callers read ------------------------------------------------------------------
     @property
@@ -202,8 +225,10 @@ class Evaluator:
 
     @property
     def loss_dtype(self) -> np.dtype:
-        """The floating dtype the loss returned its values in (float64 for Python floats)."""
-        return self._loss_dtype
+        """The floating dtype the loss returned its values in (float64 for Python floats),
+        float32 where its float64 values at the start were float32 numbers
+        (:func:`float32_valued`: a loss computed in float32 and returned as a Python float)."""
+        return _FLOAT32 if self._float32_values else self._loss_dtype
 
     def plan(self, more: int) -> None:
         """Add ``more`` evaluations to the plan that progress reports against."""
@@ -250,6 +275,7 @@ class Evaluator:
                 "do not update running statistics or other state inside the loss"
             )
         self._f0 = first
+        self._float32_values = float32_valued(first) and float32_valued(second)
         return first
 
     def _at_start(self, where: str) -> float:

@@ -383,6 +383,33 @@ def test_ecnoise_says_when_the_spacing_is_wrong():
     assert ecnoise(np.array([0.5] * 4 + [0.5 + 2**-40] * 3))[1] == "flat"
 
 
+def test_a_loss_computed_in_float32_and_returned_as_a_python_float_is_judged_in_float32():
+    # its type says float64, its values are float32 numbers: steps and bounds in float64
+    # ulps saw no change at all across a step (every partial 0, both tensors wrong)
+    from gradcheck.core.evaluation import float32_valued
+
+    assert float32_valued(float(np.float32(0.7001563)))
+    assert not float32_valued(0.7001563)  # a float64 result
+    for value in (0.25, 0.0, 1e300, float("nan")):  # round values say nothing; nor do these
+        assert not float32_valued(value)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 5)).astype(np.float32)
+    params = {"W": 0.3 * rng.standard_normal((5, 3)), "b": np.zeros(3)}
+
+    def loss(p):
+        z = x @ p["W"].astype(np.float32) + p["b"].astype(np.float32)
+        return float(np.float32(0.7) + np.float32(1e-3) * np.mean(np.tanh(z) ** 2))
+
+    def grad(p):
+        z = x.astype(np.float64) @ p["W"] + p["b"]
+        d = 2e-3 * np.tanh(z) * (1 - np.tanh(z) ** 2) / z.size
+        return {"W": x.T.astype(np.float64) @ d, "b": d.sum(0)}
+
+    report = check(loss, grad, params)
+    assert report.passed, report.to_text()
+    assert any(note.startswith("precision limited: float32") for note in report.notes)
+
+
 def test_a_float64_loss_reading_its_parameters_through_float32_is_no_false_alarm():
     # 780 float32 ulps per step at b = 0.04: each point's cast moves the step by up to 1e-3 of
     # it; the noise table's staircase (one jump in seven values) was taken for a kink, the
