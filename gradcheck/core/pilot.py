@@ -232,13 +232,18 @@ class Pilots:
         seen: set[str] = set()
         status = "slope"
         resolution = 0.0
+        trends: list[float] = []  # what trend tables leave about a cubic, by falling spacing
         for _ in range(NOISE_TRIES):
             with np.errstate(over="ignore"):  # past the dtype's largest: inf, refused below
                 points = (x + spacing * offsets).astype(dtype)
             self.evaluator.plan(offsets.size)  # the pilot plans its calls as it goes
             f = self.evaluator.at_elements(name, np.full(offsets.size, index, np.intp), points)
             middle = len(NOISE_OFFSETS) // 2  # f0 between the offsets below and above
-            sigma, status = ecnoise(np.concatenate([f[:middle], [self.evaluator.f0], f[middle:]]))
+            values = np.concatenate([f[:middle], [self.evaluator.f0], f[middle:]])
+            sigma, status = ecnoise(values)
+            if status == "slope":
+                trends.append(_fit_residual(offsets_with_zero(offsets, middle), values, 3))
+                self._spacing[name, index] = spacing
             if "flat" in seen and status != "flat" and x != 0:
                 # a staircase in x, not in f: the slope seen here would have moved f by many of
                 # its own ulps at the flat spacing, yet f did not move
@@ -255,6 +260,10 @@ class Pilots:
             if status == "flat" and spacing * NOISE_RESCALE * offsets.max() > widest:
                 break  # flat up to the ladder's own start: no noise to see
             spacing = spacing * NOISE_RESCALE if status == "flat" else spacing / NOISE_RESCALE
+        quantized = _steady_trend(trends)
+        floor = noise_bound_at(0.0, self.evaluator.f0, self.eps(name), self.tolerance)
+        if NOISE_SIGMAS * quantized > floor:
+            return quantized, resolution
         return (0.0 if "flat" in seen else float("nan")), resolution
 
     def _unless_structure(
@@ -288,7 +297,7 @@ class Pilots:
             if status == "slope":
                 # a trend (a kink within this one too): what is left about its straight line
                 # bounds the noise from above; below a quarter of sigma, sigma was structure
-                line = _line_residual(offsets_with_zero(offsets, middle), values)
+                line = _fit_residual(offsets_with_zero(offsets, middle), values)
                 if line <= sigma / STRUCTURE_SHRINK:
                     sigma = line
                 continue  # smaller still
@@ -430,11 +439,24 @@ def offsets_with_zero(offsets: np.ndarray, middle: int) -> np.ndarray:
     return np.concatenate([offsets[:middle], [0.0], offsets[middle:]])
 
 
-def _line_residual(t: np.ndarray, values: np.ndarray) -> float:
-    """The standard deviation of ``values`` about their least-squares straight line in ``t``
-    (two degrees of freedom spent): an upper bound of the noise in a table that shows a trend,
-    taken about its middle value and scaled first (values near 1e300 must not overflow when
-    summed or squared)."""
+def _steady_trend(trends: list[float]) -> float:
+    """The noise that trend tables at spacings ``NOISE_RESCALE`` apart agree on, 0 if none: a
+    loss computed through a larger intermediate (``log(1 + e)`` with ``e`` ~1e-6: its values
+    move in steps of ``1``'s ulp, 1e6 of its own) moves by a whole number of those steps
+    between points, a table ECnoise reads as a trend with one kink at every spacing; what is
+    left about a cubic stays the same from one spacing to the next, as noise does, where a
+    kink's shrinks with the spacing. The last two tables must agree within 4x."""
+    if len(trends) < 2 or not all(np.isfinite(trends[-2:])):
+        return 0.0
+    low, high = min(trends[-2:]), max(trends[-2:])
+    return low if low > 0.0 and high <= 4.0 * low else 0.0
+
+
+def _fit_residual(t: np.ndarray, values: np.ndarray, degree: int = 1) -> float:
+    """The standard deviation of ``values`` about their least-squares polynomial of ``degree``
+    in ``t`` (``degree + 1`` degrees of freedom spent): an upper bound of the noise in a table
+    that shows a trend, taken about its middle value and scaled first (values near 1e300 must
+    not overflow when summed or squared)."""
     if not np.isfinite(values).all():
         return float("nan")
     with np.errstate(over="ignore"):  # values of both signs near the largest: inf, refused
@@ -444,9 +466,7 @@ def _line_residual(t: np.ndarray, values: np.ndarray) -> float:
         return float("nan")
     if scale == 0.0:
         return 0.0
-    centre = centre / scale
-    centre = centre - centre.mean()
-    tc = t - t.mean()
-    slope = float(tc @ centre) / float(tc @ tc)
-    residual = centre - slope * tc
-    return scale * float(np.sqrt((residual @ residual) / (t.size - 2)))
+    basis = np.vander((t - t.mean()) / np.abs(t - t.mean()).max(), degree + 1)
+    coefficients = np.linalg.lstsq(basis, centre / scale, rcond=None)[0]
+    residual = centre / scale - basis @ coefficients
+    return scale * float(np.sqrt((residual @ residual) / (t.size - degree - 1)))

@@ -383,6 +383,31 @@ def test_ecnoise_says_when_the_spacing_is_wrong():
     assert ecnoise(np.array([0.5] * 4 + [0.5 + 2**-40] * 3))[1] == "flat"
 
 
+def test_a_loss_quantized_by_a_larger_intermediate_has_its_steps_measured_as_noise():
+    # log(1 + e) with e ~3e-7, written naively (not log1p): the loss (~1e-6) moves in steps of
+    # 1's ulp, 1e6 of its own; every noise table read one step's deviation as a kink, the
+    # noise fell to the floor, and correct partials were called wrong or kinks
+    def loss(p):
+        return float(np.sum(np.log(1.0 + np.exp(-15.0 * p["w"]))))
+
+    def grad(p):
+        e = np.exp(-15.0 * p["w"])
+        return {"w": -15.0 * e / (1.0 + e)}
+
+    params = {"w": np.array([1.0, 1.01, 0.99])}
+    report = check(loss, grad, params)
+    assert report.passed, report.to_text()
+    assert report["w"].count("ok") == 3
+    assert 1e-17 < report["w"].noise < 2.2e-16  # about 1's ulp / sqrt(12)
+
+    def wrong(p):
+        g = grad(p)
+        g["w"][1] *= 1.001
+        return g
+
+    assert np.flatnonzero(check(loss, wrong, params)["w"].statuses == "wrong").tolist() == [1]
+
+
 def test_a_loss_computed_in_float32_and_returned_as_a_python_float_is_judged_in_float32():
     # its type says float64, its values are float32 numbers: steps and bounds in float64
     # ulps saw no change at all across a step (every partial 0, both tensors wrong)

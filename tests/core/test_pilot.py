@@ -10,7 +10,7 @@ import gradcheck
 from gradcheck.core.differences import FiniteDifferences
 from gradcheck.core.evaluation import Evaluator
 from gradcheck.core.params import ParamSet
-from gradcheck.core.pilot import Level, Reading, _line_residual, ladder_kinked, own_richardson
+from gradcheck.core.pilot import Level, Reading, _fit_residual, ladder_kinked, own_richardson
 from nets.hard_numerics import least_squares
 
 HALVES = (7.4e-4, 1.85e-4, 4.625e-5)  # a ladder's levels from eps**(1/5), 4x apart
@@ -101,9 +101,18 @@ def test_real_noise_is_confirmed_at_smaller_spacings():
 
 def test_a_trend_bounds_the_noise_by_what_is_left_about_its_line():
     t = np.arange(-3.0, 4.0)
-    assert _line_residual(t, 2.5 + 1e-3 * t) < 1e-15
+    assert _fit_residual(t, 2.5 + 1e-3 * t) < 1e-15
     noise = np.random.default_rng(0).standard_normal(7)
-    bound = _line_residual(t, 1e250 + 1e240 * t + 1e238 * noise)  # no overflow squared
+    bound = _fit_residual(t, 1e250 + 1e240 * t + 1e238 * noise)  # no overflow squared
     assert 0.3e238 < bound < 3e238
-    assert np.isnan(_line_residual(t, np.array([0, 1, np.inf, 3, 4, 5, 6.0])))
-    assert np.isfinite(_line_residual(t, 1.7e308 - 1e300 * t))  # summed, these overflow
+    assert np.isnan(_fit_residual(t, np.array([0, 1, np.inf, 3, 4, 5, 6.0])))
+    assert np.isfinite(_fit_residual(t, 1.7e308 - 1e300 * t))  # summed, these overflow
+
+
+def test_only_trend_tables_that_agree_across_spacings_are_noise():
+    from gradcheck.core.pilot import _steady_trend
+
+    assert _steady_trend([1e-16, 1.5e-16]) == 1e-16  # the same at two spacings: noise
+    assert _steady_trend([6.4e-15, 1e-16]) == 0.0  # shrinking with the spacing: a kink
+    assert _steady_trend([1e-16]) == 0.0  # one table says nothing
+    assert _steady_trend([1e-16, float("nan")]) == 0.0
