@@ -285,7 +285,9 @@ def test_stated_sensitivity_is_honest(key):
     name = next(iter(case.params))
     correct = check(case.loss, case.grad, case.params)
     _, worst = correct[name].sensitivity_summary()
-    assert worst < 0.1  # float32 losses see about 5e-2 at 1% of the largest partial
+    # float32 losses see about 1e-1 at 1% of the largest partial (an unrefined element's
+    # statement counts the rounding of refinement's better pair of levels, from half the step)
+    assert worst < 0.2
     wrong_grad, planted = plant(case, 2 * worst, 0.01)
     report = check(case.loss, wrong_grad, case.params)
     assert np.flatnonzero(report[name].statuses == "wrong").tolist() == sorted(planted[name])
