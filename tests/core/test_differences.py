@@ -249,6 +249,9 @@ DEEP_NETS = [
     (35, (2, 10, 10), "abs", 20),
     (6, (2, 30, 30), "maxpool", 5),
     (0, (2, 50, 10), "maxpool", 20),
+    # W2[7, 3]: a widened stencil (larger steps for less rounding) whose outer pair crossed a
+    # kink gave a value off by 8e-10 with a bound of 9e-11; only smooth ones are taken now
+    (32, (2, 50, 30), "abs", 20),
 ]
 
 
