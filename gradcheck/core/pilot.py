@@ -301,10 +301,12 @@ class Pilots:
                 if line <= sigma / STRUCTURE_SHRINK:
                     sigma = line
                 continue  # smaller still
-            if status == "flat" and np.any(f != self.evaluator.f0):
-                # the loss moves, by a few of its ulps, yet mostly not at all: no noise of
-                # sigma's size (a loss that does not resolve the parameter this finely, a
-                # float32 cast, gives f0 exactly at every point, and keeps sigma)
+            if status == "flat" and (np.any(f != self.evaluator.f0) or _distinct32(points)):
+                # the loss moves, by a few of its ulps, yet mostly not at all; or not at all
+                # at points that float32 too tells apart (a dead ReLU unit, the first table
+                # having straddled its kink: a "noise" 4,000x the rounding hid a missing mask):
+                # no noise of sigma's size. A loss that reads the parameter through a float32
+                # cast gives f0 exactly at points float32 cannot tell apart, and keeps sigma
                 return 0.0
             if not (status == "measured" and smaller <= sigma / STRUCTURE_SHRINK):
                 break  # the same noise (or a spacing the loss does not resolve): the loss's
@@ -470,3 +472,11 @@ def _fit_residual(t: np.ndarray, values: np.ndarray, degree: int = 1) -> float:
     coefficients = np.linalg.lstsq(basis, centre / scale, rcond=None)[0]
     residual = centre / scale - basis @ coefficients
     return scale * float(np.sqrt((residual @ residual) / (t.size - degree - 1)))
+
+
+def _distinct32(points: np.ndarray) -> bool:
+    """Whether float32 tells the table's ``points`` apart (a loss reading them through a float32
+    cast sees different values), in the float32 range only."""
+    with np.errstate(over="ignore"):
+        narrow = points.astype(np.float32)
+    return bool(np.isfinite(narrow).all() and np.unique(narrow).size == points.size)

@@ -109,6 +109,33 @@ def test_a_trend_bounds_the_noise_by_what_is_left_about_its_line():
     assert np.isfinite(_fit_residual(t, 1.7e308 - 1e300 * t))  # summed, these overflow
 
 
+def test_a_dead_relu_unit_is_no_noise_and_a_missing_mask_is_caught_in_float32():
+    # a table straddling the kink at -0.0063 read as 4,000x the rounding; the smaller one was
+    # exactly flat (the dead side) and kept it, taken for a float32 cast's staircase though
+    # float32 tells its points apart: every bound of x loosened to 5 and the bug passed
+    from nets.bugs import relu_no_mask
+    from nets.layers import relu_backward, relu_forward
+    from nets.network import Stage
+    from nets.zoo import _layer_net
+
+    x = np.array(
+        [
+            [-0.11815914, 0.07301566, 0.1064871, -0.0875189, -0.06827352],
+            [-0.02755796, -0.04666831, -0.06696536, 0.05795749, 0.08292975],
+            [-0.02634361, -0.00634579, 0.01456937, 0.03495616, 0.00607104],
+        ],
+        dtype=np.float32,
+    )
+    net, params = _layer_net(Stage("relu", relu_forward, relu_backward), {"x": x}, 283)
+    correct = gradcheck.check(net.loss, net.grad, params)
+    assert correct.passed, correct.to_text()
+    assert correct["x"].noise < 1e-15
+    bad = net.replace_backward("relu", relu_no_mask)
+    report = gradcheck.check(bad.loss, bad.grad, params)
+    dead = np.flatnonzero(x.reshape(-1) < 0)
+    assert np.flatnonzero(report["x"].statuses == "wrong").tolist() == dead.tolist()
+
+
 def test_only_trend_tables_that_agree_across_spacings_are_noise():
     from gradcheck.core.pilot import _steady_trend
 
