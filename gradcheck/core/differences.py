@@ -415,18 +415,18 @@ class FiniteDifferences:
                 floor=rounding[again],
             )
             # a kink where the hand-written value disagreed: shrink the steps until the stencil
-            # is clear of it, or down to where it still sits at the point. So too a smooth-
-            # looking stencil whose curvature is SUSPECT_THIRD times what the pilot allowed: a
-            # kink crossed at every level (just beyond the point, under an L2 term's larger
-            # smooth gap) can keep the gaps in proportion and the central values converging
-            # 4x per halving, its Richardson value off by 2% with an error bound of 2e-4
-            # (CS231n's net, seed 515: |f'''| 28,000 against the pilot's 3)
-            # (in a tensor where kinks were met: a smooth loss's curvature may well exceed the
-            # pilot's, and smaller steps would only cost it sensitivity)
-            # So too one whose slope jump extrapolated to a zero step is the same from both
-            # pairs of levels (stencil's "steady"), which the cubic test can miss when the
-            # smaller pair's noise, amplified 8x, swamps it (a ReLU unit 1e-8 from its kink
-            # beside an L2 term: the central values the mean of both sides, off by 0.2%)
+            # is clear of it, or down to where it still sits at the point. In a tensor where
+            # kinks were met, so too a smooth-looking stencil (on a smooth loss neither applies:
+            # its curvature may well exceed the pilot's, and smaller steps would only cost it
+            # sensitivity) whose
+            # - curvature is SUSPECT_THIRD times what the pilot allowed: a kink crossed at every
+            #   level under an L2 term's larger smooth gap can keep the gaps in proportion and
+            #   the central values converging 4x per halving (CS231n's net, seed 515: off by 2%
+            #   with a bound of 2e-4, |f'''| 28,000 against the pilot's 3), or
+            # - slope jump extrapolated to a zero step is the same from both pairs of levels
+            #   (stencil's "steady"), which the cubic test misses when the smaller pair's noise,
+            #   amplified 8x, swamps it (a ReLU unit 1e-8 from its kink beside an L2 term: the
+            #   central values the mean of both sides, off by 0.2%; seed 15)
             unlike = (more["third"] > SUSPECT_THIRD * third) | more["steady"]
             suspect = ~more["kink"] & unlike & more["kink"].any()
             more["crossed"] |= suspect & off[again]
