@@ -105,7 +105,7 @@ def dask_lines(problem: Problem, config: dict[str, Any] | None = None) -> list[s
     with (
         dask.config.set(config),
         distributed.LocalCluster(
-            processes=True, n_workers=WORKERS, threads_per_worker=1, dashboard_address=None
+            processes=True, n_workers=WORKERS, threads_per_worker=1, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
