@@ -400,6 +400,14 @@ class FiniteDifferences:
         sampled = bool(samples)
         # refinement levels: below the main step (and the main pass's own levels)
         refine_levels = FOURTH_REFINE_LEVELS if 2 in known else REFINE_LEVELS
+        # each element's tensor's root-mean-square magnitude (a group's members each their own)
+        # (scaled first: squares of values near 1e200 overflow)
+        magnitude = np.zeros(n)
+        for _, start, stop in self._segments(name):
+            values = np.abs(x[start:stop].astype(np.float64))
+            top = float(values.max()) if stop > start else 0.0
+            if 0.0 < top < np.inf:
+                magnitude[start:stop] = top * np.sqrt(np.mean((values / top) ** 2))
         new_levels = len(set(refine_levels) - set(known))
         while again.size:
             if not self.richardson:  # the plan already counts refinement then
@@ -429,6 +437,13 @@ class FiniteDifferences:
             #   central values the mean of both sides, off by 0.2%; seed 15)
             unlike = (more["third"] > SUSPECT_THIRD * third) | more["steady"]
             suspect = ~more["kink"] & unlike & more["kink"].any()
+            # and, kinks met or not, a disagreeing element whose step exceeds its tensor's
+            # root-mean-square magnitude: a float32 step from the rounding floor (7e-3 on
+            # weights of 3e-4 at a ReLU layer's small init) moves the units' pre-activations
+            # across a batch's kinks so densely that they read as smooth curvature; the
+            # macro slope, off by the partial's own size, came with a rounding-sized bound
+            # (a tensor of zeros, a bias at init, has no magnitude to compare with)
+            suspect |= ~more["kink"] & (step[again] > magnitude[again]) & (magnitude[again] > 0)
             more["crossed"] |= suspect & off[again]
             kinked = np.flatnonzero((more["kink"] | suspect) & off[again])
             if kinked.size:

@@ -20,7 +20,7 @@ from gradcheck.core.evaluation import Evaluator
 from gradcheck.core.numerics import Tolerance
 from gradcheck.core.params import ParamSet
 from nets.tanh_mlp import TanhMLP
-from tests.helpers.toy import deep_net_at_init, two_layer_net
+from tests.helpers.toy import deep_net_at_init, small_relu_mlp, two_layer_net
 
 # --- from test_engine_regressions.py ----------------------------------------
 
@@ -517,3 +517,18 @@ def test_a_tensor_whose_ladder_went_deeper_takes_no_extrapolated_value():
     assert depths == {0: 4, 6: 3, 11: 3}
     # every element at the tensor's own step (up to the rounding of each x + h)
     assert np.allclose(result.step, result.step[1], rtol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [2, 6, 7, 8, 13])
+def test_float32_steps_far_above_the_weights_cross_no_kinks_unseen(seed):
+    # float32 steps from the rounding floor (7e-3) on weights of 1e-3 move a ReLU layer's
+    # pre-activations across a batch's kinks so densely that they read as smooth curvature:
+    # W1's macro slope, off by the partial's own size, came with a rounding-sized bound (14
+    # of 90 such nets failed). A disagreeing element whose step exceeds its tensor's RMS
+    # magnitude is now isolated: smaller steps, where float32 says what it can resolve
+    loss, grad, params = small_relu_mlp(seed, 1e-3)
+    report = gradcheck.check(loss, grad, params)
+    assert report.passed, report.to_text()
+    # where float32 resolves the partials (weights at 1e-2), a dW2 half again too large is caught
+    loss, grad, params = small_relu_mlp(seed, 1e-2, w2_factor=1.5)
+    assert gradcheck.check(loss, grad, params).failed_params == ["W2"]

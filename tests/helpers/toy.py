@@ -316,3 +316,38 @@ def deep_net_at_init(
         return g
 
     return loss, grad, params
+
+
+def small_relu_mlp(seed: int, scale: float, dtype=np.float32, w2_factor: float = 1.0):
+    """A 5 -> 6 -> ReLU -> 3 softmax MLP over a batch of 4, weights ``scale * randn`` and zero
+    biases in ``dtype``, its data in float64. ``w2_factor``: dW2 multiplied by it (a bug when
+    not 1)."""
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(size=(4, 5)), rng.integers(3, size=4)
+    params = {
+        "W1": (rng.normal(size=(5, 6)) * scale).astype(dtype),
+        "b1": np.zeros(6, dtype),
+        "W2": (rng.normal(size=(6, 3)) * scale).astype(dtype),
+        "b2": np.zeros(3, dtype),
+    }
+    rows = np.arange(4)
+
+    def forward(p):
+        a = x @ p["W1"] + p["b1"]
+        r = np.maximum(a, 0)
+        z = r @ p["W2"] + p["b2"]
+        z = z - z.max(1, keepdims=True)
+        return a, r, np.exp(z) / np.exp(z).sum(1, keepdims=True)
+
+    def loss(p):
+        return float(-np.log(forward(p)[2][rows, y]).mean())
+
+    def grad(p):
+        a, r, prob = forward(p)
+        dz = prob.copy()
+        dz[rows, y] -= 1
+        dz /= 4
+        da = (dz @ p["W2"].T) * (a > 0)
+        return {"W1": x.T @ da, "b1": da.sum(0), "W2": w2_factor * (r.T @ dz), "b2": dz.sum(0)}
+
+    return loss, grad, params
