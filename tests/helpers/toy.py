@@ -272,7 +272,6 @@ def deep_net_at_init(
         params[f"W{i + 1}"] = 1e-4 * rng.randn(dims[i], dims[i + 1])
         params[f"b{i + 1}"] = np.zeros(dims[i + 1])
     x, y = rng.randn(batch, dims[0]), rng.randint(10, size=batch)
-    rows = np.arange(batch)
 
     def act(z):
         if activation == "abs":
@@ -295,17 +294,14 @@ def deep_net_at_init(
             z = hs[-1] @ p[f"W{i}"] + p[f"b{i}"]
             zs.append(z)
             hs.append(act(z) if i < layers else z)
-        s = hs[-1] - hs[-1].max(1, keepdims=True)
-        return hs, zs, np.exp(s) / np.exp(s).sum(1, keepdims=True)
+        return hs, zs, _softmax(hs[-1])
 
     def loss(p):
-        return float(-np.log(forward(p)[2][rows, y]).mean())
+        return _cross_entropy(forward(p)[2], y)
 
     def grad(p):
         hs, zs, prob = forward(p)
-        d = prob.copy()
-        d[rows, y] -= 1
-        d /= batch
+        d = _cross_entropy_back(prob, y)
         g = {}
         for i in range(layers, 0, -1):
             g[f"W{i}"], g[f"b{i}"] = hs[i - 1].T @ d, d.sum(0)
@@ -330,24 +326,38 @@ def small_relu_mlp(seed: int, scale: float, dtype=np.float32, w2_factor: float =
         "W2": (rng.normal(size=(6, 3)) * scale).astype(dtype),
         "b2": np.zeros(3, dtype),
     }
-    rows = np.arange(4)
 
     def forward(p):
         a = x @ p["W1"] + p["b1"]
         r = np.maximum(a, 0)
-        z = r @ p["W2"] + p["b2"]
-        z = z - z.max(1, keepdims=True)
-        return a, r, np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        return a, r, _softmax(r @ p["W2"] + p["b2"])
 
     def loss(p):
-        return float(-np.log(forward(p)[2][rows, y]).mean())
+        return _cross_entropy(forward(p)[2], y)
 
     def grad(p):
         a, r, prob = forward(p)
-        dz = prob.copy()
-        dz[rows, y] -= 1
-        dz /= 4
+        dz = _cross_entropy_back(prob, y)
         da = (dz @ p["W2"].T) * (a > 0)
         return {"W1": x.T @ da, "b1": da.sum(0), "W2": w2_factor * (r.T @ dz), "b2": dz.sum(0)}
 
     return loss, grad, params
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, shifted by each row's largest logit."""
+    s = z - z.max(1, keepdims=True)
+    return np.exp(s) / np.exp(s).sum(1, keepdims=True)
+
+
+def _cross_entropy(prob: np.ndarray, y: np.ndarray) -> float:
+    """Mean negative log-probability of the labels ``y``."""
+    return float(-np.log(prob[np.arange(y.size), y]).mean())
+
+
+def _cross_entropy_back(prob: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """d(mean cross-entropy)/d(logits): ``(prob - onehot(y)) / N``."""
+    d = prob.copy()
+    d[np.arange(y.size), y] -= 1
+    d /= y.size
+    return d
