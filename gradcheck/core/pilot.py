@@ -242,7 +242,7 @@ class Pilots:
             values = np.concatenate([f[:middle], [self.evaluator.f0], f[middle:]])
             sigma, status = ecnoise(values)
             if status == "slope":
-                trends.append(_fit_residual(offsets_with_zero(offsets, middle), values, 3))
+                trends.append(_fit_residual(_offsets_with_zero(offsets, middle), values, 3))
                 self._spacing[name, index] = spacing
             if "flat" in seen and status != "flat" and x != 0:
                 # a staircase in x, not in f: the slope seen here would have moved f by many of
@@ -297,7 +297,7 @@ class Pilots:
             if status == "slope":
                 # a trend (a kink within this one too): what is left about its straight line
                 # bounds the noise from above; below a quarter of sigma, sigma was structure
-                line = _fit_residual(offsets_with_zero(offsets, middle), values)
+                line = _fit_residual(_offsets_with_zero(offsets, middle), values)
                 if line <= sigma / STRUCTURE_SHRINK:
                     sigma = line
                 continue  # smaller still
@@ -436,7 +436,7 @@ class Pilots:
         return third, largest, noise
 
 
-def offsets_with_zero(offsets: np.ndarray, middle: int) -> np.ndarray:
+def _offsets_with_zero(offsets: np.ndarray, middle: int) -> np.ndarray:
     """A noise table's abscissae: ``offsets`` with 0 (``f0``'s) inserted at ``middle``."""
     return np.concatenate([offsets[:middle], [0.0], offsets[middle:]])
 
