@@ -190,19 +190,24 @@ class ParamResult:
             return np.where(scale > 0, self.detectable / np.where(scale > 0, scale, 1.0), np.inf)
 
     def sensitivity_summary(self, smooth: bool = False) -> tuple[float, float] | None:
-        """Median and worst :attr:`sensitivity` over the elements whose numeric partial is at
-        least ``SENSITIVITY_FRACTION`` of the tensor's largest (the partials a check promises
-        to judge relative to their size); ``None`` when there are none. ``smooth``: over the
+        """Median and worst :attr:`sensitivity` over the elements whose partial (the larger of
+        the numeric and hand-written one, as :attr:`sensitivity` scales it) is at least
+        ``SENSITIVITY_FRACTION`` of the tensor's largest (the partials a check promises to
+        judge relative to their size); ``None`` when there are none. ``smooth``: over the
         elements not at kinks only (an ``uncertain`` element's tolerance spans its one-sided
         slopes: what it could detect is the kink's business, not the precision's)."""
-        numeric = np.abs(self.numeric)
-        finite = np.isfinite(numeric)
+        # the partials' sizes as :attr:`sensitivity` scales them (a loss exactly 0 along every
+        # element reads numeric partials of 0 against hand-written ones of 1e-18)
+        scale = np.abs(self.numeric)
+        if self.analytic is not None:
+            scale = np.fmax(scale, np.abs(self.analytic))
+        finite = np.isfinite(scale)
         if smooth:
             finite &= self.codes != CODE["uncertain"]
-        if not finite.any() or not numeric[finite].max() > 0:
+        if not finite.any() or not scale[finite].max() > 0:
             return None
         with np.errstate(invalid="ignore"):
-            large = finite & (numeric >= SENSITIVITY_FRACTION * numeric[finite].max())
+            large = finite & (scale >= SENSITIVITY_FRACTION * scale[finite].max())
         values = self.sensitivity[large]
         values = values[~np.isnan(values)]
         if not values.size:

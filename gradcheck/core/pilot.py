@@ -49,6 +49,7 @@ from gradcheck.core.numerics import (
     taken_steps,
 )
 from gradcheck.core.stencil import analyse, ladder_third
+from gradcheck.errors import LossError
 
 # Third-derivative margin: the pilot sees three elements, the main pass all of them.
 THIRD_MARGIN = 4.0
@@ -67,6 +68,28 @@ CLIMB_LEVELS = 4
 # 4-8 such spacings), tighter than the next table's 64d, which a loss whose values are
 # quantized (cancellation) would also pass for.
 RESOLUTION_SPACINGS = 8.0
+# A loss exactly 0 at the start whose noise tables read exactly 0 at every point (a softmax
+# cross-entropy whose margins are so large that log(1 + 1e-18) rounds to 0) has no noise to
+# see, and its floor, noise_ulps ulps of |f|, is 0: a correct partial of 3e-18 failed against a
+# numeric 0 with a bound of 4e-26. Its noise there is its resolution near 0, measured
+# (Pilots._zero_quantum): steps climb ZERO_RATIO-fold from the tables' widest (at most
+# ZERO_CLIMB levels) until the loss moves, then bisect between the largest step it stayed 0 at
+# and the smallest it moved at (at most ZERO_BISECT rounds) until ZERO_SETTLED nonzero values
+# in a row repeat the smallest |f| exactly: a staircase, whose step q is the loss's quantum
+# there. A kink the loss meets instead (a hinge) gives ever smaller |f| and never settles; a
+# loss that never moves has none. A step of the function, not of its rounding (a 0-1 loss's
+# 1/N), is told apart by size: the loss must reach ZERO_QUANTA times q within the climb's
+# range, as a rounding quantum, some ulps of the loss's own terms, is small against the values
+# it takes. The steps stay within ZERO_REACH max(1, |x|): a loss may overflow, or raise, far
+# from where it is checked (a point where it raised ends the climb). Measured along at most
+# ZERO_TRIES elements per check; the noise bound is then q.
+ZERO_RATIO = 4.0
+ZERO_CLIMB = 16
+ZERO_BISECT = 30
+ZERO_SETTLED = 3
+ZERO_QUANTA = 2.0**20
+ZERO_TRIES = 3
+ZERO_REACH = 64.0
 
 
 @dataclass
@@ -174,6 +197,9 @@ class Pilots:
         # plan, may be that level; the main pass plans it only where it is not (prepaid)
         self.prepaid: set[tuple[str, int]] = set()
         self._spacing: dict[tuple[str, int], float] = {}  # of each table that measured noise
+        # the loss's resolution near 0 (a loss exactly 0), NaN until measured: _zero_quantum
+        self.zero = float("nan")
+        self._zero_tries = 0
 
     def run(self, elements: list[tuple[str, int]], prepaid: bool = False) -> Pilot:
         """Noise, ``|f'''|`` (times a margin) and the largest smooth step on ``elements``.
@@ -233,6 +259,8 @@ class Pilots:
         status = "slope"
         resolution = 0.0
         trends: list[float] = []  # what trend tables leave about a cubic, by falling spacing
+        zeros = self.evaluator.f0 == 0.0  # every value exactly 0 so far
+        reached = 0.0  # the widest table's half-width
         for _ in range(NOISE_TRIES):
             with np.errstate(over="ignore"):  # past the dtype's largest: inf, refused below
                 points = (x + spacing * offsets).astype(dtype)
@@ -240,6 +268,8 @@ class Pilots:
             f = self.evaluator.at_elements(name, np.full(offsets.size, index, np.intp), points)
             middle = len(NOISE_OFFSETS) // 2  # f0 between the offsets below and above
             values = np.concatenate([f[:middle], [self.evaluator.f0], f[middle:]])
+            zeros = zeros and not np.any(f)
+            reached = spacing * float(offsets.max())
             sigma, status = ecnoise(values)
             if status == "slope":
                 trends.append(_fit_residual(_offsets_with_zero(offsets, middle), values, 3))
@@ -264,7 +294,91 @@ class Pilots:
         floor = noise_bound_at(0.0, self.evaluator.f0, self.eps(name), self.tolerance)
         if NOISE_SIGMAS * quantized > floor:
             return quantized, resolution
+        if seen == {"flat"} and zeros:  # a loss exactly 0 here: its resolution near 0
+            quantum = self._zero_quantum(name, index, reached)
+            if quantum > 0:
+                return quantum / NOISE_SIGMAS, resolution
         return (0.0 if "flat" in seen else float("nan")), resolution
+
+    @property
+    def zero_sigma(self) -> float:
+        """The noise of a loss exactly 0, its resolution there (:meth:`_zero_quantum`), as a
+        standard deviation (the noise bound is then the quantum); 0 where none was measured."""
+        return self.zero / NOISE_SIGMAS if self.zero > 0 else 0.0
+
+    def measure_zero(self, name: str, index: int) -> float:
+        """:attr:`zero_sigma`, measured along element ``index`` of ``name`` first where the
+        loss is exactly 0 at the start (its noise tables, then :meth:`_zero_quantum`), for
+        fast mode, whose probes move many elements at once."""
+        if self.evaluator.f0 == 0.0 and not self.zero > 0 and self._zero_tries < ZERO_TRIES:
+            self._measure_noise(name, index)
+        return self.zero_sigma
+
+    def _zero_quantum(self, name: str, index: int, start: float) -> float:
+        """The loss's resolution near 0 (see ``ZERO_RATIO``), measured along element ``index``
+        of ``name`` from step ``start`` (where its noise tables read 0 on both sides); the
+        smallest measured in the check, NaN where none was. At most ``ZERO_TRIES`` elements
+        are measured per check: the resolution is a property of how the loss is computed."""
+        if self.zero > 0 or self._zero_tries >= ZERO_TRIES:
+            return self.zero
+        self._zero_tries += 1
+        x = self.params.flat_values(name, np.array([index]))
+        pair = np.array([index, index], dtype=np.intp)
+
+        farthest = ZERO_REACH * max(1.0, abs(float(x[0])))
+
+        def at(h: float) -> tuple[float, float, float] | None:
+            """The smallest nonzero |f| at ``x +- h`` (inf if both are 0), the largest, and
+            the distance reached on both sides; None beyond ``farthest``, where a point or
+            value is not finite, or where the loss raised."""
+            upper, lower, _ = taken_steps(x, np.array([h]))
+            reach = min(float(upper[0]) - float(x[0]), float(x[0]) - float(lower[0]))
+            if not (math.isfinite(reach) and h <= farthest):
+                return None
+            self.evaluator.plan(2)
+            try:
+                values = self.evaluator.at_elements(name, pair, np.concatenate([upper, lower]))
+            except LossError:  # restored already; a point this far is not the check's
+                return None
+            f = np.abs(values)
+            if not np.all(np.isfinite(f)):
+                return None
+            moved = f[f != 0]
+            return (float(moved.min()) if moved.size else math.inf), float(f.max()), reach
+
+        low, h, levels = 0.0, start, 0  # the loss is 0 at +-low on both sides
+        while True:  # up until the loss moves
+            if levels == ZERO_CLIMB or (got := at(h)) is None:
+                return self.zero
+            levels += 1
+            if got[0] < math.inf:
+                break
+            low, h = got[2], h * ZERO_RATIO
+        high, (smallest, top, _) = h, got
+        settled = 0
+        for _ in range(ZERO_BISECT):  # down to the smallest |f| the loss resolves
+            mid = (low + high) / 2
+            if settled == ZERO_SETTLED or not low < mid < high or (got := at(mid)) is None:
+                break
+            if got[0] == math.inf:
+                low = max(low, got[2])
+                continue
+            high, top = mid, max(top, got[1])
+            # a staircase's step repeats exactly; a kink's |f| shrinks, and the other side's
+            # larger |f| (its kink further out) is no repeat either
+            settled = settled + 1 if got[0] == smallest else 0
+            smallest = min(smallest, got[0])
+        if settled < ZERO_SETTLED:
+            return self.zero
+        while top < ZERO_QUANTA * smallest and levels < ZERO_CLIMB:  # rounding, not a step
+            h, levels = h * ZERO_RATIO, levels + 1
+            if (got := at(h)) is None:
+                break
+            top = max(top, got[1])
+        if top < ZERO_QUANTA * smallest:
+            return self.zero
+        self.zero = smallest
+        return smallest
 
     def _unless_structure(
         self, name: str, index: int, x: float, spacing: float, sigma: float, above: float
@@ -320,7 +434,7 @@ class Pilots:
         (:meth:`_unless_structure`: these tables sit where elements disagreed, as kinks make
         them)."""
         sigma, resolution = self._measure_noise(name, index)
-        if sigma > 0:
+        if sigma > 0 and (name, index) in self._spacing:  # a table's (not the zero quantum's)
             x = float(self.params.flat_values(name, np.array([index]))[0])
             spacing = self._spacing[name, index]
             sigma = self._unless_structure(name, index, x, spacing, sigma, above)

@@ -52,7 +52,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from gradcheck.core.differences import FiniteDifferences
-from gradcheck.core.numerics import evaluation_noise, noise_bound
+from gradcheck.core.numerics import noise_bound
 from gradcheck.fast.localize import MATCH_MOST, Claim, Fit, Measured, claim_at, scan
 from gradcheck.fast.numerics import (
     LEAD_CHANCE,
@@ -190,7 +190,9 @@ def pilot(differences: FiniteDifferences, tensors: Sequence[Tensor], seeds: Sequ
             slopes.append((f_up - f_down) / (2.0 * step))
     third = pilot_third(slopes, steps)
     t0 = tensors[0]
-    noise = float(evaluation_noise(np.array(differences.evaluator.f0), _eps(tensors), t0.tol))
+    # the floor, or at a loss exactly 0 its measured resolution there (Pilots.zero_sigma)
+    zero = differences.pilots.zero_sigma
+    noise = float(noise_bound(zero, np.array(differences.evaluator.f0), _eps(tensors), t0.tol))
     if not np.isfinite(third):
         h = low
     elif third <= 0:
@@ -229,7 +231,8 @@ def probe(differences: FiniteDifferences, joint: Joint) -> Record:
         )
     t0 = moving[0].tensor
     largest = np.array(max(abs(f_up), abs(f_down)))
-    noise = float(noise_bound(0.0, largest, _eps([d.tensor for d in moving]), t0.tol))
+    zero = differences.pilots.zero_sigma  # 0 unless the loss is exactly 0 at the start
+    noise = float(noise_bound(zero, largest, _eps([d.tensor for d in moving]), t0.tol))
     tolerance = direction_tolerance(noise, h, joint.third, rounding, 1.0, t0.tol, t0.quantile)
     size = sum(d.tensor.x.size for d in joint.segments)
     return Record(0, size, discrepancy, tolerance, values=(f_up, f_down, _taken(joint, sums)))

@@ -188,7 +188,7 @@ class Measured:
             x64 = x.astype(np.float64)
             central[m] = (f_up, f_down, up.astype(np.float64) - x64, x64 - down.astype(np.float64))
             values += [f_up, f_down]
-        sigma = differences.pilots.sigma
+        sigma = float(np.fmax(differences.pilots.sigma, differences.pilots.zero_sigma))
         noise = noise_bound(sigma, np.abs(np.stack(values)).max(axis=0), t.eps, t.tol)
         got = analyse(evaluator.f0, central, noise)
         fd = _confirmation(got, h, direction.third, t.rtol, sigma, self.tolerance)

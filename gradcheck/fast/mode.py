@@ -199,6 +199,11 @@ def fast_results(
             tensor_of(differences, name, analytic, precision, options.false_alarm),
             Measured(param, grad, precision, tolerance),
         )
+    if differences.evaluator.f0 == 0.0 and prepared:
+        # a loss exactly 0: the probes' noise is its resolution there, measured first
+        # (Pilots.measure_zero; the noise floor, ulps of |f|, is 0)
+        first = next(iter(prepared))
+        differences.pilots.measure_zero(first, prepared[first].param.size // 2)
     together = [n for n, p in prepared.items() if p.tensor.finite]
     if len(together) >= 2:
         results.update(_joint(differences, prepared, together, tolerance, options, rng))

@@ -46,7 +46,6 @@ from gradcheck.core.numerics import (
     Tolerance,
     coarser_eps,
     ecnoise,
-    evaluation_noise,
     noise_bound,
 )
 from gradcheck.core.params import Fill
@@ -599,9 +598,11 @@ def pilot(differences: FiniteDifferences, tensor: Tensor, seed: int) -> Directio
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             slopes.append((f_up - f_down) / (2.0 * step))
     third = pilot_third(slopes, steps)
-    noise = float(evaluation_noise(np.array(differences.evaluator.f0), tensor.eps, tensor.tol))
+    # the floor, or at a loss exactly 0 its measured resolution there (Pilots.zero_sigma)
+    zero = differences.pilots.zero_sigma
+    noise = float(noise_bound(zero, np.array(differences.evaluator.f0), tensor.eps, tensor.tol))
     h = direction_step(noise, third, tensor.eps, tensor.finite)
-    return Direction(tensor, seed, h, third)
+    return Direction(tensor, seed, h, third, zero)
 
 
 def probe(

@@ -100,9 +100,10 @@ def headline(report: Report) -> str:
     blind = unresolved_params(report)
     if blind:
         names = ", ".join(blind[:3]) + (", ..." if len(blind) > 3 else "")
+        where = "Fast mode" if any(report[name].probe is not None for name in blind) else "Notes"
         parts.append(
             f"{len(blind)} not resolved at this precision ({names}: the smallest error their "
-            "check could see is larger than their partials; see Notes)"
+            f"check could see is larger than their partials; see {where})"
         )
     if uncertain:
         parts.append(f"{uncertain} elements at kinks (uncertain)")
@@ -119,11 +120,16 @@ def headline(report: Report) -> str:
 def unresolved_params(report: Report) -> list[str]:
     """Passing parameters whose check could not have seen an error as large as their partials
     (median smallest detectable relative error above 1: a float32 loss of weights at 1e-4, a
-    loss whose noise swamps them). Their "ok" says nothing; the headline says so."""
+    loss whose noise swamps them; in fast mode, the probes' sensitivity to one element at the
+    median partial above 1: a loss exactly 0, whose resolution there dwarfs its partials).
+    Their "ok" says nothing; the headline says so."""
     out = []
     for p in report.params:
-        summary = p.sensitivity_summary(smooth=True) if not p.failed else None
-        if summary is not None and summary[0] > 1.0:
+        if p.failed:
+            continue
+        summary = p.sensitivity_summary(smooth=True)
+        relative = p.probe.sensitivity.get("relative") if p.probe is not None else None
+        if (summary is not None and summary[0] > 1.0) or (relative is not None and relative > 1.0):
             out.append(p.name)
     return out
 
