@@ -13,7 +13,7 @@ from gradcheck.adapters.training import (
     from_training_step,
 )
 from gradcheck.api import check, check_problem
-from gradcheck.assertions import GradientMismatch, assert_gradients
+from gradcheck.assertions import GradientMismatch, UnresolvedWarning, assert_gradients
 from gradcheck.core.compare import ParamResult
 from gradcheck.core.numerics import Tolerance
 from gradcheck.errors import (
@@ -46,6 +46,7 @@ __all__ = [
     "SampleChangedWarning",
     "StateMutationError",
     "Tolerance",
+    "UnresolvedWarning",
     "assert_gradients",
     "check",
     "check_hessian",

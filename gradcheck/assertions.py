@@ -8,6 +8,7 @@ folder for failure reports) through :func:`active_settings`.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from gradcheck.core.numerics import Tolerance
 from gradcheck.errors import InputError
 from gradcheck.report.files import ReportNames, write_reports_or_warn
 from gradcheck.report.model import Report
+from gradcheck.report.text import unresolved_params
 
 
 class GradientMismatch(AssertionError):
@@ -32,6 +34,16 @@ class GradientMismatch(AssertionError):
 
 
 GradientMismatch.__module__ = "gradcheck"  # shown in tracebacks as gradcheck.GradientMismatch
+
+
+class UnresolvedWarning(UserWarning):
+    """An assertion passed on parameters whose check could not resolve their partials: the
+    smallest error it could see is larger than the partials themselves (a loss exactly 0 at
+    large margins, a float32 loss of tiny weights). The pass proves nothing about them; under
+    ``-W error`` (or ``filterwarnings = error``) it fails the test instead."""
+
+
+UnresolvedWarning.__module__ = "gradcheck"
 
 
 @dataclass(frozen=True)
@@ -92,7 +104,9 @@ def assert_gradients(
     (the fixture's ``check_layer`` and the others apply the run's settings).
     Unset options come from the pytest plugin's ``--gradcheck-*`` options. On a mismatch with
     ``--gradcheck-report-dir``, Markdown, JSON and HTML reports are written there, named after
-    ``name`` (default: the running test). Returns the report when every partial passes.
+    ``name`` (default: the running test). Returns the report when every partial passes, with
+    an :class:`UnresolvedWarning` when some parameters passed only because the check could not
+    resolve their partials.
     """
     __tracebackhide__ = True  # the failure points at the test's line, not at this helper
     settings = settings or active_settings()
@@ -109,6 +123,16 @@ def assert_gradients(
     else:
         report = check(loss, grad, params, **options)
     if report.passed:
+        blind = unresolved_params(report)
+        if blind:
+            warnings.warn(
+                UnresolvedWarning(
+                    f"gradients passed but not resolved at this precision: {', '.join(blind)} "
+                    "(the smallest error the check could see is larger than their partials, "
+                    "so the pass says nothing about them; see the report's Notes)"
+                ),
+                stacklevel=2,
+            )
         return report
     message = report.to_text(max_rows=settings.max_rows).rstrip("\n")
     if settings.report_dir is not None:

@@ -191,3 +191,13 @@ def test_fast_mode_reads_the_resolution_too():
     assert caught.failed_params == ["W"]
     w = caught["W"]
     assert w.indices[w.statuses == "wrong"].tolist() == [5 * K + 2]
+
+
+def test_assert_gradients_warns_when_it_passes_what_it_could_not_resolve():
+    """A pass on unresolved parameters proves nothing: assert_gradients says so with an
+    UnresolvedWarning (an error under filterwarnings = error), and stays silent otherwise."""
+    loss, grad, params = converged_classifier()
+    with pytest.warns(gradcheck.UnresolvedWarning, match="not resolved at this precision: W"):
+        gradcheck.assert_gradients(loss, grad, params)
+    hinge_loss, hinge_grad, hinge_params = hinge(mask=True)
+    gradcheck.assert_gradients(hinge_loss, hinge_grad, hinge_params)  # all partials 0: resolved
