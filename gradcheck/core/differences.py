@@ -299,7 +299,7 @@ class FiniteDifferences:
         use = LadderUse({}, {}, {})
         if not fourth and indices is None and resolution == 0 and again_with is None:
             bounds = (low, np.broadcast_to(largest, x.shape))
-            clean = not self.pilots.noisy(sigma, eps)
+            clean = not self.pilots.noisy(sigma)
             use = self._snap_to_ladders(name, h, bounds, pilot.noise, third, clean)
         reused = use.levels
         if indices is None and again_with is None:
@@ -308,7 +308,7 @@ class FiniteDifferences:
         f_up, f_down = self._main_values(name, everything, upper, lower, reused)
         known[1] = (f_up, f_down)
         seen = np.max([np.maximum(np.abs(u), np.abs(d)) for u, d in known.values()], axis=0)
-        noise = noise_bound(sigma, seen, eps, tol)
+        noise = noise_bound(sigma, seen, self.pilots.noise_eps, tol)
         with np.errstate(invalid="ignore", over="ignore"):
             numeric = (f_up - f_down) / span
             # the points the loss saw are off from ours by up to its resolution: as loss noise,
@@ -603,7 +603,7 @@ class FiniteDifferences:
             loudest = max(loudest, local)
             self.raised_noise[owner] = local
             reached[start:stop] = noise_bound(
-                local, seen[start:stop], self._eps(owner), self.tolerance
+                local, seen[start:stop], self.pilots.noise_eps, self.tolerance
             )
             self.notes.append(
                 f"{owner}: the noise measured where {mine.size} of its {stop - start} elements "
@@ -616,7 +616,7 @@ class FiniteDifferences:
         """The noise bound a verdict on ``name`` rested on at the starting point, from the
         measured standard deviation ``sigma`` (NaN: the floor alone)."""
         return float(
-            noise_bound(sigma, np.array(self.evaluator.f0), self._eps(name), self.tolerance)
+            noise_bound(sigma, np.array(self.evaluator.f0), self.pilots.noise_eps, self.tolerance)
         )
 
     def remeasure(
@@ -974,7 +974,7 @@ class FiniteDifferences:
             central[m] = (f_up, f_down, up.astype(np.float64) - x64, x64 - down.astype(np.float64))
             values += [f_up, f_down]
         noise = noise_bound(
-            sigma, np.abs(np.stack(values)).max(axis=0), self._eps(name), self.tolerance
+            sigma, np.abs(np.stack(values)).max(axis=0), self.pilots.noise_eps, self.tolerance
         )
         if floor is not None:
             noise = np.maximum(noise, floor)

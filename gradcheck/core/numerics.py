@@ -351,13 +351,17 @@ KINK_ENERGY = 1e-4
 # loss rounded to its last bits has second differences of one or two ulps, one of them often
 # alone (quantization, measured as noise: it is tiny either way).
 KINK_ULPS = 64.0
+# A second difference this small beside the table's largest is a straight stretch's (rounding),
+# not noise: two such in a table of seven values are straight stretches between kinks.
+STRAIGHT = 1e-3
 
 
 def _one_kink(f: np.ndarray) -> bool:
-    """Whether the values ``f`` (a noise table) straddle a single kink: their second
-    differences are zero but at one or two adjacent positions (within ``KINK_ENERGY`` of
-    their energy), and far above the values' last bits (``KINK_ULPS``; float32 ulps when
-    every value is a float32 number, a float32 loss read as float64)."""
+    """Whether the values ``f`` (a noise table) straddle a kink: their second differences
+    are far above the values' last bits (``KINK_ULPS``; float32 ulps when every value is a
+    float32 number, a float32 loss read as float64), and zero but at one or two adjacent
+    positions (within ``KINK_ENERGY`` of their energy), or at least two of them next to
+    nothing beside the largest (``STRAIGHT``: straight stretches between several kinks)."""
     first = f[1:] - f[:-1]
     second = first[1:] - first[:-1]  # np.diff(f, 2), without its wrapper
     largest = float(np.abs(second).max()) if second.size else 0.0
@@ -369,7 +373,12 @@ def _one_kink(f: np.ndarray) -> bool:
         return False
     energy = (second / largest) ** 2
     pair = (energy[:-1] + energy[1:]).max() if energy.size > 1 else energy.max()
-    return bool(energy.sum() - pair <= KINK_ENERGY * energy.sum())
+    if energy.sum() - pair <= KINK_ENERGY * energy.sum():
+        return True
+    # kinks at more than one place (a batch's ReLU units crossing 0 one after another): the
+    # table is straight between them, so some second differences vanish beside the largest,
+    # which noise of that size would leave there with a chance of about 1e-5 per table
+    return bool(np.count_nonzero(energy <= STRAIGHT**2) >= 2)
 
 
 def noise_spacing(x: float, eps: float) -> float:

@@ -40,7 +40,6 @@ from gradcheck.core.numerics import (
     ladder_fifth,
     ladder_richardson,
     margined,
-    noise_bound,
     noise_bound_at,
     noise_spacing,
     pilot_step,
@@ -239,8 +238,21 @@ class Pilots:
         )
 
     def eps(self, name: str) -> float:
-        """Epsilon of the coarser of the parameter's and the loss's dtype."""
+        """Epsilon of the coarser of the parameter's and the loss's dtype: what the steps and
+        the noise tables' spacings respect (each must move the parameter, as rounded)."""
         return coarser_eps(self.params[name].dtype, self.evaluator.loss_dtype)
+
+    @property
+    def noise_eps(self) -> float:
+        """Epsilon of the loss's own values: the floor under its measured noise. Not the
+        parameters': the points ``x +- h`` are taken as rounded and the spans measured from
+        them, so a float32 parameter adds no noise of its own to a loss computed in float64
+        (float32 weights at a ReLU layer's small init, float64 data: a float32 floor, 1e9
+        times the noise measured, set steps beyond the nearest kinks and passed off their
+        macro slope as the partial). Float32 arithmetic inside such a loss shows in the noise
+        measured along the elements it reaches; a loss computed in float32 and returned as
+        Python floats has float32 values (``loss_dtype``)."""
+        return coarser_eps(self.evaluator.loss_dtype)
 
     def _measure_noise(self, name: str, index: int) -> tuple[float, float]:
         """Standard deviation of the loss's noise along element ``index`` of ``name``
@@ -252,7 +264,10 @@ class Pilots:
         inside a float64 loss); 0 when no such staircase was seen."""
         dtype = self.params[name].dtype
         x = float(self.params.flat_values(name, np.array([index]))[0])
-        spacing = noise_spacing(x, self.eps(name))
+        # at 0 every spacing is representable: the loss's own epsilon sets it (a float32
+        # bias at 0 in a float64 loss: sqrt(eps32) = 3e-4 wide tables crossed a ReLU layer's
+        # kinks, and read them as noise 1e9 times the loss's)
+        spacing = noise_spacing(x, self.eps(name) if x != 0 else self.noise_eps)
         widest = float(pilot_step(np.array(x), self.eps(name)))
         offsets = np.array(NOISE_OFFSETS, dtype=np.float64)
         seen: set[str] = set()
@@ -291,7 +306,7 @@ class Pilots:
                 break  # flat up to the ladder's own start: no noise to see
             spacing = spacing * NOISE_RESCALE if status == "flat" else spacing / NOISE_RESCALE
         quantized = _steady_trend(trends)
-        floor = noise_bound_at(0.0, self.evaluator.f0, self.eps(name), self.tolerance)
+        floor = noise_bound_at(0.0, self.evaluator.f0, self.noise_eps, self.tolerance)
         if NOISE_SIGMAS * quantized > floor:
             return quantized, resolution
         if seen == {"flat"} and zeros:  # a loss exactly 0 here: its resolution near 0
@@ -463,10 +478,10 @@ class Pilots:
         where = np.array([index, index], dtype=np.intp)
         slopes: list[float] = []
         halves: list[float] = []
-        floor = noise_bound_at(sigma, self.evaluator.f0, eps, self.tolerance)
+        floor = noise_bound_at(sigma, self.evaluator.f0, self.noise_eps, self.tolerance)
         noises: list[float] = []  # the noise bound at each level's loss values
         noise = floor
-        recent = None if self.noisy(sigma, eps) else NOISE_LEVELS
+        recent = None if self.noisy(sigma) else NOISE_LEVELS
         low = float(smallest_step(x, eps)[0])
         levels = self.levels.setdefault((name, index), [])
         for level in range(LADDER_LEVELS + DEEP_LEVELS):
@@ -483,7 +498,9 @@ class Pilots:
             level_noise = floor
             if math.isfinite(f_up) and math.isfinite(f_down):
                 size = max(abs(f_up), abs(f_down))
-                level_noise = max(floor, noise_bound_at(sigma, size, eps, self.tolerance))
+                level_noise = max(
+                    floor, noise_bound_at(sigma, size, self.noise_eps, self.tolerance)
+                )
             noises.append(level_noise)
             noise = max(noises[-recent:] if recent else noises)
             with np.errstate(invalid="ignore", over="ignore"):
@@ -491,7 +508,7 @@ class Pilots:
             halves.append(span / 2)
             verdict = ladder_third(slopes, halves, noise)
             if verdict is not None:
-                if verdict[2] == "noise" and len(slopes) == 2 and self.noisy(sigma, eps):
+                if verdict[2] == "noise" and len(slopes) == 2 and self.noisy(sigma):
                     start = (halves[0], slopes[0])
                     return Reading(*self._climb(name, where, x, start, sigma, verdict, noise))
                 fifth = float("nan")
@@ -507,10 +524,10 @@ class Pilots:
             return Reading(float(last), halves[-1], noise)
         return Reading(float("inf"), float("nan"), noise)
 
-    def noisy(self, sigma: float, eps: float) -> bool:
+    def noisy(self, sigma: float) -> bool:
         """Whether the measured noise is ``NOISY`` times the floor or more (cancellation in
         the loss): then rounding, not truncation, limits the accuracy at the ladder's start."""
-        floor = float(noise_bound(float("nan"), np.array(self.evaluator.f0), eps, self.tolerance))
+        floor = noise_bound_at(float("nan"), self.evaluator.f0, self.noise_eps, self.tolerance)
         return bool(NOISE_SIGMAS * sigma > NOISY * floor)
 
     def _climb(
@@ -527,7 +544,6 @@ class Pilots:
         (``start``: half-step, slope): larger steps, ``LADDER_RATIO``-fold up to
         ``CLIMB_LEVELS`` times, while it still does not, since rounding falls as ``1/h``;
         returns the last noise-limited verdict's ``|f'''|`` bound and step, and the noise."""
-        eps = self.eps(name)
         half, slope = start
         third, largest, _ = verdict
         for _ in range(CLIMB_LEVELS):
@@ -537,7 +553,8 @@ class Pilots:
             if not np.all(np.isfinite(f)):
                 break
             size = np.array(max(abs(f[0]), abs(f[1])))
-            wider_noise = max(noise, float(noise_bound(sigma, size, eps, self.tolerance)))
+            floor = noise_bound_at(sigma, float(size), self.noise_eps, self.tolerance)
+            wider_noise = max(noise, floor)
             wider = float(span[0] / 2)
             wider_slope = float((f[0] - f[1]) / span[0])
             if wider_noise / wider >= noise / half:  # rounding grows as fast as the step

@@ -19,6 +19,7 @@ from gradcheck.core.differences import (
 from gradcheck.core.evaluation import Evaluator
 from gradcheck.core.numerics import Tolerance
 from gradcheck.core.params import ParamSet
+from gradcheck.report.text import unresolved_params
 from nets.tanh_mlp import TanhMLP
 from tests.helpers.toy import deep_net_at_init, small_relu_mlp, two_layer_net
 
@@ -532,3 +533,28 @@ def test_float32_steps_far_above_the_weights_cross_no_kinks_unseen(seed):
     # where float32 resolves the partials (weights at 1e-2), a dW2 half again too large is caught
     loss, grad, params = small_relu_mlp(seed, 1e-2, w2_factor=1.5)
     assert gradcheck.check(loss, grad, params).failed_params == ["W2"]
+
+
+@pytest.mark.parametrize("seed", [4, 11, 33, 38, 57])
+def test_float32_weights_in_a_float64_loss_are_checked_to_the_losss_own_noise(seed):
+    # float32 weights at 1e-3 and zero biases, float64 data: the loss is computed in float64,
+    # its noise 1e-16. A float32 floor under it (1e-7) set the steps at 7e-3, beyond the
+    # nearest kinks (b1 at 0, pre-activations ~3e-4): a widened stencil's macro slope passed
+    # for b1's partial, wrong by its own size (7 of 60 such nets failed), and W1, W2 were left
+    # unresolved. The loss's own epsilon is the floor now: every tensor resolved, to float32's
+    # relative floor
+    loss, grad, params = small_relu_mlp(seed, 1e-3)
+    report = gradcheck.check(loss, grad, params)
+    assert report.passed, report.to_text()
+    assert unresolved_params(report) == []
+    assert all(p.sensitivity_summary()[1] < 1e-3 for p in report.params)
+
+    def off_by_a_percent(p):
+        g = grad(p)
+        g["b1"] = g["b1"].copy()
+        g["b1"][2] *= 1.01
+        return g
+
+    wrong = gradcheck.check(loss, off_by_a_percent, params)
+    assert wrong.failed_params == ["b1"]
+    assert np.flatnonzero(wrong["b1"].statuses == "wrong").tolist() == [2]

@@ -685,6 +685,23 @@ def test_a_kink_in_the_noise_table_is_not_noise(offset):
     assert 0.25e-12 < sigma < 4e-12
 
 
+@pytest.mark.parametrize("first", [-2.5, -1.5, -0.5])
+def test_kinks_at_two_places_in_the_noise_table_are_not_noise(first):
+    """A batch's ReLU units crossing 0 one after another: a table across two kinks is
+    straight between them, so its second differences vanish at some places and are large at
+    others, which no one-kink test sees (a dead unit's element, flat at small spacings, read
+    as noise 1e8 times the loss's at the first spacing that reached its batch's kinks)."""
+    d = 2.0**-9
+    t = np.arange(-3, 4) * d
+    kinked = 1.1 + 2e-5 * t - 4e-4 * np.maximum(t - first * d, 0) - 3e-4 * np.maximum(t - d, 0)
+    assert ecnoise(kinked)[1] == "slope"
+    # the same table with noise of the size it would have read: measured
+    rng = np.random.default_rng(1)
+    sigma, status = ecnoise(1.1 + 2e-5 * t + 1e-7 * rng.standard_normal(7))
+    assert status == "measured"
+    assert 0.25e-7 < sigma < 4e-7
+
+
 def test_a_relu_loss_with_units_at_their_kinks_keeps_its_rounding_noise():
     x = np.array([0.0, 0.7, -0.2, 0.0, 1.1, 0.0])
 
