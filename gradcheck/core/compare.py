@@ -186,7 +186,8 @@ class ParamResult:
         scale = np.abs(self.numeric)
         if self.analytic is not None:
             scale = np.fmax(scale, np.abs(self.analytic))
-        with np.errstate(invalid="ignore", divide="ignore"):
+        # (over: a bound over a subnormal partial is past float64's range: inf, as at 0)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             return np.where(scale > 0, self.detectable / np.where(scale > 0, scale, 1.0), np.inf)
 
     def sensitivity_summary(self, smooth: bool = False) -> tuple[float, float] | None:

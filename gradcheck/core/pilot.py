@@ -71,24 +71,30 @@ RESOLUTION_SPACINGS = 8.0
 # cross-entropy whose margins are so large that log(1 + 1e-18) rounds to 0) has no noise to
 # see, and its floor, noise_ulps ulps of |f|, is 0: a correct partial of 3e-18 failed against a
 # numeric 0 with a bound of 4e-26. Its noise there is its resolution near 0, measured
-# (Pilots._zero_quantum): steps climb ZERO_RATIO-fold from the tables' widest (at most
-# ZERO_CLIMB levels) until the loss moves, then bisect between the largest step it stayed 0 at
-# and the smallest it moved at (at most ZERO_BISECT rounds) until ZERO_SETTLED nonzero values
+# (Pilots._quantum): steps climb QUANTUM_RATIO-fold from the tables' widest (at most
+# QUANTUM_CLIMB levels) until the loss moves, then bisect between the largest step it stayed 0 at
+# and the smallest it moved at (at most QUANTUM_BISECT rounds) until QUANTUM_SETTLED nonzero values
 # in a row repeat the smallest |f| exactly: a staircase, whose step q is the loss's quantum
 # there. A kink the loss meets instead (a hinge) gives ever smaller |f| and never settles; a
 # loss that never moves has none. A step of the function, not of its rounding (a 0-1 loss's
-# 1/N), is told apart by size: the loss must reach ZERO_QUANTA times q within the climb's
+# 1/N), is told apart by size: the loss must reach QUANTUM_QUANTA times q within the climb's
 # range, as a rounding quantum, some ulps of the loss's own terms, is small against the values
-# it takes. The steps stay within ZERO_REACH max(1, |x|): a loss may overflow, or raise, far
+# it takes. The steps stay within QUANTUM_REACH max(1, |x|): a loss may overflow, or raise, far
 # from where it is checked (a point where it raised ends the climb). Measured along at most
-# ZERO_TRIES elements per check; the noise bound is then q.
-ZERO_RATIO = 4.0
-ZERO_CLIMB = 16
-ZERO_BISECT = 30
-ZERO_SETTLED = 3
-ZERO_QUANTA = 2.0**20
-ZERO_TRIES = 3
-ZERO_REACH = 64.0
+# QUANTUM_TRIES elements per check; the noise bound is then q.
+# The same search runs at a loss not 0 whose values are quantized far coarser than their own
+# ulps (QUANTUM_ULPS or more: a noise table flat but for moves that large): a cross-entropy of
+# 2e-10 computes log(1 + 1e-10 terms), and 1 + t rounds to 2.2e-16, so the loss moves in steps
+# of 2.2e-16 / N, 1e9 of its ulps; a table that hit those steps at exact multiples read as noise
+# of 2e-26, and a bias's partial of 2e-10 as wrong against a numeric 0 with a bound of 1e-16.
+QUANTUM_RATIO = 4.0
+QUANTUM_CLIMB = 16
+QUANTUM_BISECT = 30
+QUANTUM_SETTLED = 3
+QUANTUM_QUANTA = 2.0**20
+QUANTUM_TRIES = 3
+QUANTUM_REACH = 64.0
+QUANTUM_ULPS = 16.0
 
 
 @dataclass
@@ -196,9 +202,9 @@ class Pilots:
         # plan, may be that level; the main pass plans it only where it is not (prepaid)
         self.prepaid: set[tuple[str, int]] = set()
         self._spacing: dict[tuple[str, int], float] = {}  # of each table that measured noise
-        # the loss's resolution near 0 (a loss exactly 0), NaN until measured: _zero_quantum
-        self.zero = float("nan")
-        self._zero_tries = 0
+        # the loss's resolution near 0 (a loss exactly 0), NaN until measured: _quantum
+        self.quantum = float("nan")
+        self._quantum_tries = 0
 
     def run(self, elements: list[tuple[str, int]], prepaid: bool = False) -> Pilot:
         """Noise, ``|f'''|`` (times a margin) and the largest smooth step on ``elements``.
@@ -218,6 +224,8 @@ class Pilots:
                 break
             if measured == 0:
                 sigma = 0.0
+        if self.quantum > 0:  # the loss's resolution near f0, where measured, bounds its noise
+            sigma = float(np.fmax(sigma, self.quantum_sigma))
         readings = [self._ladder(name, index, sigma, prepaid) for name, index in elements]
         self.readings.update(zip(elements, readings, strict=True))
         largest = [r.largest for r in readings if np.isfinite(r.largest)]
@@ -254,14 +262,17 @@ class Pilots:
         Python floats has float32 values (``loss_dtype``)."""
         return coarser_eps(self.evaluator.loss_dtype)
 
-    def _measure_noise(self, name: str, index: int) -> tuple[float, float]:
+    def _measure_noise(self, name: str, index: int, disputed: bool = False) -> tuple[float, float]:
         """Standard deviation of the loss's noise along element ``index`` of ``name``
         (:func:`gradcheck.core.numerics.ecnoise`; six calls per table, at most
         ``NOISE_TRIES`` tables). 0 when the loss shows no noise above its resolution, NaN when
         no spacing isolated the noise. Also the loss's input resolution, relative to ``|x|``:
         a table that saw no change at one spacing and changes at the next says the loss reads
         this element only to about that spacing (it rounds its parameters, a float32 cast
-        inside a float64 loss); 0 when no such staircase was seen."""
+        inside a float64 loss); 0 when no such staircase was seen. The loss's quantum near
+        ``f0`` instead where its values move in steps far above their ulps, or where every
+        table was flat at 0 or, ``disputed`` (a verdict says the loss should have moved), at
+        any ``f0`` (:meth:`_quantum`)."""
         dtype = self.params[name].dtype
         x = float(self.params.flat_values(name, np.array([index]))[0])
         # at 0 every spacing is representable: the loss's own epsilon sets it (a float32
@@ -275,6 +286,8 @@ class Pilots:
         resolution = 0.0
         trends: list[float] = []  # what trend tables leave about a cubic, by falling spacing
         zeros = self.evaluator.f0 == 0.0  # every value exactly 0 so far
+        grain, grain_at = math.inf, 0.0  # the smallest move of a flat table, and its spacing
+        still = 0.0  # the widest half-width of a table the loss did not move in at all
         reached = 0.0  # the widest table's half-width
         for _ in range(NOISE_TRIES):
             with np.errstate(over="ignore"):  # past the dtype's largest: inf, refused below
@@ -286,6 +299,13 @@ class Pilots:
             zeros = zeros and not np.any(f)
             reached = spacing * float(offsets.max())
             sigma, status = ecnoise(values)
+            if status == "flat":
+                moves = np.abs(f - self.evaluator.f0)
+                moves = moves[moves > 0]
+                if not moves.size:
+                    still = max(still, spacing * float(offsets.max()))
+                if moves.size and moves.min() < grain:
+                    grain, grain_at = float(moves.min()), spacing
             if status == "slope":
                 trends.append(_fit_residual(_offsets_with_zero(offsets, middle), values, 3))
                 self._spacing[name, index] = spacing
@@ -298,7 +318,7 @@ class Pilots:
                     resolution = RESOLUTION_SPACINGS * step_before / abs(x)
             if status == "measured":
                 self._spacing[name, index] = spacing
-                return sigma, resolution
+                return self._grain(name, index, sigma, grain, grain_at), resolution
             seen.add(status)
             if len(seen) == 2:  # no variation at one spacing, a smooth trend at the next
                 break
@@ -308,43 +328,61 @@ class Pilots:
         quantized = _steady_trend(trends)
         floor = noise_bound_at(0.0, self.evaluator.f0, self.noise_eps, self.tolerance)
         if NOISE_SIGMAS * quantized > floor:
-            return quantized, resolution
-        if seen == {"flat"} and zeros:  # a loss exactly 0 here: its resolution near 0
-            quantum = self._zero_quantum(name, index, reached)
+            return self._grain(name, index, quantized, grain, grain_at), resolution
+        # a loss exactly 0 here, or one that did not move where a verdict says it should
+        # have (``disputed``): its resolution near f0
+        if (seen == {"flat"} and zeros) or (disputed and still > 0):
+            quantum = self._quantum(name, index, reached if zeros else still)
             if quantum > 0:
                 return quantum / NOISE_SIGMAS, resolution
-        return (0.0 if "flat" in seen else float("nan")), resolution
+        found = 0.0 if "flat" in seen else float("nan")
+        return self._grain(name, index, found, grain, grain_at), resolution
+
+    def _grain(self, name: str, index: int, sigma: float, grain: float, start: float) -> float:
+        """``sigma``, or the loss's quantum near ``f0`` as a standard deviation where that is
+        larger: measured (:meth:`_quantum`, from step ``start``) where a flat noise table moved
+        by ``grain``, ``QUANTUM_ULPS`` or more of the loss's ulps (see ``QUANTUM_ULPS``)."""
+        f0 = self.evaluator.f0
+        if f0 == 0.0 or not math.inf > grain > QUANTUM_ULPS * self.noise_eps * abs(f0):
+            return sigma
+        quantum = self._quantum(name, index, start)
+        if not quantum > 0 or NOISE_SIGMAS * sigma >= quantum:
+            return sigma
+        return quantum / NOISE_SIGMAS
 
     @property
-    def zero_sigma(self) -> float:
-        """The noise of a loss exactly 0, its resolution there (:meth:`_zero_quantum`), as a
-        standard deviation (the noise bound is then the quantum); 0 where none was measured."""
-        return self.zero / NOISE_SIGMAS if self.zero > 0 else 0.0
+    def quantum_sigma(self) -> float:
+        """The loss's resolution near ``f0`` (:meth:`_quantum`: a loss exactly 0, or one whose
+        values are quantized far coarser than their ulps), as a standard deviation (the noise
+        bound is then the quantum); 0 where none was measured."""
+        return self.quantum / NOISE_SIGMAS if self.quantum > 0 else 0.0
 
-    def measure_zero(self, name: str, index: int) -> float:
-        """:attr:`zero_sigma`, measured along element ``index`` of ``name`` first where the
-        loss is exactly 0 at the start (its noise tables, then :meth:`_zero_quantum`), for
-        fast mode, whose probes move many elements at once."""
-        if self.evaluator.f0 == 0.0 and not self.zero > 0 and self._zero_tries < ZERO_TRIES:
-            self._measure_noise(name, index)
-        return self.zero_sigma
+    def measure_quantum(self, name: str, index: int) -> float:
+        """:attr:`quantum_sigma`, measured along element ``index`` of ``name`` first where it
+        was not (its noise tables, then :meth:`_quantum`), for fast mode, whose probes move
+        many elements at once: at a loss exactly 0 at the start, or where a confirmation read
+        the loss unmoved at every step while the hand-written partial says it moves."""
+        if not self.quantum > 0 and self._quantum_tries < QUANTUM_TRIES:
+            self._measure_noise(name, index, disputed=True)
+        return self.quantum_sigma
 
-    def _zero_quantum(self, name: str, index: int, start: float) -> float:
-        """The loss's resolution near 0 (see ``ZERO_RATIO``), measured along element ``index``
-        of ``name`` from step ``start`` (where its noise tables read 0 on both sides); the
-        smallest measured in the check, NaN where none was. At most ``ZERO_TRIES`` elements
-        are measured per check: the resolution is a property of how the loss is computed."""
-        if self.zero > 0 or self._zero_tries >= ZERO_TRIES:
-            return self.zero
-        self._zero_tries += 1
+    def _quantum(self, name: str, index: int, start: float) -> float:
+        """The loss's resolution near ``f0`` (see ``QUANTUM_RATIO``), measured along element
+        ``index`` of ``name`` from step ``start`` (where its noise tables did not move, or
+        barely); the smallest measured in the check, NaN where none was. At most
+        ``QUANTUM_TRIES`` elements are measured per check: the resolution is a property of how
+        the loss is computed."""
+        if self.quantum > 0 or self._quantum_tries >= QUANTUM_TRIES:
+            return self.quantum
+        self._quantum_tries += 1
         x = self.params.flat_values(name, np.array([index]))
         pair = np.array([index, index], dtype=np.intp)
 
-        farthest = ZERO_REACH * max(1.0, abs(float(x[0])))
+        farthest = QUANTUM_REACH * max(1.0, abs(float(x[0])))
 
         def at(h: float) -> tuple[float, float, float] | None:
-            """The smallest nonzero |f| at ``x +- h`` (inf if both are 0), the largest, and
-            the distance reached on both sides; None beyond ``farthest``, where a point or
+            """The smallest nonzero ``|f - f0|`` at ``x +- h`` (inf if both are 0), the largest,
+            and the distance reached on both sides; None beyond ``farthest``, where a point or
             value is not finite, or where the loss raised."""
             upper, lower, _ = taken_steps(x, np.array([h]))
             reach = min(float(upper[0]) - float(x[0]), float(x[0]) - float(lower[0]))
@@ -355,25 +393,26 @@ class Pilots:
                 values = self.evaluator.at_elements(name, pair, np.concatenate([upper, lower]))
             except LossError:  # restored already; a point this far is not the check's
                 return None
-            f = np.abs(values)
+            f = np.abs(values - f0)
             if not np.all(np.isfinite(f)):
                 return None
             moved = f[f != 0]
             return (float(moved.min()) if moved.size else math.inf), float(f.max()), reach
 
-        low, h, levels = 0.0, start, 0  # the loss is 0 at +-low on both sides
+        f0 = self.evaluator.f0
+        low, h, levels = 0.0, start, 0  # the loss is f0 at +-low on both sides
         while True:  # up until the loss moves
-            if levels == ZERO_CLIMB or (got := at(h)) is None:
-                return self.zero
+            if levels == QUANTUM_CLIMB or (got := at(h)) is None:
+                return self.quantum
             levels += 1
             if got[0] < math.inf:
                 break
-            low, h = got[2], h * ZERO_RATIO
+            low, h = got[2], h * QUANTUM_RATIO
         high, (smallest, top, _) = h, got
         settled = 0
-        for _ in range(ZERO_BISECT):  # down to the smallest |f| the loss resolves
+        for _ in range(QUANTUM_BISECT):  # down to the smallest |f| the loss resolves
             mid = (low + high) / 2
-            if settled == ZERO_SETTLED or not low < mid < high or (got := at(mid)) is None:
+            if settled == QUANTUM_SETTLED or not low < mid < high or (got := at(mid)) is None:
                 break
             if got[0] == math.inf:
                 low = max(low, got[2])
@@ -381,18 +420,20 @@ class Pilots:
             high, top = mid, max(top, got[1])
             # a staircase's step repeats exactly; a kink's |f| shrinks, and the other side's
             # larger |f| (its kink further out) is no repeat either
-            settled = settled + 1 if got[0] == smallest else 0
+            # (|f - f0| up and down differ in their last bits: f0 +- q are rounded)
+            repeat = abs(got[0] - smallest) <= 4.0 * float(np.spacing(abs(f0) + smallest))
+            settled = settled + 1 if repeat else 0
             smallest = min(smallest, got[0])
-        if settled < ZERO_SETTLED:
-            return self.zero
-        while top < ZERO_QUANTA * smallest and levels < ZERO_CLIMB:  # rounding, not a step
-            h, levels = h * ZERO_RATIO, levels + 1
+        if settled < QUANTUM_SETTLED:
+            return self.quantum
+        while top < QUANTUM_QUANTA * smallest and levels < QUANTUM_CLIMB:  # rounding, not a step
+            h, levels = h * QUANTUM_RATIO, levels + 1
             if (got := at(h)) is None:
                 break
             top = max(top, got[1])
-        if top < ZERO_QUANTA * smallest:
-            return self.zero
-        self.zero = smallest
+        if top < QUANTUM_QUANTA * smallest:
+            return self.quantum
+        self.quantum = smallest
         return smallest
 
     def _unless_structure(
@@ -447,8 +488,9 @@ class Pilots:
         noise a verdict rested on (the check-wide noise and resolution stay as they were);
         a noise bound above ``above`` is confirmed at smaller spacings
         (:meth:`_unless_structure`: these tables sit where elements disagreed, as kinks make
-        them)."""
-        sigma, resolution = self._measure_noise(name, index)
+        them). Tables that never see the loss move measure its quantum there (a verdict says
+        it should have moved: see ``QUANTUM_ULPS``)."""
+        sigma, resolution = self._measure_noise(name, index, disputed=True)
         if sigma > 0 and (name, index) in self._spacing:  # a table's (not the zero quantum's)
             x = float(self.params.flat_values(name, np.array([index]))[0])
             spacing = self._spacing[name, index]

@@ -72,8 +72,10 @@ from gradcheck.fast.probe import (
     Tensor,
     Weights,
     correct,
+    largest_partial,
     pilot_third,
     points,
+    unmoved_loss,
 )
 
 # A segment's weight never exceeds the one of a tensor whose partials' scale is this fraction
@@ -128,9 +130,14 @@ def segment_weights(tensors: Sequence[Tensor]) -> np.ndarray:
     finite = np.isfinite(spread)
     positive = spread[finite & (spread > 0)]
     floor = SPREAD_FLOOR * float(np.median(positive)) if positive.size else 1.0
-    with np.errstate(divide="ignore"):
-        scale = np.maximum(np.where(finite, spread, 1.0), floor)
-        weights = np.where(finite, sizes**0.25 / scale, 0.0)
+    scale = np.maximum(np.where(finite, spread, 1.0), floor)
+    # each scale relative to the smallest first: 1 / scale overflows at the spreads of
+    # subnormal partials (a classifier converged to margins of ~700 nats)
+    positive_scale = scale[finite & (scale > 0)]  # (a floor of subnormal spreads underflows)
+    least = float(positive_scale.min()) if positive_scale.size else 1.0
+    scale = np.where(scale > 0, scale, least)
+    weights = np.where(finite, sizes**0.25 * (least / scale), 0.0)
+    weights /= weights.max() if weights.max() > 0 else 1.0  # each <= 1: the norm cannot overflow
     norm = float(np.linalg.norm(weights))
     return weights / norm if norm > 0 else weights
 
@@ -182,16 +189,20 @@ def pilot(differences: FiniteDifferences, tensors: Sequence[Tensor], seeds: Sequ
     )
     joint = Joint(segments, tuple(float(c) for c in weights), high, float("nan"))
     slopes, steps = [], []
+    unmoved = False
     for m in PILOT_MULTIPLES:
         f_up, f_down, sums = _evaluate(differences, joint, m * high)
+        unmoved |= unmoved_loss(differences, f_up, f_down, sum(s.analytic for s in sums))
         step = _taken(joint, sums)
         steps.append(step)
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             slopes.append((f_up - f_down) / (2.0 * step))
     third = pilot_third(slopes, steps)
     t0 = tensors[0]
-    # the floor, or at a loss exactly 0 its measured resolution there (Pilots.zero_sigma)
-    zero = differences.pilots.zero_sigma
+    if unmoved:
+        differences.pilots.measure_quantum(t0.name, largest_partial(t0))
+    # the floor, or at a loss exactly 0 its measured resolution there (Pilots.quantum_sigma)
+    zero = differences.pilots.quantum_sigma
     noise = float(noise_bound(zero, np.array(differences.evaluator.f0), _eps(tensors), t0.tol))
     if not np.isfinite(third):
         h = low
@@ -231,7 +242,7 @@ def probe(differences: FiniteDifferences, joint: Joint) -> Record:
         )
     t0 = moving[0].tensor
     largest = np.array(max(abs(f_up), abs(f_down)))
-    zero = differences.pilots.zero_sigma  # 0 unless the loss is exactly 0 at the start
+    zero = differences.pilots.quantum_sigma  # 0 unless the loss is exactly 0 at the start
     noise = float(noise_bound(zero, largest, _eps([d.tensor for d in moving]), t0.tol))
     tolerance = direction_tolerance(noise, h, joint.third, rounding, 1.0, t0.tol, t0.quantile)
     size = sum(d.tensor.x.size for d in joint.segments)

@@ -583,6 +583,23 @@ def pilot_third(slopes: list[float], steps: list[float]) -> float:
     return float(third) * THIRD_MARGIN if np.isfinite(third) else float("inf")
 
 
+def unmoved_loss(differences: FiniteDifferences, f_up: float, f_down: float, a: float) -> bool:
+    """Whether a pilot's step left the loss exactly where it was on both sides while the
+    hand-written partials say it moves (``a``, their sum along the step, not 0): a loss whose
+    values move in steps far above its ulps (a cross-entropy of 1e-17 moves in steps of
+    1e-18), whose resolution near ``f0`` the probes' noise must be
+    (:meth:`gradcheck.core.pilot.Pilots.measure_quantum`)."""
+    f0 = differences.evaluator.f0
+    return f_up == f0 and f_down == f0 and a != 0 and bool(np.isfinite(a))
+
+
+def largest_partial(tensor: Tensor) -> int:
+    """The position of ``tensor``'s largest finite hand-written partial: where the loss moves
+    soonest, for a measurement of its resolution (one pass over the partials)."""
+    with np.errstate(invalid="ignore"):
+        return int(np.argmax(np.nan_to_num(np.abs(tensor.analytic), nan=0.0, posinf=0.0)))
+
+
 def pilot(differences: FiniteDifferences, tensor: Tensor, seed: int) -> Direction:
     """Measure the third derivative along the direction of ``seed`` (4 evaluations) and fix
     the step."""
@@ -590,16 +607,20 @@ def pilot(differences: FiniteDifferences, tensor: Tensor, seed: int) -> Directio
     whole = Weights(0, tensor.x.size)
     probe_dir = Direction(tensor, seed, hp, float("nan"))
     slopes, steps = [], []
+    unmoved = False
     for m in PILOT_MULTIPLES:
         f_up, f_down, sums = _evaluate(differences, probe_dir, whole, m * hp)
+        unmoved |= unmoved_loss(differences, f_up, f_down, sums.analytic)
         # the step actually taken along w (rounding to the dtype moves the points slightly)
         step = sums.taken / (2.0 * sums.norm) if sums.norm > 0 else float("nan")
         steps.append(step)
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             slopes.append((f_up - f_down) / (2.0 * step))
     third = pilot_third(slopes, steps)
-    # the floor, or at a loss exactly 0 its measured resolution there (Pilots.zero_sigma)
-    zero = differences.pilots.zero_sigma
+    if unmoved:
+        differences.pilots.measure_quantum(tensor.name, largest_partial(tensor))
+    # the floor, or at a loss exactly 0 its measured resolution there (Pilots.quantum_sigma)
+    zero = differences.pilots.quantum_sigma
     noise = float(noise_bound(zero, np.array(differences.evaluator.f0), tensor.eps, tensor.tol))
     h = direction_step(noise, third, tensor.eps, tensor.finite)
     return Direction(tensor, seed, h, third, zero)

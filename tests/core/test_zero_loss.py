@@ -1,6 +1,7 @@
 """A loss exactly 0 along every element it was moved along: its noise floor (ulps of |f|) is 0
-there, so the engine measures the loss's resolution near 0 instead (differences.ZERO_RATIO):
+there, so the engine measures the loss's resolution near 0 instead (pilot.QUANTUM_RATIO):
 a correct partial the loss cannot resolve is not called wrong, and one it can rule out still is.
+The same measurement serves a loss near 0 whose values move in steps far above their ulps.
 """
 
 from __future__ import annotations
@@ -9,25 +10,28 @@ import numpy as np
 import pytest
 
 import gradcheck
-from gradcheck.core.pilot import ZERO_BISECT, ZERO_CLIMB, ZERO_TRIES
+from gradcheck.core.pilot import QUANTUM_BISECT, QUANTUM_CLIMB, QUANTUM_TRIES
 from gradcheck.report.text import unresolved_params
 from tests.helpers.toy import _cross_entropy_back, _softmax
 
 N, D, K = 12, 4, 3
 
 
-def converged_classifier(n: int = N, d: int = D, margin_scale: float = 60.0):
-    """Softmax regression on separable data, its weights scaled until every margin is ~40
-    nats or more: the stable cross-entropy rounds to exactly 0.0 and the hand-written (correct)
-    partials are ~1e-18, as a classifier trained to convergence gives."""
-    rng = np.random.default_rng(7)
+def converged_classifier(
+    n: int = N, d: int = D, margin_scale: float = 60.0, seed: int = 7, k: int = K
+):
+    """Softmax regression on separable data, its weights scaled until every margin is
+    ``margin_scale`` nats or more: at 60 the stable cross-entropy rounds to exactly 0.0 and the
+    hand-written (correct) partials are ~1e-18, as a classifier trained to convergence gives;
+    at 20-35 it is 1e-10-1e-17, computed as log(1 + t) with t far below 1's ulp."""
+    rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, d))
-    teacher = rng.normal(size=(d, K))
+    teacher = rng.normal(size=(d, k))
     y = (x @ teacher).argmax(1)
     z = x @ teacher
     top = np.sort(z, 1)
     gap = (top[:, -1] - top[:, -2]).min()
-    params = {"W": teacher * margin_scale / gap, "b": np.zeros(K)}
+    params = {"W": teacher * margin_scale / gap, "b": np.zeros(k)}
 
     def loss(p):
         z = x @ p["W"] + p["b"]
@@ -125,12 +129,14 @@ def test_a_loss_that_never_moves_stays_wrong_at_a_bounded_cost(size):
         lambda p: 0.0 * float(p["w"].sum()), lambda p: {"w": np.ones(size)}, {"w": w}
     )
     assert report["w"].statuses.tolist() == ["wrong"] * size
-    assert report.evaluations <= 4 * size + 2 * ZERO_TRIES * (ZERO_CLIMB + ZERO_BISECT) + 200
+    assert (
+        report.evaluations <= 4 * size + 2 * QUANTUM_TRIES * (QUANTUM_CLIMB + QUANTUM_BISECT) + 200
+    )
 
 
 def test_a_step_of_the_function_is_no_resolution():
     """A 0-1 loss (the fraction misclassified) is 0 at the start and jumps by 1/N: a
-    staircase, but one the loss never climbs far above (ZERO_QUANTA), so no resolution is
+    staircase, but one the loss never climbs far above (QUANTUM_QUANTA), so no resolution is
     read from it and a surrogate's nonzero gradient stays wrong."""
     rng = np.random.default_rng(5)
     x = rng.normal(size=(20, 3))
@@ -150,7 +156,7 @@ def test_a_step_of_the_function_is_no_resolution():
 
 
 def test_far_points_that_overflow_or_raise_end_the_climb_quietly():
-    """The resolution's steps stay within ZERO_REACH max(1, |x|) and a point where the loss
+    """The resolution's steps stay within QUANTUM_REACH max(1, |x|) and a point where the loss
     raises ends them: a zero net whose loss overflows (as an error under -W error) or
     raises far from its point still checks clean."""
     x = np.zeros((1, 1))
@@ -174,7 +180,7 @@ def test_far_points_that_overflow_or_raise_end_the_climb_quietly():
 
 def test_fast_mode_reads_the_resolution_too():
     """Fast mode's probes move every element at once: at a loss exactly 0 their noise is the
-    same resolution (Pilots.measure_zero), measured before the first probe."""
+    same resolution (Pilots.measure_quantum), measured before the first probe."""
     loss, grad, params = converged_classifier(n=64, d=400)  # large enough for fast mode
     report = gradcheck.check(loss, grad, params, mode="fast")
     assert report.passed
@@ -191,6 +197,53 @@ def test_fast_mode_reads_the_resolution_too():
     assert caught.failed_params == ["W"]
     w = caught["W"]
     assert w.indices[w.statuses == "wrong"].tolist() == [5 * K + 2]
+
+
+@pytest.mark.parametrize(
+    ("n", "d", "k", "margin", "seed"),
+    [(14, 48, 3, 20.0, 13), (17, 23, 3, 20.0, 21), (59, 2, 2, 35.0, 4), (79, 4, 3, 35.0, 58)],
+)
+@pytest.mark.parametrize("mode", ["full", "fast"])
+def test_a_loss_whose_values_move_in_steps_far_above_its_ulps(n, d, k, margin, seed, mode):
+    """A cross-entropy of 2e-10 (or 1e-17) is mean(log(1 + t)) with t ~1e-9: 1 + t rounds to
+    2.2e-16, so the loss moves in steps of 2.2e-16 / N, 1e6 (1e1) of its value and 1e9 of its
+    ulps. Its noise tables hit those steps at exact multiples (read as noise of 2e-26) or never
+    moved, and correct partials failed against numeric 0s with bounds of 1e-16 or 1e-25. The
+    quantum near f0 is measured (Pilots._quantum): every partial passes, resolved where the
+    quantum allows."""
+    loss, grad, params = converged_classifier(n, d, margin, seed, k)
+    assert 0 < loss(params) < 1e-9
+    report = gradcheck.check(loss, grad, params, mode=mode)
+    assert report.passed, str(report)
+
+
+def test_an_error_is_caught_where_the_loss_moves_in_steps():
+    # the bias of the 2e-10 classifier resolves to ~0.3% of its partials (the quantum, 1.6e-17,
+    # over steps that move the loss by many of them): half again too large is caught there
+    loss, grad, params = converged_classifier(14, 48, 20.0, 13, 3)
+    report = gradcheck.check(loss, grad, params)
+    assert report.passed
+    assert report["b"].sensitivity_summary()[1] < 0.01
+    assert report["b"].noise > 1e-18  # the quantum (1.6e-17), not the loss's ulps (3e-26)
+
+    def planted(p):
+        g = grad(p)
+        g["b"][1] *= 1.5
+        return g
+
+    caught = gradcheck.check(loss, planted, params)
+    assert caught.failed_params == ["b"]
+    assert np.flatnonzero(caught["b"].statuses == "wrong").tolist() == [1]
+
+
+@pytest.mark.parametrize("margin", [600.0, 700.0, 730.0])
+def test_subnormal_partials_in_fast_mode_raise_no_overflow(margin):
+    # partials of 1e-262 .. 1e-319: the joint direction's weights (1 / spread) and the stated
+    # relative sensitivity (over the median partial) overflowed, an error under -W error
+    loss, grad, params = converged_classifier(64, 40, margin)
+    report = gradcheck.check(loss, grad, params, mode="fast")
+    assert report.passed
+    report.to_json()
 
 
 def test_assert_gradients_warns_when_it_passes_what_it_could_not_resolve():
