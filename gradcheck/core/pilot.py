@@ -345,6 +345,8 @@ class Pilots:
         f0 = self.evaluator.f0
         if f0 == 0.0 or not math.inf > grain > QUANTUM_ULPS * self.noise_eps * abs(f0):
             return sigma
+        if NOISE_SIGMAS * sigma >= grain:  # the quantum is at most the smallest move seen
+            return sigma
         quantum = self._quantum(name, index, start)
         if not quantum > 0 or NOISE_SIGMAS * sigma >= quantum:
             return sigma
