@@ -202,7 +202,8 @@ class Pilots:
         # plan, may be that level; the main pass plans it only where it is not (prepaid)
         self.prepaid: set[tuple[str, int]] = set()
         self._spacing: dict[tuple[str, int], float] = {}  # of each table that measured noise
-        # the loss's resolution near 0 (a loss exactly 0), NaN until measured: _quantum
+        # the loss's resolution near f0 (exactly 0, or quantized far above its ulps), NaN until
+        # measured: _quantum
         self.quantum = float("nan")
         self._quantum_tries = 0
 
