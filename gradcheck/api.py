@@ -17,7 +17,7 @@ from gradcheck.core.differences import (
     planned_evaluations,
 )
 from gradcheck.core.evaluation import Evaluator, check_executor
-from gradcheck.core.numerics import Tolerance, coarser_dtype, machine_eps
+from gradcheck.core.numerics import NOISE_SIGMAS, Tolerance, coarser_dtype, machine_eps
 from gradcheck.core.params import ParamSet
 from gradcheck.core.tree import Tree, is_tree
 from gradcheck.core.widen import HOW_TO_CAST, widen_params, widened
@@ -489,6 +489,7 @@ def _check_noise(engine, pset, names, done, gradients, fitting, precision, toler
         elements = [element for name in tensors for element in failing(name)]
         anywhere = engine.noise_at(elements, assumed)
         if not engine.assumed_noise(tensors[0], anywhere) > NOISE_MARGIN * assumed:
+            _check_where_read(engine, pset, tensors, done, gradients, fitting, precision, tolerance)
             continue
         for name in tensors:
             local = engine.noise_at(failing(name), assumed)
@@ -506,6 +507,46 @@ def _check_noise(engine, pset, names, done, gradients, fitting, precision, toler
                 f"{ratio:.3g}x what the verdict assumed (the pilot's table moved other terms): "
                 "measured again with it"
             )
+
+
+def _check_where_read(engine, pset, tensors, done, gradients, fitting, precision, tolerance):
+    """The noise at the points failing verdicts read, where the loss there was far larger
+    than at the start (:meth:`~gradcheck.core.differences.FiniteDifferences.noise_where_read`:
+    an exact fit, whose residuals' rounding grows with the step). A tensor whose noise there is
+    ``NOISE_MARGIN`` times what its verdict assumed is judged again at the same steps with
+    that noise (``same_steps``: at other steps the noise would be another). Costs nothing
+    where the loss read is about its size at the start (a real error on an ordinary net)."""
+    wrong = CODE["wrong"]
+    for name in tensors:
+        result = done[name]
+        where = np.flatnonzero(result.codes == wrong)
+        # the failing partial hardest to swamp: where its noise does not, no other's does
+        with np.errstate(invalid="ignore", over="ignore"):
+            hardest = int(where[np.argmax(np.abs(result.numeric[where]) * result.step[where])])
+        local = engine.noise_where_read(name, hardest)
+        assumed = engine.assumed_noise(name, result.noise)
+        ratio = engine.assumed_noise(name, local) / assumed
+        # only where every failing numeric partial is within what that noise could make of it
+        # (x + h and x - h each off by NOISE_SIGMAS of it, with the verdicts' safety): a
+        # partial it does not swamp was resolved, and the noise at x judged it (a
+        # least-squares fit's read points are 50x noisier than x, yet its numeric partials
+        # agree with the exact ones to 1e-14)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            reach = tolerance.safety * NOISE_SIGMAS * local / result.step[where]
+            swamped = np.abs(result.numeric[where]) <= reach
+        if not (ratio > NOISE_MARGIN and swamped.all()):
+            continue
+        done[name] = compare(
+            pset[name],
+            gradients.get(name),
+            engine.remeasure(name, fitting[name], precision[name], local, same_steps=True),
+            tolerance,
+        )
+        engine.notes.append(
+            f"{name}: the noise measured at the points its verdict read ({local:.2g}), where the "
+            f"loss is far larger than at the start, is {ratio:.3g}x what the verdict assumed: "
+            "judged again at the same steps with it"
+        )
 
 
 _RESULT_FIELDS = tuple(f.name for f in fields(ParamResult) if f.init)  # what a result is made of

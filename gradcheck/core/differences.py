@@ -89,6 +89,9 @@ EXTRAPOLATE_LEVELS = 3
 # disagree with the main pass; after every tensor for verdicts that fail (api._check_noise).
 NOISE_CHECKS = 3
 NOISE_MARGIN = 4.0
+# A failing verdict whose main pass read the loss at this many times its size at the start
+# has its noise measured at those points too (FiniteDifferences.noise_where_read).
+GROWN = 4.0
 EARLY_NOISE_FROM = 8
 # Tensors smaller than this share one pilot (FiniteDifferences.shared_pilot): an own pilot (about
 # 40 evaluations) then costs under 2% of the tensor's 2n.
@@ -192,6 +195,9 @@ class FiniteDifferences:
         self.pilot_of: dict[str, Pilot] = {}  # the pilot each tensor (or group) was measured by
         self._remeasuring: dict[str, Pilot] = {}  # the next differentiate's pilot, by name
         self._tables: dict[tuple[str, int], float] = {}  # local noise, by (tensor, element)
+        # each real tensor's main-pass steps and the larger |f| they read (of its whole-tensor
+        # measurement): where a failing verdict's noise is measured at the points it read
+        self._read: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         # the noise of a tensor whose main pass took the noise measured where it disagreed
         self.raised_noise: dict[str, float] = {}
         self.notes: list[str] = []  # what the user should know about how partials were refined
@@ -308,6 +314,9 @@ class FiniteDifferences:
         f_up, f_down = self._main_values(name, everything, upper, lower, reused)
         known[1] = (f_up, f_down)
         seen = np.max([np.maximum(np.abs(u), np.abs(d)) for u, d in known.values()], axis=0)
+        if indices is None and again_with is None:
+            for owner, start, stop in self._segments(name):
+                self._read[owner] = (span[start:stop] / 2, seen[start:stop])
         noise = noise_bound(sigma, seen, self.pilots.noise_eps, tol)
         with np.errstate(invalid="ignore", over="ignore"):
             numeric = (f_up - f_down) / span
@@ -563,6 +572,21 @@ class FiniteDifferences:
                 self._tables[element] = self.pilots.measure_noise(*element, above)[0]
         return [self._tables[element] for element in elements]
 
+    def noise_where_read(self, name: str, index: int) -> float:
+        """The noise measured at the points the main pass read for element ``index`` of
+        ``name`` (:meth:`gradcheck.core.pilot.Pilots.noise_beside` at ``x + h``: a table or a
+        few), where the loss read there is ``GROWN`` times its size at the start or more; NaN
+        elsewhere, or where no table isolated it. The noise at ``x`` speaks for those points
+        only where the loss there is about its size at ``x``: at an exact fit (a loss of 0 or
+        1e-24) the residuals at ``x + h`` are ~``h``, and so is the rounding of their
+        cancellation, far above what a table at ``x`` sees."""
+        if name not in self._read:
+            return float("nan")
+        steps, read = self._read[name]
+        if not read[index] > GROWN * abs(self.evaluator.f0):
+            return float("nan")
+        return self.pilots.noise_beside(name, index, float(steps[index]))
+
     def noise_at(self, elements: list[tuple[str, int]], assumed: float) -> float:
         """The largest noise :meth:`local_noise` measures along up to ``NOISE_CHECKS`` of
         ``elements``: those it has measured already first, then others spread over the rest
@@ -620,19 +644,25 @@ class FiniteDifferences:
         )
 
     def remeasure(
-        self, name: str, analytic: np.ndarray | None, precision: np.dtype | None, sigma: float
+        self,
+        name: str,
+        analytic: np.ndarray | None,
+        precision: np.dtype | None,
+        sigma: float,
+        same_steps: bool = False,
     ) -> TensorDifferences:
         """``name`` differentiated again, alone, with its pilot's noise raised to ``sigma``
-        (measured where its verdict failed): steps, error bounds and the kink test follow it.
-        No ladder level is reused (the plan counts the whole main pass again)."""
+        (measured where its verdict failed): steps, error bounds and the kink test follow it;
+        with ``same_steps`` only the error bounds and the kink test (``sigma`` was measured at
+        the points the steps read: at other steps it would be another). No ladder level is
+        reused (the plan counts the whole main pass again)."""
         pilot = self.pilot_of[name] if name in self.pilot_of else self.shared_pilot()
         # what the first measurement noted about it no longer holds
         self.notes = [note for note in self.notes if not note.startswith(f"{name}: ")]
         self.raised_noise.pop(name, None)
         bound = self.assumed_noise(name, sigma)
-        self._remeasuring[name] = dataclasses.replace(
-            pilot, sigma=sigma, noise=max(pilot.noise, bound)
-        )
+        noise = pilot.noise if same_steps else max(pilot.noise, bound)
+        self._remeasuring[name] = dataclasses.replace(pilot, sigma=sigma, noise=noise)
         return self.differentiate(name, analytic, precision)
 
     def _main_step(

@@ -500,6 +500,28 @@ class Pilots:
             sigma = self._unless_structure(name, index, x, spacing, sigma, above)
         return sigma, resolution
 
+    def noise_beside(self, name: str, index: int, h: float) -> float:
+        """The loss's noise at ``x + h`` along element ``index`` of ``name`` (``h`` the main
+        pass's step there): a table of seven values centred at that point, at spacings from
+        ``sqrt(eps) |x + h|`` (``NOISE_TRIES`` tables at most); NaN where none isolated it."""
+        dtype = self.params[name].dtype
+        x = self.params.flat_values(name, np.array([index]))
+        c = float(taken_steps(x, np.array([h]))[0][0])
+        if not (math.isfinite(c) and c != float(x[0])):
+            return float("nan")
+        spacing = noise_spacing(c, self.eps(name) if c != 0 else self.noise_eps)
+        offsets = np.arange(-3.0, 4.0)
+        where = np.full(offsets.size, index, np.intp)
+        for _ in range(NOISE_TRIES):
+            with np.errstate(over="ignore"):  # past the dtype's largest: inf, refused below
+                points = (c + spacing * offsets).astype(dtype)
+            self.evaluator.plan(offsets.size)
+            sigma, status = ecnoise(self.evaluator.at_elements(name, where, points))
+            if status == "measured":
+                return sigma
+            spacing = spacing * NOISE_RESCALE if status == "flat" else spacing / NOISE_RESCALE
+        return float("nan")
+
     def _ladder(self, name: str, index: int, sigma: float, prepaid: bool = False) -> Reading:
         """``|f'''|``, the largest smooth step and the noise bound at element ``index`` of
         ``name``, from central differences at steps shrinking ``LADDER_RATIO``-fold (two calls

@@ -818,7 +818,9 @@ def test_a_failing_verdict_whose_own_noise_was_not_measured_is_measured_again(ea
 
 
 def test_a_real_error_costs_at_most_three_noise_tables_per_pilot():
-    # the failing elements' noise agrees with the pilot's: the verdict stands, 18 calls more
+    # the failing elements' noise agrees with the pilot's: the verdict stands, 18 calls more,
+    # and one table (7) where the verdict read a loss far larger than at the start (a fit's
+    # residuals grow with the step), which finds the partials resolved: nothing more
     case = CASES["least-squares-1"]()
     name = next(iter(case.params))
     wrong_grad, _ = plant(case, 1e-3, 0.01)
@@ -827,4 +829,4 @@ def test_a_real_error_costs_at_most_three_noise_tables_per_pilot():
     assert not report.passed
     assert not any("measured again" in note for note in report.notes)
     refined = int(report[name].refined.sum())
-    assert report.evaluations <= base + 4 * refined + 3 * 6
+    assert report.evaluations <= base + 4 * refined + 3 * 6 + 7

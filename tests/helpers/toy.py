@@ -344,6 +344,38 @@ def small_relu_mlp(seed: int, scale: float, dtype=np.float32, w2_factor: float =
     return loss, grad, params
 
 
+def exact_fit_mlp(seed: int, noise: float = 0.0):
+    """A tanh MLP regressing, by mean squared error, targets it made itself (plus ``noise``):
+    at ``noise = 0`` the loss is exactly 0 and every partial exactly 0, as in a teacher-student
+    test."""
+    rng = np.random.default_rng(seed)
+    n, d, h = int(rng.integers(3, 30)), int(rng.integers(1, 8)), int(rng.integers(2, 10))
+    x = rng.normal(size=(n, d))
+    params = {
+        "W1": rng.normal(size=(d, h)),
+        "b1": 0.1 * rng.normal(size=h),
+        "W2": rng.normal(size=(h, 1)),
+        "b2": np.zeros(1),
+    }
+
+    def forward(p):
+        hidden = np.tanh(x @ p["W1"] + p["b1"])
+        return hidden, hidden @ p["W2"] + p["b2"]
+
+    y = forward(params)[1] + noise * rng.normal(size=(n, 1))
+
+    def loss(p):
+        return float(np.mean((forward(p)[1] - y) ** 2))
+
+    def grad(p):
+        hidden, out = forward(p)
+        dout = 2 * (out - y) / n
+        da = (dout @ p["W2"].T) * (1 - hidden**2)
+        return {"W1": x.T @ da, "b1": da.sum(0), "W2": hidden.T @ dout, "b2": dout.sum(0)}
+
+    return loss, grad, params
+
+
 def _softmax(z: np.ndarray) -> np.ndarray:
     """Row-wise softmax, shifted by each row's largest logit."""
     s = z - z.max(1, keepdims=True)
