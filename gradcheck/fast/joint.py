@@ -201,9 +201,9 @@ def pilot(differences: FiniteDifferences, tensors: Sequence[Tensor], seeds: Sequ
     t0 = tensors[0]
     if unmoved:
         differences.pilots.measure_quantum(t0.name, largest_partial(t0))
-    # the floor, or at a loss exactly 0 its measured resolution there (Pilots.quantum_sigma)
-    zero = differences.pilots.quantum_sigma
-    noise = float(noise_bound(zero, np.array(differences.evaluator.f0), _eps(tensors), t0.tol))
+    # the floor, or the loss's measured resolution near f0 (Pilots.quantum_sigma)
+    quantum = differences.pilots.quantum_sigma
+    noise = float(noise_bound(quantum, np.array(differences.evaluator.f0), _eps(tensors), t0.tol))
     if not np.isfinite(third):
         h = low
     elif third <= 0:
@@ -242,8 +242,8 @@ def probe(differences: FiniteDifferences, joint: Joint) -> Record:
         )
     t0 = moving[0].tensor
     largest = np.array(max(abs(f_up), abs(f_down)))
-    zero = differences.pilots.quantum_sigma  # 0 unless the loss is exactly 0 at the start
-    noise = float(noise_bound(zero, largest, _eps([d.tensor for d in moving]), t0.tol))
+    quantum = differences.pilots.quantum_sigma  # 0 unless measured (Pilots.quantum_sigma)
+    noise = float(noise_bound(quantum, largest, _eps([d.tensor for d in moving]), t0.tol))
     tolerance = direction_tolerance(noise, h, joint.third, rounding, 1.0, t0.tol, t0.quantile)
     size = sum(d.tensor.x.size for d in joint.segments)
     return Record(0, size, discrepancy, tolerance, values=(f_up, f_down, _taken(joint, sums)))

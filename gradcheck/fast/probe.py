@@ -595,9 +595,16 @@ def unmoved_loss(differences: FiniteDifferences, f_up: float, f_down: float, a: 
 
 def largest_partial(tensor: Tensor) -> int:
     """The position of ``tensor``'s largest finite hand-written partial: where the loss moves
-    soonest, for a measurement of its resolution (one pass over the partials)."""
-    with np.errstate(invalid="ignore"):
-        return int(np.argmax(np.nan_to_num(np.abs(tensor.analytic), nan=0.0, posinf=0.0)))
+    soonest, for a measurement of its resolution (one pass over the partials, ``CHUNK`` at a
+    time: no temporary of the tensor's size)."""
+    best, where = -1.0, 0
+    for a in range(0, tensor.analytic.size, CHUNK):
+        chunk = np.abs(tensor.analytic[a : a + CHUNK].astype(np.float64))
+        chunk[~np.isfinite(chunk)] = -1.0
+        k = int(np.argmax(chunk))
+        if chunk[k] > best:
+            best, where = float(chunk[k]), a + k
+    return where
 
 
 def pilot(differences: FiniteDifferences, tensor: Tensor, seed: int) -> Direction:
@@ -619,11 +626,12 @@ def pilot(differences: FiniteDifferences, tensor: Tensor, seed: int) -> Directio
     third = pilot_third(slopes, steps)
     if unmoved:
         differences.pilots.measure_quantum(tensor.name, largest_partial(tensor))
-    # the floor, or at a loss exactly 0 its measured resolution there (Pilots.quantum_sigma)
-    zero = differences.pilots.quantum_sigma
-    noise = float(noise_bound(zero, np.array(differences.evaluator.f0), tensor.eps, tensor.tol))
+    # the floor, or the loss's measured resolution near f0 (Pilots.quantum_sigma: a loss
+    # exactly 0, or one that moves in steps far above its ulps)
+    quantum = differences.pilots.quantum_sigma
+    noise = float(noise_bound(quantum, np.array(differences.evaluator.f0), tensor.eps, tensor.tol))
     h = direction_step(noise, third, tensor.eps, tensor.finite)
-    return Direction(tensor, seed, h, third, zero)
+    return Direction(tensor, seed, h, third, quantum)
 
 
 def probe(
