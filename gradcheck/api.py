@@ -19,6 +19,7 @@ from gradcheck.core.differences import (
 from gradcheck.core.evaluation import Evaluator, check_executor
 from gradcheck.core.numerics import NOISE_SIGMAS, Tolerance, coarser_dtype, machine_eps
 from gradcheck.core.params import ParamSet
+from gradcheck.core.spread import SPREAD_MARGIN, gradient_spread, judged_with_spread
 from gradcheck.core.tree import Tree, is_tree
 from gradcheck.core.widen import HOW_TO_CAST, widen_params, widened
 from gradcheck.diagnosis.classify import diagnose
@@ -369,6 +370,7 @@ def _measure(
             results = _full_results(
                 engine, pset, names, gradients, grad_dtypes, tolerance, executor
             )
+            results = _check_spread(grad, pset, results, gradients, engine.notes)
     finally:
         pset.finish()
     notes = pset.notes + engine.notes
@@ -547,6 +549,35 @@ def _check_where_read(engine, pset, tensors, done, gradients, fitting, precision
             f"loss is far larger than at the start, is {ratio:.3g}x what the verdict assumed: "
             "judged again at the same steps with it"
         )
+
+
+def _check_spread(grad, pset, results, gradients, notes) -> list[ParamResult]:
+    """The failing verdicts judged again with the hand-written partials' own spread
+    (:mod:`gradcheck.core.spread`): measured only when some element is still ``wrong`` after
+    the noise was measured where it failed; a tensor changes only where the spread explains
+    one of its wrong elements. Costs ``SAMPLES + 1`` gradient calls, no loss evaluation."""
+    wrong = CODE["wrong"]
+    if not any(r.analytic is not None and (r.codes == wrong).any() for r in results):
+        return results
+    spread, why = gradient_spread(grad, pset, gradients)
+    if not spread:
+        notes.append(f"the hand-written partials' own rounding was not measured: {why}")
+        return results
+    out = []
+    for result in results:
+        if result.name in spread:
+            judged = judged_with_spread(result, spread[result.name])
+            if judged is not result:
+                cleared = result.n_wrong - judged.n_wrong
+                notes.append(
+                    f"{result.name}: {cleared} partial(s) differ from the numeric ones by no "
+                    f"more than {SPREAD_MARGIN:g}x what the hand-written partials move by when "
+                    f"every parameter moves by one ulp (up to {spread[result.name].max():.2g}): "
+                    "their own rounding, as where a close fit's residuals cancel; judged with it"
+                )
+            result = judged
+        out.append(result)
+    return out
 
 
 _RESULT_FIELDS = tuple(f.name for f in fields(ParamResult) if f.init)  # what a result is made of
