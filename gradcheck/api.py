@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any, NamedTuple, cast
 
 import numpy as np
@@ -19,7 +19,7 @@ from gradcheck.core.differences import (
 from gradcheck.core.evaluation import Evaluator, check_executor
 from gradcheck.core.numerics import NOISE_SIGMAS, Tolerance, coarser_dtype, machine_eps
 from gradcheck.core.params import ParamSet
-from gradcheck.core.spread import SPREAD_MARGIN, gradient_spread, judged_with_spread
+from gradcheck.core.spread import FAST_MOST, SPREAD_MARGIN, gradient_spread, judged_with_spread
 from gradcheck.core.tree import Tree, is_tree
 from gradcheck.core.widen import HOW_TO_CAST, widen_params, widened
 from gradcheck.diagnosis.classify import diagnose
@@ -370,7 +370,11 @@ def _measure(
             results = _full_results(
                 engine, pset, names, gradients, grad_dtypes, tolerance, executor
             )
-            results = _check_spread(grad, pset, results, gradients, engine.notes)
+        results = _judge_failures(
+            engine, grad, pset, results, gradients, grad_dtypes, tolerance, not full
+        )
+        if not full:  # (the spread read the gradient again: at the point, last)
+            _same_gradients(gradients, digests)
     finally:
         pset.finish()
     notes = pset.notes + engine.notes
@@ -454,8 +458,31 @@ def _full_results(engine, pset, names, gradients, grad_dtypes, tolerance, execut
                 engine.differentiate(name, fitting[name], precision[name]),
                 tolerance,
             )
-    _check_noise(engine, pset, names, done, gradients, fitting, precision, tolerance)
     return [done[name] for name in names]
+
+
+def _judge_failures(engine, grad, pset, results, gradients, grad_dtypes, tolerance, fast) -> list:
+    """Every failing verdict weighed against what could explain it besides the gradient:
+    the loss's noise where it failed (:func:`_check_noise`, for tensors measured whole), then
+    the hand-written partials' own spread (:func:`_check_spread`). Both modes: fast mode's
+    tensors measured one by one (a probe crossed a kink) and its confirmed elements get the
+    full check's judgement, and a probe summary's ``proven_wrong`` follows its tensor's new
+    verdict. Costs nothing on a passing check."""
+    done = {result.name: result for result in results}
+    names = list(done)
+    precision = {n: coarser_dtype(pset[n].dtype, grad_dtypes.get(n)) for n in names}
+    fitting = {n: _fitting(gradients.get(n), pset[n].shape) for n in names}
+    _check_noise(engine, pset, names, done, gradients, fitting, precision, tolerance)
+    judged = _check_spread(grad, pset, [done[n] for n in names], gradients, engine.notes, fast)
+    out = []
+    for before, after in zip(results, judged, strict=True):
+        if after is not before and before.probe is not None and after.probe is None:
+            after = replace(after, probe=before.probe)  # (a tensor measured again)
+        if after is not before and after.probe is not None:
+            wrong = tuple(int(i) for i in after.indices[after.failing])
+            after = replace(after, probe=replace(after.probe, proven_wrong=wrong))
+        out.append(after)
+    return out
 
 
 def _check_noise(engine, pset, names, done, gradients, fitting, precision, tolerance) -> None:
@@ -551,13 +578,22 @@ def _check_where_read(engine, pset, tensors, done, gradients, fitting, precision
         )
 
 
-def _check_spread(grad, pset, results, gradients, notes) -> list[ParamResult]:
+def _check_spread(grad, pset, results, gradients, notes, fast=False) -> list[ParamResult]:
     """The failing verdicts judged again with the hand-written partials' own spread
     (:mod:`gradcheck.core.spread`): measured only when some element is still ``wrong`` after
     the noise was measured where it failed; a tensor changes only where the spread explains
-    one of its wrong elements. Costs ``SAMPLES + 1`` gradient calls, no loss evaluation."""
+    one of its wrong elements. Costs ``SAMPLES + 1`` gradient calls, no loss evaluation. Fast
+    mode measures it on nets of at most ``FAST_MOST`` parameters."""
     wrong = CODE["wrong"]
     if not any(r.analytic is not None and (r.codes == wrong).any() for r in results):
+        return results
+    size = sum(pset[name].size for name in pset.names)
+    if fast and size > FAST_MOST:
+        notes.append(
+            "the hand-written partials' own rounding was not measured: fast mode on "
+            f"{size:,} parameters (a second gradient would break its memory bound; the full "
+            "check measures it)"
+        )
         return results
     spread, why = gradient_spread(grad, pset, gradients)
     if not spread:

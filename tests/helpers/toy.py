@@ -344,17 +344,22 @@ def small_relu_mlp(seed: int, scale: float, dtype=np.float32, w2_factor: float =
     return loss, grad, params
 
 
-def exact_fit_mlp(seed: int, noise: float = 0.0):
+def exact_fit_mlp(seed: int, noise: float = 0.0, sizes: tuple[int, int, int] | None = None):
     """A tanh MLP regressing, by mean squared error, targets it made itself (plus ``noise``):
     at ``noise = 0`` the loss is exactly 0 and every partial exactly 0, as in a teacher-student
-    test."""
+    test. ``sizes``: (samples, inputs, hidden units), weights scaled by 1/sqrt(fan-in); drawn
+    small at random by default (unit weights)."""
     rng = np.random.default_rng(seed)
-    n, d, h = int(rng.integers(3, 30)), int(rng.integers(1, 8)), int(rng.integers(2, 10))
+    if sizes is None:
+        n, d, h = int(rng.integers(3, 30)), int(rng.integers(1, 8)), int(rng.integers(2, 10))
+        fan_in, fan_hidden = 1.0, 1.0
+    else:
+        (n, d, h), fan_in, fan_hidden = sizes, float(np.sqrt(sizes[1])), float(np.sqrt(sizes[2]))
     x = rng.normal(size=(n, d))
     params = {
-        "W1": rng.normal(size=(d, h)),
+        "W1": rng.normal(size=(d, h)) / fan_in,
         "b1": 0.1 * rng.normal(size=h),
-        "W2": rng.normal(size=(h, 1)),
+        "W2": rng.normal(size=(h, 1)) / fan_hidden,
         "b2": np.zeros(1),
     }
 
