@@ -702,6 +702,25 @@ def test_kinks_at_two_places_in_the_noise_table_are_not_noise(first):
     assert 0.25e-7 < sigma < 4e-7
 
 
+@pytest.mark.parametrize(("offset", "bend"), [(0.0, 1.0), (0.003, 1.1), (0.003, 1.0), (0.4, 1.0)])
+def test_a_kink_beside_curvature_in_the_noise_table_is_not_noise(offset, bend):
+    """A trained ReLU net's unit 3e-11 from its kink, in a table at spacing 1e-8: the
+    curvature puts second differences of 3.7e-18 everywhere (``bend``: 10% more on the
+    kink's far side, where the unit is active), beside the kink's 7e-17. The one-kink test
+    saw no zeros beside the spike and took it for noise of 1e-17, 1e6 times the loss's
+    rounding; that noise loosened the stencil's kink test, and the unit's correct partials
+    failed. Less the curvature (the median second difference), the spike stands alone."""
+    d = 1e-8
+    t = np.arange(-3, 4) * d
+    curvature = 0.037 * np.where(t > offset * d, bend, 1.0)
+    kinked = 1.45e-12 - 1.7e-8 * t + 0.5 * curvature * t**2 + 6.8e-9 * np.maximum(t - offset * d, 0)
+    assert ecnoise(kinked)[1] == "slope"
+    rng = np.random.default_rng(2)
+    sigma, status = ecnoise(1.45e-12 - 1.7e-8 * t + 0.0185 * t**2 + 1e-18 * rng.standard_normal(7))
+    assert status == "measured"
+    assert 0.25e-18 < sigma < 4e-18
+
+
 def test_a_relu_loss_with_units_at_their_kinks_keeps_its_rounding_noise():
     x = np.array([0.0, 0.7, -0.2, 0.0, 1.1, 0.0])
 

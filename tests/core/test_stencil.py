@@ -184,3 +184,25 @@ def test_ladder_stops_where_differences_sink_into_noise():
     # a quadratic: slopes identical at every step, so the first pair is noise-limited
     assert ladder_third([0.7, 0.7], [1e-3, 2.5e-4], 1e-16)[2] == "noise"
     assert ladder_third([0.7], [1e-3], 1e-16) is None
+
+
+@pytest.mark.parametrize("offset", [0.05 * H, -0.08 * H])
+def test_a_kink_hidden_by_noise_puts_half_the_gap_in_the_error(offset):
+    """A float32 ReLU unit 1/20 of a step from its kink, under noise large enough that the
+    gaps' departure from proportion is within its allowance: smooth, but the central value
+    carries half the kink's jump at every step, which Richardson's error (1% of the partial)
+    did not see: a correct partial was called wrong. The error is at least half the gap."""
+    jump, sigma = 2e-4, 2e-9
+
+    def f(t):
+        return 1e-3 * t + 0.05 * t**2 + jump * max(t - offset, 0.0)
+
+    values = central(f)
+    out = analyse(f(0.0), values, np.array([3 * sigma]))
+    assert not out["kink"][0]
+    gap = out["forward"][0] - out["backward"][0]
+    assert out["error"][0] >= abs(gap) / 2
+    # the one-sided slope at the point (the partial a hand-written ReLU gives) is within the
+    # verdict's tolerance of the numeric value
+    true = 1e-3 + (jump if offset < 0 else 0.0)
+    assert abs(out["numeric"][0] - true) <= 10 * out["error"][0]

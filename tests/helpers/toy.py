@@ -5,6 +5,8 @@ Each builder returns ``(loss, grad, params)``; ``bug`` names a planted mistake (
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from gradcheck.protocol import NodeTrace
@@ -398,3 +400,48 @@ def _cross_entropy_back(prob: np.ndarray, y: np.ndarray) -> np.ndarray:
     d[np.arange(y.size), y] -= 1
     d /= y.size
     return d
+
+
+def trained_relu_mlp(seed: int, dtype: Any, steps: int, task: str = "mse", lr: float = 0.1):
+    """A 20-64-3 ReLU MLP on 64 samples, trained by ``steps`` of plain gradient descent
+    (mean squared error on sin of the inputs, or softmax cross-entropy on random labels), in
+    ``dtype``: its pre-activations settle at their kinks (a minimum of a piecewise-smooth loss
+    sits on them), some within 1e-11 of 0, as a trained net's do."""
+    rng = np.random.default_rng(seed)
+    n, d, h, k = 64, 20, 64, 3
+    x = rng.normal(size=(n, d)).astype(dtype)
+    y = np.sin(x[:, :k]).astype(dtype) if task == "mse" else rng.integers(0, k, size=n)
+    params = {
+        "W1": (rng.normal(size=(d, h)) / np.sqrt(d)).astype(dtype),
+        "b1": np.zeros(h, dtype),
+        "W2": (rng.normal(size=(h, k)) / np.sqrt(h)).astype(dtype),
+        "b2": np.zeros(k, dtype),
+    }
+
+    def forward(p):
+        z = x @ p["W1"] + p["b1"]
+        a = np.maximum(z, 0)
+        return z, a, a @ p["W2"] + p["b2"]
+
+    def loss(p):
+        out = forward(p)[2]
+        if task == "mse":
+            return float(0.5 * np.mean(np.sum((out - y) ** 2, 1)))
+        return _cross_entropy(_softmax(out), y)
+
+    def grad(p):
+        z, a, out = forward(p)
+        if task == "mse":
+            dout = (out - y) / n
+        else:
+            dout = _softmax(out)
+            dout[np.arange(n), y] -= 1
+            dout /= n
+        da = dout @ p["W2"].T * (z > 0)
+        return {"W1": x.T @ da, "b1": da.sum(0), "W2": a.T @ dout, "b2": dout.sum(0)}
+
+    for _ in range(steps):
+        g = grad(params)
+        for name in params:
+            params[name] -= (lr * g[name]).astype(dtype)
+    return loss, grad, params
