@@ -370,10 +370,10 @@ def _measure(
             results = _full_results(
                 engine, pset, names, gradients, grad_dtypes, tolerance, executor
             )
-        results = _judge_failures(
+        results, read_again = _judge_failures(
             engine, grad, pset, results, gradients, grad_dtypes, tolerance, not full
         )
-        if not full:  # (the spread read the gradient again: at the point, last)
+        if not full and read_again:  # (the spread's last reading is at the point)
             _same_gradients(gradients, digests)
     finally:
         pset.finish()
@@ -461,19 +461,23 @@ def _full_results(engine, pset, names, gradients, grad_dtypes, tolerance, execut
     return [done[name] for name in names]
 
 
-def _judge_failures(engine, grad, pset, results, gradients, grad_dtypes, tolerance, fast) -> list:
+def _judge_failures(
+    engine, grad, pset, results, gradients, grad_dtypes, tolerance, fast
+) -> tuple[list[ParamResult], bool]:
     """Every failing verdict weighed against what could explain it besides the gradient:
     the loss's noise where it failed (:func:`_check_noise`, for tensors measured whole), then
     the hand-written partials' own spread (:func:`_check_spread`). Both modes: fast mode's
     tensors measured one by one (a probe crossed a kink) and its confirmed elements get the
     full check's judgement, and a probe summary's ``proven_wrong`` follows its tensor's new
-    verdict. Costs nothing on a passing check."""
+    verdict. Costs nothing on a passing check. Also says whether the gradient was called."""
     done = {result.name: result for result in results}
     names = list(done)
     precision = {n: coarser_dtype(pset[n].dtype, grad_dtypes.get(n)) for n in names}
     fitting = {n: _fitting(gradients.get(n), pset[n].shape) for n in names}
     _check_noise(engine, pset, names, done, gradients, fitting, precision, tolerance)
-    judged = _check_spread(grad, pset, [done[n] for n in names], gradients, engine.notes, fast)
+    judged, read_again = _check_spread(
+        grad, pset, [done[n] for n in names], gradients, engine.notes, fast
+    )
     out = []
     for before, after in zip(results, judged, strict=True):
         if after is not before and before.probe is not None and after.probe is None:
@@ -482,7 +486,7 @@ def _judge_failures(engine, grad, pset, results, gradients, grad_dtypes, toleran
             wrong = tuple(int(i) for i in after.indices[after.failing])
             after = replace(after, probe=replace(after.probe, proven_wrong=wrong))
         out.append(after)
-    return out
+    return out, read_again
 
 
 def _check_noise(engine, pset, names, done, gradients, fitting, precision, tolerance) -> None:
@@ -578,15 +582,18 @@ def _check_where_read(engine, pset, tensors, done, gradients, fitting, precision
         )
 
 
-def _check_spread(grad, pset, results, gradients, notes, fast=False) -> list[ParamResult]:
+def _check_spread(
+    grad, pset, results, gradients, notes, fast=False
+) -> tuple[list[ParamResult], bool]:
     """The failing verdicts judged again with the hand-written partials' own spread
     (:mod:`gradcheck.core.spread`): measured only when some element is still ``wrong`` after
     the noise was measured where it failed; a tensor changes only where the spread explains
     one of its wrong elements. Costs ``SAMPLES + 1`` gradient calls, no loss evaluation. Fast
-    mode measures it on nets of at most ``FAST_MOST`` parameters."""
+    mode measures it on nets of at most ``FAST_MOST`` parameters. Also says whether the
+    gradient was called."""
     wrong = CODE["wrong"]
     if not any(r.analytic is not None and (r.codes == wrong).any() for r in results):
-        return results
+        return results, False
     size = sum(pset[name].size for name in pset.names)
     if fast and size > FAST_MOST:
         notes.append(
@@ -594,11 +601,11 @@ def _check_spread(grad, pset, results, gradients, notes, fast=False) -> list[Par
             f"{size:,} parameters (a second gradient would break its memory bound; the full "
             "check measures it)"
         )
-        return results
+        return results, False
     spread, why = gradient_spread(grad, pset, gradients)
     if not spread:
         notes.append(f"the hand-written partials' own rounding was not measured: {why}")
-        return results
+        return results, True
     out = []
     for result in results:
         if result.name in spread:
@@ -613,7 +620,7 @@ def _check_spread(grad, pset, results, gradients, notes, fast=False) -> list[Par
                 )
             result = judged
         out.append(result)
-    return out
+    return out, True
 
 
 _RESULT_FIELDS = tuple(f.name for f in fields(ParamResult) if f.init)  # what a result is made of
