@@ -101,6 +101,10 @@ def analyse(f0: float, central: dict[float, Level], noise: np.ndarray) -> dict[s
         smooth = scales(a, b)
         # the slope jump at a zero step the two smallest levels imply, and its noise
         jump, jump_noise = _jump(gap, gap_noise, half, a, b)
+        # its rounding alone (no JUMP_RELATIVE floor), and the jump the next pair implies
+        span = half[b] - half[a]
+        jump_rounding = KINK_NOISE * (half[b] * gap_noise[a] + half[a] * gap_noise[b]) / span
+        jump_far = np.full(jump.shape, np.nan)
         far = np.zeros(smooth.shape, dtype=bool)
         if len(levels) > 2:
             # a small jump next to a large smooth gap (an L2 penalty's) keeps the gaps'
@@ -119,6 +123,7 @@ def analyse(f0: float, central: dict[float, Level], noise: np.ndarray) -> dict[s
         steady = np.zeros(smooth.shape, dtype=bool)
         if len(levels) > 2:
             c = levels[2]
+            jump_far = _jump(gap, gap_noise, half, b, c)[0]
             rich_bc = richardson(b, c)
             spread = np.abs(rich_bc - rich_ab)
             err_ab = spread / 15.0 + richardson_rounding(noise, half[a])
@@ -185,6 +190,8 @@ def analyse(f0: float, central: dict[float, Level], noise: np.ndarray) -> dict[s
         "kink": kink,
         "crossed": crossed,
         "jump": jump,
+        "jump_rounding": jump_rounding,
+        "jump_far": jump_far,
         "jump_noise": jump_noise,
         "lowest": np.min(slopes, axis=0),
         "highest": np.max(slopes, axis=0),
@@ -356,3 +363,16 @@ def ladder_third(
             if np.isfinite(earlier) and np.isfinite(latest) and agree:
                 return float(max(earlier, latest)), float(h[k - 2]), "converged"
     return None
+
+
+def held_jump(out: dict[str, np.ndarray]) -> np.ndarray:
+    """Where an :func:`analyse` of three levels shows one jump at the point beyond its
+    rounding, the same (within ``AT_POINT_RELATIVE``) from both pairs of levels, however
+    small beside the curvature's gap: a smooth loss's extrapolated jump grows 8x per doubling
+    of the steps, and rounding does not repeat itself. (:func:`_jump_at_point` asks more: a
+    jump beyond ``JUMP_RELATIVE`` of the gaps, for every element; this is for an element
+    whose verdict fails by no more than that jump.)"""
+    jump, far, rounding = out["jump"], out["jump_far"], out["jump_rounding"]
+    with np.errstate(invalid="ignore"):
+        same = np.abs(jump - far) <= AT_POINT_RELATIVE * (np.abs(jump) + np.abs(far)) + rounding
+        return same & (np.abs(jump) > rounding) & np.isfinite(far)

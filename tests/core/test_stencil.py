@@ -206,3 +206,20 @@ def test_a_kink_hidden_by_noise_puts_half_the_gap_in_the_error(offset):
     # verdict's tolerance of the numeric value
     true = 1e-3 + (jump if offset < 0 else 0.0)
     assert abs(out["numeric"][0] - true) <= 10 * out["error"][0]
+
+
+def test_a_jump_held_from_both_pairs_of_levels_is_told_from_a_smooth_loss():
+    """A kink at the point whose jump is 1e-7 of the curvature's gap: below the jump test's
+    floor (JUMP_RELATIVE of the gaps), but the same from both pairs of levels, as no smooth
+    loss's (8x per doubling) and no rounding's is."""
+    from gradcheck.core.stencil import held_jump
+
+    def kinked(t):
+        return 0.5 * t**2 + 1e-10 * max(t - 1e-13, 0.0)
+
+    out = run(kinked)
+    assert not out["kink"][0]  # the kink test does not see it
+    assert held_jump(out)[0]
+    assert out["jump"][0] == pytest.approx(1e-10, rel=1e-2)
+    for smooth in (lambda t: 0.5 * t**2 + t**4, lambda t: np.exp(3 * t)):
+        assert not held_jump(run(smooth, x=0.2))[0]
