@@ -50,7 +50,7 @@ FAST_MOST = 1 << 16
 
 
 def gradient_spread(
-    grad: Callable[[Any], Any], pset: ParamSet, gradients: Mapping[str, np.ndarray]
+    grad: Callable[[Any], Any], pset: ParamSet, gradients: Mapping[str, np.ndarray | None]
 ) -> tuple[dict[str, np.ndarray], str]:
     """Per parameter of ``gradients``, the largest ``|g(x') - g(x)|`` per element over
     :data:`SAMPLES` points ``x'`` that move every parameter of ``pset`` by one ulp, each in a
