@@ -526,6 +526,7 @@ def _check_noise(engine, pset, names, done, gradients, fitting, precision, toler
             continue
         for name in tensors:
             local = engine.noise_at(failing(name), assumed)
+            why = engine.why_noisier(failing(name))
             ratio = engine.assumed_noise(name, local) / assumed
             if not ratio > NOISE_MARGIN:
                 continue
@@ -537,7 +538,7 @@ def _check_noise(engine, pset, names, done, gradients, fitting, precision, toler
             )
             engine.notes.append(
                 f"{name}: the noise measured where its verdict failed ({local:.2g}) is "
-                f"{ratio:.3g}x what the verdict assumed (the pilot's table moved other terms): "
+                f"{ratio:.3g}x what the verdict assumed ({why}): "
                 "measured again with it"
             )
 

@@ -596,6 +596,14 @@ class FiniteDifferences:
             return float("nan")
         return self.pilots.noise_beside(name, index, float(steps[index]))
 
+    def why_noisier(self, elements: list[tuple[str, int]]) -> str:
+        """Why the noise measured along ``elements`` may exceed the pilot's, for a note: the
+        pilot's table moved other terms, or (``OFF_GRID``) the points of a table at such an
+        element would have been round numbers, which the loss rounds less than the stencils'."""
+        if self.pilots.off_grid.intersection(elements):
+            return "the pilot's table moved other terms, or a table's points at x were round"
+        return "the pilot's table moved other terms"
+
     def noise_at(self, elements: list[tuple[str, int]], assumed: float) -> float:
         """The largest noise :meth:`local_noise` measures along up to ``NOISE_CHECKS`` of
         ``elements``: those it has measured already first, then others spread over the rest
@@ -628,7 +636,8 @@ class FiniteDifferences:
             if mine.size < EARLY_NOISE_FROM:
                 continue
             assumed = self.assumed_noise(owner, sigma)
-            local = self.noise_at([(owner, int(i)) for i in mine], assumed)
+            elements = [(owner, int(i)) for i in mine]
+            local = self.noise_at(elements, assumed)
             ratio = self.assumed_noise(owner, local) / assumed
             if not ratio > NOISE_MARGIN:  # (NaN: no table isolated any; the pilot's stands)
                 continue
@@ -641,7 +650,7 @@ class FiniteDifferences:
             self.notes.append(
                 f"{owner}: the noise measured where {mine.size} of its {stop - start} elements "
                 f"disagreed with the main pass ({local:.2g}) is {ratio:.3g}x what the pilot "
-                "assumed (its table moved other terms): their error bounds and refinement take it"
+                f"assumed ({self.why_noisier(elements)}): their error bounds and refinement take it"
             )
         return (heard, reached, loudest) if heard.any() else None
 

@@ -95,6 +95,16 @@ QUANTUM_QUANTA = 2.0**20
 QUANTUM_TRIES = 3
 QUANTUM_REACH = 64.0
 QUANTUM_ULPS = 16.0
+# A noise table's points x + j d, d a power of two, are round numbers where x is a multiple of d
+# (x = 0, 1.0, an integer input, a float32 value in a float64 loss): few significant bits, so
+# the loss's arithmetic on them is nearly exact, while the stencils' points x +- h carry full
+# mantissas and all of its rounding. A batchnorm column of ones: mean(x) over 1 + h rounds to
+# 1e-16, which inv_std (316) carries into a loss error of 1.5e-13 at the stencils' points
+# against 2e-15 over the table's, and every partial of the column came out 1e-6 off, the
+# same amount (the same rounding at the same step), against a bound of 3e-6 (one of them
+# over). Where a verdict's noise is measured along such an element, a table centred
+# OFF_GRID spacings off x (its points full-mantissa, as the stencils') is measured too.
+OFF_GRID = 0.7853981633974483  # pi / 4: any fraction with a full mantissa
 
 
 @dataclass
@@ -202,6 +212,8 @@ class Pilots:
         # plan, may be that level; the main pass plans it only where it is not (prepaid)
         self.prepaid: set[tuple[str, int]] = set()
         self._spacing: dict[tuple[str, int], float] = {}  # of each table that measured noise
+        # elements whose noise tables were taken off a round grid (see OFF_GRID)
+        self.off_grid: set[tuple[str, int]] = set()
         # the loss's resolution near f0 (exactly 0, or quantized far above its ulps), NaN until
         # measured: _quantum
         self.quantum = float("nan")
@@ -493,12 +505,80 @@ class Pilots:
         (:meth:`_unless_structure`: these tables sit where elements disagreed, as kinks make
         them). Tables that never see the loss move measure its quantum there (a verdict says
         it should have moved: see ``QUANTUM_ULPS``)."""
+        x = float(self.params.flat_values(name, np.array([index]))[0])
+        spacing = noise_spacing(x, self.eps(name) if x != 0 else self.noise_eps)
+        # the table's points would be round: tables off the grid instead (what they find is
+        # confirmed there; where they find nothing, the tables at x and their quantum search)
+        if math.isfinite(x) and math.fmod(x, spacing) == 0.0 and math.isfinite(above):
+            off = self._off_grid(name, index, x, spacing, above)
+            if math.inf > off > 0:
+                self.off_grid.add((name, index))
+                return off, 0.0
         sigma, resolution = self._measure_noise(name, index, disputed=True)
         if sigma > 0 and (name, index) in self._spacing:  # a table's (not the zero quantum's)
-            x = float(self.params.flat_values(name, np.array([index]))[0])
             spacing = self._spacing[name, index]
             sigma = self._unless_structure(name, index, x, spacing, sigma, above)
         return sigma, resolution
+
+    def _off_grid(self, name: str, index: int, x: float, spacing: float, above: float) -> float:
+        """The loss's noise along element ``index`` of ``name`` over points with full
+        mantissas (see ``OFF_GRID``): tables at ``OFF_GRID`` times the spacing (at most
+        ``NOISE_TRIES``, the spacing moved as :meth:`noise_beside` moves it), each point's own
+        bits below the spacing's (a power-of-two spacing off a round ``x`` shares them, and a
+        rounding they set is the same at every point, which no table sees). Rounded to the
+        parameter's grid, the points are not quite equally spaced: each value is moved along
+        the table's own slope by its point's offset from the equal spacing (a clean loss's
+        slope times half an ulp of ``x`` would otherwise read as noise). A noise bound above
+        ``above`` is confirmed as :meth:`_unless_structure` confirms it, at spacings
+        ``NOISE_RESCALE`` times smaller (a kink is not noise). NaN where no table isolated it;
+        0 where the loss did not move at all."""
+        dtype = self.params[name].dtype
+        offsets = np.array(NOISE_OFFSETS, dtype=np.float64)
+        middle = len(NOISE_OFFSETS) // 2
+        where = np.full(offsets.size, index, np.intp)
+        f0 = self.evaluator.f0
+
+        def table(d: float) -> tuple[float, str]:
+            with np.errstate(over="ignore", invalid="ignore"):  # past the dtype's largest: inf
+                points = (x + d * offsets).astype(dtype)
+                taken = points.astype(np.float64) - x  # exact: the points are near x
+            if not (np.isfinite(taken).all() and np.unique(points).size == points.size):
+                return float("nan"), "unresolved"  # below the parameter's resolution
+            if np.any(points == np.asarray(x, dtype=dtype)):
+                return float("nan"), "unresolved"
+            self.evaluator.plan(offsets.size)
+            f = self.evaluator.at_elements(name, where, points)
+            values = np.concatenate([f[:middle], [f0], f[middle:]])
+            if (values == f0).all():
+                return 0.0, "flat"
+            at = np.concatenate([taken[:middle], [0.0], taken[middle:]])
+            equal = d * _offsets_with_zero(offsets, middle)
+            with np.errstate(over="ignore", invalid="ignore"):
+                centred = at - at.mean()
+                slope = float(np.dot(centred, values - values.mean()) / np.dot(centred, centred))
+                evened = values - slope * (at - equal)
+            return ecnoise(evened)
+
+        spacing = spacing * OFF_GRID
+        sigma = float("nan")
+        for _ in range(NOISE_TRIES):
+            sigma, status = table(spacing)
+            if status == "measured":
+                break
+            if status != "slope":  # flat, or no smaller table exists
+                return sigma if status == "flat" else float("nan")
+            spacing = spacing / NOISE_RESCALE
+        else:
+            return float("nan")
+        for _ in range(STRUCTURE_TRIES):
+            if not NOISE_SIGMAS * sigma > above:
+                break
+            spacing = spacing / NOISE_RESCALE
+            smaller, status = table(spacing)
+            if not (status == "measured" and smaller <= sigma / STRUCTURE_SHRINK):
+                break  # the same noise: the loss's (or no smaller table isolated it)
+            sigma = smaller
+        return sigma
 
     def noise_beside(self, name: str, index: int, h: float) -> float:
         """The loss's noise at ``x + h`` along element ``index`` of ``name`` (``h`` the main

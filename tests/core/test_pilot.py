@@ -9,6 +9,7 @@ import numpy as np
 import gradcheck
 from gradcheck.core.differences import FiniteDifferences
 from gradcheck.core.evaluation import Evaluator
+from gradcheck.core.numerics import NOISE_TRIES
 from gradcheck.core.params import ParamSet
 from gradcheck.core.pilot import Level, Reading, _fit_residual, ladder_kinked, own_richardson
 from nets.hard_numerics import least_squares
@@ -81,21 +82,25 @@ def test_a_table_across_several_kinks_is_not_noise():
 
 
 def test_real_noise_is_confirmed_at_smaller_spacings():
-    # cancellation inside the loss (a least-squares fit whose residuals are 1e-12 of its
-    # terms): its noise does not shrink with the spacing, and the table's finding stands
-    case = least_squares(1.0)
+    # cancellation inside the loss (a least-squares fit whose residuals are 1e-8 of its
+    # terms): its noise does not shrink with the spacing, and the table's finding stands (at
+    # x ~ 1 the noise is only ~1e3 ulps of the loss, by how the BLAS sums: 990x on one CPU)
+    case = least_squares(1e4)
     pset = ParamSet(case.params)
     name = next(iter(case.params))
     evaluator = Evaluator(pset, case.loss)
     evaluator.baseline()
     pilots = FiniteDifferences(evaluator, gradcheck.Tolerance()).pilots
+    calls = evaluator.evaluations
     first, _ = pilots._measure_noise(name, 0)
+    tables = evaluator.evaluations - calls
     rounding = np.finfo(np.float64).eps * abs(evaluator.f0)
     assert first > 1e3 * rounding
     calls = evaluator.evaluations
     sigma, _ = pilots.measure_noise(name, 0, 0.0)
     assert first / 4 < sigma <= first
-    assert evaluator.evaluations - calls == 12  # the table again, and one at a smaller spacing
+    # the tables again, and one at a smaller spacing
+    assert evaluator.evaluations - calls == tables + 6
     pset.finish()
 
 
@@ -143,3 +148,53 @@ def test_only_trend_tables_that_agree_across_spacings_are_noise():
     assert _steady_trend([6.4e-15, 1e-16]) == 0.0  # shrinking with the spacing: a kink
     assert _steady_trend([1e-16]) == 0.0  # one table says nothing
     assert _steady_trend([1e-16, float("nan")]) == 0.0
+
+
+def _round_point_noise(amplify: float = 1e3):
+    """``L(b) = 2 + amplify ((b + 7) - 8)`` at ``b = 1``: ``b + 7`` rounds to ulps of 8, exactly
+    at the round points ``1 + j 2**-27`` of a power-of-two table and by up to 9e-16 at a
+    stencil's ``1 + h``: a noise of ``amplify`` times 5e-16 that only full-mantissa points see."""
+
+    def loss(p):
+        return 2.0 + amplify * ((p["b"][0] + 7.0) - 8.0)
+
+    return loss
+
+
+def test_noise_only_full_mantissa_points_see_is_measured_off_the_round_grid():
+    pset = ParamSet({"b": np.ones(1)})
+    evaluator = Evaluator(pset, _round_point_noise())
+    evaluator.baseline()
+    pilots = FiniteDifferences(evaluator, gradcheck.Tolerance()).pilots
+    rounding = np.finfo(np.float64).eps * 2.0
+    first, _ = pilots._measure_noise("b", 0)
+    assert not first > 4 * rounding  # the round points: no rounding to see (NaN: a line)
+    truth = 1e3 * 2.0**-49 / math.sqrt(12)  # uniform within half an ulp of 8 either way
+    above = 4.0 * 32 * rounding
+    calls = evaluator.evaluations
+    sigma, _ = pilots.measure_noise("b", 0, above)
+    assert truth / 3 < sigma < 3 * truth
+    assert ("b", 0) in pilots.off_grid
+    assert evaluator.evaluations - calls == 12  # the off-grid table, confirmed at a smaller one
+    # no noise at stake (a caller that can take none): the tables at x alone, as before
+    calls = evaluator.evaluations
+    assert not pilots.measure_noise("b", 0, np.inf)[0] > 4 * rounding
+    assert evaluator.evaluations - calls == 6 * NOISE_TRIES  # each table a straight line
+    pset.finish()
+
+
+def test_a_clean_loss_at_a_round_point_shows_no_noise_off_the_grid():
+    # the points' offsets from equal spacing (up to half an ulp of x) times the slope of 1e3
+    # would read as a noise of 1e-13, a million times the loss's rounding (its values ~1e-3;
+    # b - 1 is exact): each value is moved back along the table's slope
+    def loss(p):
+        return float(1e-3 + 1e3 * (p["b"][0] - 1.0) + 0.5 * (p["b"][0] - 1.0) ** 2)
+
+    pset = ParamSet({"b": np.ones(1)})
+    evaluator = Evaluator(pset, loss)
+    evaluator.baseline()
+    pilots = FiniteDifferences(evaluator, gradcheck.Tolerance()).pilots
+    rounding = np.finfo(np.float64).eps * abs(evaluator.f0)
+    sigma, _ = pilots.measure_noise("b", 0, 4.0 * 32 * rounding)
+    assert sigma <= 4 * rounding
+    pset.finish()

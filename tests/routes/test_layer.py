@@ -199,3 +199,54 @@ def test_batchnorm_with_a_bn_param_dict_it_writes_into():
     assert bad["x"].n_wrong == inputs["x"].size  # every dx element takes the variance path
     assert_unchanged(snap)
     assert sorted(bn_param) == ["mode", "running_mean", "running_var"]
+
+
+# A batchnorm input column of ones (a constant feature): its mean over a batch at 1 + h rounds to
+# 1e-16, which inv_std (316) makes a loss error of 1e-13, the same at every element of the
+# column (the same step, the same rounding); the noise tables at x read 2e-15, their points
+# round numbers (1 + j 2**-27). Every partial of the column came out off by the same 1e-6
+# against bounds of 3e-6, and one over.
+def _constant_column(dtype, scale, rows, seed=5):
+    from nets.norms import batchnorm_forward
+
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((rows, 5 if rows == 8 else 4)) * scale).astype(dtype)
+    x[:, 0] = 1.0
+    d = x.shape[1]
+    inputs = {"x": x, "gamma": rng.standard_normal(d).astype(dtype)}
+    inputs["beta"] = rng.standard_normal(d).astype(dtype)
+    return batchnorm_forward, inputs
+
+
+@pytest.mark.parametrize(
+    ("dtype", "scale", "rows"), [(np.float64, 1e-4, 8), (np.float32, 1e-3, 16)]
+)
+def test_a_batchnorm_column_of_ones_is_no_false_alarm_and_errors_are_still_caught(
+    dtype, scale, rows
+):
+    from nets.norms import batchnorm_backward
+
+    forward, inputs = _constant_column(dtype, scale, rows)
+    report = check_layer(forward, batchnorm_backward, inputs, seed=5)
+    assert report.passed, report
+    assert any("round" in note for note in report.notes)
+    # an error on one element of the column, and on one elsewhere, is caught: 1e-3 relative in
+    # float64; in float32 three times the sensitivity the report states for the element (the
+    # column's noise, measured, widens the whole tensor's bounds: 0.4 and 4 there)
+    sensitivity = report["x"].sensitivity
+    for target in [(4, 0), (2, 1)]:
+        flat = int(np.ravel_multi_index(target, inputs["x"].shape))
+        stated = float(sensitivity[list(report["x"].indices).index(flat)])
+        relative = 1e-3 if dtype == np.float64 else 3 * stated
+        assert dtype != np.float64 or stated < 1e-4
+
+        def wrong(dout, cache, target=target, relative=relative):
+            dx, dgamma, dbeta = batchnorm_backward(dout, cache)
+            dx = dx.copy()
+            dx[target] *= 1 + relative
+            return dx, dgamma, dbeta
+
+        bad = check_layer(forward, wrong, inputs, seed=5)
+        assert bad.failed_params == ["x"]
+        x = bad["x"]
+        assert list(x.indices[x.statuses == "wrong"]) == [flat]
