@@ -445,7 +445,7 @@ class FiniteDifferences:
             #   amplified 8x, swamps it (a ReLU unit 1e-8 from its kink beside an L2 term: the
             #   central values the mean of both sides, off by 0.2%; seed 15)
             unlike = (more["third"] > SUSPECT_THIRD * third) | more["steady"]
-            suspect = ~more["kink"] & unlike & more["kink"].any()
+            suspect = ~more["kink"] & unlike & self._kinks_met(name, everything[again], more)
             # and, kinks met or not, a disagreeing element whose step exceeds its tensor's
             # root-mean-square magnitude: a float32 step from the rounding floor (7e-3 on
             # weights of 3e-4 at a ReLU layer's small init) moves the units' pre-activations
@@ -741,6 +741,19 @@ class FiniteDifferences:
         if name in self.params.groups:
             return self.params.groups[name].starts
         return (0, self.params[name].size)
+
+    def _kinks_met(self, name: str, flat: np.ndarray, more: dict[str, np.ndarray]) -> np.ndarray:
+        """Per refined element (at ``flat`` positions of ``name``), whether the refinement
+        ``more`` met a kink in its own tensor (a group's member: that member's elements). A
+        kink is a property of the tensor's function: one read elsewhere in a group (a weight
+        of an LSTM step, from rounding) sent every disagreeing smooth element of its other
+        members into isolation, whose smallest steps' rounding then took their verdicts (a
+        planted error 3x the stated sensitivity on dx passed with a bound 250x its own)."""
+        met = np.zeros(flat.size, dtype=bool)
+        for _, start, stop in self._segments(name):
+            mine = (flat >= start) & (flat < stop)
+            met[mine] = bool(more["kink"][mine].any())
+        return met
 
     def _segments(self, name: str) -> list[tuple[str, int, int]]:
         """The real parameters behind ``name``'s flat elements: (name, start, stop) each."""

@@ -250,3 +250,59 @@ def test_a_batchnorm_column_of_ones_is_no_false_alarm_and_errors_are_still_caugh
         assert bad.failed_params == ["x"]
         x = bad["x"]
         assert list(x.indices[x.statuses == "wrong"]) == [flat]
+
+
+def _lstm_step(rng, n=3, d=5, hidden=4):
+    """An LSTM step on image-like inputs (pixels / 255), weights at 1e-2, forget bias 1."""
+    x = rng.integers(0, 256, size=(n, d)).astype(np.float64) / 255
+    h, c = 0.5 * rng.standard_normal((n, hidden)), rng.standard_normal((n, hidden))
+    wx = rng.standard_normal((d, 4 * hidden)) * 1e-2
+    wh = rng.standard_normal((hidden, 4 * hidden)) * 1e-2
+    b = np.zeros(4 * hidden)
+    b[hidden : 2 * hidden] = 1.0
+
+    def sigmoid(a):
+        return 1.0 / (1.0 + np.exp(-a))
+
+    def forward(x, h, c, wx, wh, b):
+        a = x @ wx + h @ wh + b
+        i, f = sigmoid(a[:, :hidden]), sigmoid(a[:, hidden : 2 * hidden])
+        o, g = sigmoid(a[:, 2 * hidden : 3 * hidden]), np.tanh(a[:, 3 * hidden :])
+        nc = f * c + i * g
+        tc = np.tanh(nc)
+        return o * tc, nc, (x, h, c, wx, wh, i, f, o, g, tc)
+
+    def backward(dnh, dnc, cache):
+        x, h, c, wx, wh, i, f, o, g, tc = cache
+        dc = dnc + dnh * o * (1 - tc**2)
+        do, di, df, dg = dnh * tc, dc * g, dc * c, dc * i
+        da = np.concatenate(
+            [di * i * (1 - i), df * f * (1 - f), do * o * (1 - o), dg * (1 - g**2)], axis=1
+        )
+        return da @ wx.T, da @ wh.T, dc * f, x.T @ da, h.T @ da, da.sum(axis=0)
+
+    return forward, backward, {"x": x, "h": h, "c": c, "wx": wx, "wh": wh, "b": b}
+
+
+def test_an_error_three_times_the_stated_sensitivity_is_caught_though_another_tensor_kinked():
+    # a kink read (from rounding) at a weight of the group sent every disagreeing element of
+    # the other inputs into kink isolation, whose smallest steps' rounding took their verdicts:
+    # an error on dx 3x and 10x the sensitivity the correct check stated passed, with a bound
+    # 250x the element's own
+    forward, backward, inputs = _lstm_step(np.random.default_rng(1000))
+    correct = check_layer(forward, backward, inputs)
+    assert correct.passed, correct
+    flat = 11
+    stated = float(correct["x"].sensitivity[flat])
+    assert stated < 1e-6
+    for multiple in (3, 10):
+
+        def wrong(dnh, dnc, cache, relative=multiple * stated):
+            grads = list(backward(dnh, dnc, cache))
+            grads[0] = grads[0].copy()
+            grads[0].flat[flat] *= 1 + relative
+            return tuple(grads)
+
+        report = check_layer(forward, wrong, inputs)
+        x = report["x"]
+        assert list(x.indices[x.statuses == "wrong"]) == [flat], multiple
