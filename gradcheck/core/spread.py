@@ -7,8 +7,9 @@ cancels: a fit to residuals of 1e-12 computes ``out - y`` from outputs of 1, so 
 and every partial made of them (~1e-13), carry a rounding of 1e-16, 1e-3 of their size, which
 no finite difference can be blamed for. Backward stability says what that rounding is worth:
 the computed gradient is the exact one at a point a few ulps away, so moving every parameter
-by one ulp (random directions, :data:`SAMPLES` points) and reading the gradient again
-measures it, as the loss's own noise is measured rather than assumed.
+by one ulp (random directions, :data:`SAMPLES` points; parameters coarser than the one
+judged are held) and reading the gradient again measures it, as the loss's own noise is
+measured rather than assumed.
 
 Measured only for a verdict that fails (:func:`gradcheck.api._check_spread`), since it costs
 gradient calls: where it explains a failing element (within :data:`SPREAD_MARGIN` of it) the
@@ -53,8 +54,10 @@ def gradient_spread(
     grad: Callable[[Any], Any], pset: ParamSet, gradients: Mapping[str, np.ndarray | None]
 ) -> tuple[dict[str, np.ndarray], str]:
     """Per parameter of ``gradients``, the largest ``|g(x') - g(x)|`` per element over
-    :data:`SAMPLES` points ``x'`` that move every parameter of ``pset`` by one ulp, each in a
-    random direction; ``({}, why)`` where the spread cannot be measured.
+    :data:`SAMPLES` points ``x'`` that move every parameter of ``pset`` as fine as it (its
+    dtype's epsilon or smaller) by one ulp, each in a random direction; ``({}, why)`` where
+    the spread cannot be measured. Parameters judged at several precisions cost
+    :data:`SAMPLES` gradient calls each.
 
     The gradient is read at the point again last: it must give ``gradients`` bit for bit (a
     gradient with noise of its own would measure that noise as its spread), and a gradient
@@ -67,21 +70,32 @@ def gradient_spread(
         if g is not None
     }
     why = ""
+    # each parameter's moves stay within its own precision: a float32 weight moved by its ulp
+    # (6e-8 of it) moves a float64 input's partials for real, by 1e-8 of them, which is no
+    # rounding (errors 1,000 times the stated sensitivity of such an input passed with it).
+    # Parameters judged at each precision get their own SAMPLES points, at which only the
+    # parameters as fine as that are moved
+    levels = sorted({_eps(pset[name].snapshot) for name in base})
     try:
         rng = np.random.default_rng(SEED)
         spread = {name: np.zeros(value.shape) for name, value in base.items()}
-        for _ in range(SAMPLES):
-            for name in pset.names:
-                _move(pset, name, rng)
-            read = _read(grad, pset, base)
-            pset.restore_all()
-            if read is None:
-                why = "the gradient raised or was not finite a ulp away from the point"
+        for level in levels:
+            moved = [name for name in pset.names if _eps(pset[name].snapshot) <= level]
+            judged = {n for n in base if _eps(pset[n].snapshot) == level}
+            for _ in range(SAMPLES):
+                for name in moved:
+                    _move(pset, name, rng)
+                read = _read(grad, pset, base)
+                pset.restore_all()
+                if read is None:
+                    why = "the gradient raised or was not finite a ulp away from the point"
+                    break
+                for name in judged:
+                    with np.errstate(over="ignore", invalid="ignore"):  # (inf: never passes)
+                        moved_by = np.abs(read[name] - base[name])
+                    np.fmax(spread[name], moved_by, out=spread[name])
+            if why:
                 break
-            for name, value in read.items():
-                with np.errstate(over="ignore", invalid="ignore"):  # (inf: then never passes)
-                    moved_by = np.abs(value - base[name])
-                np.fmax(spread[name], moved_by, out=spread[name])
         again = _read(grad, pset, base)  # (whatever happened: reused buffers back as they were)
         if not why and (
             again is None or any(not np.array_equal(again[n], value) for n, value in base.items())
@@ -90,6 +104,13 @@ def gradient_spread(
         return ({}, why) if why else (spread, "")
     finally:
         pset.restore_all()
+
+
+def _eps(values: np.ndarray) -> float:
+    """The machine epsilon of a parameter's dtype (inf for one that is not floating: never
+    moved)."""
+    dtype = np.asarray(values).dtype
+    return float(np.finfo(dtype).eps) if dtype.kind == "f" else float("inf")
 
 
 def _move(pset: ParamSet, name: str, rng: np.random.Generator) -> None:

@@ -104,7 +104,8 @@ def test_the_spread_of_a_linear_gradient_is_its_matrix_times_an_ulp():
     assert np.all(spread["x"] <= bound)
     assert np.all(spread["x"] > 0.1 * bound)
     assert spread["s"] == np.spacing(2.5)  # one ulp of a Python float, either way
-    # a float32 parameter moves by its own (float32) ulp
+    # a float32 parameter moves by its own (float32) ulp, at points of its own: where the
+    # float64 ones are judged it is held (its ulp is no rounding to them)
     assert np.allclose(spread["f"], 2.0 * np.spacing(np.float32(0.75)))
     assert _same_bits(params, saved)
     assert params["s"] == 2.5
@@ -226,3 +227,34 @@ def test_a_gradient_that_reuses_its_buffers_is_read_at_the_point_last():
     assert report.passed, report.to_text()
     assert any("moves by one ulp" in note for note in report.notes)
     assert np.array_equal(buffers["W1"], grad(params)["W1"])
+
+
+def test_coarser_parameters_are_not_moved_so_a_float64_input_keeps_its_sensitivity():
+    # float32 weights beside float64 inputs: moved by a float32 ulp (6e-8 of them), the weights
+    # move dx = dout @ w.T for real, by 1e-8 of it; taken for rounding, that spread passed errors
+    # 1,000 times the sensitivity the correct check stated for dx
+    def forward(x, w, b):
+        return x @ w + b, (x, w)
+
+    def backward(dout, cache):
+        x, w = cache
+        return dout @ w.T, x.T @ dout, dout.sum(axis=0)
+
+    rng = np.random.default_rng(1000)
+    x = rng.integers(0, 256, size=(4, 12)).astype(np.float64) / 255
+    w = (rng.standard_normal((12, 5)) * 1e-2).astype(np.float32)
+    inputs = {"x": x, "w": w, "b": np.zeros(5, dtype=np.float32)}
+    correct = gradcheck.check_layer(forward, backward, inputs)
+    assert correct.passed, correct
+    stated = float(correct["x"].sensitivity[6])
+    assert stated < 1e-7
+
+    def wrong(dout, cache):
+        dx, dw, db = backward(dout, cache)
+        dx = dx.copy()
+        dx.flat[6] *= 1 + 3 * stated
+        return dx, dw, db
+
+    report = gradcheck.check_layer(forward, wrong, inputs)
+    assert report.failed_params == ["x"]
+    assert list(report["x"].indices[report["x"].statuses == "wrong"]) == [6]
