@@ -6,10 +6,10 @@ everything to float64 and checking again settles it, and the cast is mechanical:
 
 * the parameters: float32 arrays and scalars become float64 copies (the caller's are untouched);
 * what the loss and the gradient function close over: float32 arrays (the inputs ``x``, the
-  targets) and float32 scalars in their closures, in the closures of the functions found there,
-  and in the attributes of the objects found there (a bound method's ``self``), a few levels
-  deep. Each is replaced for the duration of the re-check and put back afterwards (the very
-  same objects, so bitwise as they were).
+  targets, also inside lists and tuples) and float32 scalars in their closures, in the
+  closures of the functions found there, and in the attributes of the objects found there (a
+  bound method's ``self``), a few levels deep. Each is replaced for the duration of the
+  re-check and put back afterwards (the very same objects, so bitwise as they were).
 
 What cannot be reached (module globals, a cast inside the loss) is said, with the one-line cast
 that would let the re-check see it.
@@ -32,15 +32,28 @@ HOW_TO_CAST = (
 )
 
 
-def is_float32(value: Any) -> bool:
-    """A float32 array or a float32 scalar: what the re-check casts."""
+def is_float32(value: Any, depth: int = 0) -> bool:
+    """A float32 array or a float32 scalar, or a list or tuple holding one (a few levels
+    deep: a layer check's upstream gradients are a list of tuples of arrays): what the
+    re-check casts."""
     if isinstance(value, np.ndarray):
         return value.dtype == np.float32
+    if isinstance(value, (list, tuple)) and depth < SEARCH_DEPTH:
+        return any(is_float32(item, depth + 1) for item in value)
     return isinstance(value, np.float32)
 
 
 def as_float64(value: Any) -> Any:
-    return value.astype(np.float64) if isinstance(value, np.ndarray) else np.float64(value)
+    """``value`` with its float32 arrays and scalars cast to float64 (a list or tuple: a new
+    one of the same kind, its other items the same objects)."""
+    if isinstance(value, np.ndarray):
+        return value.astype(np.float64) if value.dtype == np.float32 else value
+    if isinstance(value, (list, tuple)):
+        items = [as_float64(item) if is_float32(item) else item for item in value]
+        if isinstance(value, list):
+            return items
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+    return np.float64(value)
 
 
 def widen_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -101,7 +114,9 @@ def _slots(functions: list[Callable]) -> list[_Slot]:
             return
         for name, value in list(vars(obj).items()):
             if is_float32(value):
-                found.append(_Slot(obj, name, f"{type(obj).__name__}.{name}"))
+                # (the check's own wrappers, a layer check's upstream gradients: the name alone)
+                ours = type(obj).__module__.startswith("gradcheck.")
+                found.append(_Slot(obj, name, name if ours else f"{type(obj).__name__}.{name}"))
             elif isinstance(value, (types.FunctionType, types.MethodType)) or hasattr(
                 value, "__dict__"
             ):

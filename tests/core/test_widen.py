@@ -52,6 +52,31 @@ def test_closures_nested_functions_and_bound_instances_are_cast_then_restored():
     assert net.inputs.dtype == np.float32
 
 
+def test_float32_arrays_in_lists_and_tuples_are_cast_then_restored():
+    # a layer check's upstream gradients are a list of tuples of arrays: left float32, the
+    # re-check's backward summed them in float32 against float64 bounds (a correct bias failed)
+    from collections import namedtuple
+
+    Pair = namedtuple("Pair", "a b")
+    data = [(np.ones(2, np.float32), np.ones(2)), Pair(np.float32(2.0), "label")]
+    other = [np.ones(2), 3]  # nothing float32: left alone
+
+    def loss(p):
+        seen.append((data[0][0].dtype, data[0][1].dtype, type(data[1]), type(data[1].a)))
+        return float(np.sum(data[0][0]) + len(other))
+
+    seen: list = []
+    original, first = data, data[0]
+    with widened(loss) as names:
+        loss({})
+    assert names == ["data"]
+    assert seen == [(np.float64, np.float64, Pair, np.float64)]
+    cell = dict(zip(loss.__code__.co_freevars, loss.__closure__, strict=True))
+    assert cell["data"].cell_contents is original
+    assert data[0] is first
+    assert data[0][0].dtype == np.float32
+
+
 def test_restored_when_the_block_raises():
     x = np.ones(2, np.float32)
 

@@ -306,3 +306,21 @@ def test_an_error_three_times_the_stated_sensitivity_is_caught_though_another_te
         report = check_layer(forward, wrong, inputs)
         x = report["x"]
         assert list(x.indices[x.statuses == "wrong"]) == [flat], multiple
+
+
+def test_the_float64_recheck_gives_backward_float64_douts():
+    # the upstream gradients stayed float32 in the re-check: a bias's db = dout.sum(0) summed
+    # in float32 failed against float64 bounds, on the re-check the float32 note recommends
+    seen = set()
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+
+    def backward(dout, cache):
+        seen.add(dout.dtype)
+        return dout, dout.sum(axis=0)
+
+    inputs = {"x": x, "b": np.zeros(3, np.float32)}
+    report = check_layer(lambda x, b: (x + b, None), backward, inputs, recheck_float64=True)
+    assert report.passed
+    assert report.recheck.passed, report.recheck
+    assert seen == {np.dtype(np.float32), np.dtype(np.float64)}
+    assert any("douts" in note for note in report.recheck.notes)
