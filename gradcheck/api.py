@@ -491,7 +491,8 @@ def _judge_failures(
 
 def _check_noise(engine, pset, names, done, gradients, fitting, precision, tolerance) -> None:
     """The noise behind every failing verdict, measured where it failed (in place, in
-    ``done``). A pilot measures the loss's noise along a few elements; the rounding a finite
+    ``done``), and behind the kinks of a tensor with no wrong element (see ``doubted``). A
+    pilot measures the loss's noise along a few elements; the rounding a finite
     difference sees depends on which terms move (``sum(a**2) + 1e4 sum(sin(v))``: a sum over
     ``v`` that cancels to ~1e-9 carries ~1e-10 of rounding when ``v`` moves and none when
     ``a`` does), so a pilot whose table moved ``a`` makes ``v``'s correct partials fail.
@@ -505,28 +506,44 @@ def _check_noise(engine, pset, names, done, gradients, fitting, precision, toler
     (:meth:`~gradcheck.core.differences.FiniteDifferences.remeasure`) and judged on that; the
     others keep the noise they were measured with (their stated sensitivity holds). Done after
     every tensor, so it is the same whichever way they were grouped. Costs nothing on a
-    passing check."""
-    wrong = CODE["wrong"]
-    scopes: dict[str, list[str]] = {}  # the pilot's key -> its tensors with failing elements
-    for name in names:
-        result = done[name]
-        if result.elements is None and (result.codes == wrong).any():
-            key = "" if pset[name].size < OWN_PILOT_MIN else name  # "": the shared pilot
-            scopes.setdefault(key, []).append(name)
+    check with no element wrong or at a kink that isolation did not clear."""
+    wrong, uncertain = CODE["wrong"], CODE["uncertain"]
 
     def failing(name: str) -> list[tuple[str, int]]:
         return [(name, int(i)) for i in np.flatnonzero(done[name].codes == wrong)]
 
+    def doubted(name: str) -> list[tuple[str, int]]:
+        """The tensor's wrong elements; where it has none, its elements at kinks that
+        isolation did not clear: a loss's rounding above the noise assumed reads as central
+        values that converge at no order, a kink, and isolation then takes its steps into
+        the rounding, whose one-sided slopes span anything (a linear layer's error 3x its
+        stated sensitivity passed as a kink). A kink isolated at the point is the loss's."""
+        unisolated = engine.unisolated.get(name, set())
+        return failing(name) or [
+            (name, int(i))
+            for i in np.flatnonzero(done[name].codes == uncertain)
+            if int(i) in unisolated
+        ]
+
+    scopes: dict[str, list[str]] = {}  # the pilot's key -> its tensors with doubted elements
+    for name in names:
+        result = done[name]
+        if result.elements is None and doubted(name):
+            key = "" if pset[name].size < OWN_PILOT_MIN else name  # "": the shared pilot
+            scopes.setdefault(key, []).append(name)
+
     for tensors in scopes.values():
         assumed = engine.assumed_noise(tensors[0], done[tensors[0]].noise)
-        elements = [element for name in tensors for element in failing(name)]
+        elements = [element for name in tensors for element in doubted(name)]
         anywhere = engine.noise_at(elements, assumed)
         if not engine.assumed_noise(tensors[0], anywhere) > NOISE_MARGIN * assumed:
-            _check_where_read(engine, pset, tensors, done, gradients, fitting, precision, tolerance)
+            judged = [name for name in tensors if failing(name)]
+            _check_where_read(engine, pset, judged, done, gradients, fitting, precision, tolerance)
             continue
         for name in tensors:
-            local = engine.noise_at(failing(name), assumed)
-            why = engine.why_noisier(failing(name))
+            local = engine.noise_at(doubted(name), assumed)
+            why = engine.why_noisier(doubted(name))
+            where = "its verdict failed" if failing(name) else "it read kinks"
             ratio = engine.assumed_noise(name, local) / assumed
             if not ratio > NOISE_MARGIN:
                 continue
@@ -537,7 +554,7 @@ def _check_noise(engine, pset, names, done, gradients, fitting, precision, toler
                 tolerance,
             )
             engine.notes.append(
-                f"{name}: the noise measured where its verdict failed ({local:.2g}) is "
+                f"{name}: the noise measured where {where} ({local:.2g}) is "
                 f"{ratio:.3g}x what the verdict assumed ({why}): "
                 "measured again with it"
             )

@@ -200,6 +200,9 @@ class FiniteDifferences:
         self._read: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         # the noise of a tensor whose main pass took the noise measured where it disagreed
         self.raised_noise: dict[str, float] = {}
+        # each real tensor's elements (its own flat indices) whose kinks isolation did not
+        # clear down to the smallest step: judged against the range of its one-sided slopes
+        self.unisolated: dict[str, set[int]] = {}
         self.notes: list[str] = []  # what the user should know about how partials were refined
 
     def _note_richardson(self, owner: str, off: float) -> None:
@@ -1009,6 +1012,9 @@ class FiniteDifferences:
             more["kink"][left] = True
             for owner, start, stop in self._segments(name):
                 mine = left[(idx[left] >= start) & (idx[left] < stop)]
+                self.unisolated.setdefault(owner, set()).update(
+                    (idx[mine] - start).astype(int).tolist()
+                )
                 if mine.size:
                     self.notes.append(
                         f"{owner}: {mine.size} element(s) sit within a step of several kinks "

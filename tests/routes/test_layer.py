@@ -324,3 +324,32 @@ def test_the_float64_recheck_gives_backward_float64_douts():
     assert report.recheck.passed, report.recheck
     assert seen == {np.dtype(np.float32), np.dtype(np.float64)}
     assert any("douts" in note for note in report.recheck.notes)
+
+
+def test_a_linear_layer_s_rounding_is_no_kink_and_an_error_in_it_is_caught():
+    # dropout with a fixed mask is linear in x: the pilot's table ran along a dropped element
+    # (no noise at all) and the 1-ulp floor took the sum's rounding (12 ulps of the loss, its
+    # terms ~90x it) for central values that converge at no order, a kink; isolation went
+    # down into the rounding, and an error 3x the stated sensitivity passed as `uncertain`
+    keep = np.random.default_rng(3).random((4, 6)) >= 0.5
+    x = np.random.default_rng(1003).standard_normal((4, 6))
+
+    def forward(x):
+        return 2.0 * x * keep, None
+
+    def backward(dout, cache):
+        return 2.0 * dout * keep
+
+    correct = check_layer(forward, backward, {"x": x}, seed=3)
+    assert correct.passed, correct
+    stated = float(correct["x"].sensitivity[21])
+
+    def wrong(dout, cache):
+        dx = backward(dout, cache).copy()
+        dx.flat[21] *= 1 + 3 * stated
+        return dx
+
+    report = check_layer(forward, wrong, {"x": x}, seed=3)
+    x_result = report["x"]
+    assert list(x_result.indices[x_result.statuses != "ok"]) == [21]
+    assert x_result.statuses[21] == "wrong"
