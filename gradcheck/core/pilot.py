@@ -102,8 +102,8 @@ QUANTUM_ULPS = 16.0
 # 1e-16, which inv_std (316) carries into a loss error of 1.5e-13 at the stencils' points
 # against 2e-15 over the table's, and every partial of the column came out 1e-6 off, the
 # same amount (the same rounding at the same step), against a bound of 3e-6 (one of them
-# over). Where a verdict's noise is measured along such an element, a table centred
-# OFF_GRID spacings off x (its points full-mantissa, as the stencils') is measured too.
+# over). Where a verdict's noise is measured along such an element, its tables are taken at
+# OFF_GRID times the spacing instead (their points full-mantissa, as the stencils' are).
 OFF_GRID = 0.7853981633974483  # pi / 4: any fraction with a full mantissa
 
 
@@ -523,7 +523,7 @@ class Pilots:
     def _off_grid(self, name: str, index: int, x: float, spacing: float, above: float) -> float:
         """The loss's noise along element ``index`` of ``name`` over points with full
         mantissas (see ``OFF_GRID``): tables at ``OFF_GRID`` times the spacing (at most
-        ``NOISE_TRIES``, the spacing moved as :meth:`noise_beside` moves it), each point's own
+        ``NOISE_TRIES``, the spacing shrunk where a table saw a trend), each point's own
         bits below the spacing's (a power-of-two spacing off a round ``x`` shares them, and a
         rounding they set is the same at every point, which no table sees). Rounded to the
         parameter's grid, the points are not quite equally spaced: each value is moved along
